@@ -1,0 +1,192 @@
+"""Enrolment from folders: ``root/<person name>/<photos>``, the folder name is the person.
+
+Every input path is checked before any model is loaded; unchanged files (same content hash at
+the same path) are not redone; each file's outcome is committed on its own, so an interrupted
+run keeps everything finished before the interruption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facelens.errors import InputPathError, InvalidValue
+from facelens.gallery import Gallery, NewFace
+from facelens.gallery.base import normalize_name
+from facelens.imaging import IMAGE_SUFFIXES
+from facelens.parallel import FileResult, analyze_files
+from facelens.pipeline import Engine, Face
+from facelens.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFile:
+    person: str
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentPlan:
+    """What a folder holds: the photos to consider per person, and what was passed over."""
+
+    root: Path
+    people: tuple[str, ...]
+    files: tuple[PlannedFile, ...]
+    ignored: tuple[Skipped, ...]
+
+
+@dataclass(slots=True)
+class PersonReport:
+    enrolled: int = 0
+    faces: int = 0
+    unchanged: int = 0
+    pruned: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class EnrolmentReport:
+    root: Path
+    people: dict[str, PersonReport] = field(default_factory=dict)
+    ignored: list[Skipped] = field(default_factory=list)
+
+    def person(self, name: str) -> PersonReport:
+        return self.people.setdefault(name, PersonReport())
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(len(p.skipped) for p in self.people.values())
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def plan_enrolment(root: Path) -> EnrolmentPlan:
+    """Check ``root`` and list its photos per person, before any long work starts."""
+    if not root.exists():
+        raise InputPathError(
+            f"{root}: no such folder. Give a folder holding one folder per person."
+        )
+    if not root.is_dir():
+        raise InputPathError(f"{root}: is a file. Give a folder holding one folder per person.")
+    try:
+        entries = sorted(filter(_visible, root.iterdir()))
+    except OSError as exc:
+        raise InputPathError(f"{root}: cannot be read ({exc.strerror or exc}).") from None
+    people, files, ignored = [], [], []
+    for entry in entries:
+        if not entry.is_dir():
+            ignored.append(Skipped(entry, "not inside a person's folder"))
+            continue
+        try:
+            name = normalize_name(entry.name)
+        except InvalidValue as exc:
+            ignored.append(Skipped(entry, f"folder name is not a usable person name: {exc}"))
+            continue
+        people.append(name)
+        for path in sorted(filter(_visible, entry.iterdir())):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(PlannedFile(name, path.resolve()))
+            else:
+                ignored.append(Skipped(path, "not an image file (by its name)"))
+    if not people:
+        raise InputPathError(
+            f"{root}: holds no person folders. Lay photos out as {root}/<person name>/<photo>.jpg."
+        )
+    if not files:
+        raise InputPathError(
+            f"{root}: the person folders hold no photos (JPEG, PNG, WebP, BMP, GIF or TIFF)."
+        )
+    return EnrolmentPlan(root.resolve(), tuple(people), tuple(files), tuple(ignored))
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None  # reported when the file is analysed
+
+
+def _faces_to_store(faces: tuple[Face, ...], take_largest: bool) -> tuple[list[Face], str | None]:
+    if not faces:
+        return [], "no face found"
+    if len(faces) > 1 and not take_largest:
+        return [], f"{len(faces)} faces found; use --largest to enrol the largest one"
+    return [max(faces, key=lambda f: f.box.area)], None
+
+
+def enroll_folder(
+    plan: EnrolmentPlan,
+    gallery: Gallery,
+    settings: Settings,
+    *,
+    take_largest: bool = False,
+    prune: bool = False,
+    engine: Engine | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_file: Callable[[FileResult], None] | None = None,
+) -> EnrolmentReport:
+    """Enrol new or changed photos of ``plan`` into ``gallery``; report per person."""
+    report = EnrolmentReport(plan.root, ignored=list(plan.ignored))
+    for name in plan.people:
+        report.person(name)
+        gallery.ensure_person(name)
+    known = {(s.person, s.path): s for s in gallery.sources()}
+    person_of: dict[Path, str] = {}
+    todo: list[Path] = []
+    for planned in plan.files:
+        previous = known.get((planned.person, str(planned.path)))
+        if previous is not None and previous.sha256 == _sha256(planned.path):
+            person_report = report.person(planned.person)
+            person_report.unchanged += 1
+            if previous.status == "skipped":
+                person_report.skipped.append(
+                    Skipped(planned.path, f"unchanged; skipped before: {previous.reason}")
+                )
+            continue
+        person_of[planned.path] = planned.person
+        todo.append(planned.path)
+
+    if on_start is not None:
+        on_start(len(todo))
+    for result in analyze_files(todo, settings, engine):
+        person = person_of[result.path]
+        person_report = report.person(person)
+        reason: str | None
+        if result.analysis is None:
+            reason = str(result.error)
+            faces: list[Face] = []
+        else:
+            faces, reason = _faces_to_store(result.analysis.faces, take_largest)
+        if result.sha256 is not None:
+            gallery.record_source(
+                person,
+                result.sha256,
+                str(result.path),
+                [NewFace(f.embedding, f.box) for f in faces],
+                reason,
+            )
+        if faces:
+            person_report.enrolled += 1
+            person_report.faces += len(faces)
+        else:
+            person_report.skipped.append(Skipped(result.path, reason or "not enrolled"))
+        if on_file is not None:
+            on_file(result)
+
+    if prune:
+        for source in gallery.sources():
+            path = Path(source.path)
+            if path.is_relative_to(plan.root) and not path.exists():
+                gallery.remove_sources(source.person, [source.path])
+                report.person(source.person).pruned += 1
+    return report

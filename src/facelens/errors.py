@@ -1,0 +1,75 @@
+"""The facelens exception hierarchy.
+
+Every error carries a stable ``code`` (for JSON and, later, HTTP) and a message that tells the
+user what to do. The CLI maps them to exit codes in one place (``cli.py``); the HTTP layer will
+map them to status codes in one place (``api/``).
+"""
+
+from __future__ import annotations
+
+
+class FaceLensError(Exception):
+    """Base class: a failure we foresaw, with a message meant for the user."""
+
+    code = "facelens_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ImageError(FaceLensError):
+    """The bytes are not an image we can read (corrupt, truncated, unsupported, not an image)."""
+
+    code = "bad_image"
+
+
+class ImageTooLarge(ImageError):
+    """The image declares more pixels than the configured limit (decompression-bomb guard)."""
+
+    code = "image_too_large"
+
+
+class NoFaceFound(FaceLensError):
+    """An operation needed a face and the image has none."""
+
+    code = "no_face"
+
+
+class InputPathError(FaceLensError):
+    """A path given by the user does not exist, is the wrong kind, or holds nothing usable."""
+
+    code = "bad_path"
+
+
+class StorageError(FaceLensError):
+    """The data directory or gallery cannot be created, written or read (permissions, full disk)."""
+
+    code = "storage_error"
+
+
+class NotFound(FaceLensError):
+    """A named thing (a person, a face) does not exist."""
+
+    code = "not_found"
+
+
+class Conflict(FaceLensError):
+    """The change would break a uniqueness rule (a person name already taken)."""
+
+    code = "conflict"
+
+
+class InvalidValue(FaceLensError):
+    """A value given by the user is not acceptable (an empty or control-character name)."""
+
+    code = "invalid_value"
+
+
+class ModelError(FaceLensError):
+    """A model cannot be loaded, or the gallery was built with a different model."""
+
+    code = "model_error"

@@ -1,0 +1,98 @@
+"""The Gallery interface: people, their stored face embeddings, and where each came from.
+
+Callers depend only on this Protocol; SQLite is the embedded default, PostgreSQL can follow.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from facelens.errors import InvalidValue
+from facelens.matching import GalleryIndex
+from facelens.models.base import Box, Embeddings
+
+MAX_NAME_LENGTH = 200
+
+
+def normalize_name(name: str) -> str:
+    """A person's name as stored: NFC, trimmed; refuses empty names and control characters."""
+    cleaned = unicodedata.normalize("NFC", name).strip()
+    if not cleaned:
+        raise InvalidValue("A person's name cannot be empty.")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise InvalidValue(f"A person's name can have at most {MAX_NAME_LENGTH} characters.")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in cleaned):
+        raise InvalidValue(f"The name {cleaned!r} contains control characters; use plain text.")
+    return cleaned
+
+
+@dataclass(frozen=True, slots=True)
+class PersonSummary:
+    name: str
+    faces: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewFace:
+    """A face to store: its embedding and box in the source image."""
+
+    embedding: Embeddings
+    box: Box
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A file enrolment has seen: what came of it, so an unchanged file is not redone."""
+
+    person: str
+    sha256: str
+    path: str
+    status: str  # "enrolled" or "skipped"
+    reason: str | None
+    created_at: datetime
+
+
+class Gallery(Protocol):
+    """Storage for people and their face embeddings."""
+
+    def bind_model(self, model_id: str) -> None:
+        """Record the embedding model on first use; refuse a different one afterwards."""
+        ...
+
+    def add_person(self, name: str) -> PersonSummary: ...
+
+    def ensure_person(self, name: str) -> PersonSummary: ...
+
+    def list_people(self) -> list[PersonSummary]: ...
+
+    def rename_person(self, old: str, new: str) -> PersonSummary: ...
+
+    def remove_person(self, name: str) -> int:
+        """Delete the person and every stored embedding; returns the faces removed."""
+        ...
+
+    def sources(self, person: str | None = None) -> list[SourceRecord]: ...
+
+    def record_source(
+        self, person: str, sha256: str, path: str, faces: Sequence[NewFace], reason: str | None
+    ) -> int:
+        """Atomically store one file's outcome: its faces (none if skipped, with ``reason``).
+
+        A previous record of the same person and path with other content is replaced.
+        Returns the number of faces stored.
+        """
+        ...
+
+    def remove_sources(self, person: str, paths: Sequence[str]) -> int:
+        """Forget these files of ``person`` and their faces; returns the faces removed."""
+        ...
+
+    def index(self) -> GalleryIndex:
+        """All embeddings for matching; cached until the gallery changes."""
+        ...
+
+    def close(self) -> None: ...

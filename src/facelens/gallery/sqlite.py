@@ -1,0 +1,320 @@
+"""The embedded gallery: one SQLite file in WAL mode under the data directory.
+
+Each enrolled file is written in its own transaction, so an interrupted enrolment keeps what
+was committed and leaves no half-written file behind.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from facelens.errors import Conflict, ModelError, NotFound, StorageError
+from facelens.gallery.base import NewFace, PersonSummary, SourceRecord, normalize_name
+from facelens.matching import GalleryIndex
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS people (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sources (
+    id INTEGER PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('enrolled', 'skipped')),
+    reason TEXT,
+    created_at TEXT NOT NULL,
+    UNIQUE (person_id, path)
+);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    source_id INTEGER REFERENCES sources(id) ON DELETE CASCADE,
+    embedding BLOB NOT NULL,
+    box_left INTEGER NOT NULL, box_top INTEGER NOT NULL,
+    box_right INTEGER NOT NULL, box_bottom INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
+CREATE INDEX IF NOT EXISTS faces_source ON faces(source_id);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
+    text = str(exc)
+    if "full" in text:
+        hint = "the disk is full; free some space and run the command again"
+    elif "readonly" in text or "unable to open" in text or "permission" in text.lower():
+        hint = "it is not writable; fix its permissions or choose another --data-dir"
+    elif "not a database" in text or "malformed" in text:
+        hint = "the file is not a facelens gallery or is damaged; move it away to start afresh"
+    else:
+        hint = text
+    return StorageError(f"Gallery {path}: {hint} ({text}).")
+
+
+class SQLiteGallery:
+    """:class:`~facelens.gallery.base.Gallery` on one SQLite file; safe to share across threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot create the data directory {path.parent}: {exc.strerror or exc}. "
+                "Fix its permissions or choose another --data-dir / FACELENS_DATA_DIR."
+            ) from None
+        self._lock = threading.RLock()
+        self._cache: tuple[int, GalleryIndex] | None = None
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=30, check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            with self._transaction() as db:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('revision', '0')")
+        except sqlite3.Error as exc:
+            raise _storage_error(path, exc) from None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back whole on any error."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise _storage_error(self.path, exc) from None
+
+    def _read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise _storage_error(self.path, exc) from None
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection) -> None:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
+
+    @staticmethod
+    def _person_id(db: sqlite3.Connection, name: str) -> int:
+        row = db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(
+                f"No person named {name!r}; 'facelens people list' shows who is enrolled."
+            )
+        return int(row[0])
+
+    # -- model ------------------------------------------------------------------------------
+
+    def bind_model(self, model_id: str) -> None:
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta VALUES ('model_id', ?)", (model_id,))
+            elif row[0] != model_id:
+                raise ModelError(
+                    f"The gallery {self.path} holds embeddings made by model {row[0]!r}, but "
+                    f"facelens is running {model_id!r}; their distances are not comparable. "
+                    "Use the model the gallery was built with, or another --data-dir."
+                )
+
+    # -- people -----------------------------------------------------------------------------
+
+    def add_person(self, name: str) -> PersonSummary:
+        name = normalize_name(name)
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"A person named {name!r} already exists.")
+            db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, _now()))
+            self._bump(db)
+        return PersonSummary(name, 0)
+
+    def ensure_person(self, name: str) -> PersonSummary:
+        name = normalize_name(name)
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO people (name, created_at) VALUES (?, ?)", (name, _now())
+            )
+            count = db.execute(
+                "SELECT COUNT(f.id) FROM people p LEFT JOIN faces f ON f.person_id = p.id "
+                "WHERE p.name = ?",
+                (name,),
+            ).fetchone()[0]
+        return PersonSummary(name, int(count))
+
+    def list_people(self) -> list[PersonSummary]:
+        rows = self._read(
+            "SELECT p.name, COUNT(f.id) FROM people p LEFT JOIN faces f ON f.person_id = p.id "
+            "GROUP BY p.id ORDER BY p.name"
+        )
+        return [PersonSummary(str(name), int(str(count))) for name, count in rows]
+
+    def rename_person(self, old: str, new: str) -> PersonSummary:
+        old, new = normalize_name(old), normalize_name(new)
+        with self._transaction() as db:
+            person = self._person_id(db, old)
+            if old != new and db.execute("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone():
+                raise Conflict(
+                    f"A person named {new!r} already exists; remove or rename them first."
+                )
+            db.execute("UPDATE people SET name = ? WHERE id = ?", (new, person))
+            count = db.execute(
+                "SELECT COUNT(*) FROM faces WHERE person_id = ?", (person,)
+            ).fetchone()[0]
+            self._bump(db)
+        return PersonSummary(new, int(count))
+
+    def remove_person(self, name: str) -> int:
+        name = normalize_name(name)
+        with self._transaction() as db:
+            person = self._person_id(db, name)
+            count = db.execute(
+                "SELECT COUNT(*) FROM faces WHERE person_id = ?", (person,)
+            ).fetchone()[0]
+            db.execute("DELETE FROM people WHERE id = ?", (person,))  # cascades to faces, sources
+            self._bump(db)
+        return int(count)
+
+    # -- enrolment records ------------------------------------------------------------------
+
+    def sources(self, person: str | None = None) -> list[SourceRecord]:
+        sql = (
+            "SELECT p.name, s.sha256, s.path, s.status, s.reason, s.created_at "
+            "FROM sources s JOIN people p ON p.id = s.person_id"
+        )
+        rows = (
+            self._read(sql + " WHERE p.name = ? ORDER BY s.path", (normalize_name(person),))
+            if person is not None
+            else self._read(sql + " ORDER BY p.name, s.path")
+        )
+        return [
+            SourceRecord(
+                str(n),
+                str(h),
+                str(p),
+                str(s),
+                None if r is None else str(r),
+                datetime.fromisoformat(str(t)),
+            )
+            for n, h, p, s, r, t in rows
+        ]
+
+    def record_source(
+        self, person: str, sha256: str, path: str, faces: Sequence[NewFace], reason: str | None
+    ) -> int:
+        person = normalize_name(person)
+        now = _now()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO people (name, created_at) VALUES (?, ?)", (person, now)
+            )
+            person_id = self._person_id(db, person)
+            db.execute("DELETE FROM sources WHERE person_id = ? AND path = ?", (person_id, path))
+            cursor = db.execute(
+                "INSERT INTO sources (person_id, path, sha256, status, reason, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (person_id, path, sha256, "enrolled" if faces else "skipped", reason, now),
+            )
+            db.executemany(
+                "INSERT INTO faces (person_id, source_id, embedding, box_left, box_top, "
+                "box_right, box_bottom, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        person_id,
+                        cursor.lastrowid,
+                        np.ascontiguousarray(f.embedding, dtype="<f4").tobytes(),
+                        f.box.left,
+                        f.box.top,
+                        f.box.right,
+                        f.box.bottom,
+                        now,
+                    )
+                    for f in faces
+                ],
+            )
+            self._bump(db)
+        return len(faces)
+
+    def remove_sources(self, person: str, paths: Sequence[str]) -> int:
+        person = normalize_name(person)
+        removed = 0
+        with self._transaction() as db:
+            person_id = self._person_id(db, person)
+            for path in paths:
+                removed += db.execute(
+                    "SELECT COUNT(*) FROM faces f JOIN sources s ON s.id = f.source_id "
+                    "WHERE s.person_id = ? AND s.path = ?",
+                    (person_id, path),
+                ).fetchone()[0]
+                db.execute(
+                    "DELETE FROM sources WHERE person_id = ? AND path = ?", (person_id, path)
+                )
+            self._bump(db)
+        return removed
+
+    # -- matching ---------------------------------------------------------------------------
+
+    def _revision(self) -> int:
+        return int(str(self._read("SELECT value FROM meta WHERE key = 'revision'")[0][0]))
+
+    def index(self) -> GalleryIndex:
+        with self._lock:
+            revision = self._revision()
+            if self._cache is not None and self._cache[0] == revision:
+                return self._cache[1]
+            rows = self._read(
+                "SELECT p.name, f.embedding FROM faces f JOIN people p ON p.id = f.person_id "
+                "ORDER BY p.name, f.id"
+            )
+            grouped: dict[str, list[bytes]] = {}  # sqlite3 returns BLOBs as bytes
+            for name, blob in rows:
+                grouped.setdefault(str(name), []).append(blob)  # type: ignore[arg-type]
+            index = GalleryIndex.build(
+                [
+                    (name, np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1))
+                    for name, blobs in grouped.items()
+                ]
+            )
+            self._cache = (revision, index)
+            return index
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,179 @@
+"""The engine: detect → align → embed → match, the one place that orchestrates the models.
+
+Detection runs on a copy downscaled to ``detect_max_side`` (large photos would otherwise cost
+seconds in HOG); boxes are mapped back and faces are aligned and embedded from the full image,
+so the embedding does not lose detail.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from facelens.errors import NoFaceFound
+from facelens.imaging import DecodedImage, downscale
+from facelens.matching import GalleryIndex, Match, identify
+from facelens.models import load_aligner_and_embedder, load_detector
+from facelens.models.base import Aligner, Box, Detector, Embedder, Embeddings
+from facelens.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    """A face found in an image: box in original pixels, detector score, its descriptor."""
+
+    box: Box
+    score: float
+    landmarks: np.ndarray[Any, np.dtype[np.float64]]
+    embedding: Embeddings
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Every face of one image, and the milliseconds each stage took."""
+
+    width: int
+    height: int
+    faces: tuple[Face, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def largest(self) -> Face:
+        """The face with the largest box; :class:`NoFaceFound` if there is none."""
+        if not self.faces:
+            raise NoFaceFound("No face was found in the image.")
+        return max(self.faces, key=lambda f: f.box.area)
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizedFace:
+    """A face and the name it was given."""
+
+    box: Box
+    match: Match
+
+    def as_dict(self) -> dict[str, Any]:
+        m = self.match
+        return {
+            "name": m.name,
+            "distance": None if m.distance is None else round(m.distance, 4),
+            "confidence": round(m.confidence, 4),
+            "box": self.box.as_dict(),
+            "ambiguous": m.ambiguous,
+            "runner_up": None
+            if m.runner_up is None
+            else {
+                "name": m.runner_up,
+                "distance": None
+                if m.runner_up_distance is None
+                else round(m.runner_up_distance, 4),
+            },
+            "margin": None if m.margin is None else round(m.margin, 4),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """Whether two images show the same person (largest face of each)."""
+
+    same_person: bool
+    distance: float
+    threshold: float
+    faces_found: tuple[int, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        notes = [
+            f"image {i} has {n} faces; the largest was used"
+            for i, n in enumerate(self.faces_found, start=1)
+            if n > 1
+        ]
+        return {
+            "same_person": self.same_person,
+            "distance": round(self.distance, 4),
+            "threshold": self.threshold,
+            "faces_found": list(self.faces_found),
+            "notes": notes,
+        }
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[stage] = round((time.perf_counter() - start) * 1000, 2)
+
+
+class Engine:
+    """Loads the models once, then analyses images and matches faces against a gallery index."""
+
+    def __init__(
+        self, settings: Settings, detector: Detector, aligner: Aligner, embedder: Embedder
+    ) -> None:
+        self.settings = settings
+        self.detector = detector
+        self.aligner = aligner
+        self.embedder = embedder
+
+    @classmethod
+    def load(cls, settings: Settings) -> Engine:
+        """Load the models named by ``settings`` (raises :class:`ModelError` if one is missing)."""
+        aligner, embedder = load_aligner_and_embedder(settings)
+        return cls(settings, load_detector(settings), aligner, embedder)
+
+    @property
+    def model_id(self) -> str:
+        """What produced the embeddings; galleries refuse embeddings of another model."""
+        return f"{self.aligner.name}+{self.embedder.name}"
+
+    def analyze(self, image: DecodedImage) -> Analysis:
+        """Find, align and embed every face of ``image``."""
+        timings: dict[str, float] = {}
+        with _timed(timings, "detect"):
+            small, factor = downscale(image.pixels, self.settings.detect_max_side)
+            detections = self.detector.detect(small)
+            boxes = [d.box.scaled(factor).clipped(image.width, image.height) for d in detections]
+            kept = [(b, d.score) for b, d in zip(boxes, detections, strict=True) if b.area > 0]
+        with _timed(timings, "align"):
+            aligned = self.aligner.align(image.pixels, [b for b, _ in kept])
+        with _timed(timings, "embed"):
+            vectors = self.embedder.embed(aligned)
+        faces = tuple(
+            Face(box, score, a.landmarks, vectors[i])
+            for i, ((box, score), a) in enumerate(zip(kept, aligned, strict=True))
+        )
+        return Analysis(image.width, image.height, faces, timings)
+
+    def match(self, analysis: Analysis, index: GalleryIndex) -> list[RecognizedFace]:
+        """Names for every face of one image, assigned jointly."""
+        return match_faces(analysis, index, self.settings)
+
+    def verify(self, first: Analysis, second: Analysis) -> Verification:
+        """Compare the largest face of each analysis."""
+        a, b = first.largest(), second.largest()
+        distance = float(np.linalg.norm(a.embedding.astype(np.float64) - b.embedding))
+        return Verification(
+            distance <= self.settings.threshold,
+            distance,
+            self.settings.threshold,
+            (len(first.faces), len(second.faces)),
+        )
+
+
+def match_faces(
+    analysis: Analysis, index: GalleryIndex, settings: Settings
+) -> list[RecognizedFace]:
+    """Names for every face of one analysed image, assigned jointly; needs no model."""
+    vectors = (
+        np.stack([f.embedding for f in analysis.faces])
+        if analysis.faces
+        else np.zeros((0, index.vectors.shape[1]), dtype=np.float32)
+    )
+    with _timed(analysis.timings_ms, "match"):
+        matches = identify(
+            vectors, index, threshold=settings.threshold, ambiguity_margin=settings.ambiguity_margin
+        )
+    return [RecognizedFace(f.box, m) for f, m in zip(analysis.faces, matches, strict=True)]

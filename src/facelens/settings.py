@@ -1,0 +1,83 @@
+"""Every setting of facelens in one place, read once from ``FACELENS_*`` environment variables.
+
+Callers build one :class:`Settings` (the CLI does it from its options) and pass it down;
+nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DetectorName = Literal["hog", "cnn", "haar"]
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("facelens", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Settings for the engine, the gallery and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="FACELENS_", frozen=True, extra="forbid")
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the gallery (gallery.sqlite3) lives; created on first use.",
+    )
+    detector: DetectorName = Field(
+        default="hog",
+        description="Face detector: hog (dlib HOG, default), cnn (dlib MMOD, ~2 s/image on CPU), "
+        "haar (OpenCV Haar cascade, as in the original demo).",
+    )
+    upsample: int = Field(
+        default=1,
+        ge=0,
+        le=3,
+        description="Times the detector upsamples the image (finds faces "
+        "half as small per step, ~4x the detection time).",
+    )
+    detect_max_side: int = Field(
+        default=800,
+        ge=64,
+        description="Detection runs on a copy whose longest side is at most "
+        "this many pixels; boxes are mapped back and faces are embedded from the full image.",
+    )
+    max_pixels: int = Field(
+        default=50_000_000,
+        ge=1,
+        description="Images declaring more pixels are refused before "
+        "decoding (decompression-bomb guard).",
+    )
+    threshold: float = Field(
+        default=0.6,
+        gt=0,
+        le=2,
+        description="Largest Euclidean distance at which two faces are "
+        "the same person (0.6 is dlib's own, tuned on LFW).",
+    )
+    ambiguity_margin: float = Field(
+        default=0.05,
+        ge=0,
+        description="A named face whose runner-up candidate is less than this "
+        "much farther away is marked ambiguous.",
+    )
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Processes used for embedding many photos (dlib's descriptor holds the GIL).",
+    )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _resolve(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def gallery_path(self) -> Path:
+        return self.data_dir / "gallery.sqlite3"
