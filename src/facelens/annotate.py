@@ -2,8 +2,8 @@
 
 Names are set in Noto fonts installed as Python packages (all under the SIL Open Font Licence):
 Noto Sans for Latin, Greek and Cyrillic, Noto Sans CJK for Chinese, Japanese and Korean, and
-Noto Sans Arabic, Devanagari and Thai. Each run of characters is drawn with the first font that has all of
-its glyphs, so a name such as "张伟 (Zhang Wei)" never comes out as boxes or "???".
+Noto Sans Arabic, Devanagari and Thai. Each run of characters is drawn with the first font that
+has its glyphs, so a name such as "张伟 (Zhang Wei)" never comes out as boxes or "???".
 """
 
 from __future__ import annotations

@@ -69,7 +69,9 @@ def decode_image(data: bytes, *, source: str, max_pixels: int) -> DecodedImage:
             f"{source}: not an image facelens can read (use JPEG, PNG, WebP or BMP)."
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"{source}: the image header is damaged ({exc}).") from None
+        raise ImageError(
+            f"{source}: the image header is damaged or truncated ({exc}); re-export or re-copy it."
+        ) from None
     if image.format not in SUPPORTED_FORMATS:
         raise ImageError(
             f"{source}: {image.format} images are not supported (use JPEG, PNG, WebP or BMP)."

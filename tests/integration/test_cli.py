@@ -1,0 +1,295 @@
+"""The ``facelens`` command run as a real process, as a user would, on the shared photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from tests.helpers import Probe, png_header_only
+
+pytestmark = pytest.mark.integration
+
+FACELENS = str(Path(sys.executable).with_name("facelens"))
+
+
+def run(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FACELENS_DATA_DIR": str(data_dir)}
+    result = subprocess.run([FACELENS, *args], env=env, capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def run_json(data_dir: Path, *args: str) -> Any:
+    return json.loads(run(data_dir, *args, "--json").stdout)
+
+
+@pytest.fixture(scope="module")
+def enrolled(tmp_path_factory: pytest.TempPathFactory, people_dir: Path) -> Path:
+    data = tmp_path_factory.mktemp("data")
+    run(data, "enroll", str(people_dir))
+    return data
+
+
+def gallery_rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(data_dir / "gallery.sqlite3") as db:
+        return db.execute(sql).fetchall()
+
+
+def test_enroll_reports_every_person_and_a_rerun_does_nothing(
+    tmp_path: Path, people_dir: Path
+) -> None:
+    first = run_json(tmp_path, "enroll", str(people_dir))
+    by_name = {p["name"]: p for p in first["people"]}
+    assert set(by_name) == {p.name for p in people_dir.iterdir()}
+    assert sum(p["enrolled"] for p in first["people"]) == 11
+    assert all(p["skipped"] == [] for p in first["people"])
+    again = run_json(tmp_path, "enroll", str(people_dir))
+    assert sum(p["enrolled"] for p in again["people"]) == 0
+    assert sum(p["unchanged"] for p in again["people"]) == 11
+
+
+def test_recognize_json_names_every_probe(enrolled: Path, probes: list[Probe]) -> None:
+    listing = run_json(enrolled, "recognize", *(str(p.file) for p in probes))
+    assert [entry["file"] for entry in listing] == [str(p.file) for p in probes]
+    for probe, entry in zip(probes, listing, strict=True):
+        assert sorted(f["name"] for f in entry["faces"]) == probe.expected, entry["file"]
+        with Image.open(probe.file) as image:
+            assert (entry["width"], entry["height"]) == image.size
+        for face in entry["faces"]:
+            assert set(face) >= {"name", "distance", "confidence", "box"}
+            assert set(face["box"]) == {"left", "top", "right", "bottom"}
+            assert 0.0 <= face["confidence"] <= 1.0
+
+
+def test_annotate_writes_the_photo_with_boxes_at_full_size(
+    enrolled: Path, faces_dir: Path, tmp_path: Path
+) -> None:
+    probe = faces_dir / "probes" / "two_people.jpg"
+    out = tmp_path / "new" / "out"  # does not exist yet: created before the work
+    (entry,) = run_json(enrolled, "recognize", str(probe), "--annotate", str(out))
+    written = out / "two_people.jpg"
+    assert entry["annotated"] == str(written)
+    with Image.open(written) as annotated, Image.open(probe) as original:
+        assert annotated.size == original.size
+        box = entry["faces"][0]["box"]
+        r, g, _ = annotated.convert("RGB").getpixel(
+            (box["left"] + 1, (box["top"] + box["bottom"]) // 2)
+        )
+        assert g > 150 and r < 120  # the green outline of a known face
+
+
+def test_batch_with_a_bad_file_does_the_others_and_exits_nonzero(
+    enrolled: Path, faces_dir: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    good = faces_dir / "probes" / "obama1.jpg"
+    result = run(enrolled, "recognize", str(bad), str(good), "--json", check=False)
+    assert result.returncode == 1
+    bad_entry, good_entry = json.loads(result.stdout)
+    assert "faces" not in bad_entry and "notes.jpg" in bad_entry["error"]
+    assert [f["name"] for f in good_entry["faces"]] == ["obama"]
+
+
+def test_verify_json(enrolled: Path, faces_dir: Path) -> None:
+    people = faces_dir / "people"
+    same = run_json(
+        enrolled,
+        "verify",
+        str(people / "obama" / "obama.jpg"),
+        str(faces_dir / "probes" / "obama-720p.jpg"),
+    )
+    assert same["same_person"] is True and same["threshold"] == 0.6
+    assert 0 <= same["distance"] < 0.6
+    other = run_json(
+        enrolled,
+        "verify",
+        str(people / "obama" / "obama.jpg"),
+        str(people / "rose_leslie" / "img1.jpg"),
+    )
+    assert other["same_person"] is False and other["distance"] > 0.6
+
+
+def test_people_list_rename_remove(tmp_path: Path, people_dir: Path, faces_dir: Path) -> None:
+    shutil.copytree(people_dir / "biden", tmp_path / "in" / "biden")
+    run(tmp_path / "data", "enroll", str(tmp_path / "in"))
+    assert run_json(tmp_path / "data", "people", "list") == [{"name": "biden", "faces": 2}]
+    run(tmp_path / "data", "people", "rename", "biden", "约瑟夫·拜登")
+    assert run_json(tmp_path / "data", "people", "list") == [{"name": "约瑟夫·拜登", "faces": 2}]
+    (entry,) = run_json(
+        tmp_path / "data", "recognize", str(faces_dir / "probes" / "two_people.jpg")
+    )
+    assert sorted(f["name"] for f in entry["faces"]) == ["unknown", "约瑟夫·拜登"]
+    run(tmp_path / "data", "people", "remove", "约瑟夫·拜登")
+    assert run_json(tmp_path / "data", "people", "list") == []
+    assert gallery_rows(tmp_path / "data", "SELECT COUNT(*) FROM faces") == [(0,)]
+    (entry,) = run_json(
+        tmp_path / "data", "recognize", str(faces_dir / "probes" / "two_people.jpg")
+    )
+    assert [f["name"] for f in entry["faces"]] == ["unknown", "unknown"]
+    missing = run(tmp_path / "data", "people", "remove", "nobody", check=False)
+    assert missing.returncode == 7 and "nobody" in missing.stderr
+
+
+def test_incremental_enrol_changed_new_and_pruned_files(tmp_path: Path, people_dir: Path) -> None:
+    folder = tmp_path / "in"
+    shutil.copytree(people_dir / "obama", folder / "obama")
+    data = tmp_path / "data"
+    run(data, "enroll", str(folder))
+    # A new photo, a photo replaced by another, one deleted.
+    shutil.copy(people_dir / "biden" / "biden.jpg", folder / "obama" / "extra.jpg")
+    shutil.copy(people_dir / "obama" / "obama2.jpg", folder / "obama" / "obama.jpg")
+    (folder / "obama" / "obama2.jpg").unlink()
+    report = run_json(data, "enroll", str(folder), "--prune")
+    (person,) = report["people"]
+    assert (person["enrolled"], person["unchanged"], person["pruned"]) == (2, 0, 1)
+    paths = sorted(Path(p).name for (p,) in gallery_rows(data, "SELECT path FROM sources"))
+    assert paths == ["extra.jpg", "obama.jpg"]
+    assert gallery_rows(data, "SELECT COUNT(*) FROM faces") == [(2,)]
+
+
+def test_group_photo_is_skipped_unless_largest_is_asked(tmp_path: Path, faces_dir: Path) -> None:
+    folder = tmp_path / "in" / "someone"
+    folder.mkdir(parents=True)
+    shutil.copy(faces_dir / "probes" / "two_people.jpg", folder)
+    skipped = run_json(tmp_path / "data", "enroll", str(tmp_path / "in"))
+    (reason,) = [s["reason"] for s in skipped["people"][0]["skipped"]]
+    assert "2 faces" in reason and "--largest" in reason
+    (tmp_path / "in" / "someone" / "two_people.jpg").touch()
+    taken = run_json(tmp_path / "data2", "enroll", str(tmp_path / "in"), "--largest")
+    assert taken["people"][0]["faces"] == 1
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ("missing", "no such folder"),
+        ("empty", "holds no person folders"),
+        ("no-photos", "hold no photos"),
+        ("a-file", "is a file"),
+    ],
+)
+def test_bad_enrol_folders_fail_before_any_work(tmp_path: Path, layout: str, message: str) -> None:
+    folder = tmp_path / "in"
+    if layout == "empty":
+        folder.mkdir()
+    elif layout == "no-photos":
+        (folder / "alice").mkdir(parents=True)
+        (folder / "alice" / "readme.txt").write_text("hi")
+    elif layout == "a-file":
+        folder.write_text("x")
+    result = run(tmp_path / "data", "enroll", str(folder), check=False)
+    assert result.returncode == 3
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()  # nothing written half-way
+
+
+def test_corrupt_and_fake_photos_are_reported_per_file(tmp_path: Path, people_dir: Path) -> None:
+    folder = tmp_path / "in" / "obama"
+    shutil.copytree(people_dir / "obama", folder)
+    original = (people_dir / "obama" / "obama.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(original[: len(original) // 3])
+    (folder / "text.jpg").write_text("I am a text file")
+    report = run_json(tmp_path / "data", "enroll", str(tmp_path / "in"))
+    (person,) = report["people"]
+    reasons = {Path(s["file"]).name: s["reason"] for s in person["skipped"]}
+    assert person["enrolled"] == 2
+    assert "corrupt or truncated" in reasons["truncated.jpg"]
+    assert "not an image" in reasons["text.jpg"]
+
+
+def test_huge_dimension_png_is_refused(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_header_only(60_000, 60_000))
+    result = run(tmp_path / "data", "recognize", str(bomb), check=False)
+    assert result.returncode == 4
+    assert "over the limit" in result.stdout + result.stderr
+
+
+def test_unwritable_data_dir_is_a_clear_error(tmp_path: Path, people_dir: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the data folder should go")
+    result = run(blocker / "data", "enroll", str(people_dir), check=False)
+    assert result.returncode == 5
+    assert "another --data-dir" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unwritable_annotate_folder_fails_before_work(tmp_path: Path, faces_dir: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run(
+        tmp_path / "data",
+        "recognize",
+        str(faces_dir / "probes" / "obama1.jpg"),
+        "--annotate",
+        str(blocker / "out"),
+        check=False,
+    )
+    assert result.returncode == 3 and "--annotate" in result.stderr
+
+
+def test_a_gallery_built_with_another_model_is_refused(tmp_path: Path, people_dir: Path) -> None:
+    run(tmp_path, "people", "list")
+    with sqlite3.connect(tmp_path / "gallery.sqlite3") as db:
+        db.execute("INSERT INTO meta VALUES ('model_id', 'some-other-model')")
+    result = run(tmp_path, "enroll", str(people_dir), check=False)
+    assert result.returncode == 6 and "some-other-model" in result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_enrolment_keeps_what_was_committed(
+    tmp_path: Path, people_dir: Path, sig: signal.Signals
+) -> None:
+    folder = tmp_path / "in"
+    for n in range(8):  # 88 photos: long enough to interrupt half-way
+        for person in people_dir.iterdir():
+            for photo in person.iterdir():
+                target = folder / person.name / f"{n}-{photo.name}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(photo, target)
+    data = tmp_path / "data"
+    env = {**os.environ, "FACELENS_DATA_DIR": str(data)}
+    process = subprocess.Popen(
+        [FACELENS, "enroll", str(folder)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if gallery_rows(data, "SELECT COUNT(*) FROM sources")[0][0] >= 3:
+                break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    os.killpg(process.pid, sig) if sig == signal.SIGKILL else process.send_signal(sig)
+    _, stderr = process.communicate(timeout=120)
+    if sig == signal.SIGINT:
+        assert process.returncode == 130 and "interrupted" in stderr
+    assert gallery_rows(data, "PRAGMA integrity_check") == [("ok",)]
+    committed = gallery_rows(data, "SELECT COUNT(*) FROM sources")[0][0]
+    assert 3 <= committed < 88
+    # Every committed file has its face; no face without its file.
+    assert gallery_rows(
+        data,
+        "SELECT COUNT(*) FROM sources s WHERE s.status = 'enrolled' AND "
+        "NOT EXISTS (SELECT 1 FROM faces f WHERE f.source_id = s.id)",
+    ) == [(0,)]
+    resumed = run_json(data, "enroll", str(folder))
+    assert sum(p["unchanged"] for p in resumed["people"]) == committed
+    assert sum(p["enrolled"] for p in resumed["people"]) == 88 - committed

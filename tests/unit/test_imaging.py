@@ -1,0 +1,113 @@
+"""Decoding: every mode becomes upright 8-bit RGB; bad input fails naming the file."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facelens.errors import ImageError, ImageTooLarge, InputPathError
+from facelens.imaging import decode_image, downscale, encode_image, read_image_file
+from tests.helpers import png_header_only
+
+LIMIT = 50_000_000
+
+
+def encoded(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP"])
+def test_common_formats_decode_to_rgb(fmt: str) -> None:
+    source = Image.new("RGB", (40, 30), (200, 100, 50))
+    image = decode_image(encoded(source, fmt), source="x", max_pixels=LIMIT)
+    assert image.pixels.shape == (30, 40, 3) and image.pixels.dtype == np.uint8
+    assert image.format == fmt
+    assert abs(int(image.pixels[15, 20, 0]) - 200) < 8
+
+
+def test_transparent_pixels_become_white_not_black() -> None:
+    rgba = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    image = decode_image(encoded(rgba, "PNG"), source="x", max_pixels=LIMIT)
+    assert image.pixels.min() == 255
+
+
+def test_palette_with_transparency_and_greyscale_decode() -> None:
+    palette = Image.new("P", (8, 8), 3)
+    palette.putpalette([0, 0, 0, 10, 20, 30, 40, 50, 60, 70, 80, 90] + [0] * 756)
+    data = encoded(palette, "PNG", transparency=0)
+    assert decode_image(data, source="x", max_pixels=LIMIT).pixels[0, 0].tolist() == [70, 80, 90]
+    grey = decode_image(encoded(Image.new("L", (5, 5), 77), "PNG"), source="x", max_pixels=LIMIT)
+    assert grey.pixels[0, 0].tolist() == [77, 77, 77]
+
+
+def test_16_bit_greyscale_keeps_its_range() -> None:
+    array = np.array([[0, 65535], [32768, 1000]], dtype=np.uint16)
+    image = decode_image(encoded(Image.fromarray(array), "PNG"), source="x", max_pixels=LIMIT)
+    assert image.pixels[0, 1, 0] == 255 and image.pixels[1, 0, 0] == 127
+    assert image.pixels[0, 0, 0] == 0
+
+
+def test_exif_orientation_is_applied() -> None:
+    source = Image.new("RGB", (60, 20), (10, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    image = decode_image(encoded(source, "JPEG", exif=exif), source="x", max_pixels=LIMIT)
+    assert (image.width, image.height) == (20, 60)
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"", "empty"),
+        (b"hello, I am text pretending to be a JPEG\n", "not an image"),
+        (encoded(Image.new("RGB", (300, 300), (1, 2, 3)), "JPEG")[:400], "truncated"),
+    ],
+)
+def test_bad_bytes_raise_image_error_naming_the_file(data: bytes, words: str) -> None:
+    with pytest.raises(ImageError, match=words) as info:
+        decode_image(data, source="holiday/photo.jpg", max_pixels=LIMIT)
+    assert "holiday/photo.jpg" in str(info.value)
+
+
+def test_huge_dimensions_are_refused_before_decoding() -> None:
+    start = time.perf_counter()
+    with pytest.raises(ImageTooLarge, match="10,000,000,000 pixels") as info:
+        decode_image(png_header_only(100_000, 100_000), source="bomb.png", max_pixels=LIMIT)
+    assert time.perf_counter() - start < 1.0  # decoding 10 Gpx would take minutes and 30 GB
+    assert "FACELENS_MAX_PIXELS" in str(info.value)
+
+
+def test_pixel_limit_is_a_setting() -> None:
+    data = encoded(Image.new("RGB", (100, 100)), "PNG")
+    decode_image(data, source="x", max_pixels=10_000)
+    with pytest.raises(ImageTooLarge):
+        decode_image(data, source="x", max_pixels=9_999)
+
+
+def test_missing_file_and_folder_are_path_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputPathError, match="no such file"):
+        read_image_file(tmp_path / "nope.jpg", max_pixels=LIMIT)
+    with pytest.raises(InputPathError, match="is a folder"):
+        read_image_file(tmp_path, max_pixels=LIMIT)
+
+
+def test_downscale_bounds_the_longest_side_and_reports_the_factor() -> None:
+    pixels = np.zeros((1000, 3000, 3), dtype=np.uint8)
+    small, factor = downscale(pixels, 800)
+    assert small.shape == (267, 800, 3) and factor == pytest.approx(3.75)
+    same, one = downscale(pixels[:100, :200], 800)
+    assert same.shape == (100, 200, 3) and one == 1.0
+
+
+def test_encode_round_trips() -> None:
+    pixels = np.full((20, 30, 3), 128, dtype=np.uint8)
+    for fmt in ("JPEG", "PNG"):
+        back = decode_image(encode_image(pixels, format=fmt), source="x", max_pixels=LIMIT)
+        assert back.pixels.shape == pixels.shape

@@ -1,0 +1,93 @@
+"""Nearest-neighbour identification on synthetic vectors: thresholds, joint assignment, margins."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facelens.matching import UNKNOWN, GalleryIndex, confidence, identify
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.zeros(128, dtype=np.float32)
+    v[: len(values)] = values
+    return v
+
+
+def index_of(**people: list[np.ndarray]) -> GalleryIndex:
+    return GalleryIndex.build([(name, np.array(vecs)) for name, vecs in people.items()])
+
+
+def test_person_distance_is_the_closest_of_their_faces() -> None:
+    rng = np.random.default_rng(1)
+    vectors = {
+        name: rng.normal(size=(n, 128)).astype(np.float32)
+        for name, n in (("a", 3), ("b", 1), ("c", 5))
+    }
+    index = GalleryIndex.build(list(vectors.items()))
+    queries = rng.normal(size=(4, 128)).astype(np.float32)
+    got = index.person_distances(queries)
+    for qi, q in enumerate(queries):
+        for pi, name in enumerate(index.names):
+            expected = min(np.linalg.norm(q - v) for v in vectors[name])
+            assert got[qi, pi] == pytest.approx(expected, abs=1e-4)
+
+
+def test_empty_gallery_makes_every_face_unknown() -> None:
+    matches = identify(
+        np.stack([unit(1.0)]), GalleryIndex.build([]), threshold=0.6, ambiguity_margin=0.05
+    )
+    assert [m.name for m in matches] == [UNKNOWN]
+    assert matches[0].distance is None
+
+
+def test_face_within_threshold_gets_nearest_name_and_beyond_is_unknown() -> None:
+    index = index_of(alice=[unit(0.0)], bob=[unit(1.0)])
+    near_alice, far = unit(0.2), unit(0.0, 5.0)
+    a, f = identify(np.stack([near_alice, far]), index, threshold=0.6, ambiguity_margin=0.05)
+    assert (a.name, round(a.distance or 0, 4), a.runner_up) == ("alice", 0.2, "bob")
+    assert a.margin == pytest.approx(0.6, abs=1e-5)
+    assert f.name == UNKNOWN and f.runner_up == "alice"
+
+
+def test_two_faces_near_one_person_the_second_gets_its_runner_up() -> None:
+    # Both faces are closest to alice; the closer one keeps her, the other is offered bob.
+    # first: alice 0.10, bob 0.65; second: alice 0.35, bob 0.40.
+    index = index_of(alice=[unit(0.0)], bob=[unit(0.75)])
+    first, second = unit(0.1), unit(0.35)
+    m1, m2 = identify(np.stack([second, first]), index, threshold=0.6, ambiguity_margin=0.05)
+    assert (m1.name, m2.name) == ("bob", "alice")
+    assert m1.ambiguous  # it lost its nearest person to another face
+
+
+def test_joint_assignment_is_optimal_not_greedy() -> None:
+    # face0: alice 0.30, bob 0.35; face1: alice 0.32, bob 0.97 (beyond the threshold).
+    # Greedy, face by face, gives face0 alice and leaves face1 unknown; the optimum names both.
+    index = index_of(alice=[unit(0.0)], bob=[unit(0.65)])
+    m0, m1 = identify(
+        np.stack([unit(0.30), unit(-0.32)]), index, threshold=0.6, ambiguity_margin=0.05
+    )
+    assert (m0.name, m1.name) == ("bob", "alice")
+    assert m0.distance == pytest.approx(0.35, abs=1e-5)
+
+
+def test_close_runner_up_marks_the_match_ambiguous() -> None:
+    index = index_of(alice=[unit(0.0)], bob=[unit(0.5)])
+    (m,) = identify(np.stack([unit(0.24)]), index, threshold=0.6, ambiguity_margin=0.05)
+    assert m.name == "alice" and m.ambiguous and m.margin == pytest.approx(0.02, abs=1e-5)
+    (clear,) = identify(np.stack([unit(0.05)]), index, threshold=0.6, ambiguity_margin=0.05)
+    assert not clear.ambiguous
+
+
+def test_confidence_is_one_half_at_threshold_and_falls_with_distance() -> None:
+    assert confidence(0.6, 0.6) == pytest.approx(0.5)
+    values = [confidence(d, 0.6) for d in (0.0, 0.3, 0.5, 0.6, 0.7, 1.0)]
+    assert values == sorted(values, reverse=True)
+    assert all(0.0 <= v <= 1.0 for v in values)
+    assert confidence(0.4, 0.6) > 0.9
+
+
+def test_unknown_confidence_is_confidence_in_unknown() -> None:
+    index = index_of(alice=[unit(0.0)])
+    (m,) = identify(np.stack([unit(1.5)]), index, threshold=0.6, ambiguity_margin=0.05)
+    assert m.name == UNKNOWN and m.confidence > 0.99
