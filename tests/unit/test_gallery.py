@@ -118,3 +118,14 @@ def test_a_file_that_is_not_a_gallery_is_a_storage_error(tmp_path: Path) -> None
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StorageError, match="not a facelens gallery"):
         SQLiteGallery(path)
+
+
+def test_a_full_disk_is_a_storage_error_and_loses_nothing(gallery: SQLiteGallery) -> None:
+    gallery.record_source("a", "1", "/a1", [face(1)], None)
+    pages = sqlite3.connect(gallery.path).execute("PRAGMA page_count").fetchone()[0]
+    # SQLite reports SQLITE_FULL ("database or disk is full") when it cannot grow the file.
+    gallery._db.execute(f"PRAGMA max_page_count = {pages + 1}")
+    with pytest.raises(StorageError, match="disk is full"):
+        gallery.record_source("b", "2", "/b1", [face(n) for n in range(2, 200)], None)
+    assert [(p.name, p.faces) for p in gallery.list_people()] == [("a", 1)]
+    assert len(gallery.index()) == 1

@@ -113,7 +113,10 @@ class SQLiteGallery:
                 try:
                     yield self._db
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    # SQLite may already have rolled back (e.g. on SQLITE_FULL): a second
+                    # ROLLBACK would fail and hide the real error.
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:

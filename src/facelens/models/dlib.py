@@ -8,14 +8,17 @@ ever downloaded. The embedding is the same one the ``face_recognition`` library 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import dlib
 import numpy as np
 
 from facelens.errors import ModelError
 from facelens.models.base import AlignedFace, Box, Detection, Embeddings, RGBImage
+
+T = TypeVar("T")
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
@@ -38,6 +41,18 @@ def weights_path(filename: str) -> Path:
             "incomplete. Reinstall it (see the README's set-up command)."
         )
     return path
+
+
+def _load(factory: Callable[[str], T], filename: str, what: str) -> T:
+    """Load one dlib model from its weight file, as a :class:`ModelError` if that fails."""
+    path = weights_path(filename)
+    try:
+        return factory(str(path))
+    except RuntimeError as exc:
+        raise ModelError(
+            f"Cannot load dlib's {what} from {path} ({exc}); the file may be damaged. "
+            "Reinstall face_recognition_models (see the README's set-up command)."
+        ) from exc
 
 
 def _to_box(rect: dlib.rectangle, width: int, height: int) -> Box:
@@ -69,12 +84,9 @@ class CnnDetector:
 
     def __init__(self, upsample: int = 1) -> None:
         self._upsample = upsample
-        try:
-            self._detector = dlib.cnn_face_detection_model_v1(
-                str(weights_path("mmod_human_face_detector.dat"))
-            )
-        except RuntimeError as exc:
-            raise ModelError(f"Cannot load dlib's CNN face detector: {exc}") from exc
+        self._detector = _load(
+            dlib.cnn_face_detection_model_v1, "mmod_human_face_detector.dat", "CNN face detector"
+        )
 
     def detect(self, image: RGBImage) -> list[Detection]:
         height, width = image.shape[:2]
@@ -88,12 +100,9 @@ class FivePointAligner:
     name = "dlib-5pt"
 
     def __init__(self) -> None:
-        try:
-            self._predictor = dlib.shape_predictor(
-                str(weights_path("shape_predictor_5_face_landmarks.dat"))
-            )
-        except RuntimeError as exc:
-            raise ModelError(f"Cannot load dlib's 5-point shape predictor: {exc}") from exc
+        self._predictor = _load(
+            dlib.shape_predictor, "shape_predictor_5_face_landmarks.dat", "5-point shape predictor"
+        )
 
     def align(self, image: RGBImage, boxes: Sequence[Box]) -> list[AlignedFace]:
         if not boxes:
@@ -120,12 +129,11 @@ class ResNetEmbedder:
     dim = 128
 
     def __init__(self) -> None:
-        try:
-            self._model = dlib.face_recognition_model_v1(
-                str(weights_path("dlib_face_recognition_resnet_model_v1.dat"))
-            )
-        except RuntimeError as exc:
-            raise ModelError(f"Cannot load dlib's ResNet face descriptor: {exc}") from exc
+        self._model = _load(
+            dlib.face_recognition_model_v1,
+            "dlib_face_recognition_resnet_model_v1.dat",
+            "ResNet face descriptor",
+        )
 
     def embed(self, faces: Sequence[AlignedFace]) -> Embeddings:
         if not faces:
