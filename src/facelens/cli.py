@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -68,13 +69,6 @@ def exit_code_for(exc: errors.FaceLensError) -> int:
     return 1
 
 
-def _fail(exc: errors.FaceLensError, state: State | None) -> NoReturn:
-    if state is not None and state.debug:
-        raise exc
-    err.print(f"[red]error:[/red] {exc.message}", markup=True, highlight=False)
-    raise typer.Exit(exit_code_for(exc))
-
-
 @contextmanager
 def _handled(ctx: typer.Context) -> Iterator[State]:
     """Run a command body: our errors become one red line and an exit code."""
@@ -82,7 +76,10 @@ def _handled(ctx: typer.Context) -> Iterator[State]:
     try:
         yield state
     except errors.FaceLensError as exc:
-        _fail(exc, state)
+        if state.debug:
+            raise
+        err.print(f"[red]error:[/red] {escape(exc.message)}")
+        raise typer.Exit(exit_code_for(exc)) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]: work finished before this point is saved.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -100,7 +97,7 @@ def _gallery(state: State, *, bind: bool = False) -> Gallery:
     return gallery
 
 
-def _progress(total: int, label: str) -> Progress:
+def _progress(label: str) -> Progress:
     return Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),
@@ -160,7 +157,7 @@ def main_options(
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
         )
-        err.print(f"[red]error:[/red] invalid setting: {problems}")
+        err.print(f"[red]error:[/red] invalid setting: {escape(problems)}")
         raise typer.Exit(2) from None
     ctx.obj = State(settings, debug)
 
@@ -186,7 +183,7 @@ def enroll(
     with _handled(ctx) as state:
         plan = plan_enrolment(folder)  # every input path checked before any model loads
         gallery = _gallery(state, bind=True)  # the data dir is writable and the model matches
-        progress = _progress(len(plan.files), "enrolling")
+        progress = _progress("enrolling")
         with progress:
             task = progress.add_task("enrolling", total=0, current="")
 
@@ -233,13 +230,15 @@ def _print_enrolment(report: EnrolmentReport, as_json: bool) -> None:
     for column in ("person", "enrolled", "unchanged", "skipped", "pruned"):
         table.add_column(column, justify="left" if column == "person" else "right")
     for name, r in sorted(report.people.items()):
-        table.add_row(name, str(r.enrolled), str(r.unchanged), str(len(r.skipped)), str(r.pruned))
+        table.add_row(
+            escape(name), str(r.enrolled), str(r.unchanged), str(len(r.skipped)), str(r.pruned)
+        )
     out.print(table)
     for name, r in sorted(report.people.items()):
         for s in r.skipped:
-            out.print(f"[yellow]skipped[/yellow] {name}: {s.path.name}: {s.reason}")
+            out.print(f"[yellow]skipped[/yellow] {escape(f'{name}: {s.path.name}: {s.reason}')}")
     for s in report.ignored:
-        out.print(f"[dim]ignored[/dim] {s.path}: {s.reason}")
+        out.print(f"[dim]ignored[/dim] {escape(f'{s.path}: {s.reason}')}")
 
 
 @app.command()
@@ -270,7 +269,7 @@ def recognize(
         by_path: dict[Path, dict[str, Any]] = {}
         failures: list[FileResult] = []
         written: set[str] = set()
-        with _progress(len(unique), "recognising") as progress:
+        with _progress("recognising") as progress:
             task = progress.add_task("recognising", total=len(unique), current="")
             for result in analyze_files(unique, state.settings):
                 if result.error is not None:
@@ -357,11 +356,11 @@ def _unique_name(folder: Path, source: Path, taken: set[str]) -> Path:
 def _print_recognitions(listing: list[dict[str, Any]]) -> None:
     for entry in listing:
         if "error" in entry:
-            out.print(f"[red]error:[/red] {entry['error']}")
+            out.print(f"[red]error:[/red] {escape(entry['error'])}")
             continue
         faces = entry["faces"]
         out.print(
-            f"[bold]{entry['file']}[/bold] ({entry['width']}x{entry['height']}): "
+            f"[bold]{escape(entry['file'])}[/bold] ({entry['width']}x{entry['height']}): "
             f"{len(faces)} face{'s' if len(faces) != 1 else ''}"
         )
         for face in faces:
@@ -369,12 +368,12 @@ def _print_recognitions(listing: list[dict[str, Any]]) -> None:
             distance = "-" if face["distance"] is None else f"{face['distance']:.3f}"
             flag = " [yellow](ambiguous)[/yellow]" if face["ambiguous"] else ""
             out.print(
-                f"  {face['name']}  distance {distance}  confidence "
+                f"  {escape(face['name'])}  distance {distance}  confidence "
                 f"{face['confidence']:.2f}  box ({box['left']},{box['top']})-"
                 f"({box['right']},{box['bottom']}){flag}"
             )
         if "annotated" in entry:
-            out.print(f"  written: {entry['annotated']}")
+            out.print(f"  written: {escape(entry['annotated'])}")
 
 
 @app.command()
@@ -426,7 +425,7 @@ def people_list(
         table.add_column("name")
         table.add_column("faces", justify="right")
         for p in people:
-            table.add_row(p.name, str(p.faces))
+            table.add_row(escape(p.name), str(p.faces))
         out.print(table)
 
 
@@ -439,7 +438,7 @@ def people_rename(
     """Rename a person; their faces stay."""
     with _handled(ctx) as state:
         person = _gallery(state).rename_person(old, new)
-        out.print(f"renamed {old!r} to {person.name!r} ({person.faces} faces)")
+        out.print(escape(f"renamed {old!r} to {person.name!r} ({person.faces} faces)"))
 
 
 @people_app.command("remove")
@@ -450,7 +449,7 @@ def people_remove(
     """Remove a person and every stored embedding of them (biometric data is deleted)."""
     with _handled(ctx) as state:
         faces = _gallery(state).remove_person(name)
-        out.print(f"removed {name!r} and {faces} stored face{'s' if faces != 1 else ''}")
+        out.print(escape(f"removed {name!r} and {faces} stored face{'s' if faces != 1 else ''}"))
 
 
 @app.command()

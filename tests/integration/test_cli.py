@@ -293,3 +293,17 @@ def test_interrupted_enrolment_keeps_what_was_committed(
     resumed = run_json(data, "enroll", str(folder))
     assert sum(p["unchanged"] for p in resumed["people"]) == committed
     assert sum(p["enrolled"] for p in resumed["people"]) == 88 - committed
+
+
+def test_brackets_in_names_and_paths_are_printed_literally(
+    tmp_path: Path, people_dir: Path
+) -> None:
+    # rich would read "[bold]" as markup; user text must come out as typed.
+    shutil.copytree(people_dir / "biden", tmp_path / "in" / "[bold]Joe")
+    bad = tmp_path / "photo[1].jpg"
+    bad.write_text("not a photo")
+    data = tmp_path / "data"
+    run(data, "enroll", str(tmp_path / "in"))
+    assert "[bold]Joe" in run(data, "people", "list").stdout
+    result = run(data, "recognize", str(bad), check=False)
+    assert "photo[1].jpg" in result.stdout
