@@ -115,26 +115,26 @@ def main_options(
     ctx: typer.Context,
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Where the gallery lives [env: FACELENS_DATA_DIR].", show_default=False),
+        typer.Option(help="Where the gallery lives (env FACELENS_DATA_DIR).", show_default=False),
     ] = None,
     detector: Annotated[
         DetectorName | None,
         typer.Option(
-            help="Face detector: hog, cnn or haar [env: FACELENS_DETECTOR; default: hog].",
+            help="Face detector: hog, cnn or haar (env FACELENS_DETECTOR, default hog).",
             show_default=False,
         ),
     ] = None,
     threshold: Annotated[
         float | None,
         typer.Option(
-            help="Largest distance for a match [env: FACELENS_THRESHOLD; default: 0.6].",
+            help="Largest distance for a match (env FACELENS_THRESHOLD, default 0.6).",
             show_default=False,
         ),
     ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
-            help="Worker processes for many photos [env: FACELENS_WORKERS; default: CPU count].",
+            help="Worker processes for many photos (env FACELENS_WORKERS, default CPU count).",
             show_default=False,
         ),
     ] = None,
