@@ -147,10 +147,6 @@ class Engine:
         )
         return Analysis(image.width, image.height, faces, timings)
 
-    def match(self, analysis: Analysis, index: GalleryIndex) -> list[RecognizedFace]:
-        """Names for every face of one image, assigned jointly."""
-        return match_faces(analysis, index, self.settings)
-
     def verify(self, first: Analysis, second: Analysis) -> Verification:
         """Compare the largest face of each analysis."""
         a, b = first.largest(), second.largest()
