@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from facelens.settings import Settings
 from tests.helpers import Probe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,8 +43,3 @@ def probes(faces_dir: Path) -> list[Probe]:
             Probe(faces_dir / "probes" / row["file"], sorted(row["expected"].split(";")))
             for row in csv.DictReader(handle)
         ]
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", workers=2)
