@@ -50,6 +50,8 @@ app = typer.Typer(
 )
 people_app = typer.Typer(no_args_is_help=True, help="List, rename and remove enrolled people.")
 app.add_typer(people_app, name="people")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP service (stored hashed).")
+app.add_typer(keys_app, name="keys")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -151,15 +153,19 @@ def main_options(
         "workers": workers,
     }
     overrides = {key: value for key, value in given.items() if value is not None}
+    ctx.obj = State(_settings(overrides), debug)
+
+
+def _settings(overrides: dict[str, Any]) -> Settings:
+    """Settings from the environment and ``overrides``; exit 2 with the reason if invalid."""
     try:
-        settings = Settings.model_validate(overrides)
+        return Settings.model_validate(overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
         )
         err.print(f"[red]error:[/red] invalid setting: {escape(problems)}")
         raise typer.Exit(2) from None
-    ctx.obj = State(settings, debug)
 
 
 @app.command()
@@ -481,6 +487,110 @@ def info(ctx: typer.Context) -> None:
         out.print(
             "ready: [bold]facelens enroll FOLDER[/bold] then [bold]facelens recognize PHOTO[/bold]"
         )
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on (env FACELENS_HOST, default 127.0.0.1: this machine "
+            "only; 0.0.0.0: every network).",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port (env FACELENS_PORT, default 5000).", show_default=False),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes holding the models (env FACELENS_WORKERS, default CPU count).",
+            show_default=False,
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="text or json (env FACELENS_LOG_FORMAT).", show_default=False),
+    ] = None,
+) -> None:
+    """Run the HTTP service: /predictor, the /v1 JSON API (docs at /docs), /metrics.
+
+    There is no debug or auto-reload mode: a debugger open to the network runs anyone's code.
+    """
+    from facelens.api.server import serve as run_server  # FastAPI loads only for serve
+
+    state: State = ctx.obj
+    given = {"host": host, "port": port, "workers": workers, "log_format": log_format}
+    settings = _settings(
+        {
+            **state.settings.model_dump(exclude_unset=True),
+            **{key: value for key, value in given.items() if value is not None},
+        }
+    )
+    with _handled(ctx):
+        run_server(settings, debug=state.debug)
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Who or what the key is for, e.g. door-camera.")],
+) -> None:
+    """Create an API key; once any key exists, every API call needs one. Shown only once."""
+    from facelens.keys import KeyStore
+
+    with _handled(ctx) as state:
+        record, key = KeyStore(state.settings.gallery_path).create(name)
+        err.print(escape(f"created key {record.id} ({record.name}); it is shown only this once:"))
+        out.print(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List API keys (ids and names; the keys themselves are not stored)."""
+    from facelens.keys import KeyStore
+
+    with _handled(ctx) as state:
+        keys = KeyStore(state.settings.gallery_path).list()
+        if as_json:
+            _print_json(
+                [
+                    {
+                        "id": k.id,
+                        "name": k.name,
+                        "created_at": k.created_at.isoformat(),
+                        "revoked_at": None if k.revoked_at is None else k.revoked_at.isoformat(),
+                    }
+                    for k in keys
+                ]
+            )
+            return
+        table = Table(title=f"{sum(k.active for k in keys)} active API keys")
+        for column in ("id", "name", "created", "status"):
+            table.add_column(column)
+        for k in keys:
+            status = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
+            table.add_row(k.id, escape(k.name), f"{k.created_at:%Y-%m-%d %H:%M}", status)
+        out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="The key's id, from 'facelens keys list'.")],
+) -> None:
+    """Revoke an API key: the server refuses it from the next request on."""
+    from facelens.keys import KeyStore
+
+    with _handled(ctx) as state:
+        record = KeyStore(state.settings.gallery_path).revoke(key_id)
+        out.print(escape(f"revoked key {record.id} ({record.name})"))
 
 
 def main() -> None:

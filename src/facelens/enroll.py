@@ -11,13 +11,15 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from facelens.errors import InputPathError, InvalidValue
 from facelens.gallery import Gallery, NewFace
 from facelens.gallery.base import normalize_name
 from facelens.imaging import IMAGE_SUFFIXES
+from facelens.models.base import Box
 from facelens.parallel import FileResult, analyze_files
-from facelens.pipeline import Engine, Face
+from facelens.pipeline import Analysis, Engine, Face
 from facelens.settings import Settings
 
 
@@ -116,12 +118,62 @@ def _sha256(path: Path) -> str | None:
         return None  # reported when the file is analysed
 
 
-def _faces_to_store(faces: tuple[Face, ...], take_largest: bool) -> tuple[list[Face], str | None]:
+def _faces_to_store(
+    faces: tuple[Face, ...], take_largest: bool, largest_hint: str = "use --largest"
+) -> tuple[list[Face], str | None]:
     if not faces:
         return [], "no face found"
     if len(faces) > 1 and not take_largest:
-        return [], f"{len(faces)} faces found; use --largest to enrol the largest one"
+        return [], f"{len(faces)} faces found; {largest_hint} to enrol the largest one"
     return [max(faces, key=lambda f: f.box.area)], None
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoOutcome:
+    """What enrolling one uploaded photo did."""
+
+    status: Literal["enrolled", "already_enrolled", "skipped"]
+    face_ids: list[int]
+    box: Box | None
+    reason: str | None
+
+
+def enrolled_before(gallery: Gallery, person: str, sha256: str) -> PhotoOutcome | None:
+    """The outcome to report if this exact photo is already enrolled for ``person``."""
+    same = [f for f in gallery.faces(person) if f.sha256 == sha256]
+    if not same:
+        return None
+    return PhotoOutcome("already_enrolled", [f.id for f in same], same[0].box, None)
+
+
+def enroll_photo(
+    gallery: Gallery,
+    person: str,
+    label: str,
+    sha256: str,
+    analysis: Analysis,
+    *,
+    take_largest: bool,
+    largest_hint: str,
+) -> PhotoOutcome:
+    """Store the face of one analysed photo for an existing ``person``; never the same twice.
+
+    Only the embedding and box are kept, never the photo; skipped photos leave no record.
+    """
+    previous = enrolled_before(gallery, person, sha256)
+    if previous is not None:
+        return previous
+    faces, reason = _faces_to_store(analysis.faces, take_largest, largest_hint)
+    if not faces:
+        return PhotoOutcome("skipped", [], None, reason)
+    ids = gallery.record_source(
+        person,
+        sha256,
+        f"upload:{label}#{sha256[:12]}",
+        [NewFace(f.embedding, f.box) for f in faces],
+        None,
+    )
+    return PhotoOutcome("enrolled", ids, faces[0].box, None)
 
 
 def enroll_folder(

@@ -73,3 +73,45 @@ class ModelError(FaceLensError):
     """A model cannot be loaded, or the gallery was built with a different model."""
 
     code = "model_error"
+
+
+class PayloadTooLarge(FaceLensError):
+    """A request body is larger than the configured limit."""
+
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(FaceLensError):
+    """A request body comes in a content type the endpoint does not read."""
+
+    code = "unsupported_media_type"
+
+
+class Unauthorized(FaceLensError):
+    """An API key is required and the request has none, or one that is not valid."""
+
+    code = "unauthorized"
+
+
+class Unavailable(FaceLensError):
+    """The service cannot take the request now (workers busy or restarting); retry later."""
+
+    code = "unavailable"
+
+
+class BadBase64(ImageError):
+    """A body that should be base64 is not."""
+
+    code = "bad_base64"
+
+
+class EmptyBody(ImageError):
+    """A request that needs an image has an empty body."""
+
+    code = "empty_body"
+
+
+class IdempotencyKeyReused(InvalidValue):
+    """An Idempotency-Key already used for a different request."""
+
+    code = "idempotency_key_reused"

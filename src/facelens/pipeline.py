@@ -85,6 +85,19 @@ class Verification:
     threshold: float
     faces_found: tuple[int, int]
 
+    @classmethod
+    def compare(cls, first: Analysis, second: Analysis, threshold: float) -> Verification:
+        """Compare the largest face of each analysis; needs no model."""
+        faces = []
+        for which, analysis in (("first", first), ("second", second)):
+            if not analysis.faces:
+                raise NoFaceFound(f"No face was found in the {which} image.")
+            faces.append(analysis.largest())
+        distance = float(np.linalg.norm(faces[0].embedding.astype(np.float64) - faces[1].embedding))
+        return cls(
+            distance <= threshold, distance, threshold, (len(first.faces), len(second.faces))
+        )
+
     def as_dict(self) -> dict[str, Any]:
         notes = [
             f"image {i} has {n} faces; the largest was used"
@@ -149,14 +162,7 @@ class Engine:
 
     def verify(self, first: Analysis, second: Analysis) -> Verification:
         """Compare the largest face of each analysis."""
-        a, b = first.largest(), second.largest()
-        distance = float(np.linalg.norm(a.embedding.astype(np.float64) - b.embedding))
-        return Verification(
-            distance <= self.settings.threshold,
-            distance,
-            self.settings.threshold,
-            (len(first.faces), len(second.faces)),
-        )
+        return Verification.compare(first, second, self.settings.threshold)
 
 
 def match_faces(

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DetectorName = Literal["hog", "cnn", "haar"]
+LogFormat = Literal["text", "json"]
 
 
 def _default_data_dir() -> Path:
@@ -71,6 +72,33 @@ class Settings(BaseSettings):
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
         description="Processes used for embedding many photos (dlib's descriptor holds the GIL).",
+    )
+
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address 'facelens serve' listens on: loopback by default; 0.0.0.0 to be "
+        "reachable from other machines (a container needs it).",
+    )
+    port: int = Field(
+        default=5000,
+        ge=0,
+        le=65535,
+        description="Port 'facelens serve' listens on (0: any free port).",
+    )
+    max_body_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the server reads, in bytes (413 above it).",
+    )
+    max_queue: int = Field(
+        default=64,
+        ge=1,
+        description="Requests waiting for a worker beyond this many are refused with 503 "
+        "and Retry-After, instead of piling up.",
+    )
+    log_format: LogFormat = Field(
+        default="text", description="Server logs: text (one line per request) or json."
     )
 
     @field_validator("data_dir")

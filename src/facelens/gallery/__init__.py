@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from facelens.gallery.base import Gallery, NewFace, PersonSummary, SourceRecord
+from facelens.gallery.base import FaceRecord, Gallery, NewFace, PersonSummary, SourceRecord
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.settings import Settings
 
@@ -12,4 +12,12 @@ def open_gallery(settings: Settings) -> Gallery:
     return SQLiteGallery(settings.gallery_path)
 
 
-__all__ = ["Gallery", "NewFace", "PersonSummary", "SQLiteGallery", "SourceRecord", "open_gallery"]
+__all__ = [
+    "FaceRecord",
+    "Gallery",
+    "NewFace",
+    "PersonSummary",
+    "SQLiteGallery",
+    "SourceRecord",
+    "open_gallery",
+]

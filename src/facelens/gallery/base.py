@@ -37,6 +37,17 @@ class PersonSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class FaceRecord:
+    """One stored face of a person: its id, the file it came from, its box there."""
+
+    id: int
+    source: str | None
+    sha256: str | None
+    box: Box
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class NewFace:
     """A face to store: its embedding and box in the source image."""
 
@@ -67,7 +78,23 @@ class Gallery(Protocol):
 
     def ensure_person(self, name: str) -> PersonSummary: ...
 
-    def list_people(self) -> list[PersonSummary]: ...
+    def person(self, name: str) -> PersonSummary:
+        """One person; :class:`NotFound` if there is no such person."""
+        ...
+
+    def count_people(self) -> int: ...
+
+    def list_people(self, offset: int = 0, limit: int | None = None) -> list[PersonSummary]:
+        """People in name order, ``limit`` of them from ``offset`` on (all when None)."""
+        ...
+
+    def faces(self, person: str) -> list[FaceRecord]:
+        """The stored faces of ``person`` (:class:`NotFound` if no such person)."""
+        ...
+
+    def remove_face(self, person: str, face_id: int) -> None:
+        """Delete one stored face of ``person`` (:class:`NotFound` if it is not theirs)."""
+        ...
 
     def rename_person(self, old: str, new: str) -> PersonSummary: ...
 
@@ -79,11 +106,11 @@ class Gallery(Protocol):
 
     def record_source(
         self, person: str, sha256: str, path: str, faces: Sequence[NewFace], reason: str | None
-    ) -> int:
+    ) -> list[int]:
         """Atomically store one file's outcome: its faces (none if skipped, with ``reason``).
 
         A previous record of the same person and path with other content is replaced.
-        Returns the number of faces stored.
+        Returns the ids of the faces stored.
         """
         ...
 

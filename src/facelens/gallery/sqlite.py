@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from facelens.errors import Conflict, ModelError, NotFound, StorageError
-from facelens.gallery.base import NewFace, PersonSummary, SourceRecord, normalize_name
+from facelens.gallery.base import FaceRecord, NewFace, PersonSummary, SourceRecord, normalize_name
 from facelens.matching import GalleryIndex
+from facelens.models.base import Box
 
 SCHEMA_VERSION = 1
 
@@ -56,7 +57,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
+def storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
     text = str(exc)
     if "full" in text:
         hint = "the disk is full; free some space and run the command again"
@@ -69,27 +70,60 @@ def _storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
     return StorageError(f"Gallery {path}: {hint} ({text}).")
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """An autocommit connection in WAL mode, shareable across threads (callers lock)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot create the data directory {path.parent}: {exc.strerror or exc}. "
+            "Fix its permissions or choose another --data-dir / FACELENS_DATA_DIR."
+        ) from None
+    try:
+        db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        raise storage_error(path, exc) from None
+    return db
+
+
+class SQLiteStore:
+    """A small table of its own beside the gallery (API keys, idempotency records)."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = connect(path)
+        self._run(schema)
+
+    def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """One statement, atomic on its own."""
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise storage_error(self.path, exc) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _not_found(name: str) -> NotFound:
+    return NotFound(f"No person named {name!r}; 'facelens people list' shows who is enrolled.")
+
+
 class SQLiteGallery:
     """:class:`~facelens.gallery.base.Gallery` on one SQLite file; safe to share across threads."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(
-                f"Cannot create the data directory {path.parent}: {exc.strerror or exc}. "
-                "Fix its permissions or choose another --data-dir / FACELENS_DATA_DIR."
-            ) from None
         self._lock = threading.RLock()
         self._cache: tuple[int, GalleryIndex] | None = None
+        self._db = connect(path)
         try:
-            self._db = sqlite3.connect(
-                path, timeout=30, check_same_thread=False, isolation_level=None
-            )
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
             with self._transaction() as db:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
@@ -100,7 +134,7 @@ class SQLiteGallery:
                 )
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('revision', '0')")
         except sqlite3.Error as exc:
-            raise _storage_error(path, exc) from None
+            raise storage_error(path, exc) from None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -122,14 +156,14 @@ class SQLiteGallery:
             except sqlite3.Error as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                raise _storage_error(self.path, exc) from None
+                raise storage_error(self.path, exc) from None
 
     def _read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
         with self._lock:
             try:
                 return self._db.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
-                raise _storage_error(self.path, exc) from None
+                raise storage_error(self.path, exc) from None
 
     @staticmethod
     def _bump(db: sqlite3.Connection) -> None:
@@ -139,9 +173,7 @@ class SQLiteGallery:
     def _person_id(db: sqlite3.Connection, name: str) -> int:
         row = db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
         if row is None:
-            raise NotFound(
-                f"No person named {name!r}; 'facelens people list' shows who is enrolled."
-            )
+            raise _not_found(name)
         return int(row[0])
 
     # -- model ------------------------------------------------------------------------------
@@ -182,12 +214,68 @@ class SQLiteGallery:
             ).fetchone()[0]
         return PersonSummary(name, int(count))
 
-    def list_people(self) -> list[PersonSummary]:
+    def person(self, name: str) -> PersonSummary:
+        name = normalize_name(name)
         rows = self._read(
-            "SELECT p.name, COUNT(f.id) FROM people p LEFT JOIN faces f ON f.person_id = p.id "
-            "GROUP BY p.id ORDER BY p.name"
+            "SELECT COUNT(f.id) FROM people p LEFT JOIN faces f ON f.person_id = p.id "
+            "WHERE p.name = ? GROUP BY p.id",
+            (name,),
+        )
+        if not rows:
+            raise _not_found(name)
+        return PersonSummary(name, int(str(rows[0][0])))
+
+    def count_people(self) -> int:
+        return int(str(self._read("SELECT COUNT(*) FROM people")[0][0]))
+
+    def list_people(self, offset: int = 0, limit: int | None = None) -> list[PersonSummary]:
+        rows = self._read(
+            "SELECT p.name, (SELECT COUNT(*) FROM faces f WHERE f.person_id = p.id) "
+            "FROM people p ORDER BY p.name LIMIT ? OFFSET ?",
+            (-1 if limit is None else limit, offset),
         )
         return [PersonSummary(str(name), int(str(count))) for name, count in rows]
+
+    def faces(self, person: str) -> list[FaceRecord]:
+        person = normalize_name(person)
+        with self._lock:
+            self.person(person)
+            rows = self._read(
+                "SELECT f.id, s.path, s.sha256, f.box_left, f.box_top, f.box_right, f.box_bottom, "
+                "f.created_at FROM faces f JOIN people p ON p.id = f.person_id "
+                "LEFT JOIN sources s ON s.id = f.source_id WHERE p.name = ? ORDER BY f.id",
+                (person,),
+            )
+        return [
+            FaceRecord(
+                int(str(i)),
+                None if path is None else str(path),
+                None if sha is None else str(sha),
+                Box(int(str(left)), int(str(top)), int(str(right)), int(str(bottom))),
+                datetime.fromisoformat(str(t)),
+            )
+            for i, path, sha, left, top, right, bottom, t in rows
+        ]
+
+    def remove_face(self, person: str, face_id: int) -> None:
+        person = normalize_name(person)
+        with self._transaction() as db:
+            person_id = self._person_id(db, person)
+            row = db.execute(
+                "SELECT source_id FROM faces WHERE id = ? AND person_id = ?", (face_id, person_id)
+            ).fetchone()
+            if row is None:
+                raise NotFound(
+                    f"{person!r} has no face with id {face_id}; list their faces to see the ids."
+                )
+            db.execute("DELETE FROM faces WHERE id = ?", (face_id,))
+            # A file with no face left is forgotten, so enrolling it again is not refused.
+            db.execute(
+                "DELETE FROM sources WHERE id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM faces WHERE source_id = ?)",
+                (row[0], row[0]),
+            )
+            self._bump(db)
 
     def rename_person(self, old: str, new: str) -> PersonSummary:
         old, new = normalize_name(old), normalize_name(new)
@@ -241,7 +329,7 @@ class SQLiteGallery:
 
     def record_source(
         self, person: str, sha256: str, path: str, faces: Sequence[NewFace], reason: str | None
-    ) -> int:
+    ) -> list[int]:
         person = normalize_name(person)
         now = _now()
         with self._transaction() as db:
@@ -255,25 +343,29 @@ class SQLiteGallery:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (person_id, path, sha256, "enrolled" if faces else "skipped", reason, now),
             )
-            db.executemany(
-                "INSERT INTO faces (person_id, source_id, embedding, box_left, box_top, "
-                "box_right, box_bottom, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        person_id,
-                        cursor.lastrowid,
-                        np.ascontiguousarray(f.embedding, dtype="<f4").tobytes(),
-                        f.box.left,
-                        f.box.top,
-                        f.box.right,
-                        f.box.bottom,
-                        now,
-                    )
-                    for f in faces
-                ],
-            )
+            source_id = cursor.lastrowid
+            ids = [
+                int(
+                    db.execute(
+                        "INSERT INTO faces (person_id, source_id, embedding, box_left, box_top, "
+                        "box_right, box_bottom, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                        "RETURNING id",
+                        (
+                            person_id,
+                            source_id,
+                            np.ascontiguousarray(f.embedding, dtype="<f4").tobytes(),
+                            f.box.left,
+                            f.box.top,
+                            f.box.right,
+                            f.box.bottom,
+                            now,
+                        ),
+                    ).fetchone()[0]
+                )
+                for f in faces
+            ]
             self._bump(db)
-        return len(faces)
+        return ids
 
     def remove_sources(self, person: str, paths: Sequence[str]) -> int:
         person = normalize_name(person)

@@ -1,0 +1,38 @@
+"""The FastAPI application factory: routes, error mapping and middleware, given the services."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+
+from facelens import __version__
+from facelens.api import errors, health, people, recognition
+from facelens.api.deps import Services
+from facelens.api.observability import ObservabilityMiddleware
+
+DESCRIPTION = """Self-hosted face recognition.
+
+* `POST /predictor` keeps the original demo's contract: base64 image in, annotated base64 JPEG out.
+* `/v1/...` is the JSON API: recognize, detect, verify, embed, and people management.
+* Errors always have the shape `{"error": {"code": ..., "message": ...}}`.
+* When API keys are configured, `/v1` and `/predictor` need an `X-API-Key` header.
+"""
+
+
+def create_app(svc: Services) -> FastAPI:
+    # Swagger UI and ReDoc from files in the package: the docs work with no internet access.
+    app = FastAPIOffline(
+        title="facelens",
+        version=__version__,
+        description=DESCRIPTION,
+        debug=False,  # never: tracebacks would go to clients
+    )
+    app.state.services = svc
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(recognition.router)
+    app.include_router(people.router)
+    app.add_middleware(
+        ObservabilityMiddleware, metrics=svc.metrics, max_body_bytes=svc.settings.max_body_bytes
+    )
+    return app

@@ -1,0 +1,221 @@
+"""Reading images out of request bodies: raw bytes, base64 (JSON or /predictor), multipart.
+
+Everything is parsed in memory (the body size is capped before it is read): uploaded images are
+never written to disk, unlike a default multipart parser that spools large files to /tmp.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from facelens.errors import BadBase64, EmptyBody, InvalidValue, UnsupportedMediaType
+
+MAX_IMAGES_PER_REQUEST = 50
+RAW_TYPES = ("application/octet-stream",)  # and every image/* type
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+_WHITESPACE = re.compile(rb"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """One image from a request: what to call it in answers and logs, and its bytes."""
+
+    label: str
+    data: bytes
+
+
+def decode_base64(body: bytes, *, what: str = "The body") -> bytes:
+    """Lenient base64: a ``data:`` URL prefix, URL-safe letters, line breaks, missing padding."""
+    text = body.strip()
+    if not text:
+        raise EmptyBody(f"{what} is empty: send the base64 of a JPEG, PNG or WebP image.")
+    if text[:5].lower() == b"data:":
+        header, comma, text = text.partition(b",")
+        if not comma or not header.lower().endswith(b";base64"):
+            raise BadBase64(f"{what} is a data: URL without ';base64,': send base64 data.")
+    text = _WHITESPACE.sub(b"", text).translate(_URLSAFE).rstrip(b"=")
+    bad = _NOT_BASE64.search(text)
+    if bad is not None:
+        char = bad.group()
+        shown = repr(char.decode()) if char.isascii() else f"byte 0x{char[0]:02x}"
+        hint = (
+            " It looks like raw image bytes: base64-encode them first."
+            if text[:2] in (b"\xff\xd8", b"\x89P")
+            else ""
+        )
+        raise BadBase64(
+            f"{what} is not base64: unexpected {shown} at position {bad.start()}.{hint}"
+        )
+    if len(text) % 4 == 1:
+        raise BadBase64(f"{what} is not valid base64: its length is wrong (was it cut short?).")
+    try:
+        decoded = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+    except binascii.Error as exc:  # pragma: no cover - the checks above leave nothing for this
+        raise BadBase64(f"{what} is not valid base64 ({exc}).") from None
+    if not decoded:
+        raise EmptyBody(f"{what} decodes to nothing: send the base64 of an image.")
+    return decoded
+
+
+def media_type(content_type: str | None) -> str:
+    """``image/jpeg`` out of ``image/jpeg; charset=x``, lower-case; empty when absent."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _multipart(body: bytes, content_type: str) -> list[tuple[str, str | None, bytes]]:
+    """(field name, filename or None, bytes) of every part of a multipart/form-data body."""
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise InvalidValue("The multipart body has no boundary in its Content-Type header.")
+    parts: list[tuple[str, str | None, bytes]] = []
+    headers: dict[bytes, bytes] = {}
+    field, value = bytearray(), bytearray()
+    data = bytearray()
+
+    def on_header_field(buf: bytes, start: int, end: int) -> None:
+        field.extend(buf[start:end])
+
+    def on_header_value(buf: bytes, start: int, end: int) -> None:
+        value.extend(buf[start:end])
+
+    def on_header_end() -> None:
+        headers[bytes(field).lower()] = bytes(value)
+        field.clear()
+        value.clear()
+
+    def on_part_data(buf: bytes, start: int, end: int) -> None:
+        data.extend(buf[start:end])
+
+    def on_part_end() -> None:
+        _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
+        name = disposition.get(b"name", b"").decode("utf-8", "replace")
+        filename = disposition.get(b"filename")
+        parts.append(
+            (name, None if filename is None else filename.decode("utf-8", "replace"), bytes(data))
+        )
+        headers.clear()
+        data.clear()
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except ValueError as exc:  # python-multipart's MultipartParseError is a ValueError
+        raise InvalidValue(f"The multipart body cannot be parsed: {exc}.") from None
+    return parts
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidValue(f"The JSON body cannot be parsed: {exc}.") from None
+    if not isinstance(value, dict):
+        raise InvalidValue('The JSON body must be an object, e.g. {"image": "<base64>"}.')
+    return value
+
+
+def _json_image(obj: dict[str, Any], name: str) -> Upload:
+    value = obj.get(name)
+    if not isinstance(value, str):
+        raise InvalidValue(f"The JSON body needs a field {name!r} holding an image as base64.")
+    return Upload(name, decode_base64(value.encode("ascii", "replace"), what=f"Field {name!r}"))
+
+
+def read_images(body: bytes, content_type: str | None, names: tuple[str, ...]) -> dict[str, Upload]:
+    """One image per name in ``names``, from a multipart, JSON or raw body.
+
+    Raw bytes (``image/*``, ``application/octet-stream`` or no type) count as the only name.
+    """
+    kind = media_type(content_type)
+    if kind == "multipart/form-data":
+        parts = _multipart(body, content_type or "")
+        found = {name: Upload(filename or name, data) for name, filename, data in parts}
+        if len(names) == 1 and names[0] not in found and len(parts) == 1:
+            found = {names[0]: found.popitem()[1]}  # one file under another field name
+        missing = [n for n in names if n not in found or not found[n].data]
+        if missing:
+            raise InvalidValue(
+                f"The multipart body needs file field{'s' if len(missing) > 1 else ''} "
+                + ", ".join(repr(n) for n in missing)
+                + "."
+            )
+        return {n: found[n] for n in names}
+    if kind == "application/json":
+        obj = _json_object(body)
+        return {n: _json_image(obj, n) for n in names}
+    if kind in ("", *RAW_TYPES) or kind.startswith("image/"):
+        if len(names) > 1:
+            raise UnsupportedMediaType(
+                f"This call takes {len(names)} images ({', '.join(names)}): send them as "
+                "multipart/form-data file fields or as a JSON object of base64 strings."
+            )
+        if not body:
+            raise EmptyBody("The body is empty: send an image (JPEG, PNG or WebP).")
+        return {names[0]: Upload(names[0], body)}
+    raise UnsupportedMediaType(_unsupported(kind))
+
+
+def read_image_list(body: bytes, content_type: str | None) -> list[Upload]:
+    """Any number of images: multipart file parts, JSON ``images`` list (or ``image``), raw."""
+    kind = media_type(content_type)
+    uploads: list[Upload]
+    if kind == "multipart/form-data":
+        uploads = [
+            Upload(filename or name or f"part {i}", data)
+            for i, (name, filename, data) in enumerate(_multipart(body, content_type or ""), 1)
+            if filename is not None or name in ("image", "images")
+        ]
+    elif kind == "application/json":
+        obj = _json_object(body)
+        if "images" in obj:
+            values = obj["images"]
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise InvalidValue("The JSON field 'images' must be a list of base64 strings.")
+            uploads = [
+                Upload(
+                    f"images[{i}]", decode_base64(v.encode("ascii", "replace"), what=f"images[{i}]")
+                )
+                for i, v in enumerate(values)
+            ]
+        else:
+            uploads = [_json_image(obj, "image")]
+    elif kind in ("", *RAW_TYPES) or kind.startswith("image/"):
+        if not body:
+            raise EmptyBody("The body is empty: send an image (JPEG, PNG or WebP).")
+        uploads = [Upload("image", body)]
+    else:
+        raise UnsupportedMediaType(_unsupported(kind))
+    if not uploads:
+        raise InvalidValue("The request holds no image: add at least one file part.")
+    if len(uploads) > MAX_IMAGES_PER_REQUEST:
+        raise InvalidValue(
+            f"{len(uploads)} images in one request; send at most {MAX_IMAGES_PER_REQUEST}."
+        )
+    return uploads
+
+
+def _unsupported(kind: str) -> str:
+    return (
+        f"Content-Type {kind!r} is not read here: send the image as multipart/form-data, "
+        'as JSON {"image": "<base64>"}, or as raw bytes (image/jpeg, image/png, '
+        "application/octet-stream)."
+    )

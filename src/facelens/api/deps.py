@@ -1,0 +1,54 @@
+"""What the routes share: the services of one running server, and the API-key check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from facelens.api.idempotency import IdempotencyStore
+from facelens.api.observability import Metrics
+from facelens.errors import Unauthorized
+from facelens.gallery.sqlite import SQLiteGallery
+from facelens.keys import KeyStore
+from facelens.settings import Settings
+from facelens.workers import WorkerPool
+
+API_KEY_HEADER = "X-API-Key"
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    pool: WorkerPool
+    gallery: SQLiteGallery
+    keys: KeyStore
+    idempotency: IdempotencyStore
+    metrics: Metrics
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+async def require_api_key(request: Request) -> str:
+    """The caller's key id when keys are configured ('' when they are not); else 401."""
+    keys = services(request).keys
+    request.state.api_key_id = ""
+    if not await run_in_threadpool(keys.enabled):
+        return ""
+    given = request.headers.get(API_KEY_HEADER)
+    if not given:
+        raise Unauthorized(
+            f"This server requires an API key: send it in the {API_KEY_HEADER} header."
+        )
+    key_id = await run_in_threadpool(keys.check, given)
+    if key_id is None:
+        raise Unauthorized(
+            f"The {API_KEY_HEADER} is not a valid key (unknown or revoked); "
+            "ask the administrator for a key ('facelens keys create')."
+        )
+    request.state.api_key_id = key_id
+    return key_id

@@ -1,0 +1,91 @@
+"""Our exceptions → HTTP status codes, in one place, and one JSON error shape everywhere."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from facelens import errors
+
+log = logging.getLogger(__name__)
+
+# The most specific class in an exception's MRO wins.
+STATUS: dict[type[errors.FaceLensError], int] = {
+    errors.ImageError: 400,
+    errors.InputPathError: 400,
+    errors.Unauthorized: 401,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.ImageTooLarge: 413,
+    errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
+    errors.InvalidValue: 422,
+    errors.NoFaceFound: 422,
+    errors.StorageError: 503,
+    errors.ModelError: 503,
+    errors.Unavailable: 503,
+}
+RETRY_AFTER_S = 2
+# Codes for Starlette's own errors (unknown route, wrong method, ...).
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def status_for(exc: errors.FaceLensError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def response_for(exc: errors.FaceLensError) -> JSONResponse:
+    return error_response(status_for(exc), exc.code, exc.message)
+
+
+async def _facelens_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.FaceLensError)
+    request.state.error_code = exc.code
+    return response_for(exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+        for e in exc.errors()
+    )
+    request.state.error_code = "invalid_request"
+    return error_response(422, "invalid_request", f"Invalid request: {problems}.")
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    request.state.error_code = code
+    message = str(exc.detail)
+    if exc.status_code == 404:
+        message = f"No such endpoint: {request.url.path}. The API is listed at /docs."
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}."
+    response = error_response(exc.status_code, code, message)
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.FaceLensError, _facelens_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)

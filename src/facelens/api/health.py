@@ -1,0 +1,56 @@
+"""Liveness, readiness and Prometheus metrics (no API key needed: probes and scrapers)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from facelens.api.deps import services
+from facelens.errors import FaceLensError
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Alive: the process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Ready: workers hold the models and the gallery is readable",
+    responses={503: {"description": "Not ready, with the reason"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    svc = services(request)
+    problems = []
+    if not svc.pool.alive:
+        problems.append("the worker processes are not running")
+    try:
+        people = await run_in_threadpool(svc.gallery.count_people)
+    except FaceLensError as exc:
+        problems.append(exc.message)
+        people = None
+    body = {
+        "status": "not ready" if problems else "ready",
+        "problems": problems,
+        "workers": svc.pool.size,
+        "model": svc.pool.model_id,
+        "people": people,
+        "queue": svc.pool.pending,
+    }
+    return JSONResponse(body, status_code=503 if problems else 200)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def metrics(request: Request) -> Response:
+    svc = services(request)
+    svc.metrics.queue.set(svc.pool.pending)
+    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)

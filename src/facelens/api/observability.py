@@ -1,0 +1,218 @@
+"""Request ids, the access log, Prometheus metrics and the body-size cap: one ASGI middleware.
+
+Pure ASGI (not BaseHTTPMiddleware) so that streaming and exceptions pass through untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from facelens.errors import PayloadTooLarge
+
+log = logging.getLogger("facelens.access")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """The service's Prometheus metrics, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "facelens_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template, method and status.",
+            ["route", "method", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.faces = Counter(
+            "facelens_faces_detected_total",
+            "Faces found in request images, by route.",
+            ["route"],
+            registry=self.registry,
+        )
+        self.recognized = Counter(
+            "facelens_faces_recognized_total",
+            "Faces given a name (known) or left unknown.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "facelens_errors_total",
+            "Requests answered with an error, by error code.",
+            ["code"],
+            registry=self.registry,
+        )
+        self.queue = Gauge(
+            "facelens_worker_queue",
+            "Requests handed to the worker processes and not yet answered.",
+            registry=self.registry,
+        )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``extra`` fields."""
+
+    _standard = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in self._standard})
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(log_format: str, *, debug: bool = False) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+
+
+class ObservabilityMiddleware:
+    """Gives each request an id, caps its body, logs it and records its metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                started = True
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        received = 0
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise PayloadTooLarge(self._too_large())
+            return message
+
+        try:
+            declared = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            declared = 0
+        try:
+            if declared > self.max_body_bytes:
+                state["error_code"] = PayloadTooLarge.code
+                await self._send_error(send_with_id, 413, PayloadTooLarge.code, self._too_large())
+            else:
+                await self.app(scope, capped_receive, send_with_id)
+        except Exception:
+            log.exception(
+                "unhandled error in %s %s",
+                scope["method"],
+                scope["path"],
+                extra={"request_id": request_id},
+            )
+            state["error_code"] = "internal_error"
+            if not started:
+                await self._send_error(
+                    send_with_id,
+                    500,
+                    "internal_error",
+                    f"An unexpected error happened (request id {request_id}); it was logged. "
+                    "Please report it with the request id.",
+                )
+        finally:
+            self._record(scope, state, status, time.perf_counter() - start)
+
+    def _too_large(self) -> str:
+        return (
+            f"The request body is larger than {self.max_body_bytes:,} bytes; send a smaller "
+            "image or raise FACELENS_MAX_BODY_BYTES."
+        )
+
+    @staticmethod
+    async def _send_error(send: Send, status: int, code: str, message: str) -> None:
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _record(self, scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "<unmatched>"
+        method = scope["method"]
+        self.metrics.latency.labels(template, method, str(status)).observe(seconds)
+        code = state.get("error_code")
+        if status >= 400:
+            self.metrics.errors.labels(code or f"http_{status}").inc()
+        faces = state.get("faces")
+        log.info(
+            "%s %s %d %.1fms faces=%s id=%s",
+            method,
+            scope["path"],
+            status,
+            seconds * 1000,
+            "-" if faces is None else faces,
+            state["request_id"],
+            extra={
+                "method": method,
+                "path": scope["path"],
+                "route": template,
+                "status": status,
+                "latency_ms": round(seconds * 1000, 1),
+                "faces": faces,
+                "request_id": state["request_id"],
+                "error_code": code,
+            },
+        )

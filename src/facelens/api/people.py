@@ -1,0 +1,228 @@
+"""People routes: create, list, read, rename, delete, and add or remove their faces.
+
+Every change is committed before the answer, and workers re-read the gallery index when its
+revision changes, so the next recognition sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from facelens.api import schemas
+from facelens.api.bodies import read_image_list
+from facelens.api.deps import require_api_key, services
+from facelens.enroll import enroll_photo, enrolled_before
+from facelens.errors import ImageError
+from facelens.gallery.base import FaceRecord
+
+ERRORS = {status: {"model": schemas.ErrorOut} for status in (401, 404, 409, 413, 415, 422, 503)}
+router = APIRouter(
+    prefix="/v1/people",
+    tags=["people"],
+    dependencies=[Depends(require_api_key)],
+    responses=ERRORS,  # type: ignore[arg-type]
+)
+Name = Annotated[str, Path(description="The person's name (URL-encoded).", min_length=1)]
+IDEMPOTENCY_DOC = {
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": "Retries with the same key get the first answer; nothing is done twice.",
+        }
+    ]
+}
+# One enrolment at a time writes, so two retries of one photo cannot both store it.
+_write_lock = asyncio.Lock()
+
+
+def _json(model: BaseModel, status: int = 200) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"), status_code=status)
+
+
+def _face_out(face: FaceRecord) -> schemas.FaceRecordOut:
+    return schemas.FaceRecordOut(
+        id=face.id,
+        source=face.source,
+        box=schemas.BoxOut(**face.box.as_dict()),
+        created_at=face.created_at,
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a person (no faces yet)",
+    response_model=schemas.PersonOut,
+    openapi_extra=IDEMPOTENCY_DOC,
+)
+async def create_person(request: Request, person: schemas.PersonIn) -> Response:
+    svc = services(request)
+
+    async def create() -> Response:
+        created = await run_in_threadpool(svc.gallery.add_person, person.name)
+        return _json(schemas.PersonOut(name=created.name, face_count=created.faces), 201)
+
+    return await svc.idempotency.run(request, request.state.api_key_id, create)
+
+
+@router.get(
+    "", summary="List people, a page at a time, in name order", response_model=schemas.PeoplePage
+)
+async def list_people(
+    request: Request,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> schemas.PeoplePage:
+    gallery = services(request).gallery
+    total = await run_in_threadpool(gallery.count_people)
+    people = await run_in_threadpool(gallery.list_people, offset, limit)
+    end = offset + len(people)
+    return schemas.PeoplePage(
+        people=[schemas.PersonOut(name=p.name, face_count=p.faces) for p in people],
+        total=total,
+        offset=offset,
+        limit=limit,
+        next_offset=end if end < total else None,
+    )
+
+
+@router.get(
+    "/{name}", summary="One person and their stored faces", response_model=schemas.PersonDetail
+)
+async def get_person(request: Request, name: Name) -> schemas.PersonDetail:
+    gallery = services(request).gallery
+    faces = await run_in_threadpool(gallery.faces, name)
+    person = await run_in_threadpool(gallery.person, name)
+    return schemas.PersonDetail(
+        name=person.name, face_count=len(faces), faces=[_face_out(f) for f in faces]
+    )
+
+
+@router.patch(
+    "/{name}",
+    summary="Rename a person; their faces stay",
+    response_model=schemas.PersonOut,
+    openapi_extra=IDEMPOTENCY_DOC,
+)
+async def rename_person(
+    request: Request, name: Name, new: Annotated[schemas.PersonIn, Body()]
+) -> Response:
+    svc = services(request)
+
+    async def rename() -> Response:
+        person = await run_in_threadpool(svc.gallery.rename_person, name, new.name)
+        return _json(schemas.PersonOut(name=person.name, face_count=person.faces))
+
+    return await svc.idempotency.run(request, request.state.api_key_id, rename)
+
+
+@router.delete(
+    "/{name}",
+    summary="Delete a person and every stored embedding of them (biometric data)",
+    response_model=schemas.PersonDeleted,
+    openapi_extra=IDEMPOTENCY_DOC,
+)
+async def delete_person(request: Request, name: Name) -> Response:
+    svc = services(request)
+
+    async def delete() -> Response:
+        removed = await run_in_threadpool(svc.gallery.remove_person, name)
+        return _json(schemas.PersonDeleted(name=name, faces_removed=removed))
+
+    return await svc.idempotency.run(request, request.state.api_key_id, delete)
+
+
+@router.post(
+    "/{name}/faces",
+    summary="Enrol photos of a person; reports per photo what was enrolled or why not",
+    response_model=schemas.EnrolOut,
+    openapi_extra={**schemas.image_body("images", many=True), **IDEMPOTENCY_DOC},
+)
+async def add_faces(
+    request: Request,
+    name: Name,
+    largest: Annotated[
+        bool, Query(description="In a photo with several faces, enrol the largest.")
+    ] = False,
+) -> Response:
+    svc = services(request)
+    gallery = svc.gallery
+    await run_in_threadpool(gallery.person, name)  # 404 before any work
+    uploads = read_image_list(await request.body(), request.headers.get("content-type"))
+    hashes = [hashlib.sha256(u.data).hexdigest() for u in uploads]
+
+    async def enrol_one(label: str, data: bytes, sha256: str) -> schemas.EnrolItem:
+        outcome = await run_in_threadpool(enrolled_before, gallery, name, sha256)
+        if outcome is None:
+            try:
+                analysis = await svc.pool.analyze(data, label)
+            except ImageError as exc:  # this photo is unusable; the others still count
+                return schemas.EnrolItem(
+                    image=label, status="skipped", face_ids=[], box=None, reason=exc.message
+                )
+            async with _write_lock:
+                outcome = await run_in_threadpool(
+                    lambda: enroll_photo(
+                        gallery,
+                        name,
+                        label,
+                        sha256,
+                        analysis,
+                        take_largest=largest,
+                        largest_hint="add ?largest=true",
+                    )
+                )
+        return schemas.EnrolItem(
+            image=label,
+            status=outcome.status,
+            face_ids=outcome.face_ids,
+            box=None if outcome.box is None else schemas.BoxOut(**outcome.box.as_dict()),
+            reason=outcome.reason,
+        )
+
+    async def enrol() -> Response:
+        items = await asyncio.gather(
+            *(enrol_one(u.label, u.data, h) for u, h in zip(uploads, hashes, strict=True))
+        )
+        person = await run_in_threadpool(gallery.person, name)
+        request.state.faces = sum(len(i.face_ids) for i in items)
+        return _json(
+            schemas.EnrolOut(
+                name=person.name,
+                results=list(items),
+                enrolled=sum(1 for i in items if i.status == "enrolled"),
+                face_count=person.faces,
+            )
+        )
+
+    return await svc.idempotency.run(
+        request, request.state.api_key_id, enrol, "\n".join(hashes).encode()
+    )
+
+
+@router.delete(
+    "/{name}/faces/{face_id}",
+    summary="Delete one stored face of a person",
+    response_model=schemas.FaceDeleted,
+    openapi_extra=IDEMPOTENCY_DOC,
+)
+async def delete_face(
+    request: Request, name: Name, face_id: Annotated[int, Path(ge=1, le=2**62)]
+) -> Response:
+    svc = services(request)
+
+    async def delete() -> Response:
+        await run_in_threadpool(svc.gallery.remove_face, name, face_id)
+        return _json(schemas.FaceDeleted(name=name, face_id=face_id))
+
+    return await svc.idempotency.run(request, request.state.api_key_id, delete)

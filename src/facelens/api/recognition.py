@@ -1,0 +1,204 @@
+"""Recognition routes: the original ``/predictor`` contract and ``/v1`` detect/recognize/…"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from facelens.api import schemas
+from facelens.api.bodies import decode_base64, read_images
+from facelens.api.deps import Services, require_api_key, services
+from facelens.matching import UNKNOWN
+from facelens.pipeline import Analysis, Verification
+from facelens.workers import Recognition
+
+ERRORS = {status: {"model": schemas.ErrorOut} for status in (400, 401, 413, 415, 422, 503)}
+
+router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERRORS)  # type: ignore[arg-type]
+
+
+def _count(request: Request, svc: Services, route: str, faces: int) -> None:
+    request.state.faces = faces
+    svc.metrics.faces.labels(route).inc(faces)
+
+
+def _total(timings: dict[str, float], start: float) -> dict[str, float]:
+    return {**timings, "total": round((time.perf_counter() - start) * 1000, 2)}
+
+
+async def _recognize(
+    request: Request, svc: Services, data: bytes, label: str, *, annotate: bool, route: str
+) -> Recognition:
+    result = await svc.pool.recognize(data, label, annotate=annotate)
+    _count(request, svc, route, len(result.faces))
+    unknown = sum(1 for f in result.faces if f.match.name == UNKNOWN)
+    svc.metrics.recognized.labels("unknown").inc(unknown)
+    svc.metrics.recognized.labels("known").inc(len(result.faces) - unknown)
+    return result
+
+
+@router.post(
+    "/predictor",
+    tags=["compatibility"],
+    summary="The original demo's contract: base64 image in, annotated base64 JPEG out",
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "base64 of the annotated JPEG, same size as the input",
+        }
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"text/plain": {"schema": {"type": "string", "contentEncoding": "base64"}}},
+        }
+    },
+)
+async def predictor(request: Request) -> PlainTextResponse:
+    """The raw body is base64 (data: URL, URL-safe, line breaks and no padding are fine)."""
+    svc = services(request)
+    body = await request.body()
+    data = await run_in_threadpool(decode_base64, body)
+    result = await _recognize(
+        request, svc, data, "the uploaded image", annotate=True, route="/predictor"
+    )
+    assert result.annotated_jpeg is not None
+    return PlainTextResponse(base64.b64encode(result.annotated_jpeg).decode("ascii"))
+
+
+@router.post(
+    "/v1/recognize",
+    tags=["recognition"],
+    summary="Find every face and name it from the gallery",
+    response_model=schemas.RecognizeOut,
+    responses={
+        200: {
+            "content": {"image/jpeg": {}},
+            "description": "JSON, or the annotated JPEG with ?annotate=true or Accept: image/jpeg",
+        }
+    },
+    openapi_extra=schemas.image_body("image"),
+)
+async def recognize(
+    request: Request,
+    annotate: Annotated[
+        bool, Query(description="Answer the annotated JPEG instead of JSON.")
+    ] = False,
+) -> schemas.RecognizeOut | Response:
+    svc = services(request)
+    start = time.perf_counter()
+    image = read_images(await request.body(), request.headers.get("content-type"), ("image",))
+    accept = request.headers.get("accept", "")
+    as_image = annotate or ("image/jpeg" in accept and "application/json" not in accept)
+    result = await _recognize(
+        request,
+        svc,
+        image["image"].data,
+        image["image"].label,
+        annotate=as_image,
+        route="/v1/recognize",
+    )
+    if as_image:
+        assert result.annotated_jpeg is not None
+        return Response(
+            result.annotated_jpeg,
+            media_type="image/jpeg",
+            headers={"X-Faces-Found": str(len(result.faces))},
+        )
+    return schemas.RecognizeOut(
+        faces=[schemas.RecognizedFaceOut.model_validate(f.as_dict()) for f in result.faces],
+        width=result.analysis.width,
+        height=result.analysis.height,
+        model=svc.pool.model_id,
+        timings_ms=_total(result.timings_ms, start),
+    )
+
+
+async def _analyze_one(request: Request, svc: Services, route: str) -> tuple[Analysis, float]:
+    start = time.perf_counter()
+    image = read_images(await request.body(), request.headers.get("content-type"), ("image",))
+    analysis = await svc.pool.analyze(image["image"].data, image["image"].label)
+    _count(request, svc, route, len(analysis.faces))
+    return analysis, start
+
+
+@router.post(
+    "/v1/detect",
+    tags=["recognition"],
+    summary="Find faces: boxes, landmarks and scores only",
+    response_model=schemas.DetectOut,
+    openapi_extra=schemas.image_body("image"),
+)
+async def detect(request: Request) -> schemas.DetectOut:
+    analysis, start = await _analyze_one(request, services(request), "/v1/detect")
+    return schemas.DetectOut(
+        faces=[
+            schemas.DetectedFaceOut(
+                box=schemas.BoxOut(**f.box.as_dict()),
+                score=round(f.score, 4),
+                landmarks=[[round(float(x), 1), round(float(y), 1)] for x, y in f.landmarks],
+            )
+            for f in analysis.faces
+        ],
+        width=analysis.width,
+        height=analysis.height,
+        timings_ms=_total(analysis.timings_ms, start),
+    )
+
+
+@router.post(
+    "/v1/embed",
+    tags=["recognition"],
+    summary="Find faces and return their descriptors",
+    response_model=schemas.EmbedOut,
+    openapi_extra=schemas.image_body("image"),
+)
+async def embed(request: Request) -> schemas.EmbedOut:
+    svc = services(request)
+    analysis, start = await _analyze_one(request, svc, "/v1/embed")
+    return schemas.EmbedOut(
+        faces=[
+            schemas.EmbeddedFaceOut(
+                box=schemas.BoxOut(**f.box.as_dict()),
+                score=round(f.score, 4),
+                landmarks=[[round(float(x), 1), round(float(y), 1)] for x, y in f.landmarks],
+                embedding=[float(v) for v in f.embedding],
+            )
+            for f in analysis.faces
+        ],
+        width=analysis.width,
+        height=analysis.height,
+        model=svc.pool.model_id,
+        timings_ms=_total(analysis.timings_ms, start),
+    )
+
+
+@router.post(
+    "/v1/verify",
+    tags=["recognition"],
+    summary="1:1 — do two images show the same person? (largest face of each)",
+    response_model=schemas.VerifyOut,
+    openapi_extra=schemas.image_body("first", "second"),
+)
+async def verify(request: Request) -> schemas.VerifyOut:
+    svc = services(request)
+    start = time.perf_counter()
+    images = read_images(
+        await request.body(), request.headers.get("content-type"), ("first", "second")
+    )
+    first, second = await asyncio.gather(
+        svc.pool.analyze(images["first"].data, images["first"].label),
+        svc.pool.analyze(images["second"].data, images["second"].label),
+    )
+    _count(request, svc, "/v1/verify", len(first.faces) + len(second.faces))
+    result = Verification.compare(first, second, svc.settings.threshold)
+    timings = {f"first_{k}": v for k, v in first.timings_ms.items()}
+    timings |= {f"second_{k}": v for k, v in second.timings_ms.items()}
+    return schemas.VerifyOut(**result.as_dict(), timings_ms=_total(timings, start))

@@ -1,0 +1,174 @@
+"""The JSON shapes of the HTTP API (responses and JSON request bodies), for OpenAPI and checks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(_Model):
+    code: str = Field(description="Stable machine-readable code, e.g. bad_image, not_found.")
+    message: str = Field(description="What went wrong and what to do, in one line.")
+
+
+class ErrorOut(_Model):
+    error: ErrorDetail
+
+
+class BoxOut(_Model):
+    """A face box in pixels of the original (EXIF-rotated) image."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+
+class RunnerUp(_Model):
+    name: str
+    distance: float | None
+
+
+class RecognizedFaceOut(_Model):
+    name: str = Field(description="The person's name, or 'unknown'.")
+    distance: float | None = Field(
+        description="Euclidean distance to that person (lower is closer)."
+    )
+    confidence: float = Field(description="0..1, 0.5 exactly at the threshold.")
+    box: BoxOut
+    ambiguous: bool = Field(description="The runner-up is within the ambiguity margin.")
+    runner_up: RunnerUp | None
+    margin: float | None
+
+
+class RecognizeOut(_Model):
+    faces: list[RecognizedFaceOut]
+    width: int
+    height: int
+    model: str
+    timings_ms: dict[str, float] = Field(
+        description="Milliseconds per stage: queue, decode, detect, align, embed, match, total."
+    )
+
+
+class DetectedFaceOut(_Model):
+    box: BoxOut
+    score: float = Field(description="The detector's own score (higher is surer).")
+    landmarks: list[list[float]] = Field(description="5 points [x, y]: eye corners and nose.")
+
+
+class DetectOut(_Model):
+    faces: list[DetectedFaceOut]
+    width: int
+    height: int
+    timings_ms: dict[str, float]
+
+
+class EmbeddedFaceOut(DetectedFaceOut):
+    embedding: list[float] = Field(description="The face descriptor (128 numbers for dlib).")
+
+
+class EmbedOut(_Model):
+    faces: list[EmbeddedFaceOut]
+    width: int
+    height: int
+    model: str
+    timings_ms: dict[str, float]
+
+
+class VerifyOut(_Model):
+    same_person: bool
+    distance: float
+    threshold: float
+    faces_found: list[int]
+    notes: list[str]
+    timings_ms: dict[str, float]
+
+
+class PersonIn(_Model):
+    name: str = Field(min_length=1, max_length=200, examples=["Ada Lovelace"])
+
+
+class PersonOut(_Model):
+    name: str
+    face_count: int
+
+
+class FaceRecordOut(_Model):
+    id: int
+    source: str | None = Field(description="The file or upload the face came from.")
+    box: BoxOut
+    created_at: datetime
+
+
+class PersonDetail(PersonOut):
+    faces: list[FaceRecordOut]
+
+
+class PeoplePage(_Model):
+    people: list[PersonOut]
+    total: int
+    offset: int
+    limit: int
+    next_offset: int | None = Field(
+        description="Pass as offset for the next page; null at the end."
+    )
+
+
+class PersonDeleted(_Model):
+    name: str
+    faces_removed: int
+
+
+class FaceDeleted(_Model):
+    name: str
+    face_id: int
+
+
+class EnrolItem(_Model):
+    image: str = Field(description="The upload's file name (or field name).")
+    status: Literal["enrolled", "already_enrolled", "skipped"]
+    face_ids: list[int]
+    box: BoxOut | None
+    reason: str | None = Field(description="Why nothing was enrolled, when skipped.")
+
+
+class EnrolOut(_Model):
+    name: str
+    results: list[EnrolItem]
+    enrolled: int = Field(description="Photos enrolled by this request.")
+    face_count: int = Field(description="Faces the person has now.")
+
+
+def image_body(*fields: str, many: bool = False) -> dict[str, Any]:
+    """OpenAPI for a body holding images as multipart files, JSON base64, or raw bytes."""
+    binary = {"type": "string", "format": "binary"}
+    b64 = {"type": "string", "contentEncoding": "base64", "description": "base64 of an image"}
+    json_props: dict[str, Any] = {name: b64 for name in fields}
+    if many:
+        json_props = {"images": {"type": "array", "items": b64, "minItems": 1}}
+    content: dict[str, Any] = {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    name: ({"type": "array", "items": binary} if many else binary)
+                    for name in (("images",) if many else fields)
+                },
+                "required": list(("images",) if many else fields),
+            }
+        },
+        "application/json": {
+            "schema": {"type": "object", "properties": json_props, "required": list(json_props)}
+        },
+    }
+    if len(fields) == 1 or many:
+        for raw in ("image/jpeg", "image/png", "image/webp", "application/octet-stream"):
+            content[raw] = {"schema": binary}
+    return {"requestBody": {"required": True, "content": content}}

@@ -1,0 +1,111 @@
+"""``facelens serve``: bind, start the workers, then serve with uvicorn; never debug or reload.
+
+The port is bound first, so a port in use fails at once and not after the models load; the
+workers are started and warmed before the first request is accepted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+
+import uvicorn
+
+from facelens.api.app import create_app
+from facelens.api.deps import Services
+from facelens.api.idempotency import IdempotencyStore
+from facelens.api.observability import Metrics, configure_logging
+from facelens.errors import InvalidValue
+from facelens.gallery.sqlite import SQLiteGallery
+from facelens.keys import KeyStore
+from facelens.models import embedding_model_id
+from facelens.settings import Settings
+from facelens.workers import WorkerPool
+
+log = logging.getLogger("facelens.server")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on ``host:port``, or an error that says what to change."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise InvalidValue(
+            f"Cannot listen on {host!r}: {exc.strerror or exc}. Use an address of this machine, "
+            "e.g. --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every network)."
+        ) from None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        hint = (
+            "another program uses it; choose another --port"
+            if exc.errno == 98
+            else (
+                "ports below 1024 need privileges; choose a --port above 1024"
+                if exc.errno == 13
+                else str(exc)
+            )
+        )
+        raise InvalidValue(f"Cannot listen on {host}:{port}: {hint}.") from None
+    return sock
+
+
+def serve(settings: Settings, *, debug: bool = False) -> None:
+    """Run the HTTP service until SIGINT/SIGTERM (graceful: requests in flight finish)."""
+    configure_logging(settings.log_format, debug=debug)
+    sock = bind(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    gallery = SQLiteGallery(settings.gallery_path)
+    keys = KeyStore(settings.gallery_path)
+    idempotency = IdempotencyStore(settings.gallery_path)
+    pool = WorkerPool(settings)
+    try:
+        gallery.bind_model(embedding_model_id(settings))  # before loading: fail fast
+        log.info("starting %d worker processes (loading models)", settings.workers)
+        pool.start()
+        keyed = keys.enabled()
+        if not keyed and not is_loopback(settings.host):
+            log.warning(
+                "*** facelens listens on %s with NO API KEYS: anyone who can reach this port "
+                "can read and change the gallery (biometric data). Create a key with "
+                "'facelens keys create NAME' and restart, or bind 127.0.0.1. ***",
+                settings.host,
+            )
+        app = create_app(Services(settings, pool, gallery, keys, idempotency, Metrics()))
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,  # ours logs each request with its id and face count
+            server_header=False,
+            timeout_graceful_shutdown=15,
+            reload=False,
+        )
+        shown = f"[{host}]" if ":" in host else host
+        log.info(
+            "facelens serving on http://%s:%d (API docs at /docs; API keys %s; data %s)",
+            shown,
+            port,
+            "required" if keyed else "off",
+            settings.data_dir,
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        pool.close()
+        sock.close()
+        for store in (idempotency, keys, gallery):
+            store.close()

@@ -1,0 +1,113 @@
+"""API keys for the HTTP service, stored hashed beside the gallery.
+
+A key is ``fl_<id>_<secret>``: the id finds the record, the SHA-256 of the whole key is what is
+stored. The secret is 32 random bytes, so a plain SHA-256 is enough (slow password hashes are for
+low-entropy passwords); the key itself is shown once, when created, and never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from facelens.errors import InvalidValue, NotFound
+from facelens.gallery.sqlite import SQLiteStore
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+)
+"""
+PREFIX = "fl_"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class KeyStore(SQLiteStore):
+    """Create, list, revoke and check API keys; safe to share across threads."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, _SCHEMA)
+
+    def create(self, name: str) -> tuple[ApiKey, str]:
+        """A new key named ``name``: its record and the key itself (shown once, never stored)."""
+        name = name.strip()
+        if not name or len(name) > 100 or not name.isprintable():
+            raise InvalidValue("A key's name must be 1 to 100 printable characters.")
+        key_id = secrets.token_hex(4)
+        key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        created = _now()
+        self._run(
+            "INSERT INTO api_keys (id, name, sha256, created_at) VALUES (?, ?, ?, ?)",
+            (key_id, name, _digest(key), created),
+        )
+        return ApiKey(key_id, name, datetime.fromisoformat(created), None), key
+
+    def list(self) -> list[ApiKey]:
+        rows = self._run(
+            "SELECT id, name, created_at, revoked_at FROM api_keys ORDER BY created_at"
+        )
+        return [
+            ApiKey(
+                str(i),
+                str(n),
+                datetime.fromisoformat(str(c)),
+                None if r is None else datetime.fromisoformat(str(r)),
+            )
+            for i, n, c, r in rows
+        ]
+
+    def revoke(self, key_id: str) -> ApiKey:
+        rows = self._run(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? "
+            "RETURNING id, name, created_at, revoked_at",
+            (_now(), key_id),
+        )
+        if not rows:
+            raise NotFound(f"No API key with id {key_id!r}; 'facelens keys list' shows the ids.")
+        i, n, c, r = rows[0]
+        return ApiKey(
+            str(i), str(n), datetime.fromisoformat(str(c)), datetime.fromisoformat(str(r))
+        )
+
+    def enabled(self) -> bool:
+        """Whether any key is active (then every API call needs one)."""
+        return bool(self._run("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1"))
+
+    def check(self, key: str) -> str | None:
+        """The id of the active key ``key``, or None if it is not one."""
+        if not key.startswith(PREFIX) or key.count("_") < 2:
+            return None
+        key_id = key[len(PREFIX) :].split("_", 1)[0]
+        rows = self._run(
+            "SELECT sha256 FROM api_keys WHERE id = ? AND revoked_at IS NULL", (key_id,)
+        )
+        if rows and hmac.compare_digest(str(rows[0][0]), _digest(key)):
+            return key_id
+        return None
