@@ -589,8 +589,14 @@ def keys_revoke(
     from facelens.keys import KeyStore
 
     with _handled(ctx) as state:
-        record = KeyStore(state.settings.gallery_path).revoke(key_id)
+        store = KeyStore(state.settings.gallery_path)
+        record = store.revoke(key_id)
         out.print(escape(f"revoked key {record.id} ({record.name})"))
+        if store.active_count() == 0:
+            err.print(
+                "[yellow]note:[/yellow] no active key is left: the server refuses every API "
+                "call until 'facelens keys create NAME' makes a new one."
+            )
 
 
 def main() -> None:

@@ -97,8 +97,14 @@ class KeyStore(SQLiteStore):
         )
 
     def enabled(self) -> bool:
-        """Whether any key is active (then every API call needs one)."""
-        return bool(self._run("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1"))
+        """Whether keys are in use: once one was created, every API call needs an active one.
+
+        Revoked keys count: revoking the last key must lock the API, not open it.
+        """
+        return bool(self._run("SELECT 1 FROM api_keys LIMIT 1"))
+
+    def active_count(self) -> int:
+        return int(str(self._run("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")[0][0]))
 
     def check(self, key: str) -> str | None:
         """The id of the active key ``key``, or None if it is not one."""

@@ -22,7 +22,9 @@ from facelens.enroll import enroll_photo, enrolled_before
 from facelens.errors import ImageError
 from facelens.gallery.base import FaceRecord
 
-ERRORS = {status: {"model": schemas.ErrorOut} for status in (401, 404, 409, 413, 415, 422, 503)}
+ERRORS = {
+    status: {"model": schemas.ErrorOut} for status in (400, 401, 404, 409, 413, 415, 422, 503)
+}
 router = APIRouter(
     prefix="/v1/people",
     tags=["people"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import socket
 
 import uvicorn
@@ -103,7 +104,12 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
             "required" if keyed else "off",
             settings.data_dir,
         )
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
+        # handler it found: make that a no-op so the workers are closed and the exit code is 0.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda number, frame: None)
         uvicorn.Server(config).run(sockets=[sock])
+        log.info("stopped")
     finally:
         pool.close()
         sock.close()
