@@ -1,0 +1,64 @@
+"""Error → status mapping, API keys and idempotency fingerprints (no server needed)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+import facelens.api.idempotency as module
+from facelens import errors
+from facelens.api.errors import STATUS, status_for
+from facelens.api.idempotency import IdempotencyStore, Stored, _canonical
+from facelens.keys import KeyStore
+
+
+def test_every_error_class_has_a_deliberate_status() -> None:
+    classes = [
+        cls
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.FaceLensError) and cls is not errors.FaceLensError
+    ]
+    for cls in classes:
+        assert status_for(cls("x")) != 500, f"{cls.__name__} would answer 500"
+    assert status_for(errors.ImageTooLarge("x")) == 413  # more specific than ImageError's 400
+    assert status_for(errors.BadBase64("x")) == 400
+    assert status_for(errors.IdempotencyKeyReused("x")) == 422
+    assert status_for(errors.FaceLensError("x")) == 500
+    assert set(STATUS.values()) <= {400, 401, 404, 409, 413, 415, 422, 503}
+
+
+def test_keys_are_stored_hashed_checked_and_revoked(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path / "g.sqlite3")
+    assert not store.enabled()
+    record, key = store.create("  door camera ")
+    assert record.name == "door camera" and key.startswith(f"fl_{record.id}_")
+    assert key.encode() not in (tmp_path / "g.sqlite3").read_bytes()
+    assert store.enabled() and store.check(key) == record.id
+    for wrong in (key + "x", key[:-1], "fl_" + record.id, "", "fl__x", f"fl_{record.id}_x"):
+        assert store.check(wrong) is None
+    store.revoke(record.id)
+    assert store.check(key) is None
+    assert store.enabled(), "revoking the last key must not open the API"
+    assert store.active_count() == 0
+    with pytest.raises(errors.NotFound, match="keys list"):
+        store.revoke("nope")
+    with pytest.raises(errors.InvalidValue):
+        store.create("bad\nname")
+
+
+def test_json_bodies_are_compared_by_value() -> None:
+    assert _canonical(b'{"name": "a", "x": 1}') == _canonical(b'{"x":1,"name":"a"}')
+    assert _canonical(b'{"name": "a"}') != _canonical(b'{"name": "b"}')
+    assert _canonical(b"\xff raw") == b"\xff raw"
+
+
+def test_stored_answers_expire_after_a_day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = IdempotencyStore(tmp_path / "g.sqlite3")
+    store.put("", "k", Stored("f", 200, "application/json", b"{}"))
+    assert store.get("", "k") == Stored("f", 200, "application/json", b"{}")
+    assert store.get("other-api-key", "k") is None  # keys are scoped per API key
+    real = module.time.time
+    monkeypatch.setattr(module.time, "time", lambda: real() + module.TTL_S + 1)
+    assert store.get("", "k") is None
