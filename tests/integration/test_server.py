@@ -336,9 +336,23 @@ def test_error_codes_have_one_shape(server: Server, probes: list[Probe]) -> None
         assert set(response.json()["error"]) == {"code", "message"}
 
 
-def test_a_body_over_the_limit_is_refused_with_413(tmp_path: Path, probes: list[Probe]) -> None:
-    srv = Server(tmp_path / "data", env={"FACELENS_MAX_BODY_BYTES": "50000"})
+def test_limits_on_body_size_and_queue(tmp_path: Path, probes: list[Probe]) -> None:
+    srv = Server(
+        tmp_path / "data", env={"FACELENS_MAX_BODY_BYTES": "50000", "FACELENS_MAX_QUEUE": "2"}
+    )
     try:
+        # More requests at once than the queue holds: the extra ones are told to come back.
+        small = probe(probes, "obama-240p.jpg").file.read_bytes()
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(lambda _: srv.client.post("/v1/recognize", content=small), range(8))
+            )
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses[0] == 200 and statuses[-1] == 503, statuses
+        busy = next(a for a in answers if a.status_code == 503)
+        assert busy.headers["retry-after"] == "2"
+        assert busy.json()["error"]["code"] == "unavailable"
+
         big = probe(probes, "obama-1080p.jpg").file.read_bytes()
         assert len(big) > 50_000
         declared = srv.client.post("/v1/recognize", content=big)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import facelens.api.idempotency as module
 from facelens import errors
 from facelens.api.errors import STATUS, status_for
 from facelens.api.idempotency import IdempotencyStore, Stored, _canonical
+from facelens.api.observability import JsonFormatter
 from facelens.keys import KeyStore
 
 
@@ -62,3 +65,21 @@ def test_stored_answers_expire_after_a_day(tmp_path: Path, monkeypatch: pytest.M
     real = module.time.time
     monkeypatch.setattr(module.time, "time", lambda: real() + module.TTL_S + 1)
     assert store.get("", "k") is None
+
+
+def test_json_logs_are_one_object_per_line_with_the_request_fields() -> None:
+    record = logging.makeLogRecord(
+        {
+            "name": "facelens.access",
+            "levelname": "INFO",
+            "msg": "POST /v1/recognize 200",
+            "request_id": "abc",
+            "faces": 2,
+            "latency_ms": 12.5,
+        }
+    )
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "POST /v1/recognize 200" and entry["level"] == "info"
+    assert (entry["request_id"], entry["faces"], entry["latency_ms"]) == ("abc", 2, 12.5)

@@ -22,14 +22,12 @@ from facelens.enroll import enroll_photo, enrolled_before
 from facelens.errors import ImageError
 from facelens.gallery.base import FaceRecord
 
-ERRORS = {
-    status: {"model": schemas.ErrorOut} for status in (400, 401, 404, 409, 413, 415, 422, 503)
-}
+ERRORS = schemas.error_responses(400, 401, 404, 409, 413, 415, 422, 503)
 router = APIRouter(
     prefix="/v1/people",
     tags=["people"],
     dependencies=[Depends(require_api_key)],
-    responses=ERRORS,  # type: ignore[arg-type]
+    responses=ERRORS,
 )
 Name = Annotated[str, Path(description="The person's name (URL-encoded).", min_length=1)]
 IDEMPOTENCY_DOC = {

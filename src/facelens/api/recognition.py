@@ -18,9 +18,9 @@ from facelens.matching import UNKNOWN
 from facelens.pipeline import Analysis, Verification
 from facelens.workers import Recognition
 
-ERRORS = {status: {"model": schemas.ErrorOut} for status in (400, 401, 413, 415, 422, 503)}
+ERRORS = schemas.error_responses(400, 401, 413, 415, 422, 503)
 
-router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERRORS)  # type: ignore[arg-type]
+router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERRORS)
 
 
 def _count(request: Request, svc: Services, route: str, faces: int) -> None:

@@ -172,3 +172,8 @@ def image_body(*fields: str, many: bool = False) -> dict[str, Any]:
         for raw in ("image/jpeg", "image/png", "image/webp", "application/octet-stream"):
             content[raw] = {"schema": binary}
     return {"requestBody": {"required": True, "content": content}}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting our error shape for each status."""
+    return {status: {"model": ErrorOut} for status in statuses}
