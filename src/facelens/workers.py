@@ -192,11 +192,12 @@ class WorkerPool:
                 f"The server is busy ({self._pending} requests waiting for a worker); "
                 "retry in a moment."
             )
+        pool = self._pool
         self._pending += 1
         try:
-            return await asyncio.wrap_future(self._pool.submit(fn, *args))
+            return await asyncio.wrap_future(pool.submit(fn, *args))
         except BrokenProcessPool:
-            self._repair()
+            self._replace(pool)
             raise Unavailable(
                 "A worker process died while handling the request (out of memory?); "
                 "the workers are restarting, retry in a few seconds."
@@ -204,12 +205,11 @@ class WorkerPool:
         finally:
             self._pending -= 1
 
-    def _repair(self) -> None:
-        pool = self._pool
-        if pool is None or not getattr(pool, "_broken", False):
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        if self._pool is not broken:
             return  # another request already replaced it
         log.error("a worker process died; starting a new pool of %d workers", self.size)
-        pool.shutdown(wait=False, cancel_futures=True)
+        broken.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool()
         self.pids = []
 
