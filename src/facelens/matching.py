@@ -10,7 +10,7 @@ gets the name and the other face is offered its runner-up.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,14 @@ class GalleryIndex:
     names: tuple[str, ...]
     vectors: Embeddings
     starts: npt.NDArray[np.intp]
+    squared_norms: npt.NDArray[np.float32] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Kept so a search is one float32 matrix product: no float64 copy of the gallery per
+        # query (1e6 embeddings would be 1 GB).
+        vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        object.__setattr__(self, "vectors", vectors)
+        object.__setattr__(self, "squared_norms", np.einsum("ij,ij->i", vectors, vectors))
 
     @classmethod
     def build(cls, rows: list[tuple[str, Embeddings]]) -> GalleryIndex:
@@ -55,11 +63,10 @@ class GalleryIndex:
         """``(n_queries, n_people)``: each query's distance to each person's closest face."""
         if not self.names or not len(queries):
             return np.zeros((len(queries), len(self.names)))
-        q = queries.astype(np.float64)
-        g = self.vectors.astype(np.float64)
-        squared = (q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2.0 * (q @ g.T)
-        distances = np.sqrt(np.maximum(squared, 0.0))
-        return np.minimum.reduceat(distances, self.starts, axis=1)
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        squared = (q * q).sum(1)[:, None] + self.squared_norms[None, :] - 2.0 * (q @ self.vectors.T)
+        nearest = np.minimum.reduceat(squared, self.starts, axis=1)
+        return np.sqrt(np.maximum(nearest, 0.0), dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +122,20 @@ def identify(
         return [Match(UNKNOWN, None, 1.0, None, None, False) for _ in range(n_faces)]
     dist = index.person_distances(queries)
     assigned = _assign(dist, threshold)
-    order = np.argsort(dist, axis=1)
+    # Only the two nearest people of each face matter (the runner-up is whichever of them was
+    # not assigned): a partial sort, not a sort of every person in a large gallery.
+    k = min(2, n_people)
+    nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
+    order = np.take_along_axis(
+        nearest, np.argsort(np.take_along_axis(dist, nearest, axis=1), axis=1), axis=1
+    )
 
     matches = []
     for face in range(n_faces):
         col = assigned[face]
         ranked = order[face]
         if col < n_people:
-            others = [p for p in ranked if p != col]
+            others = [int(p) for p in ranked if p != col]
             runner = others[0] if others else None
             d = float(dist[face, col])
             runner_d = float(dist[face, runner]) if runner is not None else None

@@ -91,3 +91,25 @@ def test_unknown_confidence_is_confidence_in_unknown() -> None:
     index = index_of(alice=[unit(0.0)])
     (m,) = identify(np.stack([unit(1.5)]), index, threshold=0.6, ambiguity_margin=0.05)
     assert m.name == UNKNOWN and m.confidence > 0.99
+
+
+def test_large_gallery_search_agrees_with_brute_force_in_float64() -> None:
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((3000, 128)).astype(np.float32)
+    vectors *= 0.35 / np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = GalleryIndex.build([(f"p{i:04d}", vectors[i * 3 : i * 3 + 3]) for i in range(1000)])
+    queries = vectors[[5, 1500, 2999]] + rng.normal(0, 0.01, (3, 128)).astype(np.float32)
+    exact = (
+        np.linalg.norm(
+            queries.astype(np.float64)[:, None, :] - vectors.astype(np.float64)[None, :, :], axis=2
+        )
+        .reshape(3, 1000, 3)
+        .min(axis=2)
+    )
+    assert np.allclose(index.person_distances(queries), exact, atol=1e-5)
+    matches = identify(queries, index, threshold=0.6, ambiguity_margin=0.05)
+    for match, row in zip(matches, exact, strict=True):
+        first, second = np.argsort(row)[:2]
+        assert match.name == f"p{first:04d}"
+        assert match.runner_up == f"p{second:04d}"
+        assert match.runner_up_distance == pytest.approx(row[second], abs=1e-5)
