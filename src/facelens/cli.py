@@ -568,8 +568,15 @@ def eval_pairs(
     with _handled(ctx) as state:
         pairs = read_pairs(pairs_csv)
         paths = resolve_images([name for p in pairs for name in (p.first, p.second)], images)
-        if plot is not None and plot.exists() and plot.is_dir():
-            raise errors.InputPathError(f"{plot}: is a folder; give a file name for the plot.")
+        if plot is not None:  # before the long part, not after it
+            if plot.is_dir():
+                raise errors.InputPathError(f"{plot}: is a folder; give a file name for the plot.")
+            try:
+                plot.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise errors.InputPathError(
+                    f"{plot.parent}: cannot create the folder for the plot ({exc.strerror or exc})."
+                ) from None
         with _progress("embedding") as progress:
             task = progress.add_task("embedding", total=len(paths), current="")
             embeddings = embed_largest(
