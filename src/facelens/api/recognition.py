@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -15,7 +15,7 @@ from facelens.api import schemas
 from facelens.api.bodies import decode_base64, read_images
 from facelens.api.deps import Services, require_api_key, services
 from facelens.matching import UNKNOWN
-from facelens.pipeline import Analysis, Verification
+from facelens.pipeline import Analysis, Face, Verification
 from facelens.workers import Recognition
 
 ERRORS = schemas.error_responses(400, 401, 413, 415, 422, 503)
@@ -121,6 +121,15 @@ async def recognize(
     )
 
 
+def _detected(face: Face) -> dict[str, Any]:
+    """The detection fields of a face, as /v1/detect and /v1/embed answer them."""
+    return {
+        "box": schemas.BoxOut(**face.box.as_dict()),
+        "score": round(face.score, 4),
+        "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in face.landmarks],
+    }
+
+
 async def _analyze_one(request: Request, svc: Services, route: str) -> tuple[Analysis, float]:
     start = time.perf_counter()
     image = read_images(await request.body(), request.headers.get("content-type"), ("image",))
@@ -139,14 +148,7 @@ async def _analyze_one(request: Request, svc: Services, route: str) -> tuple[Ana
 async def detect(request: Request) -> schemas.DetectOut:
     analysis, start = await _analyze_one(request, services(request), "/v1/detect")
     return schemas.DetectOut(
-        faces=[
-            schemas.DetectedFaceOut(
-                box=schemas.BoxOut(**f.box.as_dict()),
-                score=round(f.score, 4),
-                landmarks=[[round(float(x), 1), round(float(y), 1)] for x, y in f.landmarks],
-            )
-            for f in analysis.faces
-        ],
+        faces=[schemas.DetectedFaceOut(**_detected(f)) for f in analysis.faces],
         width=analysis.width,
         height=analysis.height,
         timings_ms=_total(analysis.timings_ms, start),
@@ -165,12 +167,7 @@ async def embed(request: Request) -> schemas.EmbedOut:
     analysis, start = await _analyze_one(request, svc, "/v1/embed")
     return schemas.EmbedOut(
         faces=[
-            schemas.EmbeddedFaceOut(
-                box=schemas.BoxOut(**f.box.as_dict()),
-                score=round(f.score, 4),
-                landmarks=[[round(float(x), 1), round(float(y), 1)] for x, y in f.landmarks],
-                embedding=[float(v) for v in f.embedding],
-            )
+            schemas.EmbeddedFaceOut(**_detected(f), embedding=[float(v) for v in f.embedding])
             for f in analysis.faces
         ],
         width=analysis.width,
