@@ -159,8 +159,9 @@ def enroll_photo(
     """Store the face of one analysed photo for an existing ``person``; never the same twice.
 
     Only the embedding and box are kept, never the photo; skipped photos leave no record.
+    :class:`NotFound` if the person does not exist (no one is created here).
     """
-    previous = enrolled_before(gallery, person, sha256)
+    previous = enrolled_before(gallery, person, sha256)  # also checks that the person exists
     if previous is not None:
         return previous
     faces, reason = _faces_to_store(analysis.faces, take_largest, largest_hint)

@@ -651,10 +651,18 @@ def test_api_keys_guard_every_call_and_revocation_is_immediate(
 
 
 def test_listening_on_every_network_without_keys_warns_loudly(tmp_path: Path) -> None:
-    srv = Server(tmp_path / "data", "--host", "0.0.0.0")
+    """Bind address and log format from the environment, as a container sets them."""
+    srv = Server(tmp_path / "data", env={"FACELENS_HOST": "0.0.0.0", "FACELENS_LOG_FORMAT": "json"})
     try:
-        assert "NO API KEYS" in srv.log()
-        assert srv.client.get("/v1/people").status_code == 200
+        assert srv.url.startswith("http://0.0.0.0:")
+        assert srv.client.get("/v1/people", headers={"X-Request-ID": "json-1"}).status_code == 200
+        time.sleep(0.2)
+        entries = [json.loads(line) for line in srv.log().splitlines() if line.startswith("{")]
+        warning = next(e for e in entries if "NO API KEYS" in e["message"])
+        assert warning["level"] == "warning"
+        access = next(e for e in entries if e.get("request_id") == "json-1")
+        assert (access["method"], access["path"], access["status"]) == ("GET", "/v1/people", 200)
+        assert access["latency_ms"] >= 0
     finally:
         assert srv.stop() == 0
 
@@ -681,3 +689,17 @@ def test_schemathesis_finds_no_server_error(server: Server, tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stdout[-4000:]
     assert " 500 " not in server.log()
+
+
+def test_a_person_deleted_during_enrolment_stays_deleted(server: Server, people_dir: Path) -> None:
+    c = server.client
+    assert c.post("/v1/people", json={"name": "fleeting"}).status_code == 201
+    photos = [p.read_bytes() for p in sorted(people_dir.glob("*/*"))][:10]
+    files = [("images", (f"{i}.jpg", data)) for i, data in enumerate(photos)]
+    with ThreadPoolExecutor(1) as pool:
+        enrolling = pool.submit(c.post, "/v1/people/fleeting/faces", files=files)
+        time.sleep(0.4)  # the photos are being analysed (~2 s for ten)
+        assert c.delete("/v1/people/fleeting").status_code == 200
+        answer = enrolling.result()
+    assert answer.status_code == 404, answer.text
+    assert c.get("/v1/people/fleeting").status_code == 404  # not re-created by the enrolment

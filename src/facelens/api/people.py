@@ -41,7 +41,8 @@ IDEMPOTENCY_DOC = {
         }
     ]
 }
-# One enrolment at a time writes, so two retries of one photo cannot both store it.
+# Changes to people go one at a time: two retries of one photo cannot both store it, and a
+# person deleted or renamed while their photos are analysed is not re-created by the enrolment.
 _write_lock = asyncio.Lock()
 
 
@@ -120,7 +121,8 @@ async def rename_person(
     svc = services(request)
 
     async def rename() -> Response:
-        person = await run_in_threadpool(svc.gallery.rename_person, name, new.name)
+        async with _write_lock:
+            person = await run_in_threadpool(svc.gallery.rename_person, name, new.name)
         return _json(schemas.PersonOut(name=person.name, face_count=person.faces))
 
     return await svc.idempotency.run(request, request.state.api_key_id, rename)
@@ -136,7 +138,8 @@ async def delete_person(request: Request, name: Name) -> Response:
     svc = services(request)
 
     async def delete() -> Response:
-        removed = await run_in_threadpool(svc.gallery.remove_person, name)
+        async with _write_lock:
+            removed = await run_in_threadpool(svc.gallery.remove_person, name)
         return _json(schemas.PersonDeleted(name=name, faces_removed=removed))
 
     return await svc.idempotency.run(request, request.state.api_key_id, delete)
@@ -222,7 +225,8 @@ async def delete_face(
     svc = services(request)
 
     async def delete() -> Response:
-        await run_in_threadpool(svc.gallery.remove_face, name, face_id)
+        async with _write_lock:
+            await run_in_threadpool(svc.gallery.remove_face, name, face_id)
         return _json(schemas.FaceDeleted(name=name, face_id=face_id))
 
     return await svc.idempotency.run(request, request.state.api_key_id, delete)
