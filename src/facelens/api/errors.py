@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from facelens import errors
 
@@ -70,6 +71,18 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", f"Invalid request: {problems}.")
 
 
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the API documents for the request's path (from the OpenAPI schema)."""
+    methods: set[str] = set()
+    for template, item in request.app.openapi()["paths"].items():
+        if compile_path(template)[0].match(request.url.path):
+            methods |= {m.upper() for m in item if m in _HTTP_METHODS}
+    return sorted(methods)
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
@@ -77,10 +90,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     message = str(exc.detail)
     if exc.status_code == 404:
         message = f"No such endpoint: {request.url.path}. The API is listed at /docs."
-    elif exc.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}."
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette lists only the first route matching the path: list every route's methods.
+        allowed = _allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed) or headers.get("Allow", "")
+        message = f"{request.method} is not allowed on {request.url.path}; use {headers['Allow']}."
     response = error_response(exc.status_code, code, message)
-    for key, value in (exc.headers or {}).items():
+    for key, value in headers.items():
         response.headers[key] = value
     return response
 

@@ -47,7 +47,7 @@ async def _recognize(
     "/predictor",
     tags=["compatibility"],
     summary="The original demo's contract: base64 image in, annotated base64 JPEG out",
-    response_class=PlainTextResponse,
+    response_class=Response,  # text/plain on success; errors keep their JSON type in the docs
     responses={
         200: {
             "content": {"text/plain": {"schema": {"type": "string"}}},
