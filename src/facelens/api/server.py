@@ -6,6 +6,7 @@ workers are started and warmed before the first request is accepted.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import signal
@@ -53,15 +54,13 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        hint = (
-            "another program uses it; choose another --port"
-            if exc.errno == 98
-            else (
-                "ports below 1024 need privileges; choose a --port above 1024"
-                if exc.errno == 13
-                else str(exc)
-            )
-        )
+        hints = {
+            errno.EADDRINUSE: "another program uses it; choose another --port",
+            errno.EACCES: "ports below 1024 need privileges; choose a --port above 1024",
+            errno.EADDRNOTAVAIL: "this machine has no such address; use --host 127.0.0.1 "
+            "(this machine only) or --host 0.0.0.0 (every network)",
+        }
+        hint = hints.get(exc.errno or 0, exc.strerror or str(exc))
         raise InvalidValue(f"Cannot listen on {host}:{port}: {hint}.") from None
     return sock
 
