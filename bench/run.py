@@ -29,10 +29,10 @@ sys.path.insert(0, str(REPO))  # for tests.server (the same real-server harness 
 
 from tests.server import FACELENS, Server, cpu_seconds  # noqa: E402
 
+from facelens.batch import analyze_files  # noqa: E402
 from facelens.gallery.sqlite import SQLiteGallery  # noqa: E402
 from facelens.imaging import decode_image  # noqa: E402
 from facelens.matching import GalleryIndex, identify  # noqa: E402
-from facelens.parallel import analyze_files  # noqa: E402
 from facelens.pipeline import Engine, match_faces  # noqa: E402
 from facelens.settings import Settings  # noqa: E402
 

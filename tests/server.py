@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from facelens.models.profiles import PROFILES, ModelProfile
+
 FACELENS = str(Path(sys.executable).with_name("facelens"))
 _LISTENING = re.compile(r"serving on (http://\S+) ")
 
@@ -41,6 +43,8 @@ class Server:
         )
         self.url = self._wait_for_address()
         self.client = httpx.Client(base_url=self.url, timeout=60)
+        # The model the server runs, as it says itself.
+        self.profile: ModelProfile = PROFILES[self.client.get("/readyz").json()["profile"]]
 
     def _wait_for_address(self) -> str:
         deadline = time.monotonic() + 120

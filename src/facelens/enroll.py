@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from facelens.errors import InputPathError, InvalidValue
+from facelens.batch import FileResult, analyze_files
+from facelens.errors import InputPathError, InvalidValue, ModelError
 from facelens.gallery import Gallery, NewFace
 from facelens.gallery.base import normalize_name
 from facelens.imaging import IMAGE_SUFFIXES
 from facelens.models.base import Box
-from facelens.parallel import FileResult, analyze_files
 from facelens.pipeline import Analysis, Engine, Face
 from facelens.settings import Settings
 
@@ -177,6 +177,18 @@ def enroll_photo(
     return PhotoOutcome("enrolled", ids, faces[0].box, None)
 
 
+def engine_for(gallery: Gallery, settings: Settings, engine: Engine | None = None) -> Engine:
+    """An engine of the gallery's model: ``engine`` checked, or one loaded."""
+    if engine is None:
+        return Engine.load(settings.with_model(gallery.profile.name))
+    if engine.model_id != gallery.profile.id:
+        raise ModelError(
+            f"The gallery holds {gallery.profile.name} embeddings; the engine runs "
+            f"{engine.profile.name}. Load the gallery's model to enrol into it."
+        )
+    return engine
+
+
 def enroll_folder(
     plan: EnrolmentPlan,
     gallery: Gallery,
@@ -186,9 +198,10 @@ def enroll_folder(
     prune: bool = False,
     engine: Engine | None = None,
     on_start: Callable[[int], None] | None = None,
-    on_file: Callable[[FileResult], None] | None = None,
+    on_file: Callable[[FileResult[Analysis]], None] | None = None,
 ) -> EnrolmentReport:
     """Enrol new or changed photos of ``plan`` into ``gallery``; report per person."""
+    engine = engine_for(gallery, settings, engine)
     report = EnrolmentReport(plan.root, ignored=list(plan.ignored))
     for name in plan.people:
         report.person(name)
@@ -215,11 +228,11 @@ def enroll_folder(
         person = person_of[result.path]
         person_report = report.person(person)
         reason: str | None
-        if result.analysis is None:
+        if result.value is None:
             reason = str(result.error)
             faces: list[Face] = []
         else:
-            faces, reason = _faces_to_store(result.analysis.faces, take_largest)
+            faces, reason = _faces_to_store(result.value.faces, take_largest)
         if result.sha256 is not None:
             gallery.record_source(
                 person,

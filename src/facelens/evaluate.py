@@ -6,6 +6,7 @@ Plain functions over distances and names; the CLI reads files, runs the engine a
 from __future__ import annotations
 
 import csv
+import functools
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -15,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from facelens.batch import FileResult, analyze_files, run_batch
 from facelens.enroll import enroll_folder, plan_enrolment
 from facelens.errors import InputPathError, InvalidValue
 from facelens.gallery.sqlite import SQLiteGallery
-from facelens.matching import UNKNOWN
+from facelens.matching import UNKNOWN, Scoring, pair_distance
 from facelens.models.base import Embeddings
-from facelens.parallel import FileResult, analyze_files
-from facelens.pipeline import Engine, match_faces
-from facelens.settings import Settings
+from facelens.pipeline import Analysis, Engine
+from facelens.recognition import recognize_bytes
 
 YES = frozenset({"yes", "true", "1", "y", "same"})
 NO = frozenset({"no", "false", "0", "n", "different"})
@@ -153,6 +154,7 @@ class ScoredPair:
 
 @dataclass(slots=True)
 class PairsReport:
+    model: str
     pairs: int
     no_face: list[str]
     scored: list[ScoredPair]
@@ -179,6 +181,7 @@ class PairsReport:
             ]
 
         return {
+            "model": self.model,
             "pairs": self.pairs,
             "scored_pairs": len(self.scored),
             "same_pairs": self.same_pairs,
@@ -200,17 +203,17 @@ def _round(value: float | None) -> float | None:
 
 
 def score_pairs(
-    pairs: Sequence[Pair], embeddings: dict[str, Embeddings | None], threshold: float
+    pairs: Sequence[Pair], embeddings: dict[str, Embeddings | None], scoring: Scoring, model: str
 ) -> PairsReport:
-    """Metrics over the pairs whose two images both have a face."""
+    """Metrics over the pairs whose two images both have a face, with ``model``'s scoring."""
     no_face = sorted(name for name, vector in embeddings.items() if vector is None)
     scored = []
     for pair in pairs:
         a, b = embeddings[pair.first], embeddings[pair.second]
         if a is not None and b is not None:
-            distance = float(np.linalg.norm(a.astype(np.float64) - b))
-            scored.append(ScoredPair(pair, distance))
-    report = PairsReport(len(pairs), no_face, scored, threshold)
+            scored.append(ScoredPair(pair, pair_distance(a, b, scoring.metric)))
+    threshold = scoring.threshold
+    report = PairsReport(model, len(pairs), no_face, scored, threshold)
     if not scored:
         return report
     distances = np.array([s.distance for s in scored])
@@ -225,15 +228,14 @@ def score_pairs(
 
 def embed_largest(
     paths: dict[str, Path],
-    settings: Settings,
-    engine: Engine | None = None,
-    on_file: Callable[[FileResult], None] | None = None,
+    engine: Engine,
+    on_file: Callable[[FileResult[Analysis]], None] | None = None,
 ) -> dict[str, Embeddings | None]:
     """The largest face's embedding of each image (None: no face or unreadable)."""
     by_path = {path: name for name, path in paths.items()}
     found: dict[str, Embeddings | None] = {}
-    for result in analyze_files(list(by_path), settings, engine):
-        faces = result.analysis.faces if result.analysis is not None else ()
+    for result in analyze_files(list(by_path), engine.settings, engine):
+        faces = result.value.faces if result.value is not None else ()
         largest = max(faces, key=lambda f: f.box.area) if faces else None
         found[by_path[result.path]] = None if largest is None else largest.embedding
         if on_file is not None:
@@ -293,6 +295,7 @@ class ProbeOutcome:
 
 @dataclass(frozen=True, slots=True)
 class IdentifyReport:
+    model: str
     probes: list[ProbeOutcome]
     threshold: float
 
@@ -306,6 +309,7 @@ class IdentifyReport:
             unknown_correct += min(expected[UNKNOWN], found[UNKNOWN])
             wrong += sum(n for name, n in (found - expected).items() if name != UNKNOWN)
         return {
+            "model": self.model,
             "probes": [
                 {
                     "file": p.file,
@@ -323,36 +327,39 @@ class IdentifyReport:
             "known_named_correctly": correct,
             "unknown_faces": unknown,
             "unknown_left_unknown": unknown_correct,
+            "strangers_named": unknown - unknown_correct,
             "wrong_names": wrong,
         }
 
 
 def identify_probes(
-    people_dir: Path,
-    probes_dir: Path,
-    labels_path: Path,
-    settings: Settings,
-    engine: Engine | None = None,
+    people_dir: Path, probes_dir: Path, labels_path: Path, load_engine: Callable[[], Engine]
 ) -> IdentifyReport:
-    """Enrol ``people_dir`` into a temporary gallery and recognise every labelled probe."""
+    """Enrol ``people_dir`` into a temporary gallery and recognise every labelled probe.
+
+    Every path is checked before ``load_engine`` is called and the long work starts.
+    """
     labels = read_labels(labels_path)
     paths = resolve_images(list(labels), probes_dir)
-    plan = plan_enrolment(people_dir)  # every path checked before the models load
-    engine = engine or Engine.load(settings)
+    plan = plan_enrolment(people_dir)
+    engine = load_engine()
     with tempfile.TemporaryDirectory(prefix="facelens-eval-") as tmp:
-        gallery = SQLiteGallery(Path(tmp) / "gallery.sqlite3")
+        gallery = SQLiteGallery(Path(tmp) / "gallery.sqlite3", engine.profile.name)
         try:
-            enroll_folder(plan, gallery, settings, engine=engine)
+            enroll_folder(plan, gallery, engine.settings, engine=engine)
             index = gallery.index()
         finally:
             gallery.close()
     by_path = {path: name for name, path in paths.items()}
     outcomes = {}
-    for result in analyze_files(list(by_path), settings, engine):
+    job = functools.partial(recognize_bytes, engine, index=index)
+    for result in run_batch(list(by_path), engine.settings, job):
         name = by_path[result.path]
-        if result.analysis is None:
+        if result.value is None:
             outcomes[name] = ProbeOutcome(name, labels[name], [], str(result.error))
             continue
-        found = sorted(f.match.name for f in match_faces(result.analysis, index, settings))
+        found = sorted(f.match.name for f in result.value.faces)
         outcomes[name] = ProbeOutcome(name, labels[name], found, None)
-    return IdentifyReport([outcomes[name] for name in labels], settings.threshold)
+    return IdentifyReport(
+        engine.profile.name, [outcomes[name] for name in labels], engine.scoring.threshold
+    )

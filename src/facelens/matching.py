@@ -1,16 +1,19 @@
 """Faces → names: nearest neighbour over the gallery, assigned jointly per photo.
 
-Distances are Euclidean between 128-D descriptors, computed for all faces against all stored
-embeddings with one matrix product. A person's distance is that of their closest stored face.
-Names are then assigned to all faces of a photo together (Hungarian algorithm): one photo cannot
-hold the same person twice, so when two faces are both nearest to one person, the better match
-gets the name and the other face is offered its runner-up.
+Distances are those of the model profile: Euclidean, or cosine distance (1 - cosine similarity)
+between L2-normalised vectors. Both come from the squared Euclidean distance, computed for all
+faces against all stored embeddings with one matrix product (for unit vectors, cosine distance
+is half of it). A person's distance is that of their closest stored face. Names are then
+assigned to all faces of a photo together (Hungarian algorithm): one photo cannot hold the same
+person twice, so when two faces are both nearest to one person, the better match gets the name
+and the other face is offered its runner-up.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -19,14 +22,38 @@ from facelens.models.base import Embeddings
 
 UNKNOWN = "unknown"
 
-# Confidence is a logistic curve of the distance, centred on the threshold: exactly 0.5 at the
-# threshold, ~0.91 at 0.4 (a typical same-person distance for dlib) and ~0.09 at 0.8.
-CONFIDENCE_SLOPE = 12.0
+Metric = Literal["euclidean", "cosine"]
 
 
-def confidence(distance: float, threshold: float) -> float:
-    """Estimated probability in [0, 1] that a face at ``distance`` is the same person."""
-    return 1.0 / (1.0 + math.exp(CONFIDENCE_SLOPE * (distance - threshold)))
+def from_squared(squared: npt.NDArray[np.floating], metric: Metric) -> npt.NDArray[np.float64]:
+    """Squared Euclidean distances → the metric's distances (unit vectors for cosine)."""
+    clipped = np.maximum(np.asarray(squared, dtype=np.float64), 0.0)
+    if metric == "cosine":
+        halved: npt.NDArray[np.float64] = clipped / 2.0  # |a-b|² = 2 - 2·cos for unit a, b
+        return halved
+    return np.sqrt(clipped)
+
+
+def pair_distance(first: Embeddings, second: Embeddings, metric: Metric) -> float:
+    """The distance between two embeddings."""
+    diff = np.asarray(first, dtype=np.float64) - np.asarray(second, dtype=np.float64)
+    return float(from_squared(np.array(diff @ diff), metric))
+
+
+@dataclass(frozen=True, slots=True)
+class Scoring:
+    """How a distance becomes a name and a confidence: a model profile's metric and curve, with
+    the threshold and ambiguity margin in force."""
+
+    metric: Metric
+    threshold: float
+    confidence_slope: float
+    ambiguity_margin: float
+
+    def confidence(self, distance: float) -> float:
+        """Estimated probability in [0, 1] that a face at ``distance`` is the same person: a
+        logistic curve of the distance, exactly 0.5 at the threshold."""
+        return 1.0 / (1.0 + math.exp(self.confidence_slope * (distance - self.threshold)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +63,7 @@ class GalleryIndex:
     names: tuple[str, ...]
     vectors: Embeddings
     starts: npt.NDArray[np.intp]
+    metric: Metric
     squared_norms: npt.NDArray[np.float32] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -46,18 +74,22 @@ class GalleryIndex:
         object.__setattr__(self, "squared_norms", np.einsum("ij,ij->i", vectors, vectors))
 
     @classmethod
-    def build(cls, rows: list[tuple[str, Embeddings]]) -> GalleryIndex:
+    def build(cls, rows: list[tuple[str, Embeddings]], dim: int, metric: Metric) -> GalleryIndex:
         """From ``(person name, that person's embeddings)`` pairs; people with none are left out."""
         rows = [(name, vecs) for name, vecs in rows if len(vecs)]
         if not rows:
-            return cls((), np.zeros((0, 128), dtype=np.float32), np.zeros(0, dtype=np.intp))
+            return cls((), np.zeros((0, dim), dtype=np.float32), np.zeros(0, dtype=np.intp), metric)
         sizes = np.array([len(v) for _, v in rows], dtype=np.intp)
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
         vectors = np.ascontiguousarray(np.concatenate([v for _, v in rows]), dtype=np.float32)
-        return cls(tuple(n for n, _ in rows), vectors, starts)
+        return cls(tuple(n for n, _ in rows), vectors, starts, metric)
 
     def __len__(self) -> int:
         return len(self.vectors)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
 
     def person_distances(self, queries: Embeddings) -> npt.NDArray[np.float64]:
         """``(n_queries, n_people)``: each query's distance to each person's closest face."""
@@ -66,7 +98,7 @@ class GalleryIndex:
         q = np.ascontiguousarray(queries, dtype=np.float32)
         squared = (q * q).sum(1)[:, None] + self.squared_norms[None, :] - 2.0 * (q @ self.vectors.T)
         nearest = np.minimum.reduceat(squared, self.starts, axis=1)
-        return np.sqrt(np.maximum(nearest, 0.0), dtype=np.float64)
+        return from_squared(nearest, self.metric)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +143,9 @@ def _assign(dist: npt.NDArray[np.float64], threshold: float) -> dict[int, int]:
     return dict(zip(rows.tolist(), cols.tolist(), strict=True))
 
 
-def identify(
-    queries: Embeddings, index: GalleryIndex, *, threshold: float, ambiguity_margin: float
-) -> list[Match]:
+def identify(queries: Embeddings, index: GalleryIndex, scoring: Scoring) -> list[Match]:
     """A :class:`Match` per query face, names assigned jointly (no person twice per photo)."""
+    threshold = scoring.threshold
     n_faces, n_people = len(queries), len(index.names)
     if n_faces == 0:
         return []
@@ -139,14 +170,14 @@ def identify(
             runner = others[0] if others else None
             d = float(dist[face, col])
             runner_d = float(dist[face, runner]) if runner is not None else None
-            close = runner_d is not None and runner_d - d < ambiguity_margin
+            close = runner_d is not None and runner_d - d < scoring.ambiguity_margin
             # A face that lost its nearest person to another face is a close call too.
             displaced = int(ranked[0]) != col
             matches.append(
                 Match(
                     index.names[col],
                     d,
-                    confidence(d, threshold),
+                    scoring.confidence(d),
                     index.names[runner] if runner is not None else None,
                     runner_d,
                     close or displaced,
@@ -160,7 +191,7 @@ def identify(
                 Match(
                     UNKNOWN,
                     d,
-                    1.0 - confidence(d, threshold),
+                    1.0 - scoring.confidence(d),
                     index.names[best],
                     d,
                     ambiguous=d <= threshold,

@@ -1,8 +1,8 @@
 """The engine: detect → align → embed → match, the one place that orchestrates the models.
 
-Detection runs on a copy downscaled to ``detect_max_side`` (large photos would otherwise cost
-seconds in HOG); boxes are mapped back and faces are aligned and embedded from the full image,
-so the embedding does not lose detail.
+Detection runs on a copy downscaled to the profile's ``detect_max_side`` (large photos would
+otherwise cost seconds); boxes and landmarks are mapped back and faces are aligned and embedded
+from the full image, so the embedding does not lose detail.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 
 from facelens.errors import NoFaceFound
 from facelens.imaging import DecodedImage, downscale
-from facelens.matching import GalleryIndex, Match, identify
-from facelens.models import load_aligner_and_embedder, load_detector
-from facelens.models.base import Aligner, Box, Detector, Embedder, Embeddings
+from facelens.matching import GalleryIndex, Match, Scoring, identify, pair_distance
+from facelens.models.base import Aligner, Box, Detector, Embedder, Embeddings, Landmarks
+from facelens.models.profiles import ModelProfile, profile_for
 from facelens.settings import Settings
 
 
@@ -29,7 +29,7 @@ class Face:
 
     box: Box
     score: float
-    landmarks: np.ndarray[Any, np.dtype[np.float64]]
+    landmarks: Landmarks
     embedding: Embeddings
 
 
@@ -86,14 +86,15 @@ class Verification:
     faces_found: tuple[int, int]
 
     @classmethod
-    def compare(cls, first: Analysis, second: Analysis, threshold: float) -> Verification:
+    def compare(cls, first: Analysis, second: Analysis, scoring: Scoring) -> Verification:
         """Compare the largest face of each analysis; needs no model."""
         faces = []
         for which, analysis in (("first", first), ("second", second)):
             if not analysis.faces:
                 raise NoFaceFound(f"No face was found in the {which} image.")
             faces.append(analysis.largest())
-        distance = float(np.linalg.norm(faces[0].embedding.astype(np.float64) - faces[1].embedding))
+        distance = pair_distance(faces[0].embedding, faces[1].embedding, scoring.metric)
+        threshold = scoring.threshold
         return cls(
             distance <= threshold, distance, threshold, (len(first.faces), len(second.faces))
         )
@@ -121,61 +122,67 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 
 
 class Engine:
-    """Loads the models once, then analyses images and matches faces against a gallery index."""
+    """Loads a profile's models once, then analyses images and matches faces against a gallery."""
 
     def __init__(
-        self, settings: Settings, detector: Detector, aligner: Aligner, embedder: Embedder
+        self,
+        settings: Settings,
+        profile: ModelProfile,
+        detector: Detector,
+        aligner: Aligner,
+        embedder: Embedder,
     ) -> None:
         self.settings = settings
+        self.profile = profile
         self.detector = detector
         self.aligner = aligner
         self.embedder = embedder
+        self.scoring = profile.scoring(settings)
+        self.detect_max_side = settings.detect_max_side or profile.detect_max_side
 
     @classmethod
     def load(cls, settings: Settings) -> Engine:
-        """Load the models named by ``settings`` (raises :class:`ModelError` if one is missing)."""
-        aligner, embedder = load_aligner_and_embedder(settings)
-        return cls(settings, load_detector(settings), aligner, embedder)
+        """Load the models of the profile ``settings`` name (:class:`ModelError` if one is
+        missing or damaged)."""
+        profile = profile_for(settings)
+        return cls(settings, profile, *profile.load(settings))
 
     @property
     def model_id(self) -> str:
         """What produced the embeddings; galleries refuse embeddings of another model."""
-        return f"{self.aligner.name}+{self.embedder.name}"
+        return self.profile.id
 
     def analyze(self, image: DecodedImage) -> Analysis:
         """Find, align and embed every face of ``image``."""
         timings: dict[str, float] = {}
         with _timed(timings, "detect"):
-            small, factor = downscale(image.pixels, self.settings.detect_max_side)
-            detections = self.detector.detect(small)
-            boxes = [d.box.scaled(factor).clipped(image.width, image.height) for d in detections]
-            kept = [(b, d.score) for b, d in zip(boxes, detections, strict=True) if b.area > 0]
+            small, factor = downscale(image.pixels, self.detect_max_side)
+            detections = [
+                d.scaled(factor, image.width, image.height) for d in self.detector.detect(small)
+            ]
+            kept = [d for d in detections if d.box.area > 0]
         with _timed(timings, "align"):
-            aligned = self.aligner.align(image.pixels, [b for b, _ in kept])
+            aligned = self.aligner.align(image.pixels, kept)
         with _timed(timings, "embed"):
             vectors = self.embedder.embed(aligned)
         faces = tuple(
-            Face(box, score, a.landmarks, vectors[i])
-            for i, ((box, score), a) in enumerate(zip(kept, aligned, strict=True))
+            Face(d.box, d.score, a.landmarks, vectors[i])
+            for i, (d, a) in enumerate(zip(kept, aligned, strict=True))
         )
         return Analysis(image.width, image.height, faces, timings)
 
     def verify(self, first: Analysis, second: Analysis) -> Verification:
         """Compare the largest face of each analysis."""
-        return Verification.compare(first, second, self.settings.threshold)
+        return Verification.compare(first, second, self.scoring)
 
 
-def match_faces(
-    analysis: Analysis, index: GalleryIndex, settings: Settings
-) -> list[RecognizedFace]:
+def match_faces(analysis: Analysis, index: GalleryIndex, scoring: Scoring) -> list[RecognizedFace]:
     """Names for every face of one analysed image, assigned jointly; needs no model."""
     vectors = (
         np.stack([f.embedding for f in analysis.faces])
         if analysis.faces
-        else np.zeros((0, index.vectors.shape[1]), dtype=np.float32)
+        else np.zeros((0, index.dim), dtype=np.float32)
     )
     with _timed(analysis.timings_ms, "match"):
-        matches = identify(
-            vectors, index, threshold=settings.threshold, ambiguity_margin=settings.ambiguity_margin
-        )
+        matches = identify(vectors, index, scoring)
     return [RecognizedFace(f.box, m) for f, m in zip(analysis.faces, matches, strict=True)]

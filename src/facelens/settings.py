@@ -14,7 +14,8 @@ import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DetectorName = Literal["hog", "cnn", "haar"]
+ModelName = Literal["sface", "dlib"]
+DetectorName = Literal["yunet", "hog", "cnn", "haar"]
 LogFormat = Literal["text", "json"]
 
 
@@ -31,23 +32,30 @@ class Settings(BaseSettings):
         default_factory=_default_data_dir,
         description="Where the gallery (gallery.sqlite3) lives; created on first use.",
     )
-    detector: DetectorName = Field(
-        default="hog",
-        description="Face detector: hog (dlib HOG, default), cnn (dlib MMOD, ~2 s/image on CPU), "
-        "haar (OpenCV Haar cascade, as in the original demo).",
+    model: ModelName | None = Field(
+        default=None,
+        description="Model profile: sface (YuNet + SFace, the default for a new gallery) or "
+        "dlib. Unset: the model the gallery was built with. A gallery refuses another model "
+        "('facelens gallery migrate' moves it).",
+    )
+    detector: DetectorName | None = Field(
+        default=None,
+        description="Face detector; unset: the model's own. sface: yunet. dlib: hog, cnn "
+        "(dlib MMOD, ~2 s/image on CPU) or haar (OpenCV Haar cascade, as in the original demo).",
     )
     upsample: int = Field(
         default=1,
         ge=0,
         le=3,
-        description="Times the detector upsamples the image (finds faces "
+        description="Times dlib's hog/cnn detectors upsample the image (finds faces "
         "half as small per step, ~4x the detection time).",
     )
-    detect_max_side: int = Field(
-        default=800,
+    detect_max_side: int | None = Field(
+        default=None,
         ge=64,
-        description="Detection runs on a copy whose longest side is at most "
-        "this many pixels; boxes are mapped back and faces are embedded from the full image.",
+        description="Detection runs on a copy whose longest side is at most this many pixels "
+        "(unset: the model's own); boxes are mapped back and faces are embedded from the full "
+        "image.",
     )
     max_pixels: int = Field(
         default=50_000_000,
@@ -55,12 +63,12 @@ class Settings(BaseSettings):
         description="Images declaring more pixels are refused before "
         "decoding (decompression-bomb guard).",
     )
-    threshold: float = Field(
-        default=0.6,
+    threshold: float | None = Field(
+        default=None,
         gt=0,
         le=2,
-        description="Largest Euclidean distance at which two faces are "
-        "the same person (0.6 is dlib's own, tuned on LFW).",
+        description="Largest distance at which two faces are the same person (unset: the "
+        "model's own, see the README's model table).",
     )
     ambiguity_margin: float = Field(
         default=0.05,
@@ -71,7 +79,7 @@ class Settings(BaseSettings):
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
-        description="Processes used for embedding many photos (dlib's descriptor holds the GIL).",
+        description="Processes used for many photos and by the server (one model thread each).",
     )
 
     host: str = Field(
@@ -109,3 +117,7 @@ class Settings(BaseSettings):
     @property
     def gallery_path(self) -> Path:
         return self.data_dir / "gallery.sqlite3"
+
+    def with_model(self, model: ModelName) -> Settings:
+        """These settings with the model profile decided (by the gallery, say)."""
+        return self.model_copy(update={"model": model})

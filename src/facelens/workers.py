@@ -1,15 +1,17 @@
-"""The server's worker processes: each loads the models once and does all image work.
+"""The server's worker processes (*spawned*): each loads the models once and does all image work.
 
 Why processes: measured on these 2-core machines, two threads give 2.1x the throughput of one
 for dlib's HOG detector (it releases the GIL) but only 1.1x for the ResNet descriptor (it holds
-it), so threads cannot use the second core for embedding. The HTTP process keeps the event loop
-free and hands every decode → detect → embed → match → draw to a pool of N processes (N = the
-``workers`` setting, the cores by default); a request's bytes go in, a small result comes out.
+it), so threads cannot use the second core for embedding; OpenCV's models run one thread per
+process here for the same reason. The HTTP process keeps the event loop free and hands every
+decode → detect → embed → match → draw to a pool of N processes (N = the ``workers`` setting,
+the cores by default); a request's bytes go in, a small result comes out.
 
-Workers are started with *spawn*, not fork: the server process runs an event loop and threads,
-and forking those is unsafe. Each worker pays ~2.5 s once to import and load the models.
-Each worker opens the gallery itself and caches its index until the gallery's revision changes,
-so enrolments made through the HTTP process are seen by the next request.
+Workers are started with *spawn*, not fork (unlike CLI batches, ``batch.py``): the server
+process runs an event loop and threads, and forking those is unsafe. Each worker pays a few
+seconds once to import and load the models. Each worker opens the gallery itself and caches its
+index until the gallery's revision changes, so enrolments made through the HTTP process are
+seen by the next request.
 """
 
 from __future__ import annotations
@@ -23,33 +25,24 @@ import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
-from facelens.annotate import UNKNOWN_COLOUR, Label, draw_labels, draw_recognition
+from facelens.annotate import UNKNOWN_COLOUR, Label, draw_labels
 from facelens.errors import FaceLensError, Unavailable
 from facelens.gallery.sqlite import SQLiteGallery
-from facelens.imaging import DecodedImage, decode_image, encode_image
+from facelens.imaging import DecodedImage
 from facelens.matching import UNKNOWN
 from facelens.models.base import Box
-from facelens.pipeline import Analysis, Engine, RecognizedFace, match_faces
+from facelens.pipeline import Analysis, Engine
+from facelens.recognition import Recognition, analyze_bytes, recognize_bytes
 from facelens.settings import Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Recognition:
-    """What a worker answers for one recognised image."""
-
-    analysis: Analysis
-    faces: tuple[RecognizedFace, ...]
-    annotated_jpeg: bytes | None
-    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 # -- inside a worker process ------------------------------------------------------------------
@@ -79,17 +72,18 @@ def _init(settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the server decides how to stop
     _die_with_parent()
     try:
-        engine = Engine.load(settings)
-        _worker = _Worker(engine, SQLiteGallery(settings.gallery_path), None)
+        gallery = SQLiteGallery(settings.gallery_path, settings.model)
+        _worker = _Worker(Engine.load(settings.with_model(gallery.profile.name)), gallery, None)
     except FaceLensError as exc:  # reported by every task, so the server can say why
         _worker = _Worker(None, None, exc)
         return
-    _warm_up(engine)
+    assert _worker.engine is not None
+    _warm_up(_worker.engine)
 
 
 def _warm_up(engine: Engine) -> None:
     """Run each stage once so the first request does not pay for loading fonts (~0.4 s)."""
-    blank = np.full((64, 64, 3), 128, dtype=np.uint8)
+    blank = np.full((64, 64, 3), 127, dtype=np.uint8)  # grey
     engine.analyze(DecodedImage(blank, "warm-up", "PNG"))
     draw_labels(blank, [Label(Box(8, 8, 40, 40), UNKNOWN, UNKNOWN_COLOUR)])
 
@@ -110,35 +104,21 @@ def _ping(hold_s: float) -> tuple[int, str]:
 
 def _analyze(data: bytes, source: str) -> Analysis:
     engine, _ = _state()
-    start = time.perf_counter()
-    image = decode_image(data, source=source, max_pixels=engine.settings.max_pixels)
-    decode_ms = round((time.perf_counter() - start) * 1000, 2)
-    analysis = engine.analyze(image)
-    analysis.timings_ms["decode"] = decode_ms
-    return analysis
+    return analyze_bytes(engine, data, source)
 
 
 def _recognize(data: bytes, source: str, annotate: bool) -> Recognition:
     engine, gallery = _state()
-    start = time.perf_counter()
-    image = decode_image(data, source=source, max_pixels=engine.settings.max_pixels)
-    timings = {"decode": round((time.perf_counter() - start) * 1000, 2)}
-    analysis = engine.analyze(image)
-    faces = match_faces(analysis, gallery.index(), engine.settings)
-    timings.update(analysis.timings_ms)
-    jpeg = None
-    if annotate:
-        start = time.perf_counter()
-        jpeg = encode_image(draw_recognition(image.pixels, faces))
-        timings["annotate"] = round((time.perf_counter() - start) * 1000, 2)
-    return Recognition(analysis, tuple(faces), jpeg, timings)
+    return recognize_bytes(
+        engine, data, source, gallery.index(), annotate="jpeg" if annotate else None
+    )
 
 
 # -- in the server process --------------------------------------------------------------------
 
 
-class WorkerPool:
-    """N worker processes behind an asyncio API, with a bounded queue and self-repair."""
+class SpawnedWorkerPool:
+    """N spawned worker processes behind an asyncio API, with a bounded queue and self-repair."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from facelens.models.profiles import DEFAULT_MODEL, PROFILES
 from tests.helpers import Probe, png_header_only
 
 pytestmark = pytest.mark.integration
@@ -111,15 +112,31 @@ def test_verify_json(enrolled: Path, faces_dir: Path) -> None:
         str(people / "obama" / "obama.jpg"),
         str(faces_dir / "probes" / "obama-720p.jpg"),
     )
-    assert same["same_person"] is True and same["threshold"] == 0.6
-    assert 0 <= same["distance"] < 0.6
+    threshold = PROFILES[DEFAULT_MODEL].threshold  # the gallery's model: the default one
+    assert same["same_person"] is True and same["threshold"] == threshold
+    assert 0 <= same["distance"] < threshold
     other = run_json(
         enrolled,
         "verify",
         str(people / "obama" / "obama.jpg"),
         str(people / "rose_leslie" / "img1.jpg"),
     )
-    assert other["same_person"] is False and other["distance"] > 0.6
+    assert other["same_person"] is False and other["distance"] > threshold
+
+
+def test_verify_follows_the_model_of_the_data_dir_and_model_overrides_it(
+    tmp_path: Path, faces_dir: Path
+) -> None:
+    pair = (
+        str(faces_dir / "people" / "obama" / "obama.jpg"),
+        str(faces_dir / "probes" / "obama1.jpg"),
+    )
+    run(tmp_path, "--model", "dlib", "people", "list")  # a new gallery, made for dlib
+    dlib = run_json(tmp_path, "verify", *pair)
+    assert dlib["threshold"] == PROFILES["dlib"].threshold
+    sface = run_json(tmp_path / "elsewhere", "--model", "sface", "verify", *pair)
+    assert sface["threshold"] == PROFILES["sface"].threshold
+    assert sface["distance"] != dlib["distance"] and sface["same_person"] and dlib["same_person"]
 
 
 def test_people_list_rename_remove(tmp_path: Path, people_dir: Path, faces_dir: Path) -> None:
@@ -239,12 +256,28 @@ def test_unwritable_annotate_folder_fails_before_work(tmp_path: Path, faces_dir:
     assert result.returncode == 3 and "--annotate" in result.stderr
 
 
-def test_a_gallery_built_with_another_model_is_refused(tmp_path: Path, people_dir: Path) -> None:
+def test_a_gallery_built_with_a_model_facelens_does_not_know_is_refused(
+    tmp_path: Path, people_dir: Path
+) -> None:
     run(tmp_path, "people", "list")
     with sqlite3.connect(tmp_path / "gallery.sqlite3") as db:
-        db.execute("INSERT INTO meta VALUES ('model_id', 'some-other-model')")
+        db.execute("UPDATE meta SET value = 'some-other-model' WHERE key = 'model_id'")
     result = run(tmp_path, "enroll", str(people_dir), check=False)
     assert result.returncode == 6 and "some-other-model" in result.stderr
+
+
+def test_asking_a_gallery_for_another_model_is_refused_with_the_way_out(
+    tmp_path: Path, people_dir: Path
+) -> None:
+    run(tmp_path, "--model", "dlib", "enroll", str(people_dir))
+    for command in (["info"], ["enroll", str(people_dir)], ["recognize", str(people_dir)]):
+        result = run(tmp_path, "--model", "sface", *command, check=False)
+        assert result.returncode == 6, command
+        assert "built with the dlib model" in result.stderr
+        assert "facelens gallery migrate --model sface" in result.stderr
+    # Left unset, the gallery's own model is used, with its threshold.
+    info = run(tmp_path, "info").stdout
+    assert "dlib:" in info and str(PROFILES["dlib"].threshold) in info
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])

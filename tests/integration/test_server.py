@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 from PIL import Image
 
 from facelens.annotate import KNOWN_COLOUR
+from facelens.models.profiles import DEFAULT_MODEL, PROFILES
 from tests.helpers import Probe, png_header_only
 from tests.server import FACELENS, Server, cpu_seconds
 
@@ -39,10 +41,13 @@ def enrol_people(client: httpx.Client, people_dir: Path) -> dict[str, Any]:
     return reports
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, people_dir: Path) -> Iterator[Server]:
-    """One server for the module, with every person of the shared photos enrolled over HTTP."""
-    srv = Server(tmp_path_factory.mktemp("served") / "data")
+@pytest.fixture(scope="module", params=sorted(PROFILES))
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, people_dir: Path
+) -> Iterator[Server]:
+    """A server per model for the module, every person of the shared photos enrolled over HTTP."""
+    srv = Server(tmp_path_factory.mktemp("served") / "data", env={"FACELENS_MODEL": request.param})
+    assert srv.profile.name == request.param
     srv.enrolment = enrol_people(srv.client, people_dir)  # type: ignore[attr-defined]
     yield srv
     assert srv.stop() == 0, srv.log()
@@ -198,11 +203,11 @@ def test_recognize_reads_multipart_raw_and_json_alike(server: Server, probes: li
     ]
     assert [names_in(a) for a in answers] == [["kit_harington", "rose_leslie"]] * 3
     body = answers[0].json()
-    assert body["model"] == "dlib-5pt+dlib-resnet-v1"
+    assert body["model"] == server.profile.id
     assert {"decode", "detect", "align", "embed", "match", "total"} <= set(body["timings_ms"])
     face = body["faces"][0]
     assert set(face) >= {"name", "distance", "confidence", "box"}
-    assert 0 < face["distance"] < 0.6 and 0.5 < face["confidence"] <= 1
+    assert 0 < face["distance"] < server.profile.threshold and 0.5 < face["confidence"] <= 1
 
 
 def test_recognize_answers_the_annotated_image_when_asked(
@@ -238,13 +243,19 @@ def test_detect_gives_boxes_scores_and_five_landmarks(server: Server, probes: li
         assert "name" not in face and "embedding" not in face
 
 
-def test_embed_gives_unit_length_128_d_descriptors(server: Server, probes: list[Probe]) -> None:
+def test_embed_gives_descriptors_of_the_model(server: Server, probes: list[Probe]) -> None:
     response = server.client.post(
         "/v1/embed", content=probe(probes, "obama-240p.jpg").file.read_bytes()
     )
-    (face,) = response.json()["faces"]
-    assert len(face["embedding"]) == 128
-    assert 0.2 < sum(v * v for v in face["embedding"]) ** 0.5 < 2
+    body = response.json()
+    (face,) = body["faces"]
+    assert body["model"] == server.profile.id
+    assert len(face["embedding"]) == server.profile.dim
+    norm = sum(v * v for v in face["embedding"]) ** 0.5
+    if server.profile.metric == "cosine":
+        assert norm == pytest.approx(1.0, abs=1e-4)
+    else:
+        assert 0.2 < norm < 2
 
 
 def test_verify_tells_same_and_different_people(server: Server, people_dir: Path) -> None:
@@ -261,8 +272,9 @@ def test_verify_tells_same_and_different_people(server: Server, people_dir: Path
             "second": base64.b64encode(biden[0].read_bytes()).decode(),
         },
     ).json()
-    assert same["same_person"] is True and same["distance"] < 0.6
-    assert different["same_person"] is False and different["distance"] > 0.6
+    threshold = server.profile.threshold
+    assert same["same_person"] is True and same["distance"] < threshold == same["threshold"]
+    assert different["same_person"] is False and different["distance"] > threshold
 
 
 def test_verify_names_the_image_without_a_face(server: Server, people_dir: Path) -> None:
@@ -504,6 +516,7 @@ def test_health_readiness_and_metrics(server: Server, probes: list[Probe]) -> No
     assert c.get("/healthz").json() == {"status": "ok"}
     ready = c.get("/readyz").json()
     assert ready["status"] == "ready" and ready["workers"] == 2
+    assert (ready["model"], ready["threshold"]) == (server.profile.id, server.profile.threshold)
     c.post("/v1/recognize", content=probe(probes, "obama-240p.jpg").file.read_bytes())
     c.post("/v1/recognize", content=b"junk", headers={"content-type": "image/jpeg"})
     text = c.get("/metrics").text
@@ -536,6 +549,9 @@ def test_access_log_has_method_path_status_latency_faces_and_request_id(
 def test_docs_and_openapi_are_served_without_internet(server: Server) -> None:
     schema = server.client.get("/openapi.json").json()
     assert {"/predictor", "/v1/recognize", "/v1/people/{name}/faces"} <= set(schema["paths"])
+    description = schema["info"]["description"]
+    assert f"runs the **{server.profile.name}** model" in description
+    assert f"`{DEFAULT_MODEL}` is the default for a new gallery" in description
     docs = server.client.get("/docs").text
     assert "cdn" not in docs.lower() and "swagger-ui-bundle.js" in docs
     script = docs.split('src="', 1)[1].split('"', 1)[0]
@@ -702,12 +718,51 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
 def test_a_person_deleted_during_enrolment_stays_deleted(server: Server, people_dir: Path) -> None:
     c = server.client
     assert c.post("/v1/people", json={"name": "fleeting"}).status_code == 201
-    photos = [p.read_bytes() for p in sorted(people_dir.glob("*/*"))][:10]
-    files = [("images", (f"{i}.jpg", data)) for i, data in enumerate(photos)]
+    # 50 distinct photos (each one re-encoded at several qualities): long enough to delete the
+    # person once the first faces are stored and before the last ones are.
+    photos = []
+    for quality in (95, 90, 85, 80, 75):
+        for path in sorted(people_dir.glob("*/*")):
+            buffer = io.BytesIO()
+            Image.open(path).convert("RGB").save(buffer, "JPEG", quality=quality)
+            photos.append(buffer.getvalue())
+    files = [("images", (f"{i}.jpg", data)) for i, data in enumerate(photos[:50])]
     with ThreadPoolExecutor(1) as pool:
         enrolling = pool.submit(c.post, "/v1/people/fleeting/faces", files=files)
-        time.sleep(0.4)  # the photos are being analysed (~2 s for ten)
+        deadline = time.monotonic() + 60
+        while c.get("/v1/people/fleeting").json().get("face_count", 0) == 0:
+            assert not enrolling.done(), "the enrolment ended before any face was seen"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         assert c.delete("/v1/people/fleeting").status_code == 200
         answer = enrolling.result()
     assert answer.status_code == 404, answer.text
     assert c.get("/v1/people/fleeting").status_code == 404  # not re-created by the enrolment
+
+
+def test_a_dlib_gallery_is_served_as_dlib_and_refuses_another_model(
+    tmp_path: Path, people_dir: Path
+) -> None:
+    data = tmp_path / "data"
+    env = {**os.environ, "FACELENS_DATA_DIR": str(data)}
+    shutil.copytree(people_dir / "obama", tmp_path / "in" / "obama")
+    subprocess.run(
+        [FACELENS, "--model", "dlib", "enroll", str(tmp_path / "in")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    refused = subprocess.run(
+        [FACELENS, "--model", "sface", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 6
+    assert "built with the dlib model" in refused.stderr and "gallery migrate" in refused.stderr
+    srv = Server(data)  # no model asked for: the gallery's own
+    try:
+        assert srv.profile.name == "dlib"
+    finally:
+        assert srv.stop() == 0

@@ -18,6 +18,7 @@ from facelens.evaluate import (
     score_pairs,
     tar_at_far,
 )
+from facelens.matching import Scoring
 
 
 def test_pairs_files_accept_every_label_spelling_crlf_bom_and_extra_columns(
@@ -93,8 +94,9 @@ def test_tar_at_far_uses_the_loosest_threshold_within_the_rate() -> None:
 def test_pairs_without_a_face_are_left_out_and_listed() -> None:
     vectors = {"a": np.zeros(2, np.float32), "b": np.array([0.3, 0.4], np.float32), "c": None}
     pairs = [Pair("a", "b", True), Pair("a", "c", False), Pair("b", "c", True)]
-    report = score_pairs(pairs, vectors, threshold=0.6).as_dict()
-    assert report["pairs"] == 3 and report["scored_pairs"] == 1
+    scoring = Scoring("euclidean", 0.6, 12.0, 0.05)
+    report = score_pairs(pairs, vectors, scoring, "test-model").as_dict()
+    assert report["pairs"] == 3 and report["scored_pairs"] == 1 and report["model"] == "test-model"
     assert report["no_face"] == ["c"]
     assert report["accuracy"] == 1.0 and report["auc"] is None
     assert {

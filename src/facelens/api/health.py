@@ -37,7 +37,9 @@ async def readyz(request: Request) -> JSONResponse:
         "status": "not ready" if problems else "ready",
         "problems": problems,
         "workers": svc.pool.size,
+        "profile": svc.gallery.profile.name,
         "model": svc.pool.model_id,
+        "threshold": svc.gallery.profile.scoring(svc.settings).threshold,
         "people": people,
         "queue": svc.pool.pending,
     }

@@ -16,7 +16,7 @@ from facelens.api.bodies import decode_base64, read_images
 from facelens.api.deps import Services, require_api_key, services
 from facelens.matching import UNKNOWN
 from facelens.pipeline import Analysis, Face, Verification
-from facelens.workers import Recognition
+from facelens.recognition import Recognition
 
 ERRORS = schemas.error_responses(400, 401, 413, 415, 422, 503)
 
@@ -69,8 +69,8 @@ async def predictor(request: Request) -> PlainTextResponse:
     result = await _recognize(
         request, svc, data, "the uploaded image", annotate=True, route="/predictor"
     )
-    assert result.annotated_jpeg is not None
-    return PlainTextResponse(base64.b64encode(result.annotated_jpeg).decode("ascii"))
+    assert result.annotated is not None
+    return PlainTextResponse(base64.b64encode(result.annotated).decode("ascii"))
 
 
 @router.post(
@@ -106,9 +106,9 @@ async def recognize(
         route="/v1/recognize",
     )
     if as_image:
-        assert result.annotated_jpeg is not None
+        assert result.annotated is not None
         return Response(
-            result.annotated_jpeg,
+            result.annotated,
             media_type="image/jpeg",
             headers={"X-Faces-Found": str(len(result.faces))},
         )
@@ -195,7 +195,7 @@ async def verify(request: Request) -> schemas.VerifyOut:
         svc.pool.analyze(images["second"].data, images["second"].label),
     )
     _count(request, svc, "/v1/verify", len(first.faces) + len(second.faces))
-    result = Verification.compare(first, second, svc.settings.threshold)
+    result = Verification.compare(first, second, svc.gallery.profile.scoring(svc.settings))
     timings = {f"first_{k}": v for k, v in first.timings_ms.items()}
     timings |= {f"second_{k}": v for k, v in second.timings_ms.items()}
     return schemas.VerifyOut(**result.as_dict(), timings_ms=_total(timings, start))

@@ -38,7 +38,8 @@ class RunnerUp(_Model):
 class RecognizedFaceOut(_Model):
     name: str = Field(description="The person's name, or 'unknown'.")
     distance: float | None = Field(
-        description="Euclidean distance to that person (lower is closer)."
+        description="Distance to that person's closest stored face, lower is closer: for the "
+        "sface model 1 - cosine similarity, for dlib Euclidean."
     )
     confidence: float = Field(description="0..1, 0.5 exactly at the threshold.")
     box: BoxOut
@@ -71,7 +72,9 @@ class DetectOut(_Model):
 
 
 class EmbeddedFaceOut(DetectedFaceOut):
-    embedding: list[float] = Field(description="The face descriptor (128 numbers for dlib).")
+    embedding: list[float] = Field(
+        description="The face descriptor of the model in use (`model`; sface's is L2-normalised)."
+    )
 
 
 class EmbedOut(_Model):

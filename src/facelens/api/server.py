@@ -21,9 +21,8 @@ from facelens.api.observability import Metrics, configure_logging
 from facelens.errors import InvalidValue
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.keys import KeyStore
-from facelens.models import embedding_model_id
 from facelens.settings import Settings
-from facelens.workers import WorkerPool
+from facelens.workers import SpawnedWorkerPool
 
 log = logging.getLogger("facelens.server")
 
@@ -70,13 +69,23 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
     configure_logging(settings.log_format, debug=debug)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
-    gallery = SQLiteGallery(settings.gallery_path)
+    try:
+        # Refuses a gallery of another model than the one asked for, before any model loads.
+        gallery = SQLiteGallery(settings.gallery_path, settings.model)
+    except BaseException:
+        sock.close()
+        raise
+    settings = settings.with_model(gallery.profile.name)
     keys = KeyStore(settings.gallery_path)
     idempotency = IdempotencyStore(settings.gallery_path)
-    pool = WorkerPool(settings)
+    pool = SpawnedWorkerPool(settings)
     try:
-        gallery.bind_model(embedding_model_id(settings))  # before loading: fail fast
-        log.info("starting %d worker processes (loading models)", settings.workers)
+        log.info(
+            "starting %d worker processes (loading the %s model: %s)",
+            settings.workers,
+            gallery.profile.name,
+            gallery.profile.summary,
+        )
         pool.start()
         keyed = keys.enabled()
         if not keyed and not is_loopback(settings.host):

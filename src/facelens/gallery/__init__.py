@@ -7,9 +7,10 @@ from facelens.gallery.sqlite import SQLiteGallery
 from facelens.settings import Settings
 
 
-def open_gallery(settings: Settings) -> Gallery:
-    """The gallery configured by ``settings`` (created on first use)."""
-    return SQLiteGallery(settings.gallery_path)
+def open_gallery(settings: Settings) -> SQLiteGallery:
+    """The gallery of ``settings`` (created on first use), bound to its model profile: the one
+    it was built with, which must be ``settings.model`` if that is set."""
+    return SQLiteGallery(settings.gallery_path, settings.model)
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from typing import Protocol
 from facelens.errors import InvalidValue
 from facelens.matching import GalleryIndex
 from facelens.models.base import Box, Embeddings
+from facelens.models.profiles import ModelProfile
 
 MAX_NAME_LENGTH = 200
 
@@ -41,6 +42,7 @@ class FaceRecord:
     """One stored face of a person: its id, the file it came from, its box there."""
 
     id: int
+    person: str
     source: str | None
     sha256: str | None
     box: Box
@@ -68,11 +70,9 @@ class SourceRecord:
 
 
 class Gallery(Protocol):
-    """Storage for people and their face embeddings."""
+    """Storage for people and their face embeddings, bound to one model profile when opened."""
 
-    def bind_model(self, model_id: str) -> None:
-        """Record the embedding model on first use; refuse a different one afterwards."""
-        ...
+    profile: ModelProfile
 
     def add_person(self, name: str) -> PersonSummary: ...
 
@@ -88,8 +88,8 @@ class Gallery(Protocol):
         """People in name order, ``limit`` of them from ``offset`` on (all when None)."""
         ...
 
-    def faces(self, person: str) -> list[FaceRecord]:
-        """The stored faces of ``person`` (:class:`NotFound` if no such person)."""
+    def faces(self, person: str | None = None) -> list[FaceRecord]:
+        """The stored faces of ``person`` (:class:`NotFound` if no such person), or of everyone."""
         ...
 
     def remove_face(self, person: str, face_id: int) -> None:

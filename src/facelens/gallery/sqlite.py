@@ -16,41 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from facelens.errors import Conflict, ModelError, NotFound, StorageError
+from facelens.gallery import schema
 from facelens.gallery.base import FaceRecord, NewFace, PersonSummary, SourceRecord, normalize_name
 from facelens.matching import GalleryIndex
 from facelens.models.base import Box
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS people (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sources (
-    id INTEGER PRIMARY KEY,
-    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    path TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('enrolled', 'skipped')),
-    reason TEXT,
-    created_at TEXT NOT NULL,
-    UNIQUE (person_id, path)
-);
-CREATE TABLE IF NOT EXISTS faces (
-    id INTEGER PRIMARY KEY,
-    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    source_id INTEGER REFERENCES sources(id) ON DELETE CASCADE,
-    embedding BLOB NOT NULL,
-    box_left INTEGER NOT NULL, box_top INTEGER NOT NULL,
-    box_right INTEGER NOT NULL, box_bottom INTEGER NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
-CREATE INDEX IF NOT EXISTS faces_source ON faces(source_id);
-"""
+from facelens.models.profiles import DEFAULT_MODEL, ModelProfile, profile_named
+from facelens.settings import ModelName
 
 
 def _now() -> str:
@@ -116,25 +87,37 @@ def _not_found(name: str) -> NotFound:
 
 
 class SQLiteGallery:
-    """:class:`~facelens.gallery.base.Gallery` on one SQLite file; safe to share across threads."""
+    """:class:`~facelens.gallery.base.Gallery` on one SQLite file; safe to share across threads.
 
-    def __init__(self, path: Path) -> None:
+    Opening it upgrades its schema and binds it to a model profile: the one it was built with,
+    or, for a new gallery, ``model`` (the default profile when None). Asking for another model
+    than the one it was built with is a :class:`ModelError` naming both and the way out.
+    """
+
+    def __init__(self, path: Path, model: ModelName | None = None) -> None:
         self.path = path
         self._lock = threading.RLock()
         self._cache: tuple[int, GalleryIndex] | None = None
         self._db = connect(path)
         try:
             with self._transaction() as db:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('revision', '0')")
-        except sqlite3.Error as exc:
-            raise storage_error(path, exc) from None
+                schema.upgrade(db)
+                profile = schema.bound_profile(db)
+                if profile is None:
+                    profile = profile_named(model or DEFAULT_MODEL)
+                    schema.record_profile(db, profile)
+        except BaseException:
+            self._db.close()
+            raise
+        if model is not None and model != profile.name:
+            self._db.close()
+            raise ModelError(
+                f"The gallery {path} was built with the {profile.name} model ({profile.id}), "
+                f"but the {model} model was asked for: their distances are not comparable. "
+                f"Run 'facelens gallery migrate --model {model}' to re-embed it, leave the model "
+                f"unset to use {profile.name}, or choose another --data-dir."
+            )
+        self.profile: ModelProfile = profile
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -175,20 +158,6 @@ class SQLiteGallery:
         if row is None:
             raise _not_found(name)
         return int(row[0])
-
-    # -- model ------------------------------------------------------------------------------
-
-    def bind_model(self, model_id: str) -> None:
-        with self._transaction() as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO meta VALUES ('model_id', ?)", (model_id,))
-            elif row[0] != model_id:
-                raise ModelError(
-                    f"The gallery {self.path} holds embeddings made by model {row[0]!r}, but "
-                    f"facelens is running {model_id!r}; their distances are not comparable. "
-                    "Use the model the gallery was built with, or another --data-dir."
-                )
 
     # -- people -----------------------------------------------------------------------------
 
@@ -236,25 +205,29 @@ class SQLiteGallery:
         )
         return [PersonSummary(str(name), int(str(count))) for name, count in rows]
 
-    def faces(self, person: str) -> list[FaceRecord]:
-        person = normalize_name(person)
+    def faces(self, person: str | None = None) -> list[FaceRecord]:
+        sql = (
+            "SELECT f.id, p.name, s.path, s.sha256, f.box_left, f.box_top, f.box_right, "
+            "f.box_bottom, f.created_at FROM faces f JOIN people p ON p.id = f.person_id "
+            "LEFT JOIN sources s ON s.id = f.source_id"
+        )
         with self._lock:
-            self.person(person)
-            rows = self._read(
-                "SELECT f.id, s.path, s.sha256, f.box_left, f.box_top, f.box_right, f.box_bottom, "
-                "f.created_at FROM faces f JOIN people p ON p.id = f.person_id "
-                "LEFT JOIN sources s ON s.id = f.source_id WHERE p.name = ? ORDER BY f.id",
-                (person,),
-            )
+            if person is None:
+                rows = self._read(sql + " ORDER BY f.id")
+            else:
+                person = normalize_name(person)
+                self.person(person)
+                rows = self._read(sql + " WHERE p.name = ? ORDER BY f.id", (person,))
         return [
             FaceRecord(
                 int(str(i)),
+                str(name),
                 None if path is None else str(path),
                 None if sha is None else str(sha),
                 Box(int(str(left)), int(str(top)), int(str(right)), int(str(bottom))),
                 datetime.fromisoformat(str(t)),
             )
-            for i, path, sha, left, top, right, bottom, t in rows
+            for i, name, path, sha, left, top, right, bottom, t in rows
         ]
 
     def remove_face(self, person: str, face_id: int) -> None:
@@ -386,6 +359,19 @@ class SQLiteGallery:
 
     # -- matching ---------------------------------------------------------------------------
 
+    def _check_model(self) -> None:
+        """Refuse to go on if another process migrated the gallery to another model."""
+        with self._lock:
+            try:
+                now = schema.bound_profile(self._db)
+            except sqlite3.Error as exc:
+                raise storage_error(self.path, exc) from None
+        if now is not None and now.id != self.profile.id:
+            raise ModelError(
+                f"The gallery {self.path} was migrated to the {now.name} model while this "
+                f"process runs {self.profile.name}; restart it to use the migrated gallery."
+            )
+
     def _revision(self) -> int:
         return int(str(self._read("SELECT value FROM meta WHERE key = 'revision'")[0][0]))
 
@@ -394,6 +380,7 @@ class SQLiteGallery:
             revision = self._revision()
             if self._cache is not None and self._cache[0] == revision:
                 return self._cache[1]
+            self._check_model()
             rows = self._read(
                 "SELECT p.name, f.embedding FROM faces f JOIN people p ON p.id = f.person_id "
                 "ORDER BY p.name, f.id"
@@ -405,7 +392,9 @@ class SQLiteGallery:
                 [
                     (name, np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1))
                     for name, blobs in grouped.items()
-                ]
+                ],
+                self.profile.dim,
+                self.profile.metric,
             )
             self._cache = (revision, index)
             return index

@@ -59,12 +59,27 @@ class Box:
         return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
 
 
+Landmarks = npt.NDArray[np.float64]
+"""Face landmarks as an ``(n, 2)`` float64 array of x, y pixels."""
+
+
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """One face found by a detector: its box and the detector's own score (higher is surer)."""
+    """One face found by a detector: its box, the detector's own score (higher is surer), and
+    its landmarks when the detector gives them (YuNet: right eye, left eye, nose tip, right and
+    left mouth corner, the subject's right being on the image's left)."""
 
     box: Box
     score: float
+    landmarks: Landmarks | None = None
+
+    def scaled(self, factor: float, width: int, height: int) -> Detection:
+        """The detection in an image ``factor`` times as large, clipped to its size."""
+        return Detection(
+            self.box.scaled(factor).clipped(width, height),
+            self.score,
+            None if self.landmarks is None else self.landmarks * factor,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +87,14 @@ class AlignedFace:
     """A face cut out and aligned for the embedder, with the landmarks used (pixels, x/y)."""
 
     chip: RGBImage
-    landmarks: npt.NDArray[np.float64]
+    landmarks: Landmarks
 
 
 class Detector(Protocol):
     """Image → face boxes."""
 
     name: str
+    gives_landmarks: bool
 
     def detect(self, image: RGBImage) -> list[Detection]:
         """Every face in ``image``, boxes in that image's pixels."""
@@ -86,12 +102,14 @@ class Detector(Protocol):
 
 
 class Aligner(Protocol):
-    """Image and boxes → aligned face chips the embedder expects."""
+    """Image and detections → aligned face chips the embedder expects."""
 
     name: str
+    needs_landmarks: bool
+    """True if it aligns with the detector's landmarks (so only such detectors can feed it)."""
 
-    def align(self, image: RGBImage, boxes: Sequence[Box]) -> list[AlignedFace]:
-        """One aligned face per box, in the order of ``boxes``."""
+    def align(self, image: RGBImage, detections: Sequence[Detection]) -> list[AlignedFace]:
+        """One aligned face per detection, in their order, cut from ``image`` (full size)."""
         ...
 
 

@@ -1,15 +1,14 @@
-"""dlib backends: HOG and CNN (MMOD) detectors, the 5-point aligner, the ResNet 128-D embedder.
+"""dlib backends: HOG and CNN (MMOD) detectors, the 5-point aligner, the ResNet embedder.
 
-Weights come from the ``face_recognition_models`` package, installed with facelens; nothing is
-ever downloaded. The embedding is the same one the ``face_recognition`` library computes
-(150x150 chips, padding 0.25, no jitter), so its 0.6 threshold applies unchanged.
+Weights come from the ``face_recognition_models`` package (CC0), installed with facelens and
+checked by SHA-256; nothing is ever downloaded. The embedding is the same one the
+``face_recognition`` library computes (150x150 chips, padding 0.25, no jitter), so that
+library's threshold applies unchanged.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TypeVar
 
 import dlib
@@ -17,6 +16,7 @@ import numpy as np
 
 from facelens.errors import ModelError
 from facelens.models.base import AlignedFace, Box, Detection, Embeddings, RGBImage
+from facelens.models.weights import WeightFile, verified
 
 T = TypeVar("T")
 
@@ -24,34 +24,38 @@ CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 
 
-def weights_path(filename: str) -> Path:
-    """The path of one of dlib's weight files from the ``face_recognition_models`` package."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    # find_spec does not import the package: its __init__ needs pkg_resources, which we avoid.
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    if not locations:
-        raise ModelError(
-            "The package 'face_recognition_models' (dlib's model weights) is not installed. "
-            "Reinstall facelens with its locked dependencies (see the README's set-up command)."
-        )
-    path = Path(locations[0]) / "models" / filename
-    if not path.is_file():
-        raise ModelError(
-            f"Model file {path} is missing; the 'face_recognition_models' installation is "
-            "incomplete. Reinstall it (see the README's set-up command)."
-        )
-    return path
+def _weight(filename: str, sha256: str) -> WeightFile:
+    return WeightFile(
+        "face_recognition_models",
+        "0.3.0",
+        f"face_recognition_models/models/{filename}",
+        sha256,
+        "CC0-1.0",
+    )
 
 
-def _load(factory: Callable[[str], T], filename: str, what: str) -> T:
-    """Load one dlib model from its weight file, as a :class:`ModelError` if that fails."""
-    path = weights_path(filename)
+SHAPE_PREDICTOR_5 = _weight(
+    "shape_predictor_5_face_landmarks.dat",
+    "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+)
+RESNET = _weight(
+    "dlib_face_recognition_resnet_model_v1.dat",
+    "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+)
+MMOD = _weight(
+    "mmod_human_face_detector.dat",
+    "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6",
+)
+
+
+def _load(factory: Callable[[str], T], weight: WeightFile, what: str) -> T:
+    """Load one dlib model from its checked weight file, as a :class:`ModelError` if that fails."""
+    path = verified(weight)
     try:
         return factory(str(path))
     except RuntimeError as exc:
         raise ModelError(
-            f"Cannot load dlib's {what} from {path} ({exc}); the file may be damaged. "
-            "Reinstall face_recognition_models (see the README's set-up command)."
+            f"Cannot load dlib's {what} from {path} ({exc}). {weight.reinstall}"
         ) from exc
 
 
@@ -63,6 +67,7 @@ class HogDetector:
     """dlib's frontal-face HOG detector: fast on CPU, releases the GIL."""
 
     name = "hog"
+    gives_landmarks = False
 
     def __init__(self, upsample: int = 1) -> None:
         self._upsample = upsample
@@ -81,12 +86,11 @@ class CnnDetector:
     """dlib's MMOD CNN detector: finds more profile and small faces, ~2 s per image on a CPU."""
 
     name = "cnn"
+    gives_landmarks = False
 
     def __init__(self, upsample: int = 1) -> None:
         self._upsample = upsample
-        self._detector = _load(
-            dlib.cnn_face_detection_model_v1, "mmod_human_face_detector.dat", "CNN face detector"
-        )
+        self._detector = _load(dlib.cnn_face_detection_model_v1, MMOD, "CNN face detector")
 
     def detect(self, image: RGBImage) -> list[Detection]:
         height, width = image.shape[:2]
@@ -98,17 +102,16 @@ class FivePointAligner:
     """dlib's 5-landmark shape predictor and its face-chip alignment (150x150, padding 0.25)."""
 
     name = "dlib-5pt"
+    needs_landmarks = False  # it finds its own 5 points inside the detector's box
 
     def __init__(self) -> None:
-        self._predictor = _load(
-            dlib.shape_predictor, "shape_predictor_5_face_landmarks.dat", "5-point shape predictor"
-        )
+        self._predictor = _load(dlib.shape_predictor, SHAPE_PREDICTOR_5, "5-point shape predictor")
 
-    def align(self, image: RGBImage, boxes: Sequence[Box]) -> list[AlignedFace]:
-        if not boxes:
+    def align(self, image: RGBImage, detections: Sequence[Detection]) -> list[AlignedFace]:
+        if not detections:
             return []
         shapes = dlib.full_object_detections()
-        for box in boxes:
+        for box in (d.box for d in detections):
             shapes.append(
                 self._predictor(
                     image, dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
@@ -123,17 +126,13 @@ class FivePointAligner:
 
 
 class ResNetEmbedder:
-    """dlib's ResNet face descriptor: 128-D, Euclidean distance < 0.6 means the same person."""
+    """dlib's ResNet face descriptor, compared by Euclidean distance (see the dlib profile)."""
 
     name = "dlib-resnet-v1"
     dim = 128
 
     def __init__(self) -> None:
-        self._model = _load(
-            dlib.face_recognition_model_v1,
-            "dlib_face_recognition_resnet_model_v1.dat",
-            "ResNet face descriptor",
-        )
+        self._model = _load(dlib.face_recognition_model_v1, RESNET, "ResNet face descriptor")
 
     def embed(self, faces: Sequence[AlignedFace]) -> Embeddings:
         if not faces:

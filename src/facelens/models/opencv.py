@@ -17,6 +17,7 @@ class HaarDetector:
     """Frontal faces with OpenCV's bundled Haar cascade; fast, more false positives than HOG."""
 
     name = "haar"
+    gives_landmarks = False
 
     def __init__(self, min_size: int = 30) -> None:
         path = Path(cv2.data.haarcascades) / CASCADE_FILE  # type: ignore[attr-defined]

@@ -1,42 +1,50 @@
-"""Analysing many image files on every core.
+"""CLI batches: one job per image file, spread over processes *forked* from this one.
 
-dlib's ResNet descriptor holds the GIL, so threads cannot use a second core for embedding:
-files are spread over worker processes. Workers are forked from a parent that has already
-loaded the models, so they start in milliseconds and share the weights copy-on-write instead of
-each importing and loading everything again (spawn cost ~2.5 s per worker on these machines).
+The command has already loaded the models (and, for recognition, the gallery index); forked
+workers inherit them copy-on-write and start in milliseconds, instead of each importing and
+loading everything again as spawned processes must (~2.5 s each here). Processes, not threads,
+because dlib's descriptor holds the GIL and OpenCV runs one thread per process here.
+(The server's workers are the other pool: spawned, long-lived, see ``workers.py``.)
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import multiprocessing
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from facelens.errors import FaceLensError, InputPathError
-from facelens.imaging import decode_image, read_image_file
 from facelens.pipeline import Analysis, Engine
+from facelens.recognition import analyze_bytes
 from facelens.settings import Settings
+
+T = TypeVar("T")
+
+Job = Callable[[bytes, str], T]
+"""Work on one file: its bytes and its name for messages → a result (raises FaceLensError)."""
 
 # A forked worker pays off from about two files on; fewer run in this process.
 MIN_FILES_PER_WORKER = 2
 
 
 @dataclass(frozen=True, slots=True)
-class FileResult:
-    """One file's outcome: its content hash and analysis, or the error that stopped it."""
+class FileResult(Generic[T]):
+    """One file's outcome: its content hash and the job's result, or the error that stopped it."""
 
     path: Path
     sha256: str | None
-    analysis: Analysis | None
+    value: T | None
     error: FaceLensError | None
 
 
-def analyze_file(engine: Engine, path: Path) -> FileResult:
-    """Read, hash, decode and analyse one file; a foreseen failure is returned, not raised."""
+def run_job(job: Job[T], path: Path) -> FileResult[T]:
+    """Read and hash one file, then run ``job`` on it; a foreseen failure is returned."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -44,8 +52,7 @@ def analyze_file(engine: Engine, path: Path) -> FileResult:
         return FileResult(path, None, None, InputPathError(f"{path}: cannot be read ({reason})."))
     digest = hashlib.sha256(data).hexdigest()
     try:
-        image = decode_image(data, source=str(path), max_pixels=engine.settings.max_pixels)
-        return FileResult(path, digest, engine.analyze(image), None)
+        return FileResult(path, digest, job(data, str(path)), None)
     except FaceLensError as exc:
         return FileResult(path, digest, None, exc)
 
@@ -55,8 +62,8 @@ def worker_count(files: int, settings: Settings) -> int:
     return max(1, min(settings.workers, files // MIN_FILES_PER_WORKER))
 
 
-# The engine a forked worker inherits from its parent: set just before the fork, read only.
-_inherited_engine: Engine | None = None
+# The job a forked worker inherits from its parent: set just before the fork, read only.
+_inherited_job: Job[Any] | None = None
 
 
 def _ignore_sigint() -> None:
@@ -64,25 +71,22 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _work(path: Path) -> FileResult:
-    assert _inherited_engine is not None, "worker forked without an engine"
-    return analyze_file(_inherited_engine, path)
+def _work(path: Path) -> FileResult[Any]:
+    assert _inherited_job is not None, "worker forked without a job"
+    return run_job(_inherited_job, path)
 
 
-def analyze_files(
-    paths: Sequence[Path], settings: Settings, engine: Engine | None = None
-) -> Iterator[FileResult]:
+def run_batch(paths: Sequence[Path], settings: Settings, job: Job[T]) -> Iterator[FileResult[T]]:
     """Yield a :class:`FileResult` per path as each finishes (not in input order)."""
-    global _inherited_engine
+    global _inherited_job
     if not paths:
         return
-    engine = engine or Engine.load(settings)
     workers = worker_count(len(paths), settings)
     if workers == 1:
         for path in paths:
-            yield analyze_file(engine, path)
+            yield run_job(job, path)
         return
-    _inherited_engine = engine
+    _inherited_job = job
     pool = ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_sigint
     )
@@ -93,10 +97,12 @@ def analyze_files(
     finally:
         # On an interruption, queued files are dropped; results already yielded are kept.
         pool.shutdown(wait=True, cancel_futures=True)
-        _inherited_engine = None
+        _inherited_job = None
 
 
-def read_and_analyze(engine: Engine, path: Path) -> Analysis:
-    """Analyse one file in this process, raising its error (for single-image commands)."""
-    image = read_image_file(path, max_pixels=engine.settings.max_pixels)
-    return engine.analyze(image)
+def analyze_files(
+    paths: Sequence[Path], settings: Settings, engine: Engine | None = None
+) -> Iterator[FileResult[Analysis]]:
+    """Every face of each file, analysed on every core."""
+    engine = engine or Engine.load(settings)
+    return run_batch(paths, settings, functools.partial(analyze_bytes, engine))

@@ -1,0 +1,14 @@
+"""The ``facelens`` command: parse, call the engine or gallery, print. No model work here."""
+
+from __future__ import annotations
+
+from facelens.cli import evaluation, gallery, people, photos  # noqa: F401  (registers commands)
+from facelens.cli.app import app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,211 @@
+"""The ``facelens`` command's frame: options, settings, error → exit code, shared helpers.
+
+Commands live beside this module, one per kind of job; they parse, call the engine or gallery,
+and print. Model libraries are imported inside the commands that need them, so that
+``facelens --help`` and light commands start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from facelens import errors
+from facelens.settings import DetectorName, ModelName, Settings
+
+if TYPE_CHECKING:
+    from facelens.gallery import SQLiteGallery
+    from facelens.pipeline import Engine
+
+# Exit codes, one per kind of failure, so scripts can tell them apart.
+EXIT_PARTIAL = 1  # a batch finished but some inputs failed
+EXIT_CODES: dict[type[errors.FaceLensError], int] = {
+    errors.InputPathError: 3,
+    errors.ImageError: 4,
+    errors.NoFaceFound: 4,
+    errors.StorageError: 5,
+    errors.ModelError: 6,
+    errors.NotFound: 7,
+    errors.Conflict: 8,
+    errors.InvalidValue: 9,
+}
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="facelens",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Self-hosted face recognition: enrol people from folders, recognise and verify faces.",
+)
+people_app = typer.Typer(no_args_is_help=True, help="List, rename and remove enrolled people.")
+app.add_typer(people_app, name="people")
+gallery_app = typer.Typer(
+    no_args_is_help=True,
+    help="The gallery as a whole: move it to another model, propose a threshold for it.",
+)
+app.add_typer(gallery_app, name="gallery")
+eval_app = typer.Typer(
+    no_args_is_help=True, help="Measure accuracy on your own photos (and pick a threshold)."
+)
+app.add_typer(eval_app, name="eval")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP service (stored hashed).")
+app.add_typer(keys_app, name="keys")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass(slots=True)
+class State:
+    settings: Settings
+    debug: bool
+
+
+def exit_code_for(exc: errors.FaceLensError) -> int:
+    """The exit code of a failure: the most specific class in :data:`EXIT_CODES`, else 1."""
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return 1
+
+
+@contextmanager
+def handled(ctx: typer.Context) -> Iterator[State]:
+    """Run a command body: our errors become one red line and an exit code."""
+    state: State = ctx.obj
+    try:
+        yield state
+    except errors.FaceLensError as exc:
+        if state.debug:
+            raise
+        err.print(f"[red]error:[/red] {escape(exc.message)}")
+        raise typer.Exit(exit_code_for(exc)) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/yellow]: work finished before this point is saved.")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.2f}%"
+
+
+def open_gallery(state: State) -> SQLiteGallery:
+    """The gallery, created on first use and bound to its model (refuses another ``--model``)."""
+    from facelens.gallery import open_gallery as open_it
+
+    return open_it(state.settings)
+
+
+def engine_for_gallery(state: State, gallery: SQLiteGallery) -> Engine:
+    """The models of the gallery's profile, loaded."""
+    from facelens.pipeline import Engine
+
+    return Engine.load(state.settings.with_model(gallery.profile.name))
+
+
+def engine_for_command(state: State) -> Engine:
+    """The models for a command that needs no gallery (verify, eval): ``--model`` if given,
+    else the model of the data directory's gallery if there is one (so distances and the
+    threshold are those ``recognize`` uses), else the default model."""
+    from facelens.pipeline import Engine
+
+    settings = state.settings
+    if settings.model is None and settings.gallery_path.is_file():
+        gallery = open_gallery(state)
+        settings = settings.with_model(gallery.profile.name)
+        gallery.close()
+    return Engine.load(settings)
+
+
+def progress_bar(label: str) -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[current]}"),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def validated_settings(overrides: dict[str, Any]) -> Settings:
+    """Settings from the environment and ``overrides``; exit 2 with the reason if invalid."""
+    try:
+        return Settings.model_validate(overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        err.print(f"[red]error:[/red] invalid setting: {escape(problems)}")
+        raise typer.Exit(2) from None
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where the gallery lives (env FACELENS_DATA_DIR).", show_default=False),
+    ] = None,
+    model: Annotated[
+        ModelName | None,
+        typer.Option(
+            help="Model profile (env FACELENS_MODEL; default: the one the gallery was built "
+            "with, the default model for a new gallery; the README compares them).",
+            show_default=False,
+        ),
+    ] = None,
+    detector: Annotated[
+        DetectorName | None,
+        typer.Option(
+            help="Face detector (env FACELENS_DETECTOR; default: the model's own).",
+            show_default=False,
+        ),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Largest distance for a match (env FACELENS_THRESHOLD; default: the model's).",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes for many photos (env FACELENS_WORKERS, default CPU count).",
+            show_default=False,
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    given: dict[str, Any] = {
+        "data_dir": data_dir,
+        "model": model,
+        "detector": detector,
+        "threshold": threshold,
+        "workers": workers,
+    }
+    overrides = {key: value for key, value in given.items() if value is not None}
+    ctx.obj = State(validated_settings(overrides), debug)

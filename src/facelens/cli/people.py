@@ -1,0 +1,118 @@
+"""Commands on people and on API keys: light, no model is loaded."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from facelens.cli.app import err, handled, keys_app, open_gallery, out, people_app, print_json
+
+
+@people_app.command("list")
+def people_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List enrolled people and how many faces each has."""
+    with handled(ctx) as state:
+        people = open_gallery(state).list_people()
+        if as_json:
+            print_json([{"name": p.name, "faces": p.faces} for p in people])
+            return
+        table = Table(title=f"{len(people)} people in {state.settings.gallery_path}")
+        table.add_column("name")
+        table.add_column("faces", justify="right")
+        for p in people:
+            table.add_row(escape(p.name), str(p.faces))
+        out.print(table)
+
+
+@people_app.command("rename")
+def people_rename(
+    ctx: typer.Context,
+    old: Annotated[str, typer.Argument(help="The current name.")],
+    new: Annotated[str, typer.Argument(help="The new name.")],
+) -> None:
+    """Rename a person; their faces stay."""
+    with handled(ctx) as state:
+        person = open_gallery(state).rename_person(old, new)
+        out.print(escape(f"renamed {old!r} to {person.name!r} ({person.faces} faces)"))
+
+
+@people_app.command("remove")
+def people_remove(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The person to remove.")],
+) -> None:
+    """Remove a person and every stored embedding of them (biometric data is deleted)."""
+    with handled(ctx) as state:
+        faces = open_gallery(state).remove_person(name)
+        out.print(escape(f"removed {name!r} and {faces} stored face{'s' if faces != 1 else ''}"))
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Who or what the key is for, e.g. door-camera.")],
+) -> None:
+    """Create an API key; once any key exists, every API call needs one. Shown only once."""
+    from facelens.keys import KeyStore
+
+    with handled(ctx) as state:
+        record, key = KeyStore(state.settings.gallery_path).create(name)
+        err.print(escape(f"created key {record.id} ({record.name}); it is shown only this once:"))
+        out.print(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List API keys (ids and names; the keys themselves are not stored)."""
+    from facelens.keys import KeyStore
+
+    with handled(ctx) as state:
+        keys = KeyStore(state.settings.gallery_path).list()
+        if as_json:
+            print_json(
+                [
+                    {
+                        "id": k.id,
+                        "name": k.name,
+                        "created_at": k.created_at.isoformat(),
+                        "revoked_at": None if k.revoked_at is None else k.revoked_at.isoformat(),
+                    }
+                    for k in keys
+                ]
+            )
+            return
+        table = Table(title=f"{sum(k.active for k in keys)} active API keys")
+        for column in ("id", "name", "created", "status"):
+            table.add_column(column)
+        for k in keys:
+            status = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
+            table.add_row(k.id, escape(k.name), f"{k.created_at:%Y-%m-%d %H:%M}", status)
+        out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="The key's id, from 'facelens keys list'.")],
+) -> None:
+    """Revoke an API key: the server refuses it from the next request on."""
+    from facelens.keys import KeyStore
+
+    with handled(ctx) as state:
+        store = KeyStore(state.settings.gallery_path)
+        record = store.revoke(key_id)
+        out.print(escape(f"revoked key {record.id} ({record.name})"))
+        if store.active_count() == 0:
+            err.print(
+                "[yellow]note:[/yellow] no active key is left: the server refuses every API "
+                "call until 'facelens keys create NAME' makes a new one."
+            )

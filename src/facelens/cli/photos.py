@@ -1,0 +1,372 @@
+"""Commands on photos: enrol a folder, recognise, verify; and info, serve."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from facelens import errors
+from facelens.cli.app import (
+    EXIT_PARTIAL,
+    State,
+    app,
+    engine_for_command,
+    engine_for_gallery,
+    err,
+    exit_code_for,
+    handled,
+    open_gallery,
+    out,
+    print_json,
+    progress_bar,
+    validated_settings,
+)
+
+if TYPE_CHECKING:
+    from facelens.batch import FileResult
+    from facelens.enroll import EnrolmentReport
+    from facelens.recognition import Recognition
+
+
+@app.command()
+def enroll(
+    ctx: typer.Context,
+    folder: Annotated[
+        Path, typer.Argument(help="A folder with one sub-folder of photos per person.")
+    ],
+    largest: Annotated[
+        bool,
+        typer.Option(
+            help="In a photo with several faces, enrol the largest instead of skipping it."
+        ),
+    ] = False,
+    prune: Annotated[
+        bool, typer.Option(help="Remove the faces of files that are no longer in the folder.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Enrol ("train") people from FOLDER/<name>/*: only new or changed photos are processed."""
+    from facelens.enroll import enroll_folder, plan_enrolment
+
+    with handled(ctx) as state:
+        plan = plan_enrolment(folder)  # every input path checked before any model loads
+        gallery = open_gallery(state)  # the data dir is writable and the model matches
+        engine = engine_for_gallery(state, gallery)
+        progress = progress_bar("enrolling")
+        with progress:
+            task = progress.add_task("enrolling", total=0, current="")
+
+            def started(total: int) -> None:
+                progress.update(task, total=total)
+
+            def advanced(result: FileResult[Any]) -> None:
+                progress.update(task, advance=1, current=result.path.name)
+
+            report = enroll_folder(
+                plan,
+                gallery,
+                engine.settings,
+                take_largest=largest,
+                prune=prune,
+                engine=engine,
+                on_start=started,
+                on_file=advanced,
+            )
+        _print_enrolment(report, as_json)
+        gallery.close()
+
+
+def _print_enrolment(report: EnrolmentReport, as_json: bool) -> None:
+    if as_json:
+        print_json(
+            {
+                "folder": str(report.root),
+                "people": [
+                    {
+                        "name": name,
+                        "enrolled": r.enrolled,
+                        "faces": r.faces,
+                        "unchanged": r.unchanged,
+                        "pruned": r.pruned,
+                        "skipped": [{"file": str(s.path), "reason": s.reason} for s in r.skipped],
+                    }
+                    for name, r in sorted(report.people.items())
+                ],
+                "ignored": [{"file": str(s.path), "reason": s.reason} for s in report.ignored],
+            }
+        )
+        return
+    table = Table(title=f"Enrolment of {report.root}")
+    for column in ("person", "enrolled", "unchanged", "skipped", "pruned"):
+        table.add_column(column, justify="left" if column == "person" else "right")
+    for name, r in sorted(report.people.items()):
+        table.add_row(
+            escape(name), str(r.enrolled), str(r.unchanged), str(len(r.skipped)), str(r.pruned)
+        )
+    out.print(table)
+    for name, r in sorted(report.people.items()):
+        for s in r.skipped:
+            out.print(f"[yellow]skipped[/yellow] {escape(f'{name}: {s.path.name}: {s.reason}')}")
+    for s in report.ignored:
+        out.print(f"[dim]ignored[/dim] {escape(f'{s.path}: {s.reason}')}")
+
+
+@app.command()
+def recognize(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Photos to recognise.")],
+    annotate: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write each photo, boxes and names drawn, into this folder (created if needed).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+) -> None:
+    """Name the faces in photos; a bad file is reported and the others still done."""
+    from facelens.batch import run_batch
+    from facelens.recognition import recognize_bytes
+
+    with handled(ctx) as state:
+        if annotate is not None:
+            _prepare_output_dir(annotate)
+        gallery = open_gallery(state)
+        index = gallery.index()
+        gallery.close()
+        if not len(index):
+            err.print(
+                "[yellow]note:[/yellow] the gallery is empty, so every face is unknown; "
+                "run 'facelens enroll FOLDER' first."
+            )
+        engine = engine_for_gallery(state, gallery)
+        job = functools.partial(
+            recognize_bytes,
+            engine,
+            index=index,
+            annotate="like-source" if annotate is not None else None,
+        )
+        unique = list(dict.fromkeys(files))
+        by_path: dict[Path, dict[str, Any]] = {}
+        failed: list[errors.FaceLensError] = []
+        written: set[str] = set()
+        with progress_bar("recognising") as progress:
+            task = progress.add_task("recognising", total=len(unique), current="")
+            for result in run_batch(unique, engine.settings, job):
+                if result.error is not None:
+                    failed.append(result.error)
+                by_path[result.path] = _recognition_entry(result, annotate, written)
+                progress.update(task, advance=1, current=result.path.name)
+        listing = [by_path[path] for path in files]
+        if as_json:
+            print_json(listing)
+        else:
+            _print_recognitions(listing)
+        if failed:
+            # One kind of failure for every file: its own code; a mixed batch: "partial".
+            codes = {exit_code_for(e) for e in failed}
+            raise typer.Exit(
+                codes.pop() if len(failed) == len(unique) and len(codes) == 1 else EXIT_PARTIAL
+            )
+
+
+def _prepare_output_dir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".facelens-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise errors.InputPathError(
+            f"{folder}: cannot write annotated images there ({exc.strerror or exc}); "
+            "choose another --annotate folder."
+        ) from None
+
+
+def _recognition_entry(
+    result: FileResult[Recognition], annotate: Path | None, written: set[str]
+) -> dict[str, Any]:
+    recognition = result.value
+    if recognition is None:
+        return {
+            "file": str(result.path),
+            "error": str(result.error),
+            "error_code": result.error.code if result.error else "error",
+        }
+    entry: dict[str, Any] = {
+        "file": str(result.path),
+        "width": recognition.analysis.width,
+        "height": recognition.analysis.height,
+        "faces": [f.as_dict() for f in recognition.faces],
+    }
+    if annotate is not None and recognition.annotated is not None:
+        target = _unique_name(annotate, result.path, recognition.annotated_format, written)
+        try:
+            target.write_bytes(recognition.annotated)
+        except OSError as exc:
+            raise errors.StorageError(
+                f"{target}: cannot write the annotated image ({exc.strerror or exc})."
+            ) from None
+        entry["annotated"] = str(target)
+    return entry
+
+
+_SUFFIXES = {"PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
+
+
+def _unique_name(folder: Path, source: Path, fmt: str | None, taken: set[str]) -> Path:
+    """``folder/<source name>`` with the suffix of ``fmt``, numbered when two inputs share a
+    name."""
+    suffix = _SUFFIXES.get(fmt or "", ".jpg")
+    name, n = f"{source.stem}{suffix}", 1
+    while name in taken:
+        n += 1
+        name = f"{source.stem}-{n}{suffix}"
+    taken.add(name)
+    return folder / name
+
+
+def _print_recognitions(listing: list[dict[str, Any]]) -> None:
+    for entry in listing:
+        if "error" in entry:
+            out.print(f"[red]error:[/red] {escape(entry['error'])}")
+            continue
+        faces = entry["faces"]
+        out.print(
+            f"[bold]{escape(entry['file'])}[/bold] ({entry['width']}x{entry['height']}): "
+            f"{len(faces)} face{'s' if len(faces) != 1 else ''}"
+        )
+        for face in faces:
+            box = face["box"]
+            distance = "-" if face["distance"] is None else f"{face['distance']:.3f}"
+            flag = " [yellow](ambiguous)[/yellow]" if face["ambiguous"] else ""
+            out.print(
+                f"  {escape(face['name'])}  distance {distance}  confidence "
+                f"{face['confidence']:.2f}  box ({box['left']},{box['top']})-"
+                f"({box['right']},{box['bottom']}){flag}"
+            )
+        if "annotated" in entry:
+            out.print(f"  written: {escape(entry['annotated'])}")
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    first: Annotated[Path, typer.Argument(help="A photo of one person.")],
+    second: Annotated[Path, typer.Argument(help="A photo to compare with it.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Tell whether two photos show the same person (the largest face of each)."""
+    from facelens.recognition import analyze_file
+
+    with handled(ctx) as state:
+        engine = engine_for_command(state)
+        analyses = []
+        for path in (first, second):
+            analysis = analyze_file(engine, path)
+            if not analysis.faces:
+                raise errors.NoFaceFound(
+                    f"{path}: no face was found; use a photo with a clear face."
+                )
+            analyses.append(analysis)
+        result = engine.verify(analyses[0], analyses[1]).as_dict()
+        if as_json:
+            print_json(result)
+        else:
+            verdict = (
+                "[green]same person[/green]"
+                if result["same_person"]
+                else "[red]different people[/red]"
+            )
+            out.print(
+                f"{verdict}: distance {result['distance']:.3f} (threshold {result['threshold']}, "
+                f"model {engine.profile.name})"
+            )
+            for note in result["notes"]:
+                out.print(f"[dim]note: {note}[/dim]")
+
+
+@app.command()
+def info(ctx: typer.Context) -> None:
+    """Load the models, open the gallery, and show the model and settings in force."""
+    with handled(ctx) as state:
+        s = state.settings
+        gallery = open_gallery(state)
+        engine = engine_for_gallery(state, gallery)
+        people = gallery.list_people()
+        gallery.close()
+        profile = engine.profile
+        rows: list[tuple[str, str]] = [
+            ("data dir", str(s.data_dir)),
+            ("gallery", str(s.gallery_path)),
+            ("people", f"{len(people)} ({sum(p.faces for p in people)} faces)"),
+            ("model", f"{profile.name}: {profile.summary}"),
+            ("model id", profile.id),
+            ("weights", profile.weights),
+            (
+                "detector",
+                f"{engine.detector.name} (detects at <= {engine.detect_max_side} px"
+                + (f", upsample {s.upsample})" if engine.detector.name in ("hog", "cnn") else ")"),
+            ),
+            ("embedding", f"{profile.dim} numbers, {profile.metric} distance"),
+            ("threshold", str(engine.scoring.threshold)),
+            ("workers", str(s.workers)),
+            ("max pixels", f"{s.max_pixels:,}"),
+        ]
+        table = Table(title="facelens", show_header=False)
+        for key, value in rows:
+            table.add_row(key, escape(value))
+        out.print(table)
+        out.print(
+            "ready: [bold]facelens enroll FOLDER[/bold] then [bold]facelens recognize PHOTO[/bold]"
+        )
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on (env FACELENS_HOST, default 127.0.0.1: this machine "
+            "only; 0.0.0.0: every network).",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port (env FACELENS_PORT, default 5000).", show_default=False),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes holding the models (env FACELENS_WORKERS, default CPU count).",
+            show_default=False,
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="text or json (env FACELENS_LOG_FORMAT).", show_default=False),
+    ] = None,
+) -> None:
+    """Run the HTTP service: /predictor, the /v1 JSON API (docs at /docs), /metrics.
+
+    There is no debug or auto-reload mode: a debugger open to the network runs anyone's code.
+    """
+    from facelens.api.server import serve as run_server  # FastAPI loads only for serve
+
+    state: State = ctx.obj
+    given = {"host": host, "port": port, "workers": workers, "log_format": log_format}
+    settings = validated_settings(
+        {
+            **state.settings.model_dump(exclude_unset=True),
+            **{key: value for key, value in given.items() if value is not None},
+        }
+    )
+    with handled(ctx):
+        run_server(settings, debug=state.debug)

@@ -1,0 +1,78 @@
+"""One way to recognise an image: decode → analyse → match → (draw).
+
+The server's workers, ``facelens recognize`` and ``facelens eval`` all call these functions;
+they differ only in how they fan work out (the CLI forks a batch pool, the server spawns
+workers) and in what they print or answer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from facelens.imaging import decode_image, encode_image, read_image_file
+from facelens.matching import GalleryIndex
+from facelens.pipeline import Analysis, Engine, RecognizedFace, match_faces
+
+AnnotateAs = Literal["jpeg", "like-source"]
+"""``jpeg``; or ``like-source``: PNG, WebP and BMP photos stay in their format, others JPEG."""
+
+_LOSSLESS = ("PNG", "WEBP", "BMP")
+
+
+@dataclass(frozen=True, slots=True)
+class Recognition:
+    """Every face of one image with its name, the annotated image if asked, stage timings."""
+
+    analysis: Analysis
+    faces: tuple[RecognizedFace, ...]
+    annotated: bytes | None
+    annotated_format: str | None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+def analyze_bytes(engine: Engine, data: bytes, source: str) -> Analysis:
+    """Decode and analyse one image; ``timings_ms`` includes ``decode``."""
+    start = time.perf_counter()
+    image = decode_image(data, source=source, max_pixels=engine.settings.max_pixels)
+    decode_ms = _ms(start)
+    analysis = engine.analyze(image)
+    analysis.timings_ms["decode"] = decode_ms
+    return analysis
+
+
+def analyze_file(engine: Engine, path: Path) -> Analysis:
+    """Read and analyse one file, its errors naming the file (single-image commands)."""
+    return engine.analyze(read_image_file(path, max_pixels=engine.settings.max_pixels))
+
+
+def recognize_bytes(
+    engine: Engine,
+    data: bytes,
+    source: str,
+    index: GalleryIndex,
+    *,
+    annotate: AnnotateAs | None = None,
+) -> Recognition:
+    """Decode, analyse, name every face against ``index``, and draw them if asked."""
+    start = time.perf_counter()
+    image = decode_image(data, source=source, max_pixels=engine.settings.max_pixels)
+    timings = {"decode": _ms(start)}
+    analysis = engine.analyze(image)
+    faces = tuple(match_faces(analysis, index, engine.scoring))
+    timings.update(analysis.timings_ms)
+    annotated = fmt = None
+    if annotate is not None:
+        from facelens.annotate import draw_recognition  # loads fonts: only when drawing
+
+        start = time.perf_counter()
+        fmt = image.format if annotate == "like-source" and image.format in _LOSSLESS else "JPEG"
+        annotated = encode_image(draw_recognition(image.pixels, faces), format=fmt)
+        timings["annotate"] = _ms(start)
+    return Recognition(analysis, faces, annotated, fmt, timings)
