@@ -43,3 +43,21 @@ def probes(faces_dir: Path) -> list[Probe]:
             Probe(faces_dir / "probes" / row["file"], sorted(row["expected"].split(";")))
             for row in csv.DictReader(handle)
         ]
+
+
+@pytest.fixture(scope="session")
+def lfw_dir() -> Path:
+    """``../shared/data/lfw-dev`` (or $FACELENS_TEST_LFW); fails, saying where it looked."""
+    candidates = (
+        [Path(os.environ["FACELENS_TEST_LFW"])]
+        if "FACELENS_TEST_LFW" in os.environ
+        else [REPO.parent / "shared" / "data" / "lfw-dev"]
+    )
+    for path in candidates:
+        if (path / "probes.csv").is_file() and (path / "gallery").is_dir():
+            return path
+    pytest.fail(
+        "The lfw-dev photos are missing: looked for gallery/ and probes.csv in "
+        + ", ".join(str(c) for c in candidates)
+        + ". Put the shared data beside the repository or set FACELENS_TEST_LFW."
+    )

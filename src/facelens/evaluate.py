@@ -333,7 +333,12 @@ class IdentifyReport:
 
 
 def identify_probes(
-    people_dir: Path, probes_dir: Path, labels_path: Path, load_engine: Callable[[], Engine]
+    people_dir: Path,
+    probes_dir: Path,
+    labels_path: Path,
+    load_engine: Callable[[], Engine],
+    *,
+    take_largest: bool = False,
 ) -> IdentifyReport:
     """Enrol ``people_dir`` into a temporary gallery and recognise every labelled probe.
 
@@ -346,7 +351,7 @@ def identify_probes(
     with tempfile.TemporaryDirectory(prefix="facelens-eval-") as tmp:
         gallery = SQLiteGallery(Path(tmp) / "gallery.sqlite3", engine.profile.name)
         try:
-            enroll_folder(plan, gallery, engine.settings, engine=engine)
+            enroll_folder(plan, gallery, engine.settings, engine=engine, take_largest=take_largest)
             index = gallery.index()
         finally:
             gallery.close()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from facelens.errors import InvalidValue, NotFound
-from facelens.gallery.sqlite import SQLiteStore
+from facelens.gallery.db import SQLiteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (

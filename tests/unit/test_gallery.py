@@ -248,3 +248,30 @@ def test_a_full_disk_is_a_storage_error_and_loses_nothing(gallery: SQLiteGallery
         gallery.record_source("b", "2", "/b1", [face(n) for n in range(2, 200)], None)
     assert [(p.name, p.faces) for p in gallery.list_people()] == [("a", 1)]
     assert len(gallery.index()) == 1
+
+
+def test_a_writer_whose_gallery_was_migrated_under_it_stores_nothing(
+    gallery: SQLiteGallery,
+) -> None:
+    other = next(p for p in PROFILES.values() if p.name != DEFAULT_MODEL)
+    migrator = SQLiteGallery(gallery.path)
+    migrator.switch_model(other, {}, [])
+    with pytest.raises(ModelError, match="restart"):
+        gallery.record_source("a", "1", "/a1", [face(1)], None)
+    assert migrator.faces() == [] and migrator.profile is other
+
+
+def test_switching_model_keeps_ids_drops_the_rest_and_refuses_a_changed_gallery(
+    gallery: SQLiteGallery,
+) -> None:
+    keep, drop = gallery.record_source("a", "1", "/a1", [face(1), face(2)], None)
+    gallery.record_source("a", "2", "/skipped.jpg", [], "no face found")
+    other = next(p for p in PROFILES.values() if p.name != DEFAULT_MODEL)
+    with pytest.raises(Conflict, match="changed while it was being migrated"):
+        gallery.switch_model(other, {keep: face(3)}, [keep])  # did not plan for `drop`
+    assert gallery.profile.name == DEFAULT_MODEL and len(gallery.faces()) == 2
+    gallery.switch_model(other, {keep: face(3)}, [keep, drop])
+    assert [f.id for f in gallery.faces()] == [keep]
+    assert np.allclose(gallery.index().vectors, face(3).embedding)
+    assert [s.path for s in gallery.sources()] == ["/a1"]  # the skipped file will be retried
+    assert SQLiteGallery(gallery.path).profile is other

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from facelens.errors import IdempotencyKeyReused, InvalidValue
-from facelens.gallery.sqlite import SQLiteStore
+from facelens.gallery.db import SQLiteStore
 
 HEADER = "Idempotency-Key"
 TTL_S = 24 * 3600

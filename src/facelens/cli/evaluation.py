@@ -126,13 +126,23 @@ def eval_identify(
     labels: Annotated[
         Path, typer.Option(help="CSV with a header: file, expected names ';'-separated.")
     ],
+    largest: Annotated[
+        bool,
+        typer.Option(help="Enrol the largest face of people's photos with several, as enroll."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Enrol PEOPLE_DIR into a temporary gallery, recognise the probes, compare with LABELS."""
     from facelens.evaluate import identify_probes
 
     with handled(ctx) as state:
-        report = identify_probes(people_dir, probes_dir, labels, lambda: engine_for_command(state))
+        report = identify_probes(
+            people_dir,
+            probes_dir,
+            labels,
+            lambda: engine_for_command(state),
+            take_largest=largest,
+        )
         result = report.as_dict()
         if as_json:
             print_json(result)

@@ -1,3 +1,167 @@
 """``facelens gallery``: move the gallery to another model; propose a threshold for it."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from facelens.cli.app import (
+    EXIT_PARTIAL,
+    err,
+    gallery_app,
+    handled,
+    open_gallery,
+    out,
+    percent,
+    print_json,
+    progress_bar,
+)
+from facelens.settings import ModelName
+
+if TYPE_CHECKING:
+    from facelens.migrate import MigrationReport
+
+
+@gallery_app.command("migrate")
+def gallery_migrate(
+    ctx: typer.Context,
+    model: Annotated[ModelName, typer.Option(help="The model to move the gallery to.")],
+    dry_run: Annotated[
+        bool, typer.Option(help="Do all the work and report, but change nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Re-embed every face with another model, from the photos enrolment recorded.
+
+    Faces enrolled from folders are re-embedded from their files; faces uploaded over HTTP
+    cannot be (their photos were never kept) and are listed, with the people who need new
+    photos. The old gallery is kept as a backup file; the switch is atomic. Exits 1 if any
+    face could not be moved.
+    """
+    from facelens.gallery import SQLiteGallery
+    from facelens.migrate import migrate_gallery
+
+    with handled(ctx) as state:
+        # Opened with its own model: the one asked for here is the target, not a check.
+        gallery = SQLiteGallery(state.settings.gallery_path)
+        progress = progress_bar("re-embedding")
+        with progress:
+            task = progress.add_task("re-embedding", total=0, current="")
+            report = migrate_gallery(
+                gallery,
+                state.settings,
+                model,
+                dry_run=dry_run,
+                on_start=lambda total: progress.update(task, total=total),
+                on_file=lambda r: progress.update(task, advance=1, current=r.path.name),
+            )
+        gallery.close()
+        if as_json:
+            print_json(report.as_dict())
+        else:
+            _print_migration(report)
+        if report.left_out and report.source_model != report.target_model:
+            raise typer.Exit(EXIT_PARTIAL)
+
+
+def _print_migration(report: MigrationReport) -> None:
+    if report.source_model == report.target_model:
+        out.print(escape(f"{report.gallery} already uses the {report.target_model} model."))
+        return
+    verb = "would move" if report.dry_run else "moved"
+    out.print(
+        escape(
+            f"{report.gallery}: {verb} from {report.source_model} to {report.target_model}; "
+            f"{report.reembedded} faces re-embedded from their photos, "
+            f"{len(report.left_out)} could not be."
+        )
+    )
+    if report.left_out:
+        table = Table(title="Faces not moved (their embeddings are deleted by the move)")
+        for column in ("person", "face id", "source", "why"):
+            table.add_column(column)
+        for face in report.left_out:
+            table.add_row(
+                escape(face.person), str(face.face_id), escape(face.source or "-"), face.reason
+            )
+        out.print(table)
+    if report.people_without_faces:
+        out.print(
+            escape(
+                "People left with no face, who need new photos (facelens enroll FOLDER, or "
+                "POST /v1/people/{name}/faces): " + ", ".join(report.people_without_faces)
+            )
+        )
+    if report.retry_on_next_enrol:
+        out.print(
+            f"{report.retry_on_next_enrol} photos the old model skipped (no face, several "
+            "faces) will be tried again by the next 'facelens enroll'."
+        )
+    if report.backup is not None:
+        err.print(escape(f"The gallery as it was is kept in {report.backup}; delete it when done."))
+    if report.dry_run:
+        err.print("[yellow]dry run[/yellow]: nothing was changed.")
+
+
+@gallery_app.command("threshold")
+def gallery_threshold(
+    ctx: typer.Context,
+    strangers: Annotated[
+        float,
+        typer.Option(
+            help="The chance you accept that a stranger is named as one of your people, "
+            "e.g. 0.01 for 1%."
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the proposal as JSON.")] = False,
+) -> None:
+    """Propose a threshold for this gallery: a stranger named with at most a chosen chance.
+
+    Each enrolled person plays, in turn, a stranger to everybody else; the report says how sure
+    the estimate is for a gallery of this size. Nothing is changed: set FACELENS_THRESHOLD.
+    """
+    from facelens.calibrate import propose_threshold, stranger_distances  # no model needed
+
+    with handled(ctx) as state:
+        gallery = open_gallery(state)
+        index = gallery.index()
+        gallery.close()
+        scoring = gallery.profile.scoring(state.settings)
+        proposal = propose_threshold(stranger_distances(index), strangers, scoring.threshold)
+        if as_json:
+            print_json({"model": gallery.profile.name, **proposal.as_dict()})
+            return
+        p = proposal
+        out.print(
+            f"[bold]Proposed threshold {p.threshold}[/bold] for the {gallery.profile.name} model "
+            f"(now {p.current_threshold}): a stranger would be named by this gallery "
+            f"{percent(p.rate)} of the time (target {percent(p.target)})."
+        )
+        out.print(
+            f"At the current threshold: {percent(p.current_rate)} "
+            f"(95% sure it is at most {percent(p.current_bound)})."
+        )
+        out.print(
+            f"How sure: from {p.people} people ({p.faces} faces), each treated in turn as a "
+            f"stranger to the others. At {p.threshold} the chance is, with 95% confidence, at "
+            f"most {percent(p.bound)}."
+        )
+        if p.sure_threshold is not None:
+            out.print(
+                f"The largest threshold 95% sure to stay within {percent(p.target)}: "
+                f"{p.sure_threshold}."
+            )
+        else:
+            out.print(
+                f"No threshold can be 95% sure of {percent(p.target)} with {p.people} people: "
+                f"that takes about {p.people_needed} (none of them named). Treat the proposal "
+                "as a rough guide."
+            )
+        out.print(
+            "[dim]The estimate leans optimistic: enrolled photos are usually better than a "
+            "camera's. Try it with 'facelens eval identify' on photos of people you know.[/dim]"
+        )
+        out.print(f"To use it: FACELENS_THRESHOLD={p.threshold} (or --threshold {p.threshold}).")

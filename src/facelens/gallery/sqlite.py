@@ -8,78 +8,21 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from facelens.errors import Conflict, ModelError, NotFound, StorageError
+from facelens.errors import Conflict, ModelError, NotFound
 from facelens.gallery import schema
 from facelens.gallery.base import FaceRecord, NewFace, PersonSummary, SourceRecord, normalize_name
+from facelens.gallery.db import connect, now_text, storage_error
 from facelens.matching import GalleryIndex
 from facelens.models.base import Box
 from facelens.models.profiles import DEFAULT_MODEL, ModelProfile, profile_named
 from facelens.settings import ModelName
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
-    text = str(exc)
-    if "full" in text:
-        hint = "the disk is full; free some space and run the command again"
-    elif "readonly" in text or "unable to open" in text or "permission" in text.lower():
-        hint = "it is not writable; fix its permissions or choose another --data-dir"
-    elif "not a database" in text or "malformed" in text:
-        hint = "the file is not a facelens gallery or is damaged; move it away to start afresh"
-    else:
-        hint = text
-    return StorageError(f"Gallery {path}: {hint} ({text}).")
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """An autocommit connection in WAL mode, shareable across threads (callers lock)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(
-            f"Cannot create the data directory {path.parent}: {exc.strerror or exc}. "
-            "Fix its permissions or choose another --data-dir / FACELENS_DATA_DIR."
-        ) from None
-    try:
-        db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-    except sqlite3.Error as exc:
-        raise storage_error(path, exc) from None
-    return db
-
-
-class SQLiteStore:
-    """A small table of its own beside the gallery (API keys, idempotency records)."""
-
-    def __init__(self, path: Path, schema: str) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = connect(path)
-        self._run(schema)
-
-    def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        """One statement, atomic on its own."""
-        with self._lock:
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise storage_error(self.path, exc) from None
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
 
 def _not_found(name: str) -> NotFound:
@@ -166,7 +109,7 @@ class SQLiteGallery:
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"A person named {name!r} already exists.")
-            db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, _now()))
+            db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, now_text()))
             self._bump(db)
         return PersonSummary(name, 0)
 
@@ -174,7 +117,7 @@ class SQLiteGallery:
         name = normalize_name(name)
         with self._transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO people (name, created_at) VALUES (?, ?)", (name, _now())
+                "INSERT OR IGNORE INTO people (name, created_at) VALUES (?, ?)", (name, now_text())
             )
             count = db.execute(
                 "SELECT COUNT(f.id) FROM people p LEFT JOIN faces f ON f.person_id = p.id "
@@ -304,8 +247,9 @@ class SQLiteGallery:
         self, person: str, sha256: str, path: str, faces: Sequence[NewFace], reason: str | None
     ) -> list[int]:
         person = normalize_name(person)
-        now = _now()
+        now = now_text()
         with self._transaction() as db:
+            self._require_bound(db)  # never store vectors of one model in another's gallery
             db.execute(
                 "INSERT OR IGNORE INTO people (name, created_at) VALUES (?, ?)", (person, now)
             )
@@ -357,20 +301,78 @@ class SQLiteGallery:
             self._bump(db)
         return removed
 
+    # -- the model --------------------------------------------------------------------------
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy of the whole gallery file (keys included) at ``target``."""
+        with self._lock:
+            try:
+                copy = sqlite3.connect(target)
+                try:
+                    self._db.backup(copy)
+                finally:
+                    copy.close()
+            except sqlite3.Error as exc:
+                raise storage_error(target, exc) from None
+
+    def switch_model(
+        self, profile: ModelProfile, kept: Mapping[int, NewFace], expected: Collection[int]
+    ) -> None:
+        """In one transaction: bind the gallery to ``profile``, give each face in ``kept`` its
+        new embedding and box (ids stay), delete every other face, and forget every file left
+        with no face (so the next enrolment takes them afresh). ``expected`` are the face ids
+        the caller planned for: if the gallery changed since, nothing is done."""
+        with self._transaction() as db:
+            self._require_bound(db)
+            current = {int(row[0]) for row in db.execute("SELECT id FROM faces")}
+            if current != set(expected):
+                raise Conflict(
+                    f"The gallery {self.path} changed while it was being migrated (faces were "
+                    "added or removed); nothing was changed. Run the migration again."
+                )
+            for face_id, face in kept.items():
+                db.execute(
+                    "UPDATE faces SET embedding = ?, box_left = ?, box_top = ?, box_right = ?, "
+                    "box_bottom = ? WHERE id = ?",
+                    (
+                        np.ascontiguousarray(face.embedding, dtype="<f4").tobytes(),
+                        face.box.left,
+                        face.box.top,
+                        face.box.right,
+                        face.box.bottom,
+                        face_id,
+                    ),
+                )
+            db.executemany(
+                "DELETE FROM faces WHERE id = ?", [(i,) for i in sorted(current - set(kept))]
+            )
+            db.execute(
+                "DELETE FROM sources WHERE NOT EXISTS "
+                "(SELECT 1 FROM faces WHERE faces.source_id = sources.id)"
+            )
+            schema.record_profile(db, profile)
+            self._bump(db)
+        self.profile = profile
+        self._cache = None
+
+    def _require_bound(self, db: sqlite3.Connection) -> None:
+        """Inside a write: refuse if another process moved the gallery to another model."""
+        now = schema.bound_profile(db)
+        if now is not None and now.id != self.profile.id:
+            raise ModelError(
+                f"The gallery {self.path} was migrated to the {now.name} model while this "
+                f"process runs {self.profile.name}; restart it to use the migrated gallery."
+            )
+
     # -- matching ---------------------------------------------------------------------------
 
     def _check_model(self) -> None:
         """Refuse to go on if another process migrated the gallery to another model."""
         with self._lock:
             try:
-                now = schema.bound_profile(self._db)
+                self._require_bound(self._db)
             except sqlite3.Error as exc:
                 raise storage_error(self.path, exc) from None
-        if now is not None and now.id != self.profile.id:
-            raise ModelError(
-                f"The gallery {self.path} was migrated to the {now.name} model while this "
-                f"process runs {self.profile.name}; restart it to use the migrated gallery."
-            )
 
     def _revision(self) -> int:
         return int(str(self._read("SELECT value FROM meta WHERE key = 'revision'")[0][0]))

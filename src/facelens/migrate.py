@@ -1,0 +1,161 @@
+"""``facelens gallery migrate``: move a gallery to another model by re-embedding its photos.
+
+Embeddings of two models cannot be compared, so a gallery moves as a whole. Faces enrolled
+from a folder are re-embedded from their files (path and SHA-256 were recorded): the new
+model's face that best overlaps the stored box takes the old face's place and keeps its id.
+Photos uploaded over HTTP were never kept, so those faces cannot move: they are listed, with
+the people left with no face at all. All analysis happens first; then a backup of the file is
+written and the gallery switches model in one transaction, so an interruption leaves the old
+gallery as it was.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from facelens.batch import FileResult, analyze_files
+from facelens.gallery import FaceRecord, NewFace, SQLiteGallery
+from facelens.models.base import Box
+from facelens.models.profiles import profile_named
+from facelens.pipeline import Analysis, Engine
+from facelens.settings import ModelName, Settings
+
+UPLOAD_PREFIX = "upload:"  # how enrolment over HTTP names its sources
+MIN_OVERLAP = 0.3  # intersection over union of the stored box and the new model's box
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """A stored face that could not be re-embedded, and why."""
+
+    face_id: int
+    person: str
+    source: str | None
+    reason: str
+
+
+@dataclass(slots=True)
+class MigrationReport:
+    gallery: Path
+    source_model: str
+    target_model: str
+    dry_run: bool
+    reembedded: int = 0
+    left_out: list[LeftOut] = field(default_factory=list)
+    retry_on_next_enrol: int = 0  # files the old model skipped (no face, several faces)
+    people_without_faces: list[str] = field(default_factory=list)
+    backup: Path | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.source_model != self.target_model and not self.dry_run
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "gallery": str(self.gallery),
+            "from": self.source_model,
+            "to": self.target_model,
+            "dry_run": self.dry_run,
+            "reembedded": self.reembedded,
+            "left_out": [
+                {"face_id": f.face_id, "person": f.person, "source": f.source, "reason": f.reason}
+                for f in self.left_out
+            ],
+            "people_without_faces": self.people_without_faces,
+            "retry_on_next_enrol": self.retry_on_next_enrol,
+            "backup": None if self.backup is None else str(self.backup),
+        }
+
+
+def overlap(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when they do not touch)."""
+    inter = Box(
+        max(a.left, b.left), max(a.top, b.top), min(a.right, b.right), min(a.bottom, b.bottom)
+    )
+    if inter.width <= 0 or inter.height <= 0:
+        return 0.0
+    union = a.area + b.area - inter.area
+    return inter.area / union if union else 0.0
+
+
+def _reason_not_on_disk(face: FaceRecord) -> str | None:
+    """Why the photo of ``face`` cannot be read again, None if it can be tried."""
+    if face.source is None or face.source.startswith(UPLOAD_PREFIX):
+        return "uploaded over HTTP: only its embedding was kept, not the photo"
+    if not Path(face.source).is_file():
+        return "the file is gone"
+    return None
+
+
+def _match(face: FaceRecord, analysis: Analysis, sha256: str | None) -> NewFace | str:
+    """The new model's face in place of ``face``, or why there is none."""
+    if sha256 != face.sha256:
+        return "the file changed since it was enrolled ('facelens enroll' will take it again)"
+    scored = [(overlap(face.box, f.box), f) for f in analysis.faces]
+    best = max(scored, key=lambda pair: pair[0], default=None)
+    if best is None or best[0] < MIN_OVERLAP:
+        return "the new model finds no face where this one was"
+    return NewFace(best[1].embedding, best[1].box)
+
+
+def migrate_gallery(
+    gallery: SQLiteGallery,
+    settings: Settings,
+    target: ModelName,
+    *,
+    dry_run: bool = False,
+    on_start: Callable[[int], None] | None = None,
+    on_file: Callable[[FileResult[Analysis]], None] | None = None,
+) -> MigrationReport:
+    """Re-embed ``gallery`` with the ``target`` model; see the module docstring."""
+    profile = profile_named(target)
+    report = MigrationReport(gallery.path, gallery.profile.name, profile.name, dry_run)
+    if profile.id == gallery.profile.id:
+        return report
+    faces = gallery.faces()
+    by_file: dict[Path, list[FaceRecord]] = defaultdict(list)
+    for face in faces:
+        reason = _reason_not_on_disk(face)
+        if reason is None:
+            by_file[Path(str(face.source))].append(face)
+        else:
+            report.left_out.append(LeftOut(face.id, face.person, face.source, reason))
+
+    kept: dict[int, NewFace] = {}
+    if on_start is not None:
+        on_start(len(by_file))
+    if by_file:
+        engine = Engine.load(settings.with_model(profile.name))
+        for result in analyze_files(list(by_file), engine.settings, engine):
+            for face in by_file[result.path]:
+                outcome = (
+                    _match(face, result.value, result.sha256)
+                    if result.value is not None
+                    else f"cannot be analysed: {result.error}"
+                )
+                if isinstance(outcome, NewFace):
+                    kept[face.id] = outcome
+                else:
+                    report.left_out.append(LeftOut(face.id, face.person, face.source, outcome))
+            if on_file is not None:
+                on_file(result)
+    report.reembedded = len(kept)
+    report.left_out.sort(key=lambda f: (f.person, f.face_id))
+    had_faces = {f.person for f in faces}
+    still = {f.person for f in faces if f.id in kept}
+    report.people_without_faces = sorted(had_faces - still)
+    report.retry_on_next_enrol = sum(1 for s in gallery.sources() if s.status == "skipped")
+    if dry_run:
+        return report
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report.backup = gallery.path.with_name(
+        f"{gallery.path.name}.{gallery.profile.name}-{stamp}.bak"
+    )
+    gallery.backup(report.backup)
+    gallery.switch_model(profile, kept, [f.id for f in faces])
+    return report

@@ -1,0 +1,145 @@
+"""``facelens gallery migrate`` and ``facelens gallery threshold`` on real photos, as processes."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from facelens.enroll import enroll_photo
+from facelens.gallery import SQLiteGallery
+from facelens.models.profiles import PROFILES
+from facelens.pipeline import Engine
+from facelens.recognition import analyze_file
+from facelens.settings import Settings
+from tests.helpers import Probe
+from tests.server import FACELENS
+
+pytestmark = pytest.mark.integration
+
+
+def facelens(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FACELENS, "--data-dir", str(data), *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def face_rows(data: Path) -> dict[int, tuple[str, str | None, bytes]]:
+    with sqlite3.connect(data / "gallery.sqlite3") as db:
+        rows = db.execute(
+            "SELECT f.id, p.name, s.path, f.embedding FROM faces f JOIN people p "
+            "ON p.id = f.person_id LEFT JOIN sources s ON s.id = f.source_id"
+        ).fetchall()
+    return {int(i): (name, path, blob) for i, name, path, blob in rows}
+
+
+@pytest.fixture
+def dlib_gallery(tmp_path: Path, people_dir: Path, faces_dir: Path) -> tuple[Path, Path]:
+    """A dlib gallery: the shared people enrolled from a folder, one more person enrolled the
+    way the HTTP API does (no photo kept); then one photo deleted and one changed on disk."""
+    folder = tmp_path / "people"
+    shutil.copytree(people_dir, folder)
+    data = tmp_path / "data"
+    result = facelens(data, "--model", "dlib", "enroll", str(folder))
+    assert result.returncode == 0, result.stderr
+    settings = Settings(data_dir=data, model="dlib")
+    gallery = SQLiteGallery(settings.gallery_path)
+    photo = faces_dir / "probes" / "obama_small.jpg"
+    gallery.add_person("uploaded only")
+    outcome = enroll_photo(
+        gallery,
+        "uploaded only",
+        "upload.jpg",
+        hashlib.sha256(photo.read_bytes()).hexdigest(),
+        analyze_file(Engine.load(settings), photo),
+        take_largest=False,
+        largest_hint="",
+    )
+    assert outcome.status == "enrolled"
+    gallery.close()
+    (folder / "rose_leslie" / "img2.jpg").unlink()  # gone
+    shutil.copyfile(folder / "biden" / "biden.jpg", folder / "obama" / "obama2.jpg")  # changed
+    return data, folder
+
+
+def test_migrate_reembeds_folder_faces_keeps_their_ids_and_reports_the_rest(
+    dlib_gallery: tuple[Path, Path], probes: list[Probe]
+) -> None:
+    data, _ = dlib_gallery
+    before = face_rows(data)
+    dry = facelens(data, "gallery", "migrate", "--model", "sface", "--dry-run", "--json")
+    assert dry.returncode == 1, dry.stderr  # faces would be left out
+    assert face_rows(data) == before, "a dry run changes nothing"
+
+    result = facelens(data, "gallery", "migrate", "--model", "sface", "--json")
+    assert result.returncode == 1, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert (report["from"], report["to"]) == ("dlib", "sface")
+    reasons = {(f["person"], f["reason"].split(":")[0].split(" (")[0]) for f in report["left_out"]}
+    assert reasons == {
+        ("uploaded only", "uploaded over HTTP"),
+        ("rose_leslie", "the file is gone"),
+        ("obama", "the file changed since it was enrolled"),
+    }
+    assert report["people_without_faces"] == ["uploaded only"]
+    assert report["reembedded"] == len(before) - 3 == 9
+    assert report == {**json.loads(dry.stdout), "dry_run": False, "backup": report["backup"]}
+
+    after = face_rows(data)
+    assert set(after) <= set(before) and len(after) == 9  # ids kept, the three dropped
+    for face_id, (name, path, blob) in after.items():
+        assert (name, path) == before[face_id][:2]
+        assert blob != before[face_id][2]  # a new embedding
+    info = facelens(data, "info")
+    assert info.returncode == 0 and "sface:" in info.stdout
+    listing = json.loads(
+        facelens(data, "recognize", "--json", *(str(p.file) for p in probes)).stdout
+    )
+    for probe, entry in zip(probes, listing, strict=True):
+        assert sorted(f["name"] for f in entry["faces"]) == probe.expected, entry["file"]
+
+    backup = Path(report["backup"])
+    assert backup.parent == data and backup.name.startswith("gallery.sqlite3.dlib-")
+    kept = SQLiteGallery(backup)
+    assert kept.profile is PROFILES["dlib"] and len(kept.faces()) == len(before)
+    kept.close()
+    again = facelens(data, "gallery", "migrate", "--model", "sface")
+    assert again.returncode == 0 and "already uses the sface model" in again.stdout
+
+
+def test_threshold_proposal_for_lfw_names_none_of_its_real_strangers(
+    tmp_path: Path, lfw_dir: Path
+) -> None:
+    data = tmp_path / "data"
+    result = facelens(data, "--model", "sface", "enroll", "--largest", str(lfw_dir / "gallery"))
+    assert result.returncode == 0, result.stderr
+    result = facelens(data, "gallery", "threshold", "--strangers", "0.01", "--json")
+    assert result.returncode == 0, result.stderr
+    proposal = json.loads(result.stdout)
+    assert (proposal["model"], proposal["people"]) == ("sface", 100)
+    assert proposal["estimated_rate"] <= 0.01 < proposal["upper_bound_95"]
+    assert proposal["sure_threshold"] is None and proposal["people_needed_to_be_sure"] == 299
+    # The 12 strangers of lfw-dev (never enrolled) at the proposed threshold: with a 1% chance
+    # each, none should be named.
+    with (lfw_dir / "probes.csv").open() as handle:
+        strangers = [r["file"] for r in csv.DictReader(handle) if r["expected"] == "unknown"]
+    listing = json.loads(
+        facelens(
+            data,
+            "--threshold",
+            str(proposal["proposed_threshold"]),
+            "recognize",
+            "--json",
+            *(str(lfw_dir / "probes" / name) for name in strangers),
+        ).stdout
+    )
+    assert [f["name"] for entry in listing for f in entry["faces"]] == ["unknown"] * sum(
+        len(entry["faces"]) for entry in listing
+    )
