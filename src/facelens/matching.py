@@ -130,7 +130,7 @@ def _assign(dist: npt.NDArray[np.float64], threshold: float) -> dict[int, int]:
     best = dist.argmin(axis=1)
     within = dist[np.arange(n_faces), best] <= threshold
     claimed = best[within]
-    if len(np.unique(claimed)) == len(claimed):
+    if len(set(claimed.tolist())) == len(claimed):  # (np.unique would import numpy.ma)
         # No two faces want the same person: each face's own best is the optimum.
         return {f: int(best[f]) if within[f] else n_people + f for f in range(n_faces)}
     from scipy.optimize import linear_sum_assignment  # ~1 s to import: only when needed
