@@ -37,12 +37,14 @@ def rate(work: Callable[[], object], threads: int) -> float:
 def main() -> None:
     default = Path(__file__).resolve().parents[2] / "shared/data/faces/probes/obama-720p.jpg"
     photo = Path(sys.argv[1]) if len(sys.argv) > 1 else default
-    settings = Settings()
+    settings = Settings(model="dlib")  # the measurement is about dlib's two stages
     engine = Engine.load(settings)
     image = read_image_file(photo, max_pixels=settings.max_pixels)
-    small, factor = downscale(image.pixels, settings.detect_max_side)
-    boxes = [d.box.scaled(factor) for d in engine.detector.detect(small)][:1]
-    chips = engine.aligner.align(image.pixels, boxes)
+    small, factor = downscale(image.pixels, engine.detect_max_side)
+    found = engine.detector.detect(small)[:1]
+    chips = engine.aligner.align(
+        image.pixels, [d.scaled(factor, image.width, image.height) for d in found]
+    )
     stages: dict[str, Callable[[], object]] = {
         "detect (HOG)": lambda: engine.detector.detect(small),
         "embed (ResNet)": lambda: engine.embedder.embed(chips),

@@ -83,3 +83,16 @@ def test_json_logs_are_one_object_per_line_with_the_request_fields() -> None:
     entry = json.loads(line)
     assert entry["message"] == "POST /v1/recognize 200" and entry["level"] == "info"
     assert (entry["request_id"], entry["faces"], entry["latency_ms"]) == ("abc", 2, 12.5)
+
+
+def test_a_lone_request_gets_every_core_and_a_busy_server_one_per_worker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from facelens.settings import Settings
+    from facelens.workers import SpawnedWorkerPool
+
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    pool = SpawnedWorkerPool(Settings(data_dir=tmp_path, workers=2))
+    assert pool._threads() == 4
+    pool._pending = 1  # another request in flight
+    assert pool._threads() == 1

@@ -14,8 +14,10 @@ The two ONNX files come unchanged from OpenCV Zoo inside the PyPI package ``veri
   works on OpenCV 4 and 5, where ``cv2.FaceRecognizerSF`` fails on it in 5. Its int8 graph
   gives wrong numbers for a batch of several faces, so faces go through one at a time.
 
-OpenCV ``dnn`` objects are not thread-safe: each process (or thread) loads its own. OpenCV
-runs them on one thread here (``cv2.setNumThreads(1)``); parallelism comes from processes.
+OpenCV ``dnn`` objects are not thread-safe: each process (or thread) loads its own. Loading
+sets OpenCV to one thread (``cv2.setNumThreads(1)``): CLI batches get parallelism from forked
+processes (and a process that forks must not hold a pool of threads). The server's spawned
+workers raise it for a request that is alone in the server (``workers.py``).
 """
 
 from __future__ import annotations
