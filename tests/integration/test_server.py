@@ -764,5 +764,20 @@ def test_a_dlib_gallery_is_served_as_dlib_and_refuses_another_model(
     srv = Server(data)  # no model asked for: the gallery's own
     try:
         assert srv.profile.name == "dlib"
+        photo = (people_dir / "obama" / "obama.jpg").read_bytes()
+        assert names_in(srv.client.post("/v1/recognize", content=photo)) == ["obama"]
+        # Migrated under the running server: it stops answering with the old model.
+        migrate = subprocess.run(
+            [FACELENS, "gallery", "migrate", "--model", "sface"], env=env, capture_output=True
+        )
+        assert migrate.returncode == 0, migrate.stderr
+        ready = srv.client.get("/readyz")
+        assert ready.status_code == 503 and "restart" in " ".join(ready.json()["problems"])
+        refused = srv.client.post("/v1/recognize", content=photo)
+        assert refused.status_code == 503 and "migrated to the sface model" in refused.text
+        assert srv.client.post("/v1/people", json={"name": "late"}).status_code == 201
+        enrol = srv.client.post("/v1/people/late/faces", files={"images": photo})
+        assert enrol.status_code == 503, enrol.text
+        assert srv.client.get("/v1/people/late").json()["face_count"] == 0
     finally:
         assert srv.stop() == 0

@@ -29,6 +29,7 @@ async def readyz(request: Request) -> JSONResponse:
     if not svc.pool.alive:
         problems.append("the worker processes are not running")
     try:
+        await run_in_threadpool(svc.gallery.check_model)
         people = await run_in_threadpool(svc.gallery.count_people)
     except FaceLensError as exc:
         problems.append(exc.message)

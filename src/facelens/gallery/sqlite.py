@@ -366,8 +366,8 @@ class SQLiteGallery:
 
     # -- matching ---------------------------------------------------------------------------
 
-    def _check_model(self) -> None:
-        """Refuse to go on if another process migrated the gallery to another model."""
+    def check_model(self) -> None:
+        """:class:`ModelError` if another process migrated the gallery to another model."""
         with self._lock:
             try:
                 self._require_bound(self._db)
@@ -382,7 +382,7 @@ class SQLiteGallery:
             revision = self._revision()
             if self._cache is not None and self._cache[0] == revision:
                 return self._cache[1]
-            self._check_model()
+            self.check_model()
             rows = self._read(
                 "SELECT p.name, f.embedding FROM faces f JOIN people p ON p.id = f.person_id "
                 "ORDER BY p.name, f.id"

@@ -123,12 +123,12 @@ PROFILES: dict[ModelName, ModelProfile] = {
         # Cosine distance (1 - cosine similarity). Chosen on the shared photos and lfw-dev:
         # how, with the figures, in docs/benchmarks.md ("Choosing the sface threshold").
         threshold=0.58,
-        # 0.5 at the threshold, ~0.9 at 0.35 (lfw-dev's median same-person distance), ~0.02
-        # at 0.95 (its median different-person distance).
+        # 0.5 at the threshold, ~0.9 at 0.35 (lfw-dev's median same-person distance), ~0.04
+        # at 0.91 (its median different-person distance).
         confidence_slope=9.5,
         detectors=("yunet",),
-        # YuNet finds faces of ~10 px; 640 px keeps every face of the shared photos and
-        # costs ~10 ms. Resized with INTER_LINEAR (INTER_AREA costs more than YuNet itself).
+        # YuNet finds faces down to ~16 px wide; 640 px keeps every face of the shared photos
+        # and costs ~13 ms. Resized with INTER_LINEAR (INTER_AREA costs more than YuNet).
         detect_max_side=640,
         load_embedding=_sface_embedding,
     ),
