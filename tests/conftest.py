@@ -1,4 +1,4 @@
-"""Shared fixtures: the real face photos in ../shared/data/faces and a loaded engine."""
+"""Shared fixtures: the real photos in ../shared/data (faces, lfw-dev), failing loudly if absent."""
 
 from __future__ import annotations
 
@@ -13,22 +13,28 @@ from tests.helpers import Probe
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def faces_dir() -> Path:
-    """``../shared/data/faces`` beside the repository (or $FACELENS_TEST_FACES); fails if absent."""
+def shared_data(name: str, variable: str, marker_file: str, marker_dir: str) -> Path:
+    """``../shared/data/<name>`` beside the repository (or ``$<variable>``); fails, saying where
+    it looked, if it is not there."""
     candidates = (
-        [Path(os.environ["FACELENS_TEST_FACES"])]
-        if "FACELENS_TEST_FACES" in os.environ
-        else [REPO.parent / "shared" / "data" / "faces", REPO / "shared" / "data" / "faces"]
+        [Path(os.environ[variable])]
+        if variable in os.environ
+        else [REPO.parent / "shared" / "data" / name, REPO / "shared" / "data" / name]
     )
     for path in candidates:
-        if (path / "probes.csv").is_file() and (path / "people").is_dir():
+        if (path / marker_file).is_file() and (path / marker_dir).is_dir():
             return path
     pytest.fail(
-        "The test photos are missing: looked for people/ and probes.csv in "
+        f"The {name} photos are missing: looked for {marker_dir}/ and {marker_file} in "
         + ", ".join(str(c) for c in candidates)
-        + ". Put the shared data beside the repository or set FACELENS_TEST_FACES."
+        + f". Put the shared data beside the repository or set {variable}."
     )
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """``../shared/data/faces`` (or $FACELENS_TEST_FACES)."""
+    return shared_data("faces", "FACELENS_TEST_FACES", "probes.csv", "people")
 
 
 @pytest.fixture(scope="session")
@@ -47,17 +53,5 @@ def probes(faces_dir: Path) -> list[Probe]:
 
 @pytest.fixture(scope="session")
 def lfw_dir() -> Path:
-    """``../shared/data/lfw-dev`` (or $FACELENS_TEST_LFW); fails, saying where it looked."""
-    candidates = (
-        [Path(os.environ["FACELENS_TEST_LFW"])]
-        if "FACELENS_TEST_LFW" in os.environ
-        else [REPO.parent / "shared" / "data" / "lfw-dev"]
-    )
-    for path in candidates:
-        if (path / "probes.csv").is_file() and (path / "gallery").is_dir():
-            return path
-    pytest.fail(
-        "The lfw-dev photos are missing: looked for gallery/ and probes.csv in "
-        + ", ".join(str(c) for c in candidates)
-        + ". Put the shared data beside the repository or set FACELENS_TEST_LFW."
-    )
+    """``../shared/data/lfw-dev`` (or $FACELENS_TEST_LFW)."""
+    return shared_data("lfw-dev", "FACELENS_TEST_LFW", "probes.csv", "gallery")
