@@ -61,7 +61,10 @@ class RecognizeOut(_Model):
 class DetectedFaceOut(_Model):
     box: BoxOut
     score: float = Field(description="The detector's own score (higher is surer).")
-    landmarks: list[list[float]] = Field(description="5 points [x, y]: eye corners and nose.")
+    landmarks: list[list[float]] = Field(
+        description="5 points [x, y] in image pixels. sface: the subject's right eye, left eye, "
+        "nose tip, right and left mouth corner. dlib: eye corners and the base of the nose."
+    )
 
 
 class DetectOut(_Model):
