@@ -114,9 +114,9 @@ def open_gallery(state: State) -> SQLiteGallery:
 
 def engine_for_gallery(state: State, gallery: SQLiteGallery) -> Engine:
     """The models of the gallery's profile, loaded."""
-    from facelens.pipeline import Engine
+    from facelens.enroll import engine_for
 
-    return Engine.load(state.settings.with_model(gallery.profile.name))
+    return engine_for(gallery, state.settings)
 
 
 def engine_for_command(state: State) -> Engine:
