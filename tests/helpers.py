@@ -32,3 +32,32 @@ def png_header_only(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\0" * 16))
         + chunk(b"IEND", b"")
     )
+
+
+def progressive_jpeg_with_repeated_scan(
+    repeats: int, size: tuple[int, int] = (4000, 3000)
+) -> bytes:
+    """A progressive JPEG whose shortest scan (SOS marker and its entropy-coded data) is repeated
+    ``repeats`` times before EOI: every limit holds, but each scan is a pass over the image."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (120, 130, 140)).save(buffer, "JPEG", progressive=True, quality=80)
+    data = buffer.getvalue()
+    scans = []
+    start = data.find(b"\xff\xda")
+    while start != -1:
+        end = start + 2 + int.from_bytes(data[start + 2 : start + 4], "big")
+        while True:  # entropy-coded data ends at a marker that is not a stuffed 0xFF or RSTn
+            end = data.index(b"\xff", end)
+            if data[end + 1] == 0 or 0xD0 <= data[end + 1] <= 0xD7:
+                end += 2
+                continue
+            break
+        scans.append(data[start:end])
+        start = data.find(b"\xff\xda", end)
+    shortest = min(scans, key=len)
+    eoi = data.rindex(b"\xff\xd9")
+    return data[:eoi] + shortest * repeats + data[eoi:]

@@ -33,6 +33,13 @@ class ImageTooLarge(ImageError):
     code = "image_too_large"
 
 
+class ImageTooComplex(ImageTooLarge):
+    """The image would cost far more to decode than any photo (thousands of JPEG scans, a
+    1-pixel-wide strip): refused before decoding, like a decompression bomb."""
+
+    code = "image_too_complex"
+
+
 class NoFaceFound(FaceLensError):
     """An operation needed a face and the image has none."""
 

@@ -16,13 +16,25 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from facelens.errors import ImageError, ImageTooLarge, InputPathError
+from facelens.errors import ImageError, ImageTooComplex, ImageTooLarge, InputPathError
 from facelens.models.base import RGBImage
 
 # Pillow's own bomb check raises on its own limit; we apply ours (a setting) instead.
 Image.MAX_IMAGE_PIXELS = None
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "MPO", "GIF", "TIFF"})
+SUPPORTED_TEXT = "JPEG, PNG, WebP, BMP, GIF or TIFF"
+
+# Decoding work has to be bounded before decoding, like the pixel count. A progressive JPEG
+# holds ~10 scans (libjpeg's script; mozjpeg's up to a few dozen) and each scan is a pass over
+# the whole image: one crafted with thousands of repeated scans fits in 1 MB and takes seconds
+# per thousand. The marker is counted anywhere in the file (an EXIF thumbnail's scans too), an
+# upper bound that costs one pass over the bytes.
+MAX_JPEG_SCANS = 100
+_JPEG_SOS = b"\xff\xda"
+# A strip 1 pixel wide and 40 million long is within the pixel limit but costs seconds and GB
+# to decode row by row, and holds no face. Panoramas are at most ~10:1.
+MAX_ASPECT_RATIO = 20
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 
@@ -66,7 +78,7 @@ def decode_image(data: bytes, *, source: str, max_pixels: int) -> DecodedImage:
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageError(
-            f"{source}: not an image facelens can read (use JPEG, PNG, WebP or BMP)."
+            f"{source}: not an image facelens can read (use {SUPPORTED_TEXT})."
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(
@@ -74,7 +86,7 @@ def decode_image(data: bytes, *, source: str, max_pixels: int) -> DecodedImage:
         ) from None
     if image.format not in SUPPORTED_FORMATS:
         raise ImageError(
-            f"{source}: {image.format} images are not supported (use JPEG, PNG, WebP or BMP)."
+            f"{source}: {image.format} images are not supported (use {SUPPORTED_TEXT})."
         )
     fmt = str(image.format)
     width, height = image.size
@@ -85,6 +97,7 @@ def decode_image(data: bytes, *, source: str, max_pixels: int) -> DecodedImage:
         )
     if width == 0 or height == 0:
         raise ImageError(f"{source}: the image has no pixels ({width}x{height}).")
+    _check_decoding_work(data, fmt, width, height, source)
     try:
         image.load()
         pixels = _to_rgb(ImageOps.exif_transpose(image))
@@ -93,6 +106,22 @@ def decode_image(data: bytes, *, source: str, max_pixels: int) -> DecodedImage:
             f"{source}: the image data is corrupt or truncated ({exc}); re-export or re-copy it."
         ) from None
     return DecodedImage(pixels=pixels, source=source, format=fmt)
+
+
+def _check_decoding_work(data: bytes, fmt: str, width: int, height: int, source: str) -> None:
+    """Refuse files whose decoding would cost far more than any photo's (see the limits)."""
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageTooComplex(
+            f"{source}: {width}x{height} is not a photo's shape (more than "
+            f"{MAX_ASPECT_RATIO}:1); crop it to the part with the faces."
+        )
+    if fmt in ("JPEG", "MPO"):
+        scans = data.count(_JPEG_SOS)
+        if scans > MAX_JPEG_SCANS:
+            raise ImageTooComplex(
+                f"{source}: the JPEG holds {scans:,} scans (a photo has at most a few dozen); "
+                "it is refused because decoding it would take far too long. Re-save it."
+            )
 
 
 def _to_rgb(image: Image.Image) -> RGBImage:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelens.errors import ImageError, ImageTooLarge, InputPathError
+from facelens.errors import ImageError, ImageTooComplex, ImageTooLarge, InputPathError
 from facelens.imaging import decode_image, downscale, encode_image, read_image_file
-from tests.helpers import png_header_only
+from tests.helpers import png_header_only, progressive_jpeg_with_repeated_scan
 
 LIMIT = 50_000_000
 
@@ -111,3 +111,21 @@ def test_encode_round_trips() -> None:
     for fmt in ("JPEG", "PNG"):
         back = decode_image(encode_image(pixels, format=fmt), source="x", max_pixels=LIMIT)
         assert back.pixels.shape == pixels.shape
+
+
+def test_a_jpeg_with_thousands_of_repeated_scans_is_refused_before_decoding() -> None:
+    bomb = progressive_jpeg_with_repeated_scan(30_000)
+    assert len(bomb) < 2_000_000  # small, and within the pixel limit
+    with pytest.raises(ImageTooComplex, match=r"30,0\d\d scans"):
+        decode_image(bomb, source="bomb.jpg", max_pixels=50_000_000)
+    # The same file with its scans as the encoder wrote them decodes.
+    plain = progressive_jpeg_with_repeated_scan(0, size=(400, 300))
+    assert decode_image(plain, source="ok.jpg", max_pixels=50_000_000).width == 400
+
+
+def test_a_strip_too_long_for_a_photo_is_refused_before_decoding() -> None:
+    with pytest.raises(ImageTooComplex, match=r"1x40000000 is not a photo's shape"):
+        decode_image(png_header_only(1, 40_000_000), source="strip.png", max_pixels=50_000_000)
+    panorama = io.BytesIO()
+    Image.new("RGB", (2000, 200)).save(panorama, "PNG")  # 10:1 is a photo
+    assert decode_image(panorama.getvalue(), source="p.png", max_pixels=10**8).width == 2000
