@@ -106,6 +106,18 @@ class Unavailable(FaceLensError):
     code = "unavailable"
 
 
+class WorkTimeout(FaceLensError):
+    """The work for one request ran past the time limit; it was stopped."""
+
+    code = "timeout"
+
+
+class ClientGone(FaceLensError):
+    """The client closed the connection before the answer; its work was stopped."""
+
+    code = "client_gone"
+
+
 class BadBase64(ImageError):
     """A body that should be base64 is not."""
 

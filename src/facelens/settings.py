@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         description="Requests waiting for a worker beyond this many are refused with 503 "
         "and Retry-After, instead of piling up.",
     )
+    request_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest a worker may spend on one request's images; past it the worker "
+        "is replaced and the client gets 504 (a photo takes well under a second).",
+    )
     log_format: LogFormat = Field(
         default="text", description="Server logs: text (one line per request) or json."
     )

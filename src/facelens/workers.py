@@ -5,176 +5,199 @@ for dlib's HOG detector (it releases the GIL) but only 1.1x for the ResNet descr
 it), so threads cannot use the second core for embedding. OpenCV's models (sface) run one
 thread per worker while other requests are in flight, and every core for a request that is
 alone in the server (SFace: 30 ms per face on one thread, 17 ms on two, measured here). The
-HTTP process keeps the event loop free and hands every
-decode → detect → embed → match → draw to a pool of N processes (N = the ``workers`` setting,
-the cores by default); a request's bytes go in, a small result comes out.
+HTTP process keeps the event loop free and hands every decode → detect → embed → match → draw
+to one of N processes (N = the ``workers`` setting, the cores by default).
 
-Workers are started with *spawn*, not fork (unlike CLI batches, ``batch.py``): the server
-process runs an event loop and threads, and forking those is unsafe. Each worker pays a few
-seconds once to import and load the models. Each worker opens the gallery itself and caches its
-index until the gallery's revision changes, so enrolments made through the HTTP process are
-seen by the next request.
+Each worker is one process with its own pipe and does one request at a time, so the server
+knows which process holds which request: a request that runs past ``request_timeout_s``, or
+whose client has gone (after a short grace), has its process killed and replaced; a process
+that dies fails only its own request. Workers are started with *spawn*, not fork (unlike CLI
+batches, ``batch.py``): the server runs an event loop and threads, and forking those is
+unsafe. Each worker opens the gallery itself and caches its index until the gallery's revision
+changes, so enrolments made through the HTTP process are seen by the next request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
+import contextlib
 import logging
 import multiprocessing
 import os
-import signal
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
 
-import cv2
-import numpy as np
-
-from facelens.annotate import UNKNOWN_COLOUR, Label, draw_labels
-from facelens.errors import FaceLensError, Unavailable
-from facelens.gallery.sqlite import SQLiteGallery
-from facelens.imaging import DecodedImage
-from facelens.matching import UNKNOWN
-from facelens.models.base import Box
-from facelens.pipeline import Analysis, Engine
-from facelens.recognition import Recognition, analyze_bytes, recognize_bytes
+from facelens.errors import ClientGone, FaceLensError, Unavailable, WorkTimeout
+from facelens.pipeline import Analysis
+from facelens.recognition import Recognition
 from facelens.settings import Settings
+from facelens.worker_main import serve
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+Gone = Callable[[], Awaitable[bool]]
+"""Asks whether the client of a request has gone away (Starlette's ``is_disconnected``)."""
+
+LOAD_TIMEOUT_S = 120  # loading the models; seconds here, more on a slow disk
+CHECK_EVERY_S = 0.25  # how often a running request looks at its deadline and its client
+GONE_GRACE_S = 2.0  # work for a client that left is finished if it ends this soon
 
 
-# -- inside a worker process ------------------------------------------------------------------
+@dataclass(slots=True, eq=False)  # compared and hashed by identity: one process each
+class _Process:
+    process: BaseProcess
+    conn: Connection
 
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid or 0)
 
-@dataclass(slots=True)
-class _Worker:
-    engine: Engine | None
-    gallery: SQLiteGallery | None
-    error: FaceLensError | None
-
-
-_worker: _Worker | None = None
-
-
-def _die_with_parent() -> None:
-    # Linux: if the server is killed outright, its workers go too instead of lingering.
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        log.debug("prctl(PR_SET_PDEATHSIG) unavailable; workers may outlive a killed server")
-
-
-def _init(settings: Settings) -> None:
-    global _worker
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the server decides how to stop
-    _die_with_parent()
-    try:
-        gallery = SQLiteGallery(settings.gallery_path, settings.model)
-        _worker = _Worker(Engine.load(settings.with_model(gallery.profile.name)), gallery, None)
-    except FaceLensError as exc:  # reported by every task, so the server can say why
-        _worker = _Worker(None, None, exc)
-        return
-    assert _worker.engine is not None
-    _warm_up(_worker.engine)
-
-
-def _warm_up(engine: Engine) -> None:
-    """Run each stage once so the first request does not pay for loading fonts (~0.4 s)."""
-    blank = np.full((64, 64, 3), 127, dtype=np.uint8)  # grey
-    engine.analyze(DecodedImage(blank, "warm-up", "PNG"))
-    draw_labels(blank, [Label(Box(8, 8, 40, 40), UNKNOWN, UNKNOWN_COLOUR)])
-
-
-def _state() -> tuple[Engine, SQLiteGallery]:
-    assert _worker is not None, "task ran outside a worker"
-    if _worker.error is not None:
-        raise _worker.error
-    assert _worker.engine is not None and _worker.gallery is not None
-    return _worker.engine, _worker.gallery
-
-
-def _ping(hold_s: float) -> tuple[int, str]:
-    engine, _ = _state()
-    time.sleep(hold_s)  # keeps this worker busy so the next ping goes to another one
-    return os.getpid(), engine.model_id
-
-
-def _use_threads(threads: int) -> None:
-    # OpenCV's thread pool (YuNet, SFace, resizing) is per process; dlib's models use one
-    # thread whatever this says. Spawned workers never fork, so a pool with threads is safe.
-    if cv2.getNumThreads() != threads:
-        cv2.setNumThreads(threads)
-
-
-def _analyze(data: bytes, source: str, threads: int) -> Analysis:
-    engine, _ = _state()
-    _use_threads(threads)
-    return analyze_bytes(engine, data, source)
-
-
-def _recognize(data: bytes, source: str, annotate: bool, threads: int) -> Recognition:
-    engine, gallery = _state()
-    _use_threads(threads)
-    return recognize_bytes(
-        engine, data, source, gallery.index(), annotate="jpeg" if annotate else None
-    )
-
-
-# -- in the server process --------------------------------------------------------------------
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        self.conn.close()
 
 
 class SpawnedWorkerPool:
-    """N spawned worker processes behind an asyncio API, with a bounded queue and self-repair."""
+    """N spawned worker processes behind an asyncio API: a bounded queue, one request per
+    process, time limits, abandoned work stopped, dead or killed workers replaced."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, target: Callable[[Connection, Settings], None] = serve
+    ) -> None:
         self.settings = settings
+        self.target = target  # what a worker process runs (tests give a stand-in)
+        self.gone_grace_s = GONE_GRACE_S
         self.size = settings.workers
         self.model_id = ""
-        self.pids: list[int] = []
-        self._pool: ProcessPoolExecutor | None = None
+        self._context = multiprocessing.get_context("spawn")
+        self._idle: asyncio.Queue[_Process] = asyncio.Queue()
+        self._live: set[_Process] = set()
         self._pending = 0
+        self._starting = 0
+        self._closed = False
+
+    # -- state ---------------------------------------------------------------------------
 
     @property
     def pending(self) -> int:
-        """Requests handed to the workers and not yet answered."""
+        """Requests handed to the pool and not yet answered (waiting or running)."""
         return self._pending
 
     @property
-    def alive(self) -> bool:
-        return self._pool is not None
+    def ready(self) -> int:
+        """Worker processes that have loaded the models and are alive."""
+        return sum(1 for p in list(self._live) if p.process.is_alive())
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            self.size,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init,
-            initargs=(self.settings,),
+    @property
+    def pids(self) -> list[int]:
+        return sorted(p.pid for p in list(self._live))
+
+    # -- starting and stopping ----------------------------------------------------------
+
+    def _start_process(self) -> _Process:
+        """Start one worker process. Called from the main thread only: a worker asks the
+        kernel to stop it when its parent *thread* ends (PR_SET_PDEATHSIG), so it must be
+        started by a thread that lives as long as the server."""
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(
+            target=self.target, args=(theirs, self.settings), name="facelens-worker", daemon=True
         )
+        process.start()
+        theirs.close()
+        return _Process(process, ours)
+
+    def _await_ready(self, worker: _Process) -> _Process:
+        """Wait until ``worker`` has loaded the models (any thread); raises its error."""
+        if not worker.conn.poll(LOAD_TIMEOUT_S):
+            worker.kill()
+            raise Unavailable(f"A worker did not load the models in {LOAD_TIMEOUT_S} s.")
+        try:
+            status, value = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.kill()
+            raise Unavailable(
+                "A worker process died while loading the models (out of memory?)."
+            ) from None
+        if status != "ok":
+            worker.kill()
+            raise value if isinstance(value, FaceLensError) else Unavailable(str(value))
+        self.model_id = str(value)
+        return worker
 
     def start(self) -> None:
-        """Start every worker and wait until each has loaded the models (raises their error)."""
-        self._pool = self._new_pool()
-        pids: set[int] = set()
-        for hold_s in (0.0, 0.5, 2.0):  # until every worker has answered once
-            futures = [self._pool.submit(_ping, hold_s) for _ in range(self.size)]
-            answers = [f.result() for f in futures]
-            pids |= {pid for pid, _ in answers}
-            if len(pids) == self.size:
-                break
-        self.pids = sorted(pids)
-        self.model_id = answers[0][1]
-        log.info("%d worker processes ready (model %s)", len(self.pids), self.model_id)
+        """Start every worker and wait until each has loaded the models (in parallel)."""
+        started = [self._start_process() for _ in range(self.size)]
+        failures = []
+        for worker in started:
+            try:
+                self._await_ready(worker)
+            except FaceLensError as exc:
+                failures.append(exc)
+        if failures:
+            for worker in started:
+                worker.kill()
+            raise failures[0]
+        for worker in started:
+            self._live.add(worker)
+            self._idle.put_nowait(worker)
+        log.info("%d worker processes ready (model %s)", len(started), self.model_id)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Ask every worker to stop; kill those still busy after 2 s."""
+        self._closed = True
+        workers = list(self._live)
+        self._live.clear()
+        for worker in workers:
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)  # "stop", read when the worker is idle
+        for worker in workers:
+            worker.process.join(2)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(5)
+            worker.conn.close()
+
+    def _retire(self, worker: _Process, why: str) -> None:
+        """Kill ``worker`` (if still alive) and start a replacement; it takes requests once
+        it has loaded the models. Runs in the event loop (the main thread)."""
+        log.warning("worker %d stopped: %s; starting a replacement", worker.pid, why)
+        self._live.discard(worker)
+        worker.kill()
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        fresh = self._start_process()
+        self._starting += 1
+
+        def wait() -> None:
+            try:
+                self._await_ready(fresh)
+            except FaceLensError as exc:
+                log.error("a replacement worker failed to start: %s", exc.message)
+                loop.call_soon_threadsafe(self._settle, None)
+                return
+            loop.call_soon_threadsafe(self._settle, fresh)
+
+        threading.Thread(target=wait, name="facelens-respawn", daemon=True).start()
+
+    def _settle(self, fresh: _Process | None) -> None:
+        """A replacement has loaded its models (or failed to): in the event loop."""
+        self._starting -= 1
+        if fresh is None:
+            return
+        if self._closed:
+            fresh.kill()
+            return
+        self._live.add(fresh)
+        self._idle.put_nowait(fresh)
+
+    # -- running requests ---------------------------------------------------------------
 
     def _threads(self) -> int:
         """OpenCV threads for the next request: every core when it is the only request in the
@@ -182,41 +205,102 @@ class SpawnedWorkerPool:
         worker process then keeps one core busy, the best throughput)."""
         return (os.cpu_count() or 1) if self._pending == 0 else 1
 
-    async def _submit(self, fn: Any, *args: Any) -> Any:
-        if self._pool is None:
+    async def _submit(self, task: str, args: tuple[Any, ...], gone: Gone | None) -> Any:
+        if self._closed or (not self._live and not self._starting):
             raise Unavailable("The workers are not running; the server is starting or stopping.")
         if self._pending >= self.settings.max_queue:
             raise Unavailable(
                 f"The server is busy ({self._pending} requests waiting for a worker); "
                 "retry in a moment."
             )
-        pool = self._pool
+        args = (*args, self._threads())
         self._pending += 1
         try:
-            return await asyncio.wrap_future(pool.submit(fn, *args))
-        except BrokenProcessPool:
-            self._replace(pool)
-            raise Unavailable(
-                "A worker process died while handling the request (out of memory?); "
-                "the workers are restarting, retry in a few seconds."
-            ) from None
+            worker = await self._idle.get()
+            try:
+                result = await self._run(worker, task, args, gone)
+            except asyncio.CancelledError:
+                # Its answer may still come and would be read as the next request's: retire it.
+                if worker in self._live:
+                    self._retire(worker, "its request was cancelled")
+                raise
+            except BaseException:
+                if worker in self._live:  # it answered (an error): it takes the next request
+                    self._idle.put_nowait(worker)
+                raise
+            self._idle.put_nowait(worker)
+            return result
         finally:
             self._pending -= 1
 
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
-        if self._pool is not broken:
-            return  # another request already replaced it
-        log.error("a worker process died; starting a new pool of %d workers", self.size)
-        broken.shutdown(wait=False, cancel_futures=True)
-        self._pool = self._new_pool()
-        self.pids = []
+    async def _run(
+        self, worker: _Process, task: str, args: tuple[Any, ...], gone: Gone | None
+    ) -> Any:
+        """Send one task to ``worker`` and wait for its answer, its death, the time limit or
+        the client leaving; in the last three cases ``worker`` is retired."""
+        try:
+            await asyncio.to_thread(worker.conn.send, (task, args))
+        except OSError:
+            self._retire(worker, "its pipe is closed")
+            raise self._died() from None
+        answered = await self._wait(worker, gone)
+        if answered is not None:
+            self._retire(worker, answered.message)
+            raise answered
+        try:
+            status, value = await asyncio.to_thread(worker.conn.recv)
+        except (EOFError, OSError):
+            self._retire(worker, "it died")
+            raise self._died() from None
+        if status == "ok":
+            return value
+        if status == "error":
+            raise value
+        raise RuntimeError(f"worker task {task} failed: {value}")
 
-    async def analyze(self, data: bytes, source: str) -> Analysis:
-        result: Analysis = await self._submit(_analyze, data, source, self._threads())
+    async def _wait(self, worker: _Process, gone: Gone | None) -> FaceLensError | None:
+        """Until ``worker`` has something to read (an answer, or end of file if it died):
+        None; or the error that ends the wait instead (time limit, client gone)."""
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        fd = worker.conn.fileno()
+        loop.add_reader(fd, readable.set)
+        try:
+            deadline = time.monotonic() + self.settings.request_timeout_s
+            gone_at: float | None = None
+            while True:
+                wait_s = min(CHECK_EVERY_S, max(deadline - time.monotonic(), 0.001))
+                try:
+                    await asyncio.wait_for(readable.wait(), wait_s)
+                    return None
+                except TimeoutError:
+                    pass
+                now = time.monotonic()
+                if now > deadline:
+                    return WorkTimeout(
+                        f"The image took longer than {self.settings.request_timeout_s:g} s to "
+                        "process and was given up (FACELENS_REQUEST_TIMEOUT_S)."
+                    )
+                if gone is not None and gone_at is None and await gone():
+                    gone_at = now
+                if gone_at is not None and now - gone_at > self.gone_grace_s:
+                    return ClientGone("The client closed the connection; its work was stopped.")
+        finally:
+            loop.remove_reader(fd)
+
+    @staticmethod
+    def _died() -> Unavailable:
+        return Unavailable(
+            "The worker process handling this request died (out of memory?); it is being "
+            "replaced, retry in a few seconds."
+        )
+
+    async def analyze(self, data: bytes, source: str, gone: Gone | None = None) -> Analysis:
+        result: Analysis = await self._submit("analyze", (data, source), gone)
         return result
 
-    async def recognize(self, data: bytes, source: str, *, annotate: bool) -> Recognition:
-        result: Recognition = await self._submit(
-            _recognize, data, source, annotate, self._threads()
-        )
+    async def recognize(
+        self, data: bytes, source: str, *, annotate: bool, gone: Gone | None = None
+    ) -> Recognition:
+        result: Recognition = await self._submit("recognize", (data, source, annotate), gone)
         return result

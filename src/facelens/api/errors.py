@@ -29,6 +29,8 @@ STATUS: dict[type[errors.FaceLensError], int] = {
     errors.StorageError: 503,
     errors.ModelError: 503,
     errors.Unavailable: 503,
+    errors.WorkTimeout: 504,
+    errors.ClientGone: 499,  # nginx's "client closed request": nobody reads it, logs do
 }
 RETRY_AFTER_S = 2
 # Codes for Starlette's own errors (unknown route, wrong method, ...).

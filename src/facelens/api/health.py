@@ -26,8 +26,9 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> JSONResponse:
     svc = services(request)
     problems = []
-    if not svc.pool.alive:
-        problems.append("the worker processes are not running")
+    ready_workers = svc.pool.ready
+    if not ready_workers:
+        problems.append("no worker process has its models loaded (starting or restarting)")
     try:
         await run_in_threadpool(svc.gallery.check_model)
         people = await run_in_threadpool(svc.gallery.count_people)
@@ -38,6 +39,7 @@ async def readyz(request: Request) -> JSONResponse:
         "status": "not ready" if problems else "ready",
         "problems": problems,
         "workers": svc.pool.size,
+        "workers_ready": ready_workers,
         "profile": svc.gallery.profile.name,
         "model": svc.pool.model_id,
         "threshold": svc.gallery.profile.scoring(svc.settings).threshold,

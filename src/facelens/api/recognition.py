@@ -35,7 +35,7 @@ def _total(timings: dict[str, float], start: float) -> dict[str, float]:
 async def _recognize(
     request: Request, svc: Services, data: bytes, label: str, *, annotate: bool, route: str
 ) -> Recognition:
-    result = await svc.pool.recognize(data, label, annotate=annotate)
+    result = await svc.pool.recognize(data, label, annotate=annotate, gone=request.is_disconnected)
     _count(request, svc, route, len(result.faces))
     unknown = sum(1 for f in result.faces if f.match.name == UNKNOWN)
     svc.metrics.recognized.labels("unknown").inc(unknown)
@@ -133,7 +133,9 @@ def _detected(face: Face) -> dict[str, Any]:
 async def _analyze_one(request: Request, svc: Services, route: str) -> tuple[Analysis, float]:
     start = time.perf_counter()
     image = read_images(await request.body(), request.headers.get("content-type"), ("image",))
-    analysis = await svc.pool.analyze(image["image"].data, image["image"].label)
+    analysis = await svc.pool.analyze(
+        image["image"].data, image["image"].label, gone=request.is_disconnected
+    )
     _count(request, svc, route, len(analysis.faces))
     return analysis, start
 
@@ -191,8 +193,8 @@ async def verify(request: Request) -> schemas.VerifyOut:
         await request.body(), request.headers.get("content-type"), ("first", "second")
     )
     first, second = await asyncio.gather(
-        svc.pool.analyze(images["first"].data, images["first"].label),
-        svc.pool.analyze(images["second"].data, images["second"].label),
+        svc.pool.analyze(images["first"].data, images["first"].label, request.is_disconnected),
+        svc.pool.analyze(images["second"].data, images["second"].label, request.is_disconnected),
     )
     _count(request, svc, "/v1/verify", len(first.faces) + len(second.faces))
     result = Verification.compare(first, second, svc.gallery.profile.scoring(svc.settings))

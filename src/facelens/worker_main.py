@@ -1,0 +1,106 @@
+"""Inside one of the server's worker processes: load the models once, then do one task at a time
+for the server, over a pipe, until the server closes it.
+
+The server side (``workers.py``) starts these processes with *spawn*, sends ``(task, args)``
+and reads back ``("ok", result)`` or ``("error", FaceLensError)``; an unforeseen exception
+comes back as ``("crash", text)`` and the process goes on. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import cv2
+import numpy as np
+
+from facelens.annotate import UNKNOWN_COLOUR, Label, draw_labels
+from facelens.errors import FaceLensError
+from facelens.gallery.sqlite import SQLiteGallery
+from facelens.imaging import DecodedImage
+from facelens.matching import UNKNOWN
+from facelens.models.base import Box
+from facelens.pipeline import Analysis, Engine
+from facelens.recognition import Recognition, analyze_bytes, recognize_bytes
+from facelens.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _die_with_parent() -> None:
+    # Linux: if the server is killed outright, its workers go too instead of lingering.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        log.debug("prctl(PR_SET_PDEATHSIG) unavailable; workers may outlive a killed server")
+
+
+def _warm_up(engine: Engine) -> None:
+    """Run each stage once so the first request does not pay for loading fonts (~0.4 s)."""
+    blank = np.full((64, 64, 3), 127, dtype=np.uint8)  # grey
+    engine.analyze(DecodedImage(blank, "warm-up", "PNG"))
+    draw_labels(blank, [Label(Box(8, 8, 40, 40), UNKNOWN, UNKNOWN_COLOUR)])
+
+
+def _use_threads(threads: int) -> None:
+    # OpenCV's thread pool (YuNet, SFace, resizing) is per process; dlib's models use one
+    # thread whatever this says. Spawned workers never fork, so a pool with threads is safe.
+    if cv2.getNumThreads() != threads:
+        cv2.setNumThreads(threads)
+
+
+class Tasks:
+    """What a worker does for the server; each task names the OpenCV threads it may use."""
+
+    def __init__(self, engine: Engine, gallery: SQLiteGallery) -> None:
+        self.engine = engine
+        self.gallery = gallery
+
+    def analyze(self, data: bytes, source: str, threads: int) -> Analysis:
+        _use_threads(threads)
+        return analyze_bytes(self.engine, data, source)
+
+    def recognize(self, data: bytes, source: str, annotate: bool, threads: int) -> Recognition:
+        _use_threads(threads)
+        return recognize_bytes(
+            self.engine, data, source, self.gallery.index(), annotate="jpeg" if annotate else None
+        )
+
+
+def serve(conn: Connection, settings: Settings) -> None:
+    """The process's whole life: load, say ready (or why not), then answer tasks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the server decides how to stop
+    _die_with_parent()
+    try:
+        gallery = SQLiteGallery(settings.gallery_path, settings.model)
+        engine = Engine.load(settings.with_model(gallery.profile.name))
+        _warm_up(engine)
+    except FaceLensError as exc:
+        conn.send(("error", exc))
+        return
+    conn.send(("ok", engine.model_id))
+    tasks = Tasks(engine, gallery)
+    handlers: dict[str, Callable[..., Any]] = {
+        "analyze": tasks.analyze,
+        "recognize": tasks.recognize,
+    }
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the server closed the pipe or went away
+            return
+        if message is None:  # the server's "stop"
+            return
+        name, args = message
+        try:
+            conn.send(("ok", handlers[name](*args)))
+        except FaceLensError as exc:
+            conn.send(("error", exc))
+        except Exception as exc:  # answered as a crash (500); the worker stays usable
+            log.exception("worker task %s failed", name)
+            conn.send(("crash", f"{type(exc).__name__}: {exc}"))
