@@ -94,6 +94,18 @@ class Settings(BaseSettings):
         le=65535,
         description="Port 'facelens serve' listens on (0: any free port).",
     )
+    allowed_hosts: str = Field(
+        default="",
+        description="Host names the server answers to besides IP addresses, localhost and the "
+        "name it listens on, comma-separated ('*': any). Refusing other names stops DNS "
+        "rebinding; a container reached by its service name needs that name here.",
+    )
+    cors_origins: str = Field(
+        default="",
+        description="Web page origins (scheme://host[:port]) that may call the API from a "
+        "browser, comma-separated; none by default. Pages of other origins may not change "
+        "anything.",
+    )
     max_body_bytes: int = Field(
         default=20 * 1024 * 1024,
         ge=1024,

@@ -807,3 +807,60 @@ def test_a_dlib_gallery_is_served_as_dlib_and_refuses_another_model(
         assert srv.client.get("/v1/people/late").json()["face_count"] == 0
     finally:
         assert srv.stop() == 0
+
+
+def test_a_page_of_another_origin_cannot_enrol_a_stranger_as_someone(
+    server: Server, people_dir: Path, faces_dir: Path
+) -> None:
+    # The attack: a web page on another origin posts a multipart form to the default server
+    # (no key, 127.0.0.1), as a browser does without asking first.
+    obama = (faces_dir / "probes" / "obama-240p.jpg").read_bytes()
+    before = server.client.get("/v1/people/biden").json()["face_count"]
+    for headers in (
+        {"origin": "http://evil.example", "sec-fetch-site": "cross-site"},
+        {"origin": "http://evil.example"},
+    ):
+        answer = server.client.post(
+            "/v1/people/biden/faces", files={"images": ("x.jpg", obama)}, headers=headers
+        )
+        assert answer.status_code == 403 and answer.json()["error"]["code"] == "cross_origin"
+    assert server.client.get("/v1/people/biden").json()["face_count"] == before
+    assert names_in(server.client.post("/v1/recognize", content=obama)) == ["obama"]
+    # DNS rebinding: the page's own name re-pointed at 127.0.0.1.
+    rebound = server.client.get("/v1/people", headers={"host": "evil.example:5000"})
+    assert rebound.status_code == 400 and rebound.json()["error"]["code"] == "host_not_allowed"
+
+
+def test_configured_origins_and_host_names_are_served(tmp_path: Path) -> None:
+    srv = Server(
+        tmp_path / "data",
+        env={
+            "FACELENS_CORS_ORIGINS": "https://app.example",
+            "FACELENS_ALLOWED_HOSTS": "facelens.test",
+        },
+    )
+    try:
+        c = srv.client
+        preflight = c.options(
+            "/v1/people",
+            headers={
+                "origin": "https://app.example",
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "x-api-key, content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        created = c.post(
+            "/v1/people",
+            json={"name": "ada"},
+            headers={"origin": "https://app.example", "sec-fetch-site": "cross-site"},
+        )
+        assert created.status_code == 201
+        assert created.headers["access-control-allow-origin"] == "https://app.example"
+        other = c.post("/v1/people", json={"name": "eve"}, headers={"origin": "https://x.test"})
+        assert other.status_code == 403
+        named = c.get("/readyz", headers={"host": "facelens.test:5000"})
+        assert named.status_code == 200
+    finally:
+        assert srv.stop() == 0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from facelens import __version__
 from facelens.api import errors, health, people, recognition
 from facelens.api.deps import Services
+from facelens.api.guard import BrowserGuard, origins
 from facelens.api.observability import ObservabilityMiddleware
 from facelens.models.profiles import DEFAULT_MODEL, PROFILES
 
@@ -43,7 +45,23 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(recognition.router)
     app.include_router(people.router)
+    settings = svc.settings
+    # Outermost last: observability (ids, logs, metrics) → browser guard → CORS → routes.
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=sorted(origins(settings.cors_origins)),
+            allow_methods=["*"],
+            allow_headers=["X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Idempotent-Replayed", "X-Faces-Found", "Retry-After"],
+        )
     app.add_middleware(
-        ObservabilityMiddleware, metrics=svc.metrics, max_body_bytes=svc.settings.max_body_bytes
+        BrowserGuard,
+        bound_host=settings.host,
+        allowed_hosts=settings.allowed_hosts,
+        cors_origins=settings.cors_origins,
+    )
+    app.add_middleware(
+        ObservabilityMiddleware, metrics=svc.metrics, max_body_bytes=settings.max_body_bytes
     )
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -9,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
+from starlette.types import Send
 
 from facelens import errors
 
@@ -42,6 +44,23 @@ def status_for(exc: errors.FaceLensError) -> int:
         if cls in STATUS:
             return STATUS[cls]
     return 500
+
+
+async def send_error(send: Send, status: int, code: str, message: str) -> None:
+    """Our error shape sent from ASGI middleware, before any route runs."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:

@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from facelens.api.errors import send_error
 from facelens.errors import PayloadTooLarge
 
 log = logging.getLogger("facelens.access")
@@ -144,7 +145,7 @@ class ObservabilityMiddleware:
         try:
             if declared > self.max_body_bytes:
                 state["error_code"] = PayloadTooLarge.code
-                await self._send_error(send_with_id, 413, PayloadTooLarge.code, self._too_large())
+                await send_error(send_with_id, 413, PayloadTooLarge.code, self._too_large())
             else:
                 await self.app(scope, capped_receive, send_with_id)
         except Exception:
@@ -156,7 +157,7 @@ class ObservabilityMiddleware:
             )
             state["error_code"] = "internal_error"
             if not started:
-                await self._send_error(
+                await send_error(
                     send_with_id,
                     500,
                     "internal_error",
@@ -171,22 +172,6 @@ class ObservabilityMiddleware:
             f"The request body is larger than {self.max_body_bytes:,} bytes; send a smaller "
             "image or raise FACELENS_MAX_BODY_BYTES."
         )
-
-    @staticmethod
-    async def _send_error(send: Send, status: int, code: str, message: str) -> None:
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
     def _record(self, scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
         route = scope.get("route")
