@@ -15,8 +15,8 @@ from typing import Literal
 
 from facelens.batch import FileResult, analyze_files
 from facelens.errors import InputPathError, InvalidValue, ModelError
-from facelens.gallery import Gallery, NewFace
-from facelens.gallery.base import normalize_name
+from facelens.gallery import Gallery, NewFace, SourceRecord
+from facelens.gallery.base import name_key, normalize_name
 from facelens.imaging import IMAGE_SUFFIXES
 from facelens.models.base import Box
 from facelens.pipeline import Analysis, Engine, Face
@@ -47,6 +47,7 @@ class EnrolmentPlan:
 
 @dataclass(slots=True)
 class PersonReport:
+    folder: str | None = None  # the folder enrolled into this person, when its name differs
     enrolled: int = 0
     faces: int = 0
     unchanged: int = 0
@@ -85,6 +86,7 @@ def plan_enrolment(root: Path) -> EnrolmentPlan:
     except OSError as exc:
         raise InputPathError(f"{root}: cannot be read ({exc.strerror or exc}).") from None
     people, files, ignored = [], [], []
+    folders: dict[str, Path] = {}  # name_key → the folder that took it
     for entry in entries:
         if not entry.is_dir():
             ignored.append(Skipped(entry, "not inside a person's folder"))
@@ -94,6 +96,13 @@ def plan_enrolment(root: Path) -> EnrolmentPlan:
         except InvalidValue as exc:
             ignored.append(Skipped(entry, f"folder name is not a usable person name: {exc}"))
             continue
+        twin = folders.setdefault(name_key(name), entry)
+        if twin != entry:
+            raise InputPathError(
+                f"{root}: the folders {twin.name!r} and {entry.name!r} name the same person "
+                "(they differ only in case, width or Unicode form, as folders copied from "
+                "macOS can); merge them or rename one. Nothing was enrolled."
+            )
         people.append(name)
         for path in sorted(filter(_visible, entry.iterdir())):
             if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
@@ -189,6 +198,22 @@ def engine_for(gallery: Gallery, settings: Settings, engine: Engine | None = Non
     return engine
 
 
+def _renamed_folders(plan: EnrolmentPlan, sources: list[SourceRecord]) -> dict[str, str]:
+    """Folders whose files the gallery holds under one other name only (the person was renamed
+    after an earlier enrolment): folder name → that person, who the folder's photos go to."""
+    holders: dict[str, set[str]] = {}
+    by_path = {s.path: s.person for s in sources}
+    for planned in plan.files:
+        holder = by_path.get(str(planned.path))
+        if holder is not None:
+            holders.setdefault(planned.person, set()).add(holder)
+    return {
+        folder: next(iter(names))
+        for folder, names in holders.items()
+        if len(names) == 1 and folder not in names
+    }
+
+
 def enroll_folder(
     plan: EnrolmentPlan,
     gallery: Gallery,
@@ -203,23 +228,27 @@ def enroll_folder(
     """Enrol new or changed photos of ``plan`` into ``gallery``; report per person."""
     engine = engine_for(gallery, settings, engine)
     report = EnrolmentReport(plan.root, ignored=list(plan.ignored))
+    sources = gallery.sources()
+    renamed = _renamed_folders(plan, sources)
     for name in plan.people:
-        report.person(name)
-        gallery.ensure_person(name)
-    known = {(s.person, s.path): s for s in gallery.sources()}
+        person = renamed.get(name, name)
+        report.person(person).folder = name if person != name else None
+        gallery.ensure_person(person)
+    known = {(s.person, s.path): s for s in sources}
     person_of: dict[Path, str] = {}
     todo: list[Path] = []
     for planned in plan.files:
-        previous = known.get((planned.person, str(planned.path)))
+        person = renamed.get(planned.person, planned.person)
+        previous = known.get((person, str(planned.path)))
         if previous is not None and previous.sha256 == _sha256(planned.path):
-            person_report = report.person(planned.person)
+            person_report = report.person(person)
             person_report.unchanged += 1
             if previous.status == "skipped":
                 person_report.skipped.append(
                     Skipped(planned.path, f"unchanged; skipped before: {previous.reason}")
                 )
             continue
-        person_of[planned.path] = planned.person
+        person_of[planned.path] = person
         todo.append(planned.path)
 
     if on_start is not None:

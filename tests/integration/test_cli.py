@@ -342,3 +342,42 @@ def test_brackets_in_names_and_paths_are_printed_literally(
     assert "[bold]Joe" in run(data, "people", "list").stdout
     result = run(data, "recognize", str(bad), check=False)
     assert "photo[1].jpg" in result.stdout
+
+
+def test_a_renamed_person_keeps_their_folder_on_the_next_enrolment(
+    tmp_path: Path, people_dir: Path
+) -> None:
+    folder = tmp_path / "in"
+    shutil.copytree(people_dir / "biden", folder / "biden")
+    run(tmp_path / "data", "enroll", str(folder))
+    run(tmp_path / "data", "people", "rename", "biden", "Joe Biden")
+    again = run_json(tmp_path / "data", "enroll", str(folder))
+    assert [(p["name"], p["folder"], p["unchanged"], p["enrolled"]) for p in again["people"]] == [
+        ("Joe Biden", "biden", 2, 0)
+    ]
+    shutil.copy(people_dir / "obama" / "obama.jpg", folder / "biden" / "new.jpg")
+    text = run(tmp_path / "data", "enroll", str(folder)).stdout
+    assert "was enrolled before as 'Joe Biden'" in text
+    assert run_json(tmp_path / "data", "people", "list") == [{"name": "Joe Biden", "faces": 3}]
+
+
+def test_folders_that_name_one_person_two_ways_are_refused_not_merged(
+    tmp_path: Path, people_dir: Path
+) -> None:
+    folder = tmp_path / "in"
+    shutil.copytree(people_dir / "obama", folder / "Zo\u00eb")  # composed (NFC)
+    shutil.copytree(people_dir / "biden", folder / "Zoe\u0308")  # decomposed, as macOS writes
+    result = run(tmp_path / "data", "enroll", str(folder), check=False)
+    assert result.returncode == 3 and "name the same person" in result.stderr
+    assert not (tmp_path / "data" / "gallery.sqlite3").exists()
+
+
+def test_a_folder_spelling_an_existing_person_another_way_is_a_conflict(
+    tmp_path: Path, people_dir: Path
+) -> None:
+    run(tmp_path / "data", "enroll", str(people_dir))  # obama, as a folder name
+    other = tmp_path / "in"
+    shutil.copytree(people_dir / "obama", other / "OBAMA")
+    result = run(tmp_path / "data", "enroll", str(other), check=False)
+    assert result.returncode == 8 and "same name as 'obama'" in result.stderr
+    assert [p["name"] for p in run_json(tmp_path / "data", "people", "list")].count("obama") == 1

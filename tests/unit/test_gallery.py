@@ -10,6 +10,7 @@ import pytest
 
 from facelens.errors import Conflict, InvalidValue, ModelError, NotFound, StorageError
 from facelens.gallery import NewFace, SQLiteGallery
+from facelens.gallery.base import normalize_name
 from facelens.gallery.schema import LATEST
 from facelens.models.base import Box
 from facelens.models.profiles import DEFAULT_MODEL, PROFILES
@@ -275,3 +276,39 @@ def test_switching_model_keeps_ids_drops_the_rest_and_refuses_a_changed_gallery(
     assert np.allclose(gallery.index().vectors, face(3).embedding)
     assert [s.path for s in gallery.sources()] == ["/a1"]  # the skipped file will be retried
     assert SQLiteGallery(gallery.path).profile is other
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [("x/faces/12", "contains '/'"), ("Unknown", "nobody matches"), ("a\u202eb", "control")],
+)
+def test_names_that_would_break_the_api_or_mislead_are_refused(
+    gallery: SQLiteGallery, bad: str, words: str
+) -> None:
+    with pytest.raises(InvalidValue, match=words):
+        gallery.add_person(bad)
+
+
+def test_joiners_belong_in_names() -> None:
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # with a ZWNJ
+    family = "\U0001f469\u200d\U0001f469\u200d\U0001f467"  # an emoji sequence, with ZWJs
+    for name in (persian, family):
+        assert normalize_name(name) == name
+
+
+@pytest.mark.parametrize("other", ["obama", "OBAMA", "\uff4f\uff42\uff41\uff4d\uff41"])
+def test_names_differing_only_in_case_or_width_are_one_person(
+    gallery: SQLiteGallery, other: str
+) -> None:
+    gallery.add_person("Obama")
+    with pytest.raises(Conflict, match="same name as 'Obama'"):
+        gallery.add_person(other)
+    with pytest.raises(Conflict, match="same name as 'Obama'"):
+        gallery.ensure_person(other)
+    with pytest.raises(Conflict, match="same name as 'Obama'"):
+        gallery.record_source(other, "h", "/p/x.jpg", [face(1)], None)
+    gallery.add_person("Biden")
+    with pytest.raises(Conflict, match="already exists"):
+        gallery.rename_person("Biden", other)
+    assert gallery.rename_person("Obama", "OBAMA").name == "OBAMA"  # re-spelling oneself is fine
+    assert [p.name for p in gallery.list_people()] == ["Biden", "OBAMA"]

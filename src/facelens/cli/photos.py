@@ -89,6 +89,7 @@ def _print_enrolment(report: EnrolmentReport, as_json: bool) -> None:
                 "people": [
                     {
                         "name": name,
+                        "folder": r.folder or name,
                         "enrolled": r.enrolled,
                         "faces": r.faces,
                         "unchanged": r.unchanged,
@@ -114,6 +115,14 @@ def _print_enrolment(report: EnrolmentReport, as_json: bool) -> None:
             out.print(f"[yellow]skipped[/yellow] {escape(f'{name}: {s.path.name}: {s.reason}')}")
     for s in report.ignored:
         out.print(f"[dim]ignored[/dim] {escape(f'{s.path}: {s.reason}')}")
+    for name, r in sorted(report.people.items()):
+        if r.folder is not None:
+            out.print(
+                escape(
+                    f"note: the folder {r.folder!r} was enrolled before as {name!r} (renamed "
+                    f"since); its photos stay with {name!r}. Rename the folder to match."
+                )
+            )
 
 
 @app.command()

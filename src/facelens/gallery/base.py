@@ -12,23 +12,46 @@ from datetime import datetime
 from typing import Protocol
 
 from facelens.errors import InvalidValue
-from facelens.matching import GalleryIndex
+from facelens.matching import UNKNOWN, GalleryIndex
 from facelens.models.base import Box, Embeddings
 from facelens.models.profiles import ModelProfile
 
 MAX_NAME_LENGTH = 200
 
 
+# Format characters that belong inside names: zero-width non-joiner and joiner (Persian, Indic
+# scripts, emoji sequences). Other format characters (bidi overrides) can disguise a name.
+_JOINERS = frozenset("\u200c\u200d")
+
+
 def normalize_name(name: str) -> str:
-    """A person's name as stored: NFC, trimmed; refuses empty names and control characters."""
+    """A person's name as stored: NFC, trimmed. Refuses empty names, control characters, '/'
+    (names are path segments of the HTTP API) and 'unknown' (the name of nobody)."""
     cleaned = unicodedata.normalize("NFC", name).strip()
     if not cleaned:
         raise InvalidValue("A person's name cannot be empty.")
     if len(cleaned) > MAX_NAME_LENGTH:
         raise InvalidValue(f"A person's name can have at most {MAX_NAME_LENGTH} characters.")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in cleaned):
+    if any(
+        unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in _JOINERS for c in cleaned
+    ):
         raise InvalidValue(f"The name {cleaned!r} contains control characters; use plain text.")
+    if "/" in cleaned:
+        raise InvalidValue(
+            f"The name {cleaned!r} contains '/', which cannot be part of a name (it separates "
+            "the parts of an API address); use another character."
+        )
+    if name_key(cleaned) == name_key(UNKNOWN):
+        raise InvalidValue(
+            f"{cleaned!r} is what facelens calls a face nobody matches; choose a name."
+        )
     return cleaned
+
+
+def name_key(name: str) -> str:
+    """What makes two names the same person: equal after NFKC and case folding, so 'Obama',
+    'obama' and the same letters in full width are one identity, spelled as first stored."""
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,14 @@ import numpy as np
 
 from facelens.errors import Conflict, ModelError, NotFound
 from facelens.gallery import schema
-from facelens.gallery.base import FaceRecord, NewFace, PersonSummary, SourceRecord, normalize_name
+from facelens.gallery.base import (
+    FaceRecord,
+    NewFace,
+    PersonSummary,
+    SourceRecord,
+    name_key,
+    normalize_name,
+)
 from facelens.gallery.db import connect, now_text, storage_error
 from facelens.matching import GalleryIndex
 from facelens.models.base import Box
@@ -104,21 +111,40 @@ class SQLiteGallery:
 
     # -- people -----------------------------------------------------------------------------
 
+    @staticmethod
+    def _same_identity(db: sqlite3.Connection, name: str) -> str | None:
+        """The stored name that is the same person as ``name`` (see ``name_key``), if any."""
+        key = name_key(name)
+        for (stored,) in db.execute("SELECT name FROM people"):
+            if name_key(str(stored)) == key:
+                return str(stored)
+        return None
+
+    def _create(self, db: sqlite3.Connection, name: str) -> None:
+        """Create ``name`` unless it exists as spelled; another spelling of it is a conflict."""
+        stored = self._same_identity(db, name)
+        if stored == name:
+            return
+        if stored is not None:
+            raise Conflict(
+                f"{name!r} is the same name as {stored!r}, who exists (names that differ only in "
+                f"case, width or Unicode form are one person). Use {stored!r}, or rename them."
+            )
+        db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, now_text()))
+
     def add_person(self, name: str) -> PersonSummary:
         name = normalize_name(name)
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"A person named {name!r} already exists.")
-            db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, now_text()))
+            self._create(db, name)
             self._bump(db)
         return PersonSummary(name, 0)
 
     def ensure_person(self, name: str) -> PersonSummary:
         name = normalize_name(name)
         with self._transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO people (name, created_at) VALUES (?, ?)", (name, now_text())
-            )
+            self._create(db, name)
             count = db.execute(
                 "SELECT COUNT(f.id) FROM people p LEFT JOIN faces f ON f.person_id = p.id "
                 "WHERE p.name = ?",
@@ -197,9 +223,10 @@ class SQLiteGallery:
         old, new = normalize_name(old), normalize_name(new)
         with self._transaction() as db:
             person = self._person_id(db, old)
-            if old != new and db.execute("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone():
+            taken = self._same_identity(db, new)
+            if taken is not None and name_key(taken) != name_key(old):
                 raise Conflict(
-                    f"A person named {new!r} already exists; remove or rename them first."
+                    f"A person named {taken!r} already exists; remove or rename them first."
                 )
             db.execute("UPDATE people SET name = ? WHERE id = ?", (new, person))
             count = db.execute(
@@ -250,9 +277,7 @@ class SQLiteGallery:
         now = now_text()
         with self._transaction() as db:
             self._require_bound(db)  # never store vectors of one model in another's gallery
-            db.execute(
-                "INSERT OR IGNORE INTO people (name, created_at) VALUES (?, ?)", (person, now)
-            )
+            self._create(db, person)
             person_id = self._person_id(db, person)
             db.execute("DELETE FROM sources WHERE person_id = ? AND path = ?", (person_id, path))
             cursor = db.execute(
