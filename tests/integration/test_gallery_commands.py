@@ -143,3 +143,42 @@ def test_threshold_proposal_for_lfw_names_none_of_its_real_strangers(
     assert [f["name"] for entry in listing for f in entry["faces"]] == ["unknown"] * sum(
         len(entry["faces"]) for entry in listing
     )
+
+
+def test_backup_check_and_a_damaged_gallery_refused_everywhere(
+    tmp_path: Path, people_dir: Path
+) -> None:
+    data = tmp_path / "data"
+    folder = tmp_path / "people"
+    for n in range(12):  # enough pages that damage lands in the faces, not the schema
+        for photo in (people_dir / "obama").iterdir():
+            target = folder / "obama" / f"{n}-{photo.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(photo, target)
+    assert facelens(data, "enroll", str(folder)).returncode == 0
+    backup = tmp_path / "backups" / "gallery.sqlite3"
+    result = facelens(data, "gallery", "backup", str(backup))
+    assert result.returncode == 0, result.stderr
+    assert facelens(data, "gallery", "backup", str(backup)).returncode == 3  # never overwritten
+    check = facelens(data, "gallery", "check")
+    assert check.returncode == 0 and "sound" in check.stdout
+
+    gallery = data / "gallery.sqlite3"
+    with sqlite3.connect(gallery) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw = bytearray(gallery.read_bytes())
+    raw[-4096:] = b"\xa5" * 4096
+    gallery.write_bytes(bytes(raw))
+    listing = facelens(data, "people", "list")
+    assert listing.returncode == 5 and "gallery backup" in listing.stderr
+    check = facelens(data, "gallery", "check")
+    assert check.returncode == 5 and "damaged" in check.stdout
+    serve = facelens(data, "serve", "--port", "0")
+    assert serve.returncode == 5 and "damaged" in serve.stderr
+
+    shutil.copyfile(backup, gallery)  # restoring is copying the backup back, server stopped
+    for leftover in (data / "gallery.sqlite3-wal", data / "gallery.sqlite3-shm"):
+        leftover.unlink(missing_ok=True)
+    assert json.loads(facelens(data, "people", "list", "--json").stdout) == [
+        {"name": "obama", "faces": 24}
+    ]

@@ -816,6 +816,7 @@ def test_a_page_of_another_origin_cannot_enrol_a_stranger_as_someone(
     # (no key, 127.0.0.1), as a browser does without asking first.
     obama = (faces_dir / "probes" / "obama-240p.jpg").read_bytes()
     before = server.client.get("/v1/people/biden").json()["face_count"]
+    named_before = names_in(server.client.post("/v1/recognize", content=obama))
     for headers in (
         {"origin": "http://evil.example", "sec-fetch-site": "cross-site"},
         {"origin": "http://evil.example"},
@@ -825,7 +826,7 @@ def test_a_page_of_another_origin_cannot_enrol_a_stranger_as_someone(
         )
         assert answer.status_code == 403 and answer.json()["error"]["code"] == "cross_origin"
     assert server.client.get("/v1/people/biden").json()["face_count"] == before
-    assert names_in(server.client.post("/v1/recognize", content=obama)) == ["obama"]
+    assert names_in(server.client.post("/v1/recognize", content=obama)) == named_before
     # DNS rebinding: the page's own name re-pointed at 127.0.0.1.
     rebound = server.client.get("/v1/people", headers={"host": "evil.example:5000"})
     assert rebound.status_code == 400 and rebound.json()["error"]["code"] == "host_not_allowed"

@@ -11,14 +11,16 @@ import pytest
 from facelens.errors import Conflict, InvalidValue, ModelError, NotFound, StorageError
 from facelens.gallery import NewFace, SQLiteGallery
 from facelens.gallery.base import normalize_name
+from facelens.gallery.db import check_file
 from facelens.gallery.schema import LATEST
 from facelens.models.base import Box
 from facelens.models.profiles import DEFAULT_MODEL, PROFILES
 
 
 def face(seed: int) -> NewFace:
-    vector = np.random.default_rng(seed).normal(size=128).astype(np.float32)
-    return NewFace(vector, Box(1, 2, 30, 40))
+    """A face with a plausible vector: unit length, as both models' are near."""
+    vector = np.random.default_rng(seed).normal(size=128)
+    return NewFace((vector / np.linalg.norm(vector)).astype(np.float32), Box(1, 2, 30, 40))
 
 
 @pytest.fixture
@@ -312,3 +314,54 @@ def test_names_differing_only_in_case_or_width_are_one_person(
         gallery.rename_person("Biden", other)
     assert gallery.rename_person("Obama", "OBAMA").name == "OBAMA"  # re-spelling oneself is fine
     assert [p.name for p in gallery.list_people()] == ["Biden", "OBAMA"]
+
+
+@pytest.mark.parametrize("damage", [np.nan, np.inf, 40.0], ids=["nan", "inf", "too long"])
+def test_an_unusable_stored_vector_is_left_out_and_reported_not_poisoning_all(
+    gallery: SQLiteGallery, damage: float
+) -> None:
+    gallery.record_source("a", "1", "/a1", [face(1)], None)
+    (broken,) = gallery.record_source("b", "2", "/b1", [face(2)], None)
+    vector = face(2).embedding.copy()
+    vector[5] = damage
+    with sqlite3.connect(gallery.path) as db:
+        db.execute("UPDATE faces SET embedding = ? WHERE id = ?", (vector.tobytes(), broken))
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
+    index = gallery.index()
+    assert index.names == ("a",) and gallery.bad_faces == [broken]
+    assert np.isfinite(index.person_distances(face(1).embedding[None])).all()
+
+
+def damage_file(path: Path) -> None:
+    """Overwrite the middle of a gallery file with junk, as a bad disk or a copy cut short."""
+    data = bytearray(path.read_bytes())
+    page = 4096
+    last = len(data) // page - 1  # a page of faces, after the schema and the small tables
+    data[last * page : (last + 1) * page] = b"\xa5" * page
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_gallery_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "gallery.sqlite3"
+    gallery = SQLiteGallery(path)
+    for n in range(300):
+        gallery.record_source(f"p{n}", str(n), f"/p{n}.jpg", [face(n)], None)
+    gallery._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    gallery.close()
+    damage_file(path)
+    with pytest.raises(StorageError, match=r"damaged.*gallery backup.*gallery check"):
+        SQLiteGallery(path)
+    assert check_file(path)  # what 'facelens gallery check' lists
+
+
+def test_damage_found_while_running_stops_every_write(
+    gallery: SQLiteGallery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gallery.add_person("before")
+    assert gallery.health() == []
+    monkeypatch.setattr(gallery, "quick_check", lambda: ["*** in database main ***"])
+    (problem,) = gallery.health()
+    assert "damaged" in problem and "gallery backup" in problem
+    with pytest.raises(StorageError, match="nothing more is written"):
+        gallery.add_person("after")
+    assert [p.name for p in gallery.list_people()] == ["before"]  # reads still work

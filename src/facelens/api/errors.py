@@ -64,7 +64,9 @@ async def send_error(send: Send, status: int, code: str, message: str) -> None:
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    # Only a busy or restarting server is worth retrying; a damaged gallery or a missing model
+    # is not, so their 503 has no Retry-After.
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if code == errors.Unavailable.code else None
     if status == 401:
         headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
     return JSONResponse(

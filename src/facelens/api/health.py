@@ -11,6 +11,8 @@ from facelens.api.deps import services
 from facelens.errors import FaceLensError
 
 router = APIRouter(tags=["operations"])
+# SQLite's quick_check reads the whole file: at most once a minute for readiness probes.
+READYZ_CHECK_EVERY_S = 60.0
 
 
 @router.get("/healthz", summary="Alive: the process answers")
@@ -29,6 +31,7 @@ async def readyz(request: Request) -> JSONResponse:
     ready_workers = svc.pool.ready
     if not ready_workers:
         problems.append("no worker process has its models loaded (starting or restarting)")
+    problems += await run_in_threadpool(svc.gallery.health, READYZ_CHECK_EVERY_S)
     try:
         await run_in_threadpool(svc.gallery.check_model)
         people = await run_in_threadpool(svc.gallery.count_people)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,6 +20,7 @@ from facelens.cli.app import (
     print_json,
     progress_bar,
 )
+from facelens.errors import InputPathError
 from facelens.settings import ModelName
 
 if TYPE_CHECKING:
@@ -165,3 +167,64 @@ def gallery_threshold(
             "camera's. Try it with 'facelens eval identify' on photos of people you know.[/dim]"
         )
         out.print(f"To use it: FACELENS_THRESHOLD={p.threshold} (or --threshold {p.threshold}).")
+
+
+@gallery_app.command("check")
+def gallery_check(ctx: typer.Context) -> None:
+    """Check the gallery file (SQLite's quick_check) and its stored vectors; exit 5 if damaged."""
+    from facelens.gallery.db import check_file
+
+    with handled(ctx) as state:
+        path = state.settings.gallery_path
+        problems = check_file(path)
+        if problems:
+            for problem in problems[:50]:
+                out.print(escape(f"damaged: {problem}"))
+            err.print(
+                escape(
+                    f"error: {path} is damaged ({len(problems)} problems). Restore it from a "
+                    "backup, or move it away to start afresh."
+                )
+            )
+            raise typer.Exit(5)
+        gallery = open_gallery(state)
+        gallery.index()
+        bad = gallery.bad_faces
+        faces = {f.id: f for f in gallery.faces()} if bad else {}
+        gallery.close()
+        for face_id in bad:
+            face = faces[face_id]
+            out.print(
+                escape(
+                    f"unusable vector: face {face_id} of {face.person!r} ({face.source or '-'}); "
+                    "left out of matching: delete it and enrol the photo again"
+                )
+            )
+        out.print(
+            escape(
+                f"{path}: sound; model {gallery.profile.name}; {len(bad)} unusable stored vectors."
+            )
+        )
+        if bad:
+            raise typer.Exit(1)
+
+
+@gallery_app.command("backup")
+def gallery_backup(
+    ctx: typer.Context,
+    target: Annotated[Path, typer.Argument(help="The file to write (must not exist).")],
+) -> None:
+    """Copy the whole gallery (people, faces, keys) to TARGET, consistently, while in use."""
+    with handled(ctx) as state:
+        if target.exists():
+            raise InputPathError(f"{target}: already exists; give a new file name.")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputPathError(
+                f"{target.parent}: cannot create the folder ({exc.strerror or exc})."
+            ) from None
+        gallery = open_gallery(state)
+        gallery.backup(target)
+        gallery.close()
+        out.print(escape(f"backed up {state.settings.gallery_path} to {target}"))

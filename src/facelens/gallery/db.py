@@ -23,7 +23,11 @@ def storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
     elif "readonly" in text or "unable to open" in text or "permission" in text.lower():
         hint = "it is not writable; fix its permissions or choose another --data-dir"
     elif "not a database" in text or "malformed" in text:
-        hint = "the file is not a facelens gallery or is damaged; move it away to start afresh"
+        hint = (
+            "the file is not a facelens gallery or is damaged; restore it from a backup "
+            "('facelens gallery backup' makes one), or move it away to start afresh; "
+            "'facelens gallery check' lists what is wrong"
+        )
     else:
         hint = text
     return StorageError(f"Gallery {path}: {hint} ({text}).")
@@ -68,3 +72,19 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def check_file(path: Path) -> list[str]:
+    """SQLite's ``quick_check`` of a gallery file, read only, however damaged: its problems,
+    none when it is sound (for ``facelens gallery check``)."""
+    if not path.is_file():
+        raise StorageError(f"There is no gallery at {path}.")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            found = [str(row[0]) for row in db.execute("PRAGMA quick_check").fetchall()]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return [str(exc)]
+    return [] if found == ["ok"] else found

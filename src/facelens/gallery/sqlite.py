@@ -6,8 +6,10 @@ was committed and leaves no half-written file behind.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.errors import Conflict, ModelError, NotFound
+from facelens.errors import Conflict, ModelError, NotFound, StorageError
 from facelens.gallery import schema
 from facelens.gallery.base import (
     FaceRecord,
@@ -30,6 +32,8 @@ from facelens.matching import GalleryIndex
 from facelens.models.base import Box
 from facelens.models.profiles import DEFAULT_MODEL, ModelProfile, profile_named
 from facelens.settings import ModelName
+
+log = logging.getLogger(__name__)
 
 
 def _not_found(name: str) -> NotFound:
@@ -48,6 +52,9 @@ class SQLiteGallery:
         self.path = path
         self._lock = threading.RLock()
         self._cache: tuple[int, GalleryIndex] | None = None
+        self._damaged: str | None = None
+        self._checked_at = 0.0
+        self.bad_faces: list[int] = []  # stored faces whose vectors are unusable (left out)
         self._db = connect(path)
         try:
             with self._transaction() as db:
@@ -68,12 +75,17 @@ class SQLiteGallery:
                 f"unset to use {profile.name}, or choose another --data-dir."
             )
         self.profile: ModelProfile = profile
+        if self.health():
+            self._db.close()
+            raise StorageError(self._damaged or "")
 
     # -- plumbing ---------------------------------------------------------------------------
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back whole on any error."""
+        """One write transaction; rolled back whole on any error; none into a damaged file."""
+        if self._damaged is not None:
+            raise StorageError(self._damaged)
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -326,6 +338,30 @@ class SQLiteGallery:
             self._bump(db)
         return removed
 
+    # -- health -----------------------------------------------------------------------------
+
+    def quick_check(self) -> list[str]:
+        """SQLite's ``quick_check`` of the whole file: its problems, none when it is sound."""
+        rows = self._read("PRAGMA quick_check")
+        found = [str(row[0]) for row in rows]
+        return [] if found == ["ok"] else found
+
+    def health(self, max_age_s: float = 0.0) -> list[str]:
+        """The file's problems (``quick_check``, at most every ``max_age_s`` seconds); a damaged
+        file is then refused for writing, with what to do."""
+        if self._damaged is None and time.monotonic() - self._checked_at >= max_age_s:
+            self._checked_at = time.monotonic()
+            problems = self.quick_check()
+            if problems:
+                self._damaged = (
+                    f"The gallery {self.path} is damaged ({problems[0]}"
+                    + (f", and {len(problems) - 1} more problems" if len(problems) > 1 else "")
+                    + "); nothing more is written to it. Restore it from a backup ('facelens "
+                    "gallery backup' makes one), or move it away to start afresh; 'facelens "
+                    "gallery check' lists what is wrong."
+                )
+        return [] if self._damaged is None else [self._damaged]
+
     # -- the model --------------------------------------------------------------------------
 
     def backup(self, target: Path) -> None:
@@ -399,6 +435,14 @@ class SQLiteGallery:
             except sqlite3.Error as exc:
                 raise storage_error(self.path, exc) from None
 
+    def _usable(self, vector: np.ndarray) -> bool:
+        """A stored vector that can be matched: the model's size, finite, a plausible length.
+        One NaN would otherwise make every distance NaN and every face unknown."""
+        if vector.shape != (self.profile.dim,) or not np.isfinite(vector).all():
+            return False
+        low, high = self.profile.norm_range
+        return bool(low <= float(np.linalg.norm(vector)) <= high)
+
     def _revision(self) -> int:
         return int(str(self._read("SELECT value FROM meta WHERE key = 'revision'")[0][0]))
 
@@ -409,17 +453,28 @@ class SQLiteGallery:
                 return self._cache[1]
             self.check_model()
             rows = self._read(
-                "SELECT p.name, f.embedding FROM faces f JOIN people p ON p.id = f.person_id "
-                "ORDER BY p.name, f.id"
+                "SELECT f.id, p.name, f.embedding FROM faces f JOIN people p ON "
+                "p.id = f.person_id ORDER BY p.name, f.id"
             )
-            grouped: dict[str, list[bytes]] = {}  # sqlite3 returns BLOBs as bytes
-            for name, blob in rows:
-                grouped.setdefault(str(name), []).append(blob)  # type: ignore[arg-type]
+            grouped: dict[str, list[np.ndarray]] = {}
+            bad = []
+            for face_id, name, blob in rows:
+                vector = np.frombuffer(blob, dtype="<f4")  # type: ignore[call-overload]
+                if self._usable(vector):
+                    grouped.setdefault(str(name), []).append(vector)
+                else:
+                    bad.append(int(str(face_id)))
+            if bad and bad != self.bad_faces:
+                log.warning(
+                    "gallery %s: %d stored faces have unusable vectors and are left out of "
+                    "matching (ids %s); 'facelens gallery check' lists them",
+                    self.path,
+                    len(bad),
+                    ", ".join(map(str, bad[:20])),
+                )
+            self.bad_faces = bad
             index = GalleryIndex.build(
-                [
-                    (name, np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1))
-                    for name, blobs in grouped.items()
-                ],
+                [(name, np.stack(vectors)) for name, vectors in grouped.items()],
                 self.profile.dim,
                 self.profile.metric,
             )

