@@ -106,6 +106,12 @@ class Unavailable(FaceLensError):
     code = "unavailable"
 
 
+class RequestTimeout(FaceLensError):
+    """The client stopped sending the request's body."""
+
+    code = "request_timeout"
+
+
 class WorkTimeout(FaceLensError):
     """The work for one request ran past the time limit; it was stopped."""
 

@@ -117,6 +117,19 @@ class Settings(BaseSettings):
         description="Requests waiting for a worker beyond this many are refused with 503 "
         "and Retry-After, instead of piling up.",
     )
+    max_connections: int = Field(
+        default=256,
+        ge=1,
+        description="Open connections beyond which new requests get 503 (held-open connections "
+        "cannot starve the server).",
+    )
+    read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A client must send a request's head within this many seconds of "
+        "connecting (or of its previous answer), and each part of its body within this of the "
+        "last; else the connection is closed, or the request gets 408.",
+    )
     request_timeout_s: float = Field(
         default=30.0,
         gt=0,

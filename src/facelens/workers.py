@@ -205,7 +205,8 @@ class SpawnedWorkerPool:
         worker process then keeps one core busy, the best throughput)."""
         return (os.cpu_count() or 1) if self._pending == 0 else 1
 
-    async def _submit(self, task: str, args: tuple[Any, ...], gone: Gone | None) -> Any:
+    def check_capacity(self) -> None:
+        """:class:`Unavailable` if the queue is full or no worker runs (before any work)."""
         if self._closed or (not self._live and not self._starting):
             raise Unavailable("The workers are not running; the server is starting or stopping.")
         if self._pending >= self.settings.max_queue:
@@ -213,6 +214,12 @@ class SpawnedWorkerPool:
                 f"The server is busy ({self._pending} requests waiting for a worker); "
                 "retry in a moment."
             )
+
+    async def _submit(
+        self, task: str, args: tuple[Any, ...], gone: Gone | None, *, queued: bool = True
+    ) -> Any:
+        if queued:
+            self.check_capacity()
         args = (*args, self._threads())
         self._pending += 1
         try:
@@ -295,8 +302,12 @@ class SpawnedWorkerPool:
             "replaced, retry in a few seconds."
         )
 
-    async def analyze(self, data: bytes, source: str, gone: Gone | None = None) -> Analysis:
-        result: Analysis = await self._submit("analyze", (data, source), gone)
+    async def analyze(
+        self, data: bytes, source: str, gone: Gone | None = None, *, queued: bool = True
+    ) -> Analysis:
+        """Every face of one image. ``queued=False`` is for the further images of a request
+        that passed :meth:`check_capacity` already: they wait for a worker, never refused."""
+        result: Analysis = await self._submit("analyze", (data, source), gone, queued=queued)
         return result
 
     async def recognize(

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -863,5 +864,39 @@ def test_configured_origins_and_host_names_are_served(tmp_path: Path) -> None:
         assert other.status_code == 403
         named = c.get("/readyz", headers={"host": "facelens.test:5000"})
         assert named.status_code == 200
+    finally:
+        assert srv.stop() == 0
+
+
+def test_slow_clients_and_junk_methods_cannot_hold_or_bloat_the_server(tmp_path: Path) -> None:
+    srv = Server(tmp_path / "data", env={"FACELENS_READ_TIMEOUT_S": "0.5"})
+    host, port = srv.url.removeprefix("http://").rsplit(":", 1)
+    try:
+        # Slowloris: part of a request head, then nothing. The server hangs up.
+        stalled = socket.create_connection((host, int(port)))
+        stalled.sendall(b"POST /v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        stalled.settimeout(10)
+        started = time.monotonic()
+        assert stalled.recv(1024) == b""  # closed by the server
+        assert time.monotonic() - started < 5
+        stalled.close()
+        # A body declared and never finished: 408 with our error shape.
+        slow = socket.create_connection((host, int(port)))
+        slow.sendall(
+            b"POST /v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+            b"Content-Length: 1000\r\n\r\n0123456789"
+        )
+        slow.settimeout(10)
+        answer = b""
+        while b'"request_timeout"' not in answer and (part := slow.recv(4096)):
+            answer += part
+        slow.close()
+        assert answer.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in answer
+        # Junk method names are counted as "other", not as a metric series each.
+        for n in range(5):
+            srv.client.request(f"JUNK{n}", "/v1/people")
+        metrics = srv.client.get("/metrics").text
+        assert 'method="other"' in metrics and "JUNK" not in metrics
+        assert srv.client.get("/readyz").status_code == 200
     finally:
         assert srv.stop() == 0

@@ -120,3 +120,15 @@ def test_a_worker_that_cannot_load_its_models_stops_the_start_with_its_reason(
     with pytest.raises(ModelError, match=r"x\.onnx is missing"):
         workers.start()
     assert workers.ready == 0
+
+
+def test_the_further_images_of_an_admitted_request_wait_instead_of_being_refused(
+    pool: SpawnedWorkerPool,
+) -> None:
+    # An enrolment of more photos than the queue holds: admitted once, every photo answered.
+    async def main() -> list[int]:
+        pool.check_capacity()
+        photos = [pool.analyze(b"sleep:0.05", f"photo {n}", queued=False) for n in range(8)]
+        return await asyncio.gather(*photos)
+
+    assert set(asyncio.run(main())) <= set(pool.pids)

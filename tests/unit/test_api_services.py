@@ -29,7 +29,7 @@ def test_every_error_class_has_a_deliberate_status() -> None:
     assert status_for(errors.BadBase64("x")) == 400
     assert status_for(errors.IdempotencyKeyReused("x")) == 422
     assert status_for(errors.FaceLensError("x")) == 500
-    assert set(STATUS.values()) <= {400, 401, 404, 409, 413, 415, 422, 499, 503, 504}
+    assert set(STATUS.values()) <= {400, 401, 404, 408, 409, 413, 415, 422, 499, 503, 504}
 
 
 def test_keys_are_stored_hashed_checked_and_revoked(tmp_path: Path) -> None:

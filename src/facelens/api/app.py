@@ -62,6 +62,9 @@ def create_app(svc: Services) -> FastAPI:
         cors_origins=settings.cors_origins,
     )
     app.add_middleware(
-        ObservabilityMiddleware, metrics=svc.metrics, max_body_bytes=settings.max_body_bytes
+        ObservabilityMiddleware,
+        metrics=svc.metrics,
+        max_body_bytes=settings.max_body_bytes,
+        read_timeout_s=settings.read_timeout_s,
     )
     return app

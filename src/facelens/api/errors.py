@@ -32,6 +32,7 @@ STATUS: dict[type[errors.FaceLensError], int] = {
     errors.ModelError: 503,
     errors.Unavailable: 503,
     errors.WorkTimeout: 504,
+    errors.RequestTimeout: 408,
     errors.ClientGone: 499,  # nginx's "client closed request": nobody reads it, logs do
 }
 RETRY_AFTER_S = 2

@@ -5,6 +5,7 @@ Pure ASGI (not BaseHTTPMiddleware) so that streaming and exceptions pass through
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -16,11 +17,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facelens.api.errors import send_error
-from facelens.errors import PayloadTooLarge
+from facelens.errors import PayloadTooLarge, RequestTimeout
 
 log = logging.getLogger("facelens.access")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Metric labels take bounded values: a junk method name is "other", not a new series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -97,10 +100,13 @@ def configure_logging(log_format: str, *, debug: bool = False) -> None:
 class ObservabilityMiddleware:
     """Gives each request an id, caps its body, logs it and records its metrics."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, read_timeout_s: float
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.read_timeout_s = read_timeout_s  # a body part that does not come: a held connection
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,12 +134,22 @@ class ObservabilityMiddleware:
             await send(message)
 
         received = 0
+        body_done = False
 
         async def capped_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # after the body: waiting for a disconnect, for as long as it takes
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout_s)
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"The request body stopped arriving for {self.read_timeout_s:g} s; send "
+                    "it at once (FACELENS_READ_TIMEOUT_S)."
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > self.max_body_bytes:
                     raise PayloadTooLarge(self._too_large())
             return message
@@ -177,7 +193,8 @@ class ObservabilityMiddleware:
         route = scope.get("route")
         template = getattr(route, "path", None) or "<unmatched>"
         method = scope["method"]
-        self.metrics.latency.labels(template, method, str(status)).observe(seconds)
+        label = method if method in _METHODS else "other"
+        self.metrics.latency.labels(template, label, str(status)).observe(seconds)
         code = state.get("error_code")
         if status >= 400:
             self.metrics.errors.labels(code or f"http_{status}").inc()

@@ -19,7 +19,7 @@ from facelens.api import schemas
 from facelens.api.bodies import read_image_list
 from facelens.api.deps import require_api_key, services
 from facelens.enroll import enroll_photo, enrolled_before
-from facelens.errors import ImageError
+from facelens.errors import ImageError, Unavailable, WorkTimeout
 from facelens.gallery.base import FaceRecord
 
 ERRORS = schemas.error_responses(400, 401, 404, 409, 413, 415, 422, 503)
@@ -168,8 +168,14 @@ async def add_faces(
         outcome = await run_in_threadpool(enrolled_before, gallery, name, sha256)
         if outcome is None:
             try:
-                analysis = await svc.pool.analyze(data, label)
-            except ImageError as exc:  # this photo is unusable; the others still count
+                # The request took its place in the queue once (enrol below): its photos wait
+                # for a worker instead of being refused half-way with "retry".
+                analysis = await svc.pool.analyze(
+                    data, label, request.is_disconnected, queued=False
+                )
+            except (ImageError, WorkTimeout, Unavailable) as exc:
+                # This photo could not be used; the others still count, and the answer says
+                # per photo what was stored.
                 return schemas.EnrolItem(
                     image=label, status="skipped", face_ids=[], box=None, reason=exc.message
                 )
@@ -194,6 +200,7 @@ async def add_faces(
         )
 
     async def enrol() -> Response:
+        svc.pool.check_capacity()  # busy: 503 before anything is stored
         items = await asyncio.gather(
             *(enrol_one(u.label, u.data, h) for u, h in zip(uploads, hashes, strict=True))
         )

@@ -18,6 +18,7 @@ from facelens.api.app import create_app
 from facelens.api.deps import Services
 from facelens.api.idempotency import IdempotencyStore
 from facelens.api.observability import Metrics, configure_logging
+from facelens.api.protocol import timed_protocol
 from facelens.errors import InvalidValue
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.keys import KeyStore
@@ -98,6 +99,9 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
         app = create_app(Services(settings, pool, gallery, keys, idempotency, Metrics()))
         config = uvicorn.Config(
             app,
+            http=timed_protocol(settings.read_timeout_s),  # time limit on request heads
+            limit_concurrency=settings.max_connections,  # 503 beyond it, for new requests
+            timeout_keep_alive=5,
             log_config=None,
             access_log=False,  # ours logs each request with its id and face count
             server_header=False,
