@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from facelens.errors import FaceLensError, InputPathError
+from facelens.errors import FaceLensError
+from facelens.imaging import read_file_bytes
+from facelens.lifetime import die_with_parent
 from facelens.pipeline import Analysis, Engine
 from facelens.recognition import analyze_bytes
 from facelens.settings import Settings
@@ -43,13 +45,12 @@ class FileResult(Generic[T]):
     error: FaceLensError | None
 
 
-def run_job(job: Job[T], path: Path) -> FileResult[T]:
+def run_job(job: Job[T], path: Path, max_pixels: int) -> FileResult[T]:
     """Read and hash one file, then run ``job`` on it; a foreseen failure is returned."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        reason = "no such file" if isinstance(exc, FileNotFoundError) else exc.strerror or str(exc)
-        return FileResult(path, None, None, InputPathError(f"{path}: cannot be read ({reason})."))
+        data = read_file_bytes(path, max_pixels=max_pixels)
+    except FaceLensError as exc:
+        return FileResult(path, None, None, exc)
     digest = hashlib.sha256(data).hexdigest()
     try:
         return FileResult(path, digest, job(data, str(path)), None)
@@ -64,31 +65,34 @@ def worker_count(files: int, settings: Settings) -> int:
 
 # The job a forked worker inherits from its parent: set just before the fork, read only.
 _inherited_job: Job[Any] | None = None
+_inherited_max_pixels = 0
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C goes to the whole process group: the parent alone decides how to stop.
+def _worker_init() -> None:
+    # Ctrl-C goes to the whole process group: the parent alone decides how to stop. And a
+    # worker must not outlive its parent (kill -9 of 'facelens enroll' left them running).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
 
 
 def _work(path: Path) -> FileResult[Any]:
     assert _inherited_job is not None, "worker forked without a job"
-    return run_job(_inherited_job, path)
+    return run_job(_inherited_job, path, _inherited_max_pixels)
 
 
 def run_batch(paths: Sequence[Path], settings: Settings, job: Job[T]) -> Iterator[FileResult[T]]:
     """Yield a :class:`FileResult` per path as each finishes (not in input order)."""
-    global _inherited_job
+    global _inherited_job, _inherited_max_pixels
     if not paths:
         return
     workers = worker_count(len(paths), settings)
     if workers == 1:
         for path in paths:
-            yield run_job(job, path)
+            yield run_job(job, path, settings.max_pixels)
         return
-    _inherited_job = job
+    _inherited_job, _inherited_max_pixels = job, settings.max_pixels
     pool = ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_sigint
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init
     )
     try:
         futures = [pool.submit(_work, path) for path in paths]

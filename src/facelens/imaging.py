@@ -8,6 +8,7 @@ mode (palette, 16-bit, alpha, greyscale, CMYK) becomes 8-bit RGB.
 from __future__ import annotations
 
 import io
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,16 +56,36 @@ class DecodedImage:
         return int(self.pixels.shape[0])
 
 
-def read_image_file(path: Path, *, max_pixels: int) -> DecodedImage:
-    """Read and decode ``path``; every failure names the file."""
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest image file worth reading: 4 bytes per allowed pixel (uncompressed RGBA)."""
+    return 4 * max_pixels + (1 << 20)
+
+
+def read_file_bytes(path: Path, *, max_pixels: int) -> bytes:
+    """The bytes of an image file, checked first: a regular file (a FIFO would hang, a device
+    never end) of a size an image within the pixel limit can have (a 3 GB file is not read)."""
     try:
-        data = path.read_bytes()
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise InputPathError(f"{path}: is a folder, not an image file.")
+        if not stat.S_ISREG(info.st_mode):
+            raise InputPathError(f"{path}: is not a regular file (a pipe or a device?).")
+        limit = max_file_bytes(max_pixels)
+        if info.st_size > limit:
+            raise ImageTooLarge(
+                f"{path}: {info.st_size:,} bytes is larger than any image within the pixel limit "
+                f"({limit:,} bytes); downscale it or raise FACELENS_MAX_PIXELS."
+            )
+        return path.read_bytes()
     except FileNotFoundError:
         raise InputPathError(f"{path}: no such file.") from None
-    except IsADirectoryError:
-        raise InputPathError(f"{path}: is a folder, not an image file.") from None
     except OSError as exc:
         raise InputPathError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+
+
+def read_image_file(path: Path, *, max_pixels: int) -> DecodedImage:
+    """Read and decode ``path``; every failure names the file."""
+    data = read_file_bytes(path, max_pixels=max_pixels)
     return decode_image(data, source=str(path), max_pixels=max_pixels)
 
 

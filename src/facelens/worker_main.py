@@ -8,7 +8,6 @@ comes back as ``("crash", text)`` and the process goes on. Nothing here knows ab
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import signal
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from facelens.annotate import UNKNOWN_COLOUR, Label, draw_labels
 from facelens.errors import FaceLensError
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.imaging import DecodedImage
+from facelens.lifetime import die_with_parent
 from facelens.matching import UNKNOWN
 from facelens.models.base import Box
 from facelens.pipeline import Analysis, Engine
@@ -29,15 +29,6 @@ from facelens.recognition import Recognition, analyze_bytes, recognize_bytes
 from facelens.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def _die_with_parent() -> None:
-    # Linux: if the server is killed outright, its workers go too instead of lingering.
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        log.debug("prctl(PR_SET_PDEATHSIG) unavailable; workers may outlive a killed server")
 
 
 def _warm_up(engine: Engine) -> None:
@@ -75,7 +66,7 @@ class Tasks:
 def serve(conn: Connection, settings: Settings) -> None:
     """The process's whole life: load, say ready (or why not), then answer tasks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the server decides how to stop
-    _die_with_parent()
+    die_with_parent()
     try:
         gallery = SQLiteGallery(settings.gallery_path, settings.model)
         engine = Engine.load(settings.with_model(gallery.profile.name))

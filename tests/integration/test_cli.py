@@ -381,3 +381,53 @@ def test_a_folder_spelling_an_existing_person_another_way_is_a_conflict(
     result = run(tmp_path / "data", "enroll", str(other), check=False)
     assert result.returncode == 8 and "same name as 'obama'" in result.stderr
     assert [p["name"] for p in run_json(tmp_path / "data", "people", "list")].count("obama") == 1
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat_file.parent.name))
+    return found
+
+
+def test_killing_enroll_outright_takes_its_workers_with_it(
+    tmp_path: Path, people_dir: Path
+) -> None:
+    folder = tmp_path / "in"
+    for n in range(8):
+        for photo in people_dir.glob("*/*"):
+            target = folder / photo.parent.name / f"{n}-{photo.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(photo, target)
+    data = tmp_path / "data"
+    process = subprocess.Popen(
+        [FACELENS, "--workers", "2", "enroll", str(folder)],
+        env={**os.environ, "FACELENS_DATA_DIR": str(data)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while len(workers) < 2:
+        assert time.monotonic() < deadline and process.poll() is None, "no workers seen"
+        workers = children_of(process.pid)
+        time.sleep(0.02)
+    process.kill()  # the parent only, as 'kill -9 PID' does
+    process.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, f"orphaned workers: {workers}"
+        time.sleep(0.05)
+
+
+def test_a_pipe_or_device_given_as_a_photo_is_refused_without_reading_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)  # reading it would wait forever
+    result = run(tmp_path / "data", "recognize", str(fifo), "/dev/zero", check=False)
+    assert result.returncode == 3
+    assert result.stdout.count("is not a regular file") == 2
