@@ -30,7 +30,7 @@ from facelens.recognition import analyze_file
 from facelens.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FACELENS_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED = REPO.parent / "shared" / "data"
 FACES = Path(os.environ.get("FACELENS_TEST_FACES", SHARED / "faces"))
 LFW = Path(os.environ.get("FACELENS_TEST_LFW", SHARED / "lfw-dev"))
 BENCH_VENV = REPO / ".bench-venv" / "bin"

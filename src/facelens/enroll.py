@@ -22,6 +22,8 @@ from facelens.models.base import Box
 from facelens.pipeline import Analysis, Engine, Face
 from facelens.settings import Settings
 
+UPLOAD_PREFIX = "upload:"  # how a photo enrolled over HTTP (never kept) is named as a source
+
 
 @dataclass(frozen=True, slots=True)
 class PlannedFile:
@@ -179,7 +181,7 @@ def enroll_photo(
     ids = gallery.record_source(
         person,
         sha256,
-        f"upload:{label}#{sha256[:12]}",
+        f"{UPLOAD_PREFIX}{label}#{sha256[:12]}",
         [NewFace(f.embedding, f.box) for f in faces],
         None,
     )

@@ -122,6 +122,7 @@ class ClientGone(FaceLensError):
     """The client closed the connection before the answer; its work was stopped."""
 
     code = "client_gone"
+    status = 499  # nginx's "client closed request"; only logs and metrics see it
 
 
 class BadBase64(ImageError):

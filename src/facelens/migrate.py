@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from facelens.batch import FileResult, analyze_files
+from facelens.enroll import UPLOAD_PREFIX
 from facelens.gallery import FaceRecord, NewFace, SQLiteGallery
 from facelens.models.base import Box
 from facelens.models.profiles import profile_named
 from facelens.pipeline import Analysis, Engine
 from facelens.settings import ModelName, Settings
 
-UPLOAD_PREFIX = "upload:"  # how enrolment over HTTP names its sources
 MIN_OVERLAP = 0.3  # intersection over union of the stored box and the new model's box
 
 

@@ -7,6 +7,7 @@ nothing else reads the environment.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -152,3 +153,19 @@ class Settings(BaseSettings):
     def with_model(self, model: ModelName) -> Settings:
         """These settings with the model profile decided (by the gallery, say)."""
         return self.model_copy(update={"model": model})
+
+
+# Variables of the test suite and the benchmarks, not of the product.
+_NOT_SETTINGS = ("FACELENS_TEST_",)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``FACELENS_*`` variables that are no setting (a typo is otherwise ignored silently)."""
+    names = {f"FACELENS_{field.upper()}" for field in Settings.model_fields}
+    return sorted(
+        key
+        for key in (os.environ if environ is None else environ)
+        if key.upper().startswith("FACELENS_")
+        and key.upper() not in names
+        and not key.upper().startswith(_NOT_SETTINGS)
+    )

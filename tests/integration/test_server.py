@@ -552,6 +552,9 @@ def test_access_log_has_method_path_status_latency_faces_and_request_id(
 def test_docs_and_openapi_are_served_without_internet(server: Server) -> None:
     schema = server.client.get("/openapi.json").json()
     assert {"/predictor", "/v1/recognize", "/v1/people/{name}/faces"} <= set(schema["paths"])
+    scheme = schema["components"]["securitySchemes"]["APIKeyHeader"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")
+    assert schema["paths"]["/v1/recognize"]["post"]["security"] == [{"APIKeyHeader": []}]
     description = schema["info"]["description"]
     assert f"runs the **{server.profile.name}** model" in description
     assert f"`{DEFAULT_MODEL}` is the default for a new gallery" in description
@@ -793,6 +796,9 @@ def test_a_dlib_gallery_is_served_as_dlib_and_refuses_another_model(
     srv = Server(data)  # no model asked for: the gallery's own
     try:
         assert srv.profile.name == "dlib"
+        # Where a face came from, as its owner knows it: not the server's absolute path.
+        shown = sorted(f["source"] for f in srv.client.get("/v1/people/obama").json()["faces"])
+        assert shown == ["obama/obama.jpg", "obama/obama2.jpg"]
         photo = (people_dir / "obama" / "obama.jpg").read_bytes()
         assert names_in(srv.client.post("/v1/recognize", content=photo)) == ["obama"]
         # Migrated under the running server: it stops answering with the old model.

@@ -129,3 +129,30 @@ def test_image_lists_from_every_form() -> None:
     too_many = json.dumps({"images": [encoded] * (MAX_IMAGES_PER_REQUEST + 1)}).encode()
     with pytest.raises(InvalidValue, match=f"at most {MAX_IMAGES_PER_REQUEST}"):
         read_image_list(too_many, "application/json")
+
+
+def multipart(boundary: str, *parts: tuple[str, bytes]) -> bytes:
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="x.jpg"\r\n'
+        f"Content-Type: image/jpeg\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for name, data in parts
+    )
+    return body + f"--{boundary}--\r\n".encode()
+
+
+def test_two_parts_for_one_image_are_refused_not_one_silently_dropped() -> None:
+    body = multipart("b0undary", ("image", b"first"), ("image", b"second"))
+    with pytest.raises(InvalidValue, match="two parts named 'image'"):
+        read_images(body, "multipart/form-data; boundary=b0undary", ("image",))
+
+
+def test_hostile_bodies_are_clear_errors_not_server_errors() -> None:
+    long_boundary = "x" * 300
+    body = multipart(long_boundary, ("image", b"data"))
+    with pytest.raises(InvalidValue, match="boundary is 300 characters"):
+        read_images(body, f"multipart/form-data; boundary={long_boundary}", ("image",))
+    nested = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(InvalidValue, match="nested too deeply"):
+        read_images(nested, "application/json", ("image",))

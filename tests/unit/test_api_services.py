@@ -96,3 +96,15 @@ def test_a_lone_request_gets_every_core_and_a_busy_server_one_per_worker(
     assert pool._threads() == 4
     pool._pending = 1  # another request in flight
     assert pool._threads() == 1
+
+
+def test_unknown_facelens_variables_are_named_and_test_variables_are_not() -> None:
+    from facelens.settings import unknown_variables
+
+    environ = {
+        "FACELENS_THRESHOLD": "0.5",
+        "FACELENS_TRESHOLD": "0.5",  # a typo
+        "FACELENS_TEST_FACES": "/x",
+        "HOME": "/root",
+    }
+    assert unknown_variables(environ) == ["FACELENS_TRESHOLD"]

@@ -365,3 +365,19 @@ def test_damage_found_while_running_stops_every_write(
     with pytest.raises(StorageError, match="nothing more is written"):
         gallery.add_person("after")
     assert [p.name for p in gallery.list_people()] == ["before"]  # reads still work
+
+
+def test_a_deleted_face_id_is_never_given_to_a_new_face(gallery: SQLiteGallery) -> None:
+    _, newest = gallery.record_source("a", "1", "/a1", [face(1), face(2)], None)
+    gallery.remove_face("a", newest)
+    (added,) = gallery.record_source("a", "2", "/a2", [face(3)], None)
+    assert added > newest  # a stale DELETE of `newest` cannot remove it
+
+
+def test_a_version_1_gallery_keeps_its_face_ids_through_the_migrations(tmp_path: Path) -> None:
+    path = v1_gallery(tmp_path / "g.sqlite3", model_id=None, faces=3)
+    gallery = SQLiteGallery(path)
+    assert [f.id for f in gallery.faces()] == [1, 2, 3]
+    gallery.remove_face("ann", 3)
+    (added,) = gallery.record_source("ann", "h", "/p.jpg", [face(9)], None)
+    assert added == 4

@@ -18,6 +18,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from facelens.errors import BadBase64, EmptyBody, InvalidValue, UnsupportedMediaType
 
 MAX_IMAGES_PER_REQUEST = 50
+MAX_BOUNDARY = 200
 RAW_TYPES = ("application/octet-stream",)  # and every image/* type
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
@@ -76,6 +77,10 @@ def _multipart(body: bytes, content_type: str) -> list[tuple[str, str | None, by
     boundary = params.get(b"boundary")
     if not boundary:
         raise InvalidValue("The multipart body has no boundary in its Content-Type header.")
+    if len(boundary) > MAX_BOUNDARY:  # RFC 2046 allows 70; the parser fails beyond 256
+        raise InvalidValue(
+            f"The multipart boundary is {len(boundary)} characters long; at most {MAX_BOUNDARY}."
+        )
     parts: list[tuple[str, str | None, bytes]] = []
     headers: dict[bytes, bytes] = {}
     field, value = bytearray(), bytearray()
@@ -128,6 +133,8 @@ def _json_object(body: bytes) -> dict[str, Any]:
         value = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidValue(f"The JSON body cannot be parsed: {exc}.") from None
+    except RecursionError:  # thousands of nested brackets
+        raise InvalidValue("The JSON body is nested too deeply to be a request.") from None
     if not isinstance(value, dict):
         raise InvalidValue('The JSON body must be an object, e.g. {"image": "<base64>"}.')
     return value
@@ -148,7 +155,13 @@ def read_images(body: bytes, content_type: str | None, names: tuple[str, ...]) -
     kind = media_type(content_type)
     if kind == "multipart/form-data":
         parts = _multipart(body, content_type or "")
-        found = {name: Upload(filename or name, data) for name, filename, data in parts}
+        found: dict[str, Upload] = {}
+        for name, filename, data in parts:
+            if name in found and name in names:
+                raise InvalidValue(
+                    f"The multipart body has two parts named {name!r}; send one image each."
+                )
+            found[name] = Upload(filename or name, data)
         if len(names) == 1 and names[0] not in found and len(parts) == 1:
             found = {names[0]: found.popitem()[1]}  # one file under another field name
         missing = [n for n in names if n not in found or not found[n].data]

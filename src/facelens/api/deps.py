@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from facelens.api.idempotency import IdempotencyStore
@@ -33,13 +35,22 @@ def services(request: Request) -> Services:
     return found
 
 
-async def require_api_key(request: Request) -> str:
+# Declared as a security scheme, so OpenAPI says how to authenticate and /docs can send it.
+_api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    description="An API key from 'facelens keys create' (needed once any key exists).",
+)
+
+
+async def require_api_key(
+    request: Request, given: Annotated[str | None, Security(_api_key_header)] = None
+) -> str:
     """The caller's key id when keys are configured ('' when they are not); else 401."""
     keys = services(request).keys
     request.state.api_key_id = ""
     if not await run_in_threadpool(keys.enabled):
         return ""
-    given = request.headers.get(API_KEY_HEADER)
     if not given:
         raise Unauthorized(
             f"This server requires an API key: send it in the {API_KEY_HEADER} header."

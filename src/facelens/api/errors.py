@@ -33,7 +33,7 @@ STATUS: dict[type[errors.FaceLensError], int] = {
     errors.Unavailable: 503,
     errors.WorkTimeout: 504,
     errors.RequestTimeout: 408,
-    errors.ClientGone: 499,  # nginx's "client closed request": nobody reads it, logs do
+    errors.ClientGone: errors.ClientGone.status,
 }
 RETRY_AFTER_S = 2
 # Codes for Starlette's own errors (unknown route, wrong method, ...).

@@ -14,10 +14,11 @@ import uuid
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facelens.api.errors import send_error
-from facelens.errors import PayloadTooLarge, RequestTimeout
+from facelens.errors import ClientGone, PayloadTooLarge, RequestTimeout
 
 log = logging.getLogger("facelens.access")
 
@@ -164,6 +165,10 @@ class ObservabilityMiddleware:
                 await send_error(send_with_id, 413, PayloadTooLarge.code, self._too_large())
             else:
                 await self.app(scope, capped_receive, send_with_id)
+        except ClientDisconnect:
+            # The client left while its body was read: nobody to answer, nothing went wrong.
+            status = ClientGone.status
+            state["error_code"] = ClientGone.code
         except Exception:
             log.exception(
                 "unhandled error in %s %s",

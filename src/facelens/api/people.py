@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from pathlib import PurePath
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -18,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from facelens.api import schemas
 from facelens.api.bodies import read_image_list
 from facelens.api.deps import require_api_key, services
-from facelens.enroll import enroll_photo, enrolled_before
+from facelens.enroll import UPLOAD_PREFIX, enroll_photo, enrolled_before
 from facelens.errors import ImageError, Unavailable, WorkTimeout
 from facelens.gallery.base import FaceRecord
 
@@ -50,10 +51,18 @@ def _json(model: BaseModel, status: int = 200) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"), status_code=status)
 
 
+def _shown_source(source: str | None) -> str | None:
+    """What the owner needs to find the photo, not the server's file layout: an upload's
+    label, or a folder-enrolled file as ``<person folder>/<file>``."""
+    if source is None or source.startswith(UPLOAD_PREFIX):
+        return source
+    return "/".join(PurePath(source).parts[-2:])
+
+
 def _face_out(face: FaceRecord) -> schemas.FaceRecordOut:
     return schemas.FaceRecordOut(
         id=face.id,
-        source=face.source,
+        source=_shown_source(face.source),
         box=schemas.BoxOut(**face.box.as_dict()),
         created_at=face.created_at,
     )

@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facelens import errors
-from facelens.settings import DetectorName, ModelName, Settings
+from facelens.settings import DetectorName, ModelName, Settings, unknown_variables
 
 if TYPE_CHECKING:
     from facelens.gallery import SQLiteGallery
@@ -208,4 +208,9 @@ def main_options(
         "workers": workers,
     }
     overrides = {key: value for key, value in given.items() if value is not None}
+    for name in unknown_variables():
+        err.print(
+            f"[yellow]warning:[/yellow] {escape(name)} is not a facelens setting and is "
+            "ignored (a typo?); 'facelens --help' and the README list them."
+        )
     ctx.obj = State(validated_settings(overrides), debug)

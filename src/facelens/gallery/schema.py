@@ -81,8 +81,33 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
         record_profile(db, profile_with_id(model_id))
 
 
+def _v2_to_v3(db: sqlite3.Connection) -> None:
+    """Version 3 never gives a deleted face's id to a new face (AUTOINCREMENT): with plain
+    rowids, deleting the newest face and enrolling another reused its id, so a stale DELETE
+    could remove a newer face. The table is rebuilt with the same rows and ids."""
+    db.execute(
+        "CREATE TABLE faces_v3 ("
+        "id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE, "
+        "source_id INTEGER REFERENCES sources(id) ON DELETE CASCADE, "
+        "embedding BLOB NOT NULL, "
+        "box_left INTEGER NOT NULL, box_top INTEGER NOT NULL, "
+        "box_right INTEGER NOT NULL, box_bottom INTEGER NOT NULL, "
+        "created_at TEXT NOT NULL)"
+    )
+    db.execute(
+        "INSERT INTO faces_v3 (id, person_id, source_id, embedding, box_left, box_top, "
+        "box_right, box_bottom, created_at) SELECT id, person_id, source_id, embedding, "
+        "box_left, box_top, box_right, box_bottom, created_at FROM faces"
+    )
+    db.execute("DROP TABLE faces")
+    db.execute("ALTER TABLE faces_v3 RENAME TO faces")
+    db.execute("CREATE INDEX faces_person ON faces(person_id)")
+    db.execute("CREATE INDEX faces_source ON faces(source_id)")
+
+
 # Version n is reached by MIGRATIONS[n] from version n - 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _v1_to_v2, 3: _v2_to_v3}
 LATEST = max(MIGRATIONS)
 
 
