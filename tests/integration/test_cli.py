@@ -431,3 +431,13 @@ def test_a_pipe_or_device_given_as_a_photo_is_refused_without_reading_it(tmp_pat
     result = run(tmp_path / "data", "recognize", str(fifo), "/dev/zero", check=False)
     assert result.returncode == 3
     assert result.stdout.count("is not a regular file") == 2
+
+
+def test_a_file_name_cannot_drive_the_terminal(tmp_path: Path) -> None:
+    hostile = tmp_path / "\x1b[2J\x1b]0;pwned\x07photo.jpg"  # clear screen, set the title
+    hostile.write_bytes(b"not an image")
+    result = run(tmp_path / "data", "recognize", str(hostile), check=False)
+    assert result.returncode == 4
+    printed = result.stdout + result.stderr
+    assert "\x1b" not in printed and "\x07" not in printed
+    assert "\\x1b[2J" in printed  # shown, not obeyed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facelens import errors
@@ -71,6 +72,16 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 class State:
     settings: Settings
     debug: bool
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape(text: str) -> str:
+    """User text (names, paths, messages) printed literally: rich's markup escaped, and control
+    characters shown as escapes, so a file name cannot drive the terminal (\x1b[...)."""
+    shown = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return escape_markup(shown)
 
 
 def exit_code_for(exc: errors.FaceLensError) -> int:

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from facelens import errors
 from facelens.cli.app import (
     engine_for_command,
+    escape,
     eval_app,
     handled,
     out,

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from facelens.cli.app import (
     EXIT_PARTIAL,
     err,
+    escape,
     gallery_app,
     handled,
     open_gallery,

@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from facelens.cli.app import err, handled, keys_app, open_gallery, out, people_app, print_json
+from facelens.cli.app import (
+    err,
+    escape,
+    handled,
+    keys_app,
+    open_gallery,
+    out,
+    people_app,
+    print_json,
+)
 
 
 @people_app.command("list")

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from facelens import errors
@@ -18,6 +17,7 @@ from facelens.cli.app import (
     engine_for_command,
     engine_for_gallery,
     err,
+    escape,
     exit_code_for,
     handled,
     open_gallery,
