@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
@@ -41,6 +43,7 @@ def create_app(svc: Services) -> FastAPI:
         debug=False,  # never: tracebacks would go to clients
     )
     app.state.services = svc
+    _optional_key_in_openapi(app)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(recognition.router)
@@ -68,3 +71,21 @@ def create_app(svc: Services) -> FastAPI:
         read_timeout_s=settings.read_timeout_s,
     )
     return app
+
+
+def _optional_key_in_openapi(app: FastAPI) -> None:
+    """The key is needed only once keys are configured: say so in OpenAPI by allowing each
+    secured operation no scheme too (``{}``), so clients and /docs know it may be left out."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for item in schema.get("paths", {}).values():
+                for operation in item.values():
+                    if isinstance(operation, dict) and operation.get("security"):
+                        operation["security"] = [*operation["security"], {}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,140 @@
+"""The HTTP contract in-process (FastAPI's TestClient) with the stand-in colour model: every
+route, answer shape and error code in seconds. Real recognition: tests/integration."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from facelens.api.app import create_app
+from facelens.api.deps import Services
+from facelens.api.idempotency import IdempotencyStore
+from facelens.api.observability import Metrics
+from facelens.gallery.sqlite import SQLiteGallery
+from facelens.keys import KeyStore
+from facelens.models.base import Box
+from facelens.settings import Settings
+from facelens.workers import SpawnedWorkerPool
+from tests import fake_model
+from tests.fake_model import photo
+
+RED, BLUE, GREEN = (200, 30, 30), (30, 30, 200), (30, 160, 30)
+LEFT, RIGHT = Box(20, 40, 100, 120), Box(200, 40, 280, 120)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("api"), workers=1)
+    with fake_model.installed():
+        gallery = SQLiteGallery(settings.gallery_path)
+        pool = SpawnedWorkerPool(settings.with_model(gallery.profile.name), fake_model.serve)
+        pool.start()
+        path = settings.gallery_path
+        services = Services(
+            settings, pool, gallery, KeyStore(path), IdempotencyStore(path), Metrics()
+        )
+        try:
+            with TestClient(create_app(services), base_url="http://127.0.0.1:5000") as client:
+                yield client
+        finally:
+            pool.close()
+
+
+def names(answer: object) -> list[str]:
+    assert answer.status_code == 200, answer.text  # type: ignore[attr-defined]
+    return sorted(f["name"] for f in answer.json()["faces"])  # type: ignore[attr-defined]
+
+
+def test_enrol_then_recognise_rename_and_delete(api: TestClient) -> None:
+    assert api.post("/v1/people", json={"name": "ruby"}).status_code == 201
+    enrolled = api.post("/v1/people/ruby/faces", files={"images": photo((RED, LEFT))})
+    assert enrolled.json()["results"][0]["status"] == "enrolled", enrolled.text
+    both = photo((RED, LEFT), (BLUE, RIGHT))
+    assert names(api.post("/v1/recognize", content=both)) == ["ruby", "unknown"]
+    assert api.patch("/v1/people/ruby", json={"name": "Ruby Red"}).status_code == 200
+    assert names(api.post("/v1/recognize", content=both)) == ["Ruby Red", "unknown"]
+    assert api.delete("/v1/people/Ruby Red").json()["faces_removed"] == 1
+    assert names(api.post("/v1/recognize", content=both)) == ["unknown", "unknown"]
+
+
+def test_predictor_answers_the_annotated_image_as_base64(api: TestClient) -> None:
+    answer = api.post("/predictor", content=base64.b64encode(photo((GREEN, LEFT))))
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    image = Image.open(io.BytesIO(base64.b64decode(answer.content)))
+    assert (image.format, image.size) == ("JPEG", (320, 240))
+
+
+def test_verify_same_and_different(api: TestClient) -> None:
+    same = api.post(
+        "/v1/verify", files={"first": photo((RED, LEFT)), "second": photo((RED, RIGHT))}
+    )
+    other = api.post(
+        "/v1/verify", files={"first": photo((RED, LEFT)), "second": photo((BLUE, LEFT))}
+    )
+    assert same.json()["same_person"] is True and same.json()["distance"] < 1e-5
+    assert other.json()["same_person"] is False
+
+
+@pytest.mark.parametrize(
+    ("request_args", "status", "code"),
+    [
+        (
+            {
+                "method": "POST",
+                "url": "/v1/recognize",
+                "content": b"junk",
+                "headers": {"content-type": "image/png"},
+            },
+            400,
+            "bad_image",
+        ),
+        ({"method": "POST", "url": "/predictor", "content": b"%%%"}, 400, "bad_base64"),
+        ({"method": "GET", "url": "/v1/people/nobody"}, 404, "not_found"),
+        (
+            {
+                "method": "POST",
+                "url": "/v1/recognize",
+                "content": b"x",
+                "headers": {"content-type": "text/csv"},
+            },
+            415,
+            "unsupported_media_type",
+        ),
+        ({"method": "POST", "url": "/v1/people", "json": {"name": "a/b"}}, 422, "invalid_value"),
+        ({"method": "PUT", "url": "/v1/recognize"}, 405, "method_not_allowed"),
+        (
+            {
+                "method": "POST",
+                "url": "/v1/people",
+                "headers": {"origin": "http://evil.test"},
+                "json": {"name": "x"},
+            },
+            403,
+            "cross_origin",
+        ),
+    ],
+)
+def test_errors_have_one_shape_and_their_status(
+    api: TestClient, request_args: dict[str, object], status: int, code: str
+) -> None:
+    answer = api.request(**request_args)  # type: ignore[arg-type]
+    assert answer.status_code == status, answer.text
+    assert set(answer.json()) == {"error"} and answer.json()["error"]["code"] == code
+    assert answer.json()["error"]["message"]
+
+
+def test_a_taken_name_in_another_spelling_is_a_conflict(api: TestClient) -> None:
+    assert api.post("/v1/people", json={"name": "Jade"}).status_code == 201
+    clash = api.post("/v1/people", json={"name": "JADE"})
+    assert clash.status_code == 409 and "same name as 'Jade'" in clash.json()["error"]["message"]
+
+
+def test_readiness_says_which_model_and_how_many_workers(api: TestClient) -> None:
+    ready = api.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["workers_ready"] == 1
+    assert ready["model"] == fake_model.FAKE.id

@@ -1,0 +1,79 @@
+"""The command-line contract in-process (typer's CliRunner) with the stand-in colour model:
+JSON shapes and exit codes in seconds. Real recognition and signals: tests/integration."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from facelens.cli import app
+from facelens.models.base import Box
+from tests import fake_model
+from tests.fake_model import photo
+
+RED, BLUE = (200, 30, 30), (30, 30, 200)
+
+
+@pytest.fixture(autouse=True)
+def fake() -> Iterator[None]:
+    with fake_model.installed():
+        yield
+
+
+def facelens(data: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["--data-dir", str(data), *args])
+    return result.exit_code, result.output
+
+
+def test_enrol_recognise_and_list_as_json(tmp_path: Path) -> None:
+    people = tmp_path / "people"
+    (people / "ruby").mkdir(parents=True)
+    (people / "ruby" / "a.png").write_bytes(photo((RED, Box(10, 10, 60, 60))))
+    (people / "ruby" / "b.png").write_bytes(photo((RED, Box(100, 50, 160, 110))))
+    code, out = facelens(tmp_path / "data", "enroll", str(people), "--json")
+    assert code == 0, out
+    assert json.loads(out)["people"][0] | {"skipped": []} == {
+        "name": "ruby",
+        "folder": "ruby",
+        "enrolled": 2,
+        "faces": 2,
+        "unchanged": 0,
+        "pruned": 0,
+        "skipped": [],
+    }
+    probe = tmp_path / "probe.png"
+    probe.write_bytes(photo((RED, Box(10, 10, 60, 60)), (BLUE, Box(200, 20, 260, 80))))
+    code, out = facelens(tmp_path / "data", "recognize", str(probe), "--json")
+    assert code == 0, out
+    (entry,) = json.loads(out)
+    assert sorted(f["name"] for f in entry["faces"]) == ["ruby", "unknown"]
+    assert set(entry["faces"][0]) == {
+        "name",
+        "distance",
+        "confidence",
+        "box",
+        "ambiguous",
+        "runner_up",
+        "margin",
+    }
+    code, out = facelens(tmp_path / "data", "people", "list", "--json")
+    assert json.loads(out) == [{"name": "ruby", "faces": 2}]
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("enroll", "/no/such/folder"), 3),
+        (("people", "rename", "nobody", "x"), 7),
+        (("--threshold", "-1", "people", "list"), 2),
+        (("gallery", "migrate", "--model", "nonsense"), 2),
+    ],
+)
+def test_exit_codes_say_what_kind_of_failure(
+    tmp_path: Path, args: tuple[str, ...], code: int
+) -> None:
+    assert facelens(tmp_path / "data", *args)[0] == code
