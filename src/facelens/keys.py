@@ -96,6 +96,11 @@ class KeyStore(SQLiteStore):
             str(i), str(n), datetime.fromisoformat(str(c)), datetime.fromisoformat(str(r))
         )
 
+    def switch_off(self) -> int:
+        """Forget every key, so the API is open again (deliberately: revoking the last key
+        locks it). Returns the keys forgotten."""
+        return len(self._run("DELETE FROM api_keys RETURNING id"))
+
     def enabled(self) -> bool:
         """Whether keys are in use: once one was created, every API call needs an active one.
 

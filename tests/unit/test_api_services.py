@@ -108,3 +108,56 @@ def test_unknown_facelens_variables_are_named_and_test_variables_are_not() -> No
         "HOME": "/root",
     }
     assert unknown_variables(environ) == ["FACELENS_TRESHOLD"]
+
+
+def test_two_servers_sharing_a_data_dir_replay_one_change_not_do_it_twice(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+
+    path = tmp_path / "gallery.sqlite3"
+    servers = [IdempotencyStore(path), IdempotencyStore(path)]  # each with its own locks
+    done: list[int] = []
+
+    def request() -> Request:
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b'{"name": "ada"}', "more_body": False}
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/people",
+            "query_string": b"",
+            "headers": [(b"idempotency-key", b"k-1")],
+        }
+        return Request(scope, receive)
+
+    async def handler(n: int) -> Response:
+        await asyncio.sleep(0.3)  # the change takes a while: the other server arrives meanwhile
+        done.append(n)
+        return JSONResponse({"name": "ada"}, status_code=201)
+
+    async def main() -> list[Response]:
+        return await asyncio.gather(
+            *(s.run(request(), "", lambda n=n: handler(n)) for n, s in enumerate(servers))
+        )
+
+    first, second = asyncio.run(main())
+    assert len(done) == 1  # the change was made once
+    assert (first.status_code, second.status_code) == (201, 201)
+    replayed = [r for r in (first, second) if r.headers.get("idempotent-replayed") == "true"]
+    assert len(replayed) == 1 and bytes(replayed[0].body) == b'{"name":"ada"}'
+
+
+def test_keys_can_be_switched_off_again_but_revoking_the_last_keeps_the_lock(
+    tmp_path: Path,
+) -> None:
+    store = KeyStore(tmp_path / "g.sqlite3")
+    record, _ = store.create("door")
+    store.revoke(record.id)
+    assert store.enabled()  # revoked: still locked
+    assert store.switch_off() == 1
+    assert not store.enabled()

@@ -21,12 +21,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from facelens.errors import IdempotencyKeyReused, InvalidValue
+from facelens.errors import IdempotencyKeyReused, InvalidValue, Unavailable
 from facelens.gallery.db import SQLiteStore
 
 HEADER = "Idempotency-Key"
 TTL_S = 24 * 3600
 MAX_KEY_LENGTH = 255
+# A key being handled is claimed in the database (status 0), so a second server on the same
+# data directory waits for the first answer and replays it instead of doing the change again.
+PENDING = 0
+PENDING_WAIT_S = 60.0  # a claim older than this is from a process that died: taken over
+POLL_S = 0.05
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -78,6 +83,27 @@ class IdempotencyStore(SQLiteStore):
         assert isinstance(body, bytes)
         return Stored(str(fingerprint), int(str(status)), str(media_type), body)
 
+    def claim(self, scope: str, key: str, fingerprint: str) -> Stored | None:
+        """Claim ``key`` for this request (None), or what is stored under it: a finished
+        answer, or another request's claim (status ``PENDING``) still being handled."""
+        now = time.time()
+        self._run(
+            "DELETE FROM idempotency WHERE status = ? AND created_at < ?",
+            (PENDING, now - PENDING_WAIT_S),
+        )
+        inserted = self._run(
+            "INSERT OR IGNORE INTO idempotency VALUES (?, ?, ?, ?, '', x'', ?) RETURNING key",
+            (scope, key, fingerprint, PENDING, now),
+        )
+        return None if inserted else self.get(scope, key)
+
+    def release(self, scope: str, key: str) -> None:
+        """Give up a claim (the change failed): a retry may do it."""
+        self._run(
+            "DELETE FROM idempotency WHERE scope = ? AND key = ? AND status = ?",
+            (scope, key, PENDING),
+        )
+
     def put(self, scope: str, key: str, stored: Stored) -> None:
         self._run(
             "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -122,7 +148,7 @@ class IdempotencyStore(SQLiteStore):
         lock = self._locks.setdefault((scope, key), asyncio.Lock())
         try:
             async with lock:
-                stored = await run_in_threadpool(self.get, scope, key)
+                stored = await self._claim(scope, key, fingerprint)
                 if stored is not None:
                     if stored.fingerprint != fingerprint:
                         raise IdempotencyKeyReused(
@@ -135,7 +161,11 @@ class IdempotencyStore(SQLiteStore):
                         media_type=stored.media_type,
                         headers={"Idempotent-Replayed": "true"},
                     )
-                response = await handler()
+                try:
+                    response = await handler()
+                except BaseException:
+                    await run_in_threadpool(self.release, scope, key)
+                    raise
                 if 200 <= response.status_code < 300:
                     stored = Stored(
                         fingerprint,
@@ -144,7 +174,24 @@ class IdempotencyStore(SQLiteStore):
                         bytes(response.body),
                     )
                     await run_in_threadpool(self.put, scope, key, stored)
+                else:
+                    await run_in_threadpool(self.release, scope, key)
                 return response
         finally:
             if not lock.locked():
                 self._locks.pop((scope, key), None)
+
+    async def _claim(self, scope: str, key: str, fingerprint: str) -> Stored | None:
+        """None once this request holds the key; else the finished answer stored under it,
+        waiting while another process (sharing the data directory) is still handling it."""
+        deadline = time.monotonic() + PENDING_WAIT_S
+        while True:
+            stored = await run_in_threadpool(self.claim, scope, key, fingerprint)
+            if stored is None or stored.status != PENDING:
+                return stored
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"Another request with the {HEADER} {key!r} is still being handled; "
+                    "retry in a moment to get its answer."
+                )
+            await asyncio.sleep(POLL_S)

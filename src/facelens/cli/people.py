@@ -124,3 +124,24 @@ def keys_revoke(
                 "[yellow]note:[/yellow] no active key is left: the server refuses every API "
                 "call until 'facelens keys create NAME' makes a new one."
             )
+
+
+@keys_app.command("off")
+def keys_off(
+    ctx: typer.Context,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: anyone who can reach the server may use it.")
+    ] = False,
+) -> None:
+    """Switch API keys off: forget every key, so the API needs none (revoking keeps it locked)."""
+    from facelens.errors import InvalidValue
+    from facelens.keys import KeyStore
+
+    with handled(ctx) as state:
+        if not yes:
+            raise InvalidValue(
+                "Switching keys off opens the API to anyone who can reach the server; "
+                "run again with --yes to do it."
+            )
+        forgotten = KeyStore(state.settings.gallery_path).switch_off()
+        out.print(escape(f"API keys are off ({forgotten} forgotten); the API needs no key."))
