@@ -66,6 +66,13 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_log(self, text: str, timeout: float = 10) -> None:
+        """Until the server's log holds ``text`` (a log line is written after the answer)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            assert time.monotonic() < deadline, f"{text!r} never logged:\n{self.log()}"
+            time.sleep(0.01)
+
     def worker_pids(self) -> list[int]:
         """The server's worker processes (children started by spawn), from /proc."""
         children = []
