@@ -908,3 +908,22 @@ def test_slow_clients_and_junk_methods_cannot_hold_or_bloat_the_server(tmp_path:
         assert srv.client.get("/readyz").status_code == 200
     finally:
         assert srv.stop() == 0
+
+
+def test_sigterm_answers_the_requests_in_flight_then_exits_0(
+    tmp_path: Path, faces_dir: Path
+) -> None:
+    big = io.BytesIO()  # ~0.2 s of work each: still running when the signal comes
+    Image.open(faces_dir / "probes" / "obama-1080p.jpg").resize((4618, 2598)).save(big, "JPEG")
+    srv = Server(tmp_path / "data")
+    with ThreadPoolExecutor(4) as pool:
+        calls = [
+            pool.submit(srv.client.post, "/v1/recognize", content=big.getvalue()) for _ in range(4)
+        ]
+        srv.wait_for_log("POST /v1/recognize 200")  # the first is answered, the rest in flight
+        srv.process.send_signal(signal.SIGTERM)
+        answers = [c.result() for c in calls]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert all(a.headers["content-type"] == "application/json" for a in answers)
+    assert srv.process.wait(timeout=30) == 0
+    srv.stop()
