@@ -235,9 +235,10 @@ def embed_largest(
     by_path = {path: name for name, path in paths.items()}
     found: dict[str, Embeddings | None] = {}
     for result in analyze_files(list(by_path), engine.settings, engine):
-        faces = result.value.faces if result.value is not None else ()
-        largest = max(faces, key=lambda f: f.box.area) if faces else None
-        found[by_path[result.path]] = None if largest is None else largest.embedding
+        analysis = result.value
+        found[by_path[result.path]] = (
+            analysis.largest().embedding if analysis is not None and analysis.faces else None
+        )
         if on_file is not None:
             on_file(result)
     return found

@@ -144,7 +144,7 @@ class Engine:
     def load(cls, settings: Settings) -> Engine:
         """Load the models of the profile ``settings`` name (:class:`ModelError` if one is
         missing or damaged)."""
-        profile = profile_for(settings)
+        profile = profile_for(settings.model)
         return cls(settings, profile, *profile.load(settings))
 
     @property

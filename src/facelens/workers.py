@@ -158,10 +158,7 @@ class SpawnedWorkerPool:
                 worker.conn.send(None)  # "stop", read when the worker is idle
         for worker in workers:
             worker.process.join(2)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join(5)
-            worker.conn.close()
+            worker.kill()  # a no-op for one that stopped
 
     def _retire(self, worker: _Process, why: str) -> None:
         """Kill ``worker`` (if still alive) and start a replacement; it takes requests once

@@ -74,7 +74,7 @@ def test_a_package_that_is_not_installed_is_named() -> None:
 
 
 def test_every_profile_names_detectors_that_exist_and_suit_its_aligner() -> None:
-    assert DEFAULT_MODEL in PROFILES and profile_for(Settings()).name == DEFAULT_MODEL
+    assert DEFAULT_MODEL in PROFILES and profile_for(Settings().model).name == DEFAULT_MODEL
     ids = [p.id for p in PROFILES.values()]
     assert len(set(ids)) == len(ids)
     for profile in PROFILES.values():

@@ -31,8 +31,8 @@ async def readyz(request: Request) -> JSONResponse:
     ready_workers = svc.pool.ready
     if not ready_workers:
         problems.append("no worker process has its models loaded (starting or restarting)")
-    problems += await run_in_threadpool(svc.gallery.health, READYZ_CHECK_EVERY_S)
     try:
+        problems += await run_in_threadpool(svc.gallery.health, READYZ_CHECK_EVERY_S)
         await run_in_threadpool(svc.gallery.check_model)
         people = await run_in_threadpool(svc.gallery.count_people)
     except FaceLensError as exc:

@@ -28,7 +28,7 @@ from facelens.gallery.db import now_text
 from facelens.gallery.file import GalleryFile
 from facelens.matching import GalleryIndex
 from facelens.models.base import Box
-from facelens.models.profiles import DEFAULT_MODEL, profile_named
+from facelens.models.profiles import profile_for
 from facelens.settings import ModelName
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class SQLiteGallery(GalleryFile):
                 schema.upgrade(db)
                 profile = schema.bound_profile(db)
                 if profile is None:
-                    profile = profile_named(model or DEFAULT_MODEL)
+                    profile = profile_for(model)
                     schema.record_profile(db, profile)
         except BaseException:
             self._db.close()
@@ -92,6 +92,8 @@ class SQLiteGallery(GalleryFile):
 
     def _create(self, db: sqlite3.Connection, name: str) -> None:
         """Create ``name`` unless it exists as spelled; another spelling of it is a conflict."""
+        if db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone():
+            return  # the usual case (a file enrolled for an existing person): no scan
         stored = self._same_identity(db, name)
         if stored == name:
             return

@@ -177,6 +177,6 @@ def profile_with_id(model_id: str) -> ModelProfile:
     )
 
 
-def profile_for(settings: Settings) -> ModelProfile:
-    """The profile ``settings`` name (``model``), or the default one for a new gallery."""
-    return PROFILES[settings.model or DEFAULT_MODEL]
+def profile_for(model: ModelName | None) -> ModelProfile:
+    """The profile named ``model``, or the default one (a new gallery's) when it is None."""
+    return PROFILES[model or DEFAULT_MODEL]
