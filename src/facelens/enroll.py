@@ -122,6 +122,9 @@ def plan_enrolment(root: Path) -> EnrolmentPlan:
     return EnrolmentPlan(root.resolve(), tuple(people), tuple(files), tuple(ignored))
 
 
+NO_FACE = "no face found"
+
+
 def _sha256(path: Path) -> str | None:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -133,7 +136,7 @@ def _faces_to_store(
     faces: tuple[Face, ...], take_largest: bool, largest_hint: str = "use --largest"
 ) -> tuple[list[Face], str | None]:
     if not faces:
-        return [], "no face found"
+        return [], NO_FACE
     if len(faces) > 1 and not take_largest:
         return [], f"{len(faces)} faces found; {largest_hint} to enrol the largest one"
     return [max(faces, key=lambda f: f.box.area)], None

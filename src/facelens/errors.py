@@ -64,6 +64,10 @@ class NotFound(FaceLensError):
     code = "not_found"
 
 
+class PersonNotFound(NotFound):
+    """No person has the name asked for."""
+
+
 class Conflict(FaceLensError):
     """The change would break a uniqueness rule (a person name already taken)."""
 
@@ -98,6 +102,10 @@ class Unauthorized(FaceLensError):
     """An API key is required and the request has none, or one that is not valid."""
 
     code = "unauthorized"
+
+
+class KeyMissing(Unauthorized):
+    """Keys are required and the request sent none (as opposed to a wrong one)."""
 
 
 class Unavailable(FaceLensError):

@@ -39,6 +39,24 @@ MAX_ASPECT_RATIO = 20
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 
+# The first bytes of every supported format: how an upload is known to be an image when its
+# field name, file name and part type say nothing (clients send "image", no extension, text/plain).
+_SIGNATURES = (
+    b"\xff\xd8\xff",  # JPEG (and MPO)
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",  # TIFF, little-endian
+    b"MM\x00*",  # TIFF, big-endian
+)
+
+
+def looks_like_image(data: bytes) -> bool:
+    """Whether ``data`` starts like a supported image format (decoding decides for sure)."""
+    return data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
 @dataclass(frozen=True, slots=True)
 class DecodedImage:
     """An image ready for the models: RGB pixels, upright, with where it came from."""

@@ -6,6 +6,7 @@ nothing else reads the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -107,6 +108,13 @@ class Settings(BaseSettings):
         "browser, comma-separated; none by default. Pages of other origins may not change "
         "anything.",
     )
+    compat_open_networks: str = Field(
+        default="",
+        description="Networks (CIDR, comma-separated, e.g. 192.168.1.0/24) whose clients may "
+        "call the DeepStack and CompreFace compatibility routes without an API key when keys "
+        "are on: for CodeProject.AI clients, which cannot send one. None by default; the "
+        "server warns at start when it is set.",
+    )
     max_body_bytes: int = Field(
         default=20 * 1024 * 1024,
         ge=1024,
@@ -140,6 +148,29 @@ class Settings(BaseSettings):
     log_format: LogFormat = Field(
         default="text", description="Server logs: text (one line per request) or json."
     )
+
+    @field_validator("compat_open_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{item.strip()!r} is not a network: write e.g. 192.168.1.0/24 or "
+                        "10.0.0.5, comma-separated"
+                    ) from None
+        return value
+
+    @property
+    def open_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """:attr:`compat_open_networks`, parsed."""
+        return tuple(
+            ipaddress.ip_network(item.strip(), strict=False)
+            for item in self.compat_open_networks.split(",")
+            if item.strip()
+        )
 
     @field_validator("data_dir")
     @classmethod

@@ -11,16 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from facelens.api.app import create_app
-from facelens.api.deps import Services
-from facelens.api.idempotency import IdempotencyStore
-from facelens.api.observability import Metrics
-from facelens.gallery.sqlite import SQLiteGallery
-from facelens.keys import KeyStore
 from facelens.models.base import Box
-from facelens.settings import Settings
-from facelens.workers import SpawnedWorkerPool
 from tests import fake_model
+from tests.contract.conftest import served
 from tests.fake_model import photo
 
 RED, BLUE, GREEN = (200, 30, 30), (30, 30, 200), (30, 160, 30)
@@ -29,20 +22,8 @@ LEFT, RIGHT = Box(20, 40, 100, 120), Box(200, 40, 280, 120)
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("api"), workers=1)
-    with fake_model.installed():
-        gallery = SQLiteGallery(settings.gallery_path)
-        pool = SpawnedWorkerPool(settings.with_model(gallery.profile.name), fake_model.serve)
-        pool.start()
-        path = settings.gallery_path
-        services = Services(
-            settings, pool, gallery, KeyStore(path), IdempotencyStore(path), Metrics()
-        )
-        try:
-            with TestClient(create_app(services), base_url="http://127.0.0.1:5000") as client:
-                yield client
-        finally:
-            pool.close()
+    with served(tmp_path_factory.mktemp("api")) as client:
+        yield client
 
 
 def names(answer: object) -> list[str]:

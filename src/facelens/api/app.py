@@ -9,7 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from facelens import __version__
-from facelens.api import errors, health, people, recognition
+from facelens.api import compreface, deepstack, errors, health, people, recognition
 from facelens.api.deps import Services
 from facelens.api.guard import BrowserGuard, origins
 from facelens.api.observability import ObservabilityMiddleware
@@ -48,6 +48,8 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(recognition.router)
     app.include_router(people.router)
+    app.include_router(deepstack.router)
+    app.include_router(compreface.router)
     settings = svc.settings
     # Outermost last: observability (ids, logs, metrics) → browser guard → CORS → routes.
     if settings.cors_origins:

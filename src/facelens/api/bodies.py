@@ -10,12 +10,14 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from facelens.errors import BadBase64, EmptyBody, InvalidValue, UnsupportedMediaType
+from facelens.imaging import looks_like_image
 
 MAX_IMAGES_PER_REQUEST = 50
 MAX_BOUNDARY = 200
@@ -224,6 +226,45 @@ def read_image_list(body: bytes, content_type: str | None) -> list[Upload]:
             f"{len(uploads)} images in one request; send at most {MAX_IMAGES_PER_REQUEST}."
         )
     return uploads
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A form as the compatibility APIs send it: text fields, and every image part."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    images: list[Upload] = field(default_factory=list)
+
+
+def read_form(body: bytes, content_type: str | None) -> Form:
+    """Text fields and images of a multipart, urlencoded or empty body (or raw image bytes).
+
+    A multipart part is an image when it has a file name or starts like an image, whatever
+    its field name or part type (clients send ``image``, ``image1``, ``image<uuid>``, as
+    ``text/plain``); other parts are text fields.
+    """
+    kind = media_type(content_type)
+    form = Form()
+    if kind == "multipart/form-data":
+        for name, filename, data in _multipart(body, content_type or ""):
+            if filename is not None or looks_like_image(data):
+                form.images.append(Upload(filename or name, data))
+            else:
+                form.fields[name] = data.decode("utf-8", "replace")
+    elif kind == "application/x-www-form-urlencoded":
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        form.fields.update(pairs)
+    elif body.strip() and (kind in RAW_TYPES or kind.startswith("image/") or not kind):
+        form.images.append(Upload("image", body))
+    elif body.strip():
+        raise UnsupportedMediaType(
+            f"Content-Type {kind!r} is not read here: send a multipart/form-data form."
+        )
+    if len(form.images) > MAX_IMAGES_PER_REQUEST:
+        raise InvalidValue(
+            f"{len(form.images)} images in one request; send at most {MAX_IMAGES_PER_REQUEST}."
+        )
+    return form
 
 
 def _unsupported(kind: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -11,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from facelens.api.idempotency import IdempotencyStore
 from facelens.api.observability import Metrics
-from facelens.errors import Unauthorized
+from facelens.errors import KeyMissing, Unauthorized
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.keys import KeyStore
 from facelens.settings import Settings
@@ -43,19 +44,20 @@ _api_key_header = APIKeyHeader(
 )
 
 
-async def require_api_key(
-    request: Request, given: Annotated[str | None, Security(_api_key_header)] = None
-) -> str:
-    """The caller's key id when keys are configured ('' when they are not); else 401."""
-    keys = services(request).keys
+async def authorize(request: Request, given: str | None, *, compat: bool = False) -> str:
+    """The caller's key id when keys are configured ('' when they are not, or when a
+    compatibility route is called without a key from an open network); else 401."""
+    svc = services(request)
     request.state.api_key_id = ""
-    if not await run_in_threadpool(keys.enabled):
+    if not await run_in_threadpool(svc.keys.enabled):
         return ""
     if not given:
-        raise Unauthorized(
+        if compat and _from_open_network(request, svc.settings):
+            return ""
+        raise KeyMissing(
             f"This server requires an API key: send it in the {API_KEY_HEADER} header."
         )
-    key_id = await run_in_threadpool(keys.check, given)
+    key_id = await run_in_threadpool(svc.keys.check, given)
     if key_id is None:
         raise Unauthorized(
             f"The {API_KEY_HEADER} is not a valid key (unknown or revoked); "
@@ -63,3 +65,28 @@ async def require_api_key(
         )
     request.state.api_key_id = key_id
     return key_id
+
+
+def _from_open_network(request: Request, settings: Settings) -> bool:
+    if request.client is None or not settings.open_networks:
+        return False
+    try:
+        address = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return False
+    return any(address in network for network in settings.open_networks)
+
+
+async def require_api_key(
+    request: Request, given: Annotated[str | None, Security(_api_key_header)] = None
+) -> str:
+    """The caller's key id when keys are configured ('' when they are not); else 401."""
+    return await authorize(request, given)
+
+
+async def require_compat_key(
+    request: Request, given: Annotated[str | None, Security(_api_key_header)] = None
+) -> str:
+    """:func:`require_api_key` for the compatibility routes: also open to the networks of
+    ``FACELENS_COMPAT_OPEN_NETWORKS`` (clients that cannot send a key)."""
+    return await authorize(request, given, compat=True)

@@ -64,14 +64,19 @@ async def send_error(send: Send, status: int, code: str, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
+def _headers(status: int, code: str) -> dict[str, str] | None:
     # Only a busy or restarting server is worth retrying; a damaged gallery or a missing model
     # is not, so their 503 has no Retry-After.
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if code == errors.Unavailable.code else None
     if status == 401:
-        headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
+        return {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
+    return {"Retry-After": str(RETRY_AFTER_S)} if code == errors.Unavailable.code else None
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+        {"error": {"code": code, "message": message}},
+        status_code=status,
+        headers=_headers(status, code),
     )
 
 
@@ -79,10 +84,67 @@ def response_for(exc: errors.FaceLensError) -> JSONResponse:
     return error_response(status_for(exc), exc.code, exc.message)
 
 
+# -- the error bodies of the compatibility APIs (their clients parse them) ------------------
+
+DEEPSTACK_PREFIX = "/v1/vision/"
+COMPREFACE_PREFIX = "/api/v1/recognition"
+# CompreFace's codes (ExceptionResponseDto): 10 unknown key, 20 missing key, 26 validation,
+# 28 no face, 42 subject not found, 43 subject exists; 24 for a missing face id (facelens's
+# choice: the spec names none) and 0 for a failure of the server.
+_COMPREFACE_CODES: dict[type[errors.FaceLensError], tuple[int, int]] = {
+    errors.KeyMissing: (400, 20),
+    errors.Unauthorized: (404, 10),
+    errors.NoFaceFound: (400, 28),
+    errors.PersonNotFound: (404, 42),
+    errors.NotFound: (404, 24),
+    errors.Conflict: (400, 43),
+}
+
+
+def _deepstack(status: int, message: str, headers: dict[str, str] | None) -> JSONResponse:
+    """DeepStack's shape and statuses: 400 for the client's mistakes, 401 for keys, 500 for
+    the server's (CodeProject.AI adds the status as ``code``)."""
+    ds_status = status if status in (400, 401, 404, 405) else 500 if status >= 500 else 400
+    return JSONResponse(
+        {"success": False, "error": message, "duration": 0, "code": ds_status},
+        status_code=ds_status,
+        headers=headers,
+    )
+
+
+def _compreface(
+    status: int, message: str, exc: errors.FaceLensError | None, headers: dict[str, str] | None
+) -> JSONResponse:
+    code = 26 if status < 500 else 0
+    if 400 <= status < 500 and status not in (401, 404, 405):
+        status = 400  # CompreFace answers every invalid request with 400
+    for cls in type(exc).__mro__ if exc is not None else ():
+        if cls in _COMPREFACE_CODES:
+            status, code = _COMPREFACE_CODES[cls]
+            break
+    return JSONResponse({"message": message, "code": code}, status_code=status, headers=headers)
+
+
+def render(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    exc: errors.FaceLensError | None = None,
+) -> JSONResponse:
+    """The error answer in the dialect of the API the request called."""
+    path = request.url.path
+    if path.startswith(DEEPSTACK_PREFIX):
+        return _deepstack(status, message, _headers(status, code))
+    if path.startswith(COMPREFACE_PREFIX):
+        return _compreface(status, message, exc, _headers(status, code))
+    return error_response(status, code, message)
+
+
 async def _facelens_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.FaceLensError)
     request.state.error_code = exc.code
-    return response_for(exc)
+    return render(request, status_for(exc), exc.code, exc.message, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -92,7 +154,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     )
     request.state.error_code = "invalid_request"
-    return error_response(422, "invalid_request", f"Invalid request: {problems}.")
+    return render(request, 422, "invalid_request", f"Invalid request: {problems}.")
 
 
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
@@ -120,7 +182,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         allowed = _allowed_methods(request)
         headers["Allow"] = ", ".join(allowed) or headers.get("Allow", "")
         message = f"{request.method} is not allowed on {request.url.path}; use {headers['Allow']}."
-    response = error_response(exc.status_code, code, message)
+    response = render(request, exc.status_code, code, message)
     for key, value in headers.items():
         response.headers[key] = value
     return response

@@ -6,7 +6,6 @@ revision changes, so the next recognition sees it.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from pathlib import PurePath
 from typing import Annotated
@@ -19,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from facelens.api import schemas
 from facelens.api.bodies import read_image_list
 from facelens.api.deps import require_api_key, services
-from facelens.enroll import UPLOAD_PREFIX, enroll_photo, enrolled_before
-from facelens.errors import ImageError, Unavailable, WorkTimeout
+from facelens.api.enrolment import enrol_uploads, write_lock
+from facelens.enroll import UPLOAD_PREFIX
 from facelens.gallery.base import FaceRecord
 
 ERRORS = schemas.error_responses(400, 401, 404, 409, 413, 415, 422, 503)
@@ -42,9 +41,6 @@ IDEMPOTENCY_DOC = {
         }
     ]
 }
-# Changes to people go one at a time: two retries of one photo cannot both store it, and a
-# person deleted or renamed while their photos are analysed is not re-created by the enrolment.
-_write_lock = asyncio.Lock()
 
 
 def _json(model: BaseModel, status: int = 200) -> JSONResponse:
@@ -130,7 +126,7 @@ async def rename_person(
     svc = services(request)
 
     async def rename() -> Response:
-        async with _write_lock:
+        async with write_lock:
             person = await run_in_threadpool(svc.gallery.rename_person, name, new.name)
         return _json(schemas.PersonOut(name=person.name, face_count=person.faces))
 
@@ -147,7 +143,7 @@ async def delete_person(request: Request, name: Name) -> Response:
     svc = services(request)
 
     async def delete() -> Response:
-        async with _write_lock:
+        async with write_lock:
             removed = await run_in_threadpool(svc.gallery.remove_person, name)
         return _json(schemas.PersonDeleted(name=name, faces_removed=removed))
 
@@ -168,65 +164,25 @@ async def add_faces(
     ] = False,
 ) -> Response:
     svc = services(request)
-    gallery = svc.gallery
-    await run_in_threadpool(gallery.person, name)  # 404 before any work
+    await run_in_threadpool(svc.gallery.person, name)  # 404 before any work
     uploads = read_image_list(await request.body(), request.headers.get("content-type"))
-    hashes = [hashlib.sha256(u.data).hexdigest() for u in uploads]
-
-    async def enrol_one(label: str, data: bytes, sha256: str) -> schemas.EnrolItem:
-        outcome = await run_in_threadpool(enrolled_before, gallery, name, sha256)
-        if outcome is None:
-            try:
-                # The request took its place in the queue once (enrol below): its photos wait
-                # for a worker instead of being refused half-way with "retry".
-                analysis = await svc.pool.analyze(
-                    data, label, request.is_disconnected, queued=False
-                )
-            except (ImageError, WorkTimeout, Unavailable) as exc:
-                # This photo could not be used; the others still count, and the answer says
-                # per photo what was stored.
-                return schemas.EnrolItem(
-                    image=label, status="skipped", face_ids=[], box=None, reason=exc.message
-                )
-            async with _write_lock:
-                outcome = await run_in_threadpool(
-                    lambda: enroll_photo(
-                        gallery,
-                        name,
-                        label,
-                        sha256,
-                        analysis,
-                        take_largest=largest,
-                        largest_hint="add ?largest=true",
-                    )
-                )
-        return schemas.EnrolItem(
-            image=label,
-            status=outcome.status,
-            face_ids=outcome.face_ids,
-            box=None if outcome.box is None else schemas.BoxOut(**outcome.box.as_dict()),
-            reason=outcome.reason,
-        )
 
     async def enrol() -> Response:
-        svc.pool.check_capacity()  # busy: 503 before anything is stored
-        items = await asyncio.gather(
-            *(enrol_one(u.label, u.data, h) for u, h in zip(uploads, hashes, strict=True))
+        items = await enrol_uploads(
+            request, svc, name, uploads, largest=largest, largest_hint="add ?largest=true"
         )
-        person = await run_in_threadpool(gallery.person, name)
-        request.state.faces = sum(len(i.face_ids) for i in items)
+        person = await run_in_threadpool(svc.gallery.person, name)
         return _json(
             schemas.EnrolOut(
                 name=person.name,
-                results=list(items),
+                results=items,
                 enrolled=sum(1 for i in items if i.status == "enrolled"),
                 face_count=person.faces,
             )
         )
 
-    return await svc.idempotency.run(
-        request, request.state.api_key_id, enrol, "\n".join(hashes).encode()
-    )
+    hashes = "\n".join(hashlib.sha256(u.data).hexdigest() for u in uploads)
+    return await svc.idempotency.run(request, request.state.api_key_id, enrol, hashes.encode())
 
 
 @router.delete(
@@ -241,7 +197,7 @@ async def delete_face(
     svc = services(request)
 
     async def delete() -> Response:
-        async with _write_lock:
+        async with write_lock:
             await run_in_threadpool(svc.gallery.remove_face, name, face_id)
         return _json(schemas.FaceDeleted(name=name, face_id=face_id))
 

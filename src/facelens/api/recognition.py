@@ -23,7 +23,7 @@ ERRORS = schemas.error_responses(400, 401, 413, 415, 422, 503)
 router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERRORS)
 
 
-def _count(request: Request, svc: Services, route: str, faces: int) -> None:
+def count_faces(request: Request, svc: Services, route: str, faces: int) -> None:
     request.state.faces = faces
     svc.metrics.faces.labels(route).inc(faces)
 
@@ -36,7 +36,7 @@ async def _recognize(
     request: Request, svc: Services, data: bytes, label: str, *, annotate: bool, route: str
 ) -> Recognition:
     result = await svc.pool.recognize(data, label, annotate=annotate, gone=request.is_disconnected)
-    _count(request, svc, route, len(result.faces))
+    count_faces(request, svc, route, len(result.faces))
     unknown = sum(1 for f in result.faces if f.match.name == UNKNOWN)
     svc.metrics.recognized.labels("unknown").inc(unknown)
     svc.metrics.recognized.labels("known").inc(len(result.faces) - unknown)
@@ -136,7 +136,7 @@ async def _analyze_one(request: Request, svc: Services, route: str) -> tuple[Ana
     analysis = await svc.pool.analyze(
         image["image"].data, image["image"].label, gone=request.is_disconnected
     )
-    _count(request, svc, route, len(analysis.faces))
+    count_faces(request, svc, route, len(analysis.faces))
     return analysis, start
 
 
@@ -196,7 +196,7 @@ async def verify(request: Request) -> schemas.VerifyOut:
         svc.pool.analyze(images["first"].data, images["first"].label, request.is_disconnected),
         svc.pool.analyze(images["second"].data, images["second"].label, request.is_disconnected),
     )
-    _count(request, svc, "/v1/verify", len(first.faces) + len(second.faces))
+    count_faces(request, svc, "/v1/verify", len(first.faces) + len(second.faces))
     result = Verification.compare(first, second, svc.gallery.profile.scoring(svc.settings))
     timings = {f"first_{k}": v for k, v in first.timings_ms.items()}
     timings |= {f"second_{k}": v for k, v in second.timings_ms.items()}

@@ -96,6 +96,13 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
                 "'facelens keys create NAME' and restart, or bind 127.0.0.1. ***",
                 settings.host,
             )
+        if settings.open_networks:
+            log.warning(
+                "clients in %s may call the compatibility routes without an API key "
+                "(FACELENS_COMPAT_OPEN_NETWORKS): anyone on those networks can read and change "
+                "the gallery through them",
+                ", ".join(str(n) for n in settings.open_networks),
+            )
         app = create_app(Services(settings, pool, gallery, keys, idempotency, Metrics()))
         config = uvicorn.Config(
             app,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.errors import Conflict, ModelError, NotFound, StorageError
+from facelens.errors import Conflict, ModelError, NotFound, PersonNotFound, StorageError
 from facelens.gallery import schema
 from facelens.gallery.base import (
     FaceRecord,
@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 
 
 def _not_found(name: str) -> NotFound:
-    return NotFound(f"No person named {name!r}; 'facelens people list' shows who is enrolled.")
+    return PersonNotFound(
+        f"No person named {name!r}; 'facelens people list' shows who is enrolled."
+    )
 
 
 class SQLiteGallery(GalleryFile):
@@ -146,19 +148,13 @@ class SQLiteGallery(GalleryFile):
         )
         return [PersonSummary(str(name), int(str(count))) for name, count in rows]
 
-    def faces(self, person: str | None = None) -> list[FaceRecord]:
-        sql = (
+    def _face_rows(self, where: str = "", args: Sequence[object] = ()) -> list[FaceRecord]:
+        rows = self._read(
             "SELECT f.id, p.name, s.path, s.sha256, f.box_left, f.box_top, f.box_right, "
             "f.box_bottom, f.created_at FROM faces f JOIN people p ON p.id = f.person_id "
-            "LEFT JOIN sources s ON s.id = f.source_id"
+            "LEFT JOIN sources s ON s.id = f.source_id" + where + " ORDER BY f.id",
+            args,
         )
-        with self._lock:
-            if person is None:
-                rows = self._read(sql + " ORDER BY f.id")
-            else:
-                person = normalize_name(person)
-                self.person(person)
-                rows = self._read(sql + " WHERE p.name = ? ORDER BY f.id", (person,))
         return [
             FaceRecord(
                 int(str(i)),
@@ -170,6 +166,14 @@ class SQLiteGallery(GalleryFile):
             )
             for i, name, path, sha, left, top, right, bottom, t in rows
         ]
+
+    def faces(self, person: str | None = None) -> list[FaceRecord]:
+        if person is None:
+            return self._face_rows()
+        person = normalize_name(person)
+        with self._lock:
+            self.person(person)
+            return self._face_rows(" WHERE p.name = ?", (person,))
 
     def remove_face(self, person: str, face_id: int) -> None:
         person = normalize_name(person)
@@ -217,6 +221,72 @@ class SQLiteGallery(GalleryFile):
             db.execute("DELETE FROM people WHERE id = ?", (person,))  # cascades to faces, sources
             self._bump(db)
         return int(count)
+
+    def find_person(self, name: str) -> PersonSummary | None:
+        """The person ``name`` names under the identity rule (any case, width or Unicode
+        form), as stored; None if nobody. For APIs whose clients change a name's case."""
+        name = normalize_name(name)
+        with self._lock:
+            try:
+                return self.person(name)
+            except NotFound:
+                pass
+            with self._transaction() as db:
+                stored = self._same_identity(db, name)
+            return None if stored is None else self.person(stored)
+
+    def face(self, face_id: int) -> FaceRecord:
+        """One stored face by id, whoever it belongs to; :class:`NotFound` if none."""
+        found = self._face_rows(" WHERE f.id = ?", (face_id,))
+        if not found:
+            raise NotFound(f"No stored face has id {face_id}.")
+        return found[0]
+
+    def remove_faces(self, person: str | None = None) -> int:
+        """Delete every stored face of ``person`` (who stays, with none), or of everyone."""
+        with self._transaction() as db:
+            if person is None:
+                removed = db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+                db.execute("DELETE FROM sources")  # cascades to faces
+                db.execute("DELETE FROM faces")  # faces of no source, if any
+            else:
+                person_id = self._person_id(db, normalize_name(person))
+                removed = db.execute(
+                    "SELECT COUNT(*) FROM faces WHERE person_id = ?", (person_id,)
+                ).fetchone()[0]
+                db.execute("DELETE FROM sources WHERE person_id = ?", (person_id,))
+                db.execute("DELETE FROM faces WHERE person_id = ?", (person_id,))
+            self._bump(db)
+        return int(removed)
+
+    def remove_everyone(self) -> int:
+        """Delete every person and face; returns the people removed."""
+        with self._transaction() as db:
+            removed = db.execute("SELECT COUNT(*) FROM people").fetchone()[0]
+            db.execute("DELETE FROM people")  # cascades to sources and faces
+            self._bump(db)
+        return int(removed)
+
+    def merge_person(self, old: str, into: str) -> PersonSummary:
+        """Move every face of ``old`` to ``into`` (both exist) and delete ``old``. A photo both
+        hold (the same upload) is kept once."""
+        old, into = normalize_name(old), normalize_name(into)
+        with self._transaction() as db:
+            source, target = self._person_id(db, old), self._person_id(db, into)
+            if source != target:
+                db.execute(
+                    "DELETE FROM sources WHERE person_id = ? AND path IN "
+                    "(SELECT path FROM sources WHERE person_id = ?)",
+                    (source, target),
+                )
+                db.execute("UPDATE sources SET person_id = ? WHERE person_id = ?", (target, source))
+                db.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (target, source))
+                db.execute("DELETE FROM people WHERE id = ?", (source,))
+                self._bump(db)
+            count = db.execute(
+                "SELECT COUNT(*) FROM faces WHERE person_id = ?", (target,)
+            ).fetchone()[0]
+        return PersonSummary(into, int(count))
 
     # -- enrolment records ------------------------------------------------------------------
 

@@ -1,0 +1,373 @@
+"""CompreFace's recognition API: ``/api/v1/recognition/{recognize,faces,subjects}``.
+
+Double Take (``compreface`` detector), double-take-go-reborn, Viseron and the CompreFace SDKs
+call these routes with an ``x-api-key`` header (facelens's API key, when keys are on). Subjects
+are facelens's people and faces its stored faces: one gallery, whichever API changes it, and a
+face's ``image_id`` is its facelens id. Answers and errors (``{"message", "code"}``, code 28
+for "no face") are CompreFace's, mapped in ``api/errors.py``.
+
+Where facelens differs on purpose: ``similarity`` is facelens's calibrated score
+(``facelens.compat``; a stranger's nearest subject scores at most 0.35, so Double Take's 0.40
+says "unknown"); photos are never stored, so ``/faces/{id}/img`` is 404; a photo with several
+faces enrols its largest; the age, gender, mask and pose plugins do not exist and are ignored
+(``landmarks`` and ``calculator`` are served).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from facelens import __version__
+from facelens.api.bodies import Upload, media_type, read_form, read_images
+from facelens.api.deps import Services, require_compat_key, services
+from facelens.api.enrolment import enrol_uploads, write_lock
+from facelens.api.recognition import count_faces
+from facelens.compat import detection_probability, score_faces
+from facelens.enroll import NO_FACE as NO_FACE_REASON
+from facelens.errors import Conflict, InvalidValue, NoFaceFound, NotFound
+from facelens.gallery.base import PersonSummary
+from facelens.matching import UNKNOWN
+
+PREFIX = "/api/v1/recognition"
+NO_FACE = "No face is found in the given image"
+MAX_PAGE_SIZE = 1000
+
+router = APIRouter(
+    prefix=PREFIX,
+    tags=["CompreFace"],
+    dependencies=[Depends(require_compat_key)],
+    responses={
+        status: {"description": 'CompreFace\'s error: {"message": "...", "code": N}'}
+        for status in (400, 404, 500)
+    },
+)
+FILE_BODY = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "contentEncoding": "base64"}},
+                }
+            },
+        }
+    }
+}
+SUBJECT_BODY = {
+    "requestBody": {
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "properties": {"subject": {"type": "string"}}}
+            }
+        }
+    }
+}
+
+
+async def _image(request: Request) -> Upload:
+    """The one image of a request: a multipart part (found by its bytes or file name) or
+    JSON ``{"file": "<base64>"}``."""
+    body = await request.body()
+    content_type = request.headers.get("content-type")
+    if media_type(content_type) == "application/json":
+        return read_images(body, content_type, ("file",))["file"]
+    form = await run_in_threadpool(read_form, body, content_type)
+    if not form.images:
+        raise InvalidValue("The request has no image: send it as the multipart file part 'file'.")
+    named = [u for u in form.images if u.label == "file"]
+    return (named or form.images)[0]
+
+
+async def _json_body(request: Request) -> Any:
+    body = await request.body()
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise InvalidValue("The body is not JSON.") from None
+
+
+async def _subject_field(request: Request) -> str:
+    body = await _json_body(request)
+    subject = body.get("subject") if isinstance(body, dict) else None
+    if not isinstance(subject, str) or not subject.strip():
+        raise InvalidValue('The JSON body needs "subject": the subject\'s name.')
+    return subject
+
+
+async def _find(svc: Services, subject: str) -> PersonSummary:
+    person = await run_in_threadpool(svc.gallery.find_person, subject)
+    if person is None:
+        await run_in_threadpool(svc.gallery.person, subject)  # its NotFound, with the hint
+        raise AssertionError("unreachable")  # pragma: no cover
+    return person
+
+
+def _plugins(text: str | None) -> set[str]:
+    """Requested face plugins; unknown names (``undefined`` from Double Take) are ignored."""
+    return {p.strip().lower() for p in (text or "").split(",") if p.strip()}
+
+
+@router.post(
+    "/recognize",
+    summary="Recognise faces: each face's nearest subjects (CompreFace)",
+    openapi_extra=FILE_BODY,
+)
+async def recognize(
+    request: Request,
+    limit: Annotated[int, Query(ge=0, description="Largest faces first; 0 for all.")] = 0,
+    prediction_count: Annotated[int, Query(ge=1, le=100)] = 1,
+    det_prob_threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
+    face_plugins: Annotated[str | None, Query()] = None,
+    status: Annotated[bool, Query()] = False,
+    detect_faces: Annotated[bool, Query(description="Ignored: faces are always found.")] = True,
+) -> JSONResponse:
+    svc = services(request)
+    start = time.perf_counter()
+    image = await _image(request)
+    analysis = await svc.pool.analyze(image.data, image.label, request.is_disconnected)
+    faces = [
+        f
+        for f in analysis.faces
+        if det_prob_threshold is None or detection_probability(f.score) >= det_prob_threshold
+    ]
+    if limit:
+        faces = sorted(faces, key=lambda f: f.box.area, reverse=True)[:limit]
+    count_faces(request, svc, f"{PREFIX}/recognize", len(faces))
+    if not faces:
+        raise NoFaceFound(NO_FACE)
+    index = await run_in_threadpool(svc.gallery.index)
+    scoring = svc.gallery.profile.scoring(svc.settings)
+    plugins = _plugins(face_plugins)
+    elapsed = round((time.perf_counter() - start) * 1000)
+    result = []
+    scored_faces = score_faces(faces, index, scoring, prediction_count)
+    for scored in scored_faces:
+        face = scored.face
+        item: dict[str, Any] = {
+            "box": {
+                "probability": round(detection_probability(face.score), 5),
+                "x_min": max(0, face.box.left),
+                "y_min": max(0, face.box.top),
+                "x_max": max(0, face.box.right),
+                "y_max": max(0, face.box.bottom),
+            },
+            "subjects": [
+                {"subject": c.name, "similarity": round(c.similarity, 5)} for c in scored.candidates
+            ],
+        }
+        if "landmarks" in plugins:
+            item["landmarks"] = [[round(float(x)), round(float(y))] for x, y in face.landmarks]
+        if "calculator" in plugins:
+            item["embedding"] = [float(v) for v in face.embedding]
+        if status:
+            item["execution_time"] = {"detector": elapsed}
+        result.append(item)
+    unknown = sum(1 for f in scored_faces if f.match.name == UNKNOWN)
+    svc.metrics.recognized.labels("unknown").inc(unknown)
+    svc.metrics.recognized.labels("known").inc(len(faces) - unknown)
+    body: dict[str, Any] = {"result": result}
+    if status:
+        body["plugins_versions"] = {
+            "detector": f"facelens {__version__}",
+            "calculator": svc.gallery.profile.id,
+        }
+    return JSONResponse(body)
+
+
+@router.post(
+    "/faces",
+    summary="Add a photo's face to a subject, created if new (CompreFace)",
+    openapi_extra=FILE_BODY,
+)
+async def add_face(
+    request: Request,
+    subject: Annotated[str, Query(min_length=1)],
+    det_prob_threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
+) -> Response:
+    """The largest face of the photo; the same photo again answers the face it already gave."""
+    svc = services(request)
+    image = await _image(request)
+    existing = await run_in_threadpool(svc.gallery.find_person, subject)
+    name = existing.name if existing is not None else subject
+
+    async def add() -> Response:
+        (item,) = await enrol_uploads(
+            request, svc, name, [image], largest=True, largest_hint="", create=True
+        )
+        if not item.face_ids:
+            raise NoFaceFound(NO_FACE if item.reason == NO_FACE_REASON else str(item.reason))
+        return JSONResponse({"image_id": str(item.face_ids[0]), "subject": name}, status_code=201)
+
+    digest = hashlib.sha256(image.data).hexdigest()
+    return await svc.idempotency.run(
+        request, request.state.api_key_id, add, f"{name}\n{digest}".encode()
+    )
+
+
+@router.get("/faces", summary="Stored faces, a page at a time (CompreFace)")
+async def list_faces(
+    request: Request,
+    page: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    subject: Annotated[str | None, Query()] = None,
+) -> JSONResponse:
+    svc = services(request)
+    name = (await _find(svc, subject)).name if subject else None
+    faces = await run_in_threadpool(svc.gallery.faces, name)
+    chunk = faces[page * size : (page + 1) * size]
+    return JSONResponse(
+        {
+            "faces": [{"image_id": str(f.id), "subject": f.person} for f in chunk],
+            "page_number": page,
+            "page_size": size,
+            "total_pages": math.ceil(len(faces) / size),
+            "total_elements": len(faces),
+        }
+    )
+
+
+@router.delete("/faces", summary="Delete a subject's faces, or every face (CompreFace)")
+async def delete_faces(
+    request: Request, subject: Annotated[str | None, Query()] = None
+) -> JSONResponse:
+    """With ``subject``, its faces (the subject stays; none for an unknown subject);
+    without, every stored face."""
+    svc = services(request)
+    async with write_lock:
+        if subject:
+            person = await run_in_threadpool(svc.gallery.find_person, subject)
+            removed = 0
+            if person is not None:
+                removed = await run_in_threadpool(svc.gallery.remove_faces, person.name)
+        else:
+            removed = await run_in_threadpool(svc.gallery.remove_faces, None)
+    return JSONResponse({"deleted": removed})
+
+
+def _face_id(image_id: str) -> int:
+    if not image_id.isdigit() or len(image_id) > 18:
+        raise NotFound(f"No stored face has id {image_id!r}.")
+    return int(image_id)
+
+
+async def _delete_face(svc: Services, image_id: str) -> dict[str, str] | None:
+    """Delete one face by id; what it was, or None if there is no such face."""
+    try:
+        face = await run_in_threadpool(svc.gallery.face, _face_id(image_id))
+        await run_in_threadpool(svc.gallery.remove_face, face.person, face.id)
+    except NotFound:
+        return None
+    return {"image_id": str(face.id), "subject": face.person}
+
+
+@router.delete("/faces/{image_id}", summary="Delete one face by id (CompreFace)")
+async def delete_face(request: Request, image_id: str) -> JSONResponse:
+    async with write_lock:
+        deleted = await _delete_face(services(request), image_id)
+    if deleted is None:
+        raise NotFound(f"No stored face has id {image_id!r}.")
+    return JSONResponse(deleted)
+
+
+@router.post(
+    "/faces/delete",
+    summary="Delete faces by id; unknown ids are ignored (CompreFace)",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "string"}}}
+            }
+        }
+    },
+)
+async def delete_faces_by_id(request: Request) -> JSONResponse:
+    ids = await _json_body(request)
+    if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
+        raise InvalidValue('The JSON body must be a list of image ids, e.g. ["12", "15"].')
+    svc = services(request)
+    deleted = []
+    async with write_lock:
+        for image_id in ids:
+            found = await _delete_face(svc, str(image_id))
+            if found is not None:
+                deleted.append(found)
+    return JSONResponse(deleted)
+
+
+@router.get("/faces/{image_id}/img", summary="Not served: facelens never stores photos")
+async def face_image(request: Request, image_id: str) -> JSONResponse:
+    await run_in_threadpool(services(request).gallery.face, _face_id(image_id))
+    raise NotFound(
+        f"Face {image_id} exists, but facelens keeps only face descriptors, never photos, so "
+        "there is no image to send."
+    )
+
+
+@router.get("/subjects", summary="Every subject (CompreFace)")
+@router.get("/subjects/", include_in_schema=False)
+async def list_subjects(request: Request) -> JSONResponse:
+    people = await run_in_threadpool(services(request).gallery.list_people)
+    return JSONResponse({"subjects": [p.name for p in people]})
+
+
+@router.post("/subjects", summary="Add a subject (CompreFace)", openapi_extra=SUBJECT_BODY)
+@router.post("/subjects/", include_in_schema=False)
+async def add_subject(request: Request) -> JSONResponse:
+    subject = await _subject_field(request)
+    svc = services(request)
+    async with write_lock:
+        if await run_in_threadpool(svc.gallery.find_person, subject) is not None:
+            raise Conflict(f"Subject {subject!r} already exists.")
+        person = await run_in_threadpool(svc.gallery.add_person, subject)
+    return JSONResponse({"subject": person.name}, status_code=201)
+
+
+@router.put(
+    "/subjects/{subject}",
+    summary="Rename a subject; onto an existing one, merge them (CompreFace)",
+    openapi_extra=SUBJECT_BODY,
+)
+async def rename_subject(request: Request, subject: str) -> JSONResponse:
+    new = await _subject_field(request)
+    svc = services(request)
+    async with write_lock:
+        old = await _find(svc, subject)
+        target = await run_in_threadpool(svc.gallery.find_person, new)
+        if target is not None and target.name != old.name:
+            await run_in_threadpool(svc.gallery.merge_person, old.name, target.name)
+        else:
+            await run_in_threadpool(svc.gallery.rename_person, old.name, new)
+    return JSONResponse({"updated": True})
+
+
+@router.delete("/subjects/{subject}", summary="Delete a subject and its faces (CompreFace)")
+async def delete_subject(request: Request, subject: str) -> JSONResponse:
+    svc = services(request)
+    async with write_lock:
+        person = await _find(svc, subject)
+        await run_in_threadpool(svc.gallery.remove_person, person.name)
+    return JSONResponse({"subject": person.name})
+
+
+@router.delete("/subjects", summary="Delete every subject and face (CompreFace)")
+@router.delete("/subjects/", include_in_schema=False)
+async def delete_subjects(request: Request) -> JSONResponse:
+    async with write_lock:
+        removed = await run_in_threadpool(services(request).gallery.remove_everyone)
+    return JSONResponse({"deleted": removed})

@@ -1,0 +1,245 @@
+"""DeepStack's face API, as CodeProject.AI serves it too: ``/v1/vision/face[/...]``.
+
+Double Take (``deepstack`` and ``aiserver`` detectors), the Home Assistant DeepStack face
+component, Viseron, Blue Iris and node-red flows call these routes; pointing them at facelens is
+a change of URL. Requests are forms: multipart (any number of image parts, found by their
+bytes), urlencoded, or empty. Answers and error bodies are DeepStack's
+(``{"success": false, "error": ...}``, mapped in ``api/errors.py``).
+
+Where facelens differs on purpose: ``register`` adds photos to the person instead of replacing
+them (Double Take trains one photo per call, so DeepStack kept only the last), a photo with
+several faces enrols its largest, and ``confidence`` is facelens's calibrated similarity
+(``facelens.compat``): a stranger is ``unknown`` at the clients' usual thresholds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from facelens.api.bodies import Form, Upload, read_form
+from facelens.api.deps import API_KEY_HEADER, Services, authorize, services
+from facelens.api.enrolment import enrol_uploads, write_lock
+from facelens.api.recognition import count_faces
+from facelens.compat import detection_probability, score_faces, similarity
+from facelens.errors import InvalidValue, NoFaceFound
+from facelens.matching import UNKNOWN, pair_distance
+from facelens.models.base import Box
+from facelens.pipeline import Analysis
+
+PREFIX = "/v1/vision/face"
+DETECT_MIN_CONFIDENCE = 0.55  # DeepStack's defaults
+RECOGNIZE_MIN_CONFIDENCE = 0.67
+
+
+async def _form(request: Request) -> Form:
+    """The request's form, after the key check: ``api_key`` (form field, empty means none)
+    or the ``X-API-Key`` header."""
+    form = await run_in_threadpool(
+        read_form, await request.body(), request.headers.get("content-type")
+    )
+    given = form.fields.get("api_key") or request.headers.get(API_KEY_HEADER)
+    await authorize(request, given or None, compat=True)
+    return form
+
+
+DeepStackForm = Annotated[Form, Depends(_form)]
+
+router = APIRouter(
+    prefix=PREFIX,
+    tags=["DeepStack / CodeProject.AI"],
+    responses={
+        status: {"description": 'DeepStack\'s error: {"success": false, "error": "..."}'}
+        for status in (400, 401, 500)
+    },
+)
+FORM_BODY = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "string", "format": "binary"},
+                        "min_confidence": {"type": "number"},
+                        "userid": {"type": "string"},
+                        "api_key": {"type": "string"},
+                    },
+                }
+            }
+        }
+    }
+}
+
+
+def _ok(**fields: Any) -> JSONResponse:
+    return JSONResponse({"success": True, **fields, "duration": 0})
+
+
+def _min_confidence(form: Form, default: float) -> float:
+    text = form.fields.get("min_confidence", "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidValue("Invalid value for min_confidence") from None
+    if not math.isfinite(value) or value < 0:
+        raise InvalidValue("Invalid value for min_confidence")
+    if value > 1:
+        raise InvalidValue("min_confidence cannot be greater than 1")
+    return value
+
+
+def _one_image(form: Form) -> Upload:
+    if not form.images:
+        raise InvalidValue(
+            "No valid image file found: send the image as a file part of a multipart form."
+        )
+    return form.images[0]
+
+
+def _userid(form: Form) -> str:
+    userid = form.fields.get("userid", "").strip()
+    if not userid:
+        raise InvalidValue("userid not specified")
+    return userid
+
+
+def _box(box: Box) -> dict[str, int]:
+    return {
+        "x_min": max(0, box.left),
+        "y_min": max(0, box.top),
+        "x_max": max(0, box.right),
+        "y_max": max(0, box.bottom),
+    }
+
+
+async def _analyze(request: Request, svc: Services, image: Upload, route: str) -> Analysis:
+    analysis = await svc.pool.analyze(image.data, image.label, request.is_disconnected)
+    count_faces(request, svc, route, len(analysis.faces))
+    return analysis
+
+
+@router.post("", summary="Detect faces (DeepStack)", openapi_extra=FORM_BODY)
+@router.post("/", include_in_schema=False)
+async def detect(request: Request, form: DeepStackForm) -> JSONResponse:
+    svc = services(request)
+    min_confidence = _min_confidence(form, DETECT_MIN_CONFIDENCE)
+    analysis = await _analyze(request, svc, _one_image(form), PREFIX)
+    predictions = [
+        {"confidence": round(p, 4), **_box(face.box)}
+        for face in analysis.faces
+        if (p := detection_probability(face.score)) >= min_confidence
+    ]
+    return _ok(predictions=predictions)
+
+
+@router.post("/recognize", summary="Recognise faces (DeepStack)", openapi_extra=FORM_BODY)
+async def recognize(request: Request, form: DeepStackForm) -> JSONResponse:
+    """``userid`` is the person, or ``unknown`` with ``confidence`` 0 for a face facelens
+    does not name or whose similarity is below ``min_confidence``."""
+    svc = services(request)
+    min_confidence = _min_confidence(form, RECOGNIZE_MIN_CONFIDENCE)
+    analysis = await _analyze(request, svc, _one_image(form), f"{PREFIX}/recognize")
+    index = await run_in_threadpool(svc.gallery.index)
+    scoring = svc.gallery.profile.scoring(svc.settings)
+    predictions = []
+    for scored in score_faces(analysis.faces, index, scoring):
+        best = scored.candidates[0] if scored.candidates else None
+        named = best is not None and scored.match.name != UNKNOWN
+        if best is not None and named and best.similarity >= min_confidence:
+            userid, confidence = best.name, round(best.similarity, 4)
+        else:
+            userid, confidence = UNKNOWN, 0.0
+        predictions.append({"userid": userid, "confidence": confidence, **_box(scored.face.box)})
+    unknown = sum(1 for p in predictions if p["userid"] == UNKNOWN)
+    svc.metrics.recognized.labels("unknown").inc(unknown)
+    svc.metrics.recognized.labels("known").inc(len(predictions) - unknown)
+    return _ok(predictions=predictions)
+
+
+@router.post(
+    "/register",
+    summary="Add photos to a person, created if new (DeepStack)",
+    openapi_extra=FORM_BODY,
+)
+async def register(request: Request, form: DeepStackForm) -> Response:
+    """Every image part of the form is a photo of ``userid``; each adds its (largest) face.
+    Answers ``face added`` for a new person, ``face updated`` for one who existed, and lists
+    photos that were not used under ``skipped``; 400 when no photo had a face."""
+    svc = services(request)
+    userid = _userid(form)
+    _one_image(form)  # at least one
+    existing = await run_in_threadpool(svc.gallery.find_person, userid)
+    name = existing.name if existing is not None else userid
+
+    async def enrol() -> Response:
+        items = await enrol_uploads(
+            request,
+            svc,
+            name,
+            form.images,
+            largest=True,
+            largest_hint="",
+            create=True,
+        )
+        used = [i for i in items if i.status != "skipped"]
+        if not used:
+            reasons = "; ".join(f"{i.image}: {i.reason}" for i in items)
+            raise NoFaceFound(f"no face detected ({reasons})")
+        body: dict[str, Any] = {"message": "face updated" if existing else "face added"}
+        skipped = [{"image": i.image, "reason": i.reason} for i in items if i not in used]
+        if skipped:
+            body["skipped"] = skipped
+        return _ok(**body)
+
+    hashes = "\n".join(hashlib.sha256(u.data).hexdigest() for u in form.images)
+    return await svc.idempotency.run(
+        request, request.state.api_key_id, enrol, f"{name}\n{hashes}".encode()
+    )
+
+
+@router.post("/list", summary="The registered people (DeepStack)")
+async def list_faces(request: Request, form: DeepStackForm) -> JSONResponse:
+    people = await run_in_threadpool(services(request).gallery.list_people)
+    return _ok(faces=[p.name for p in people if p.faces])
+
+
+@router.post("/delete", summary="Delete a person and their faces (DeepStack)")
+async def delete(request: Request, form: DeepStackForm) -> JSONResponse:
+    """Succeeds for a person who does not exist, as DeepStack does."""
+    svc = services(request)
+    userid = _userid(form)
+    async with write_lock:
+        person = await run_in_threadpool(svc.gallery.find_person, userid)
+        if person is not None:
+            await run_in_threadpool(svc.gallery.remove_person, person.name)
+    return _ok()
+
+
+@router.post("/match", summary="Similarity of the faces of two images (DeepStack)")
+async def match(request: Request, form: DeepStackForm) -> JSONResponse:
+    """``similarity`` is at least 0.70 when facelens holds the two largest faces for one
+    person, at most 0.35 when not (``facelens.compat``)."""
+    svc = services(request)
+    if len(form.images) < 2:
+        raise InvalidValue(f"expected two image files, only {len(form.images)} found")
+    if len(form.images) > 2:
+        raise InvalidValue("only two images allowed")
+    first, second = await asyncio.gather(
+        *(_analyze(request, svc, image, f"{PREFIX}/match") for image in form.images)
+    )
+    for label, analysis in ((form.images[0].label, first), (form.images[1].label, second)):
+        if not analysis.faces:
+            raise NoFaceFound(f"no face detected in {label}")
+    scoring = svc.gallery.profile.scoring(svc.settings)
+    distance = pair_distance(first.largest().embedding, second.largest().embedding, scoring.metric)
+    score = similarity(distance, scoring.threshold, named=distance <= scoring.threshold)
+    return _ok(similarity=round(score, 4))

@@ -1,0 +1,44 @@
+"""The in-process API of the contract tests: a real app, gallery and worker pool running the
+stand-in colour model, behind FastAPI's TestClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from facelens.api.app import create_app
+from facelens.api.deps import Services
+from facelens.api.idempotency import IdempotencyStore
+from facelens.api.observability import Metrics
+from facelens.gallery.sqlite import SQLiteGallery
+from facelens.keys import KeyStore
+from facelens.settings import Settings
+from facelens.workers import SpawnedWorkerPool
+from tests import fake_model
+
+
+@contextmanager
+def served(
+    data_dir: Path, *, client: tuple[str, int] = ("testclient", 50000), **settings: Any
+) -> Iterator[TestClient]:
+    """A TestClient on a fresh app over ``data_dir``; ``client`` is the caller's address."""
+    config = Settings(data_dir=data_dir, workers=1, **settings)
+    with fake_model.installed():
+        gallery = SQLiteGallery(config.gallery_path)
+        pool = SpawnedWorkerPool(config.with_model(gallery.profile.name), fake_model.serve)
+        pool.start()
+        path = config.gallery_path
+        services = Services(
+            config, pool, gallery, KeyStore(path), IdempotencyStore(path), Metrics()
+        )
+        try:
+            with TestClient(
+                create_app(services), base_url="http://127.0.0.1:5000", client=client
+            ) as test_client:
+                yield test_client
+        finally:
+            pool.close()

@@ -1,0 +1,244 @@
+"""The real client libraries, unmodified from PyPI, against a real facelens server.
+
+Each library runs in a virtual environment of its own, made by this test with uv (they pin
+conflicting ``urllib3`` versions, and their licences keep them out of ours): deepstack-sdk
+(DeepQuest's), deepstack-python and codeproject-ai-api (what the Home Assistant component and
+Viseron use) and compreface-sdk 0.6.0 (Viseron's CompreFace component). They enrol the shared
+people, then recognise the shared probes: the right names come back, strangers come back
+``unknown`` (DeepStack) or below Double Take's 0.40 (CompreFace).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from facelens.keys import KeyStore
+from tests.helpers import Probe
+from tests.server import Server
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+UV = ROOT / ".tools" / "bin" / "uv"
+CACHE = ROOT / ".cache" / "compat-clients"
+CLIENTS = {
+    # deepstack-sdk imports cv2, matplotlib, PIL and validators, which it does not all declare.
+    "deepstack-sdk": ["deepstack-sdk==0.2.1", "opencv-python-headless", "matplotlib"],
+    # Undeclared: pillow. Both speak DeepStack's API; codeproject-ai-api never sends a key.
+    "deepstack-python": ["deepstack-python==0.9", "codeproject-ai-api==0.1", "pillow"],
+    # requests-toolbelt 0.9.1 (pinned by the SDK) fails to import with urllib3 2.
+    "compreface-sdk": ["compreface-sdk==0.6.0", "urllib3==1.26.20"],
+}
+STRANGERS = {"obama_and_biden.jpg"}  # the probe with a face of someone never enrolled
+
+
+def client_python(name: str) -> Path:
+    """The Python of a virtual environment holding client ``name`` (made once per pin set)."""
+    if not UV.exists():
+        raise AssertionError(f"{UV} is missing: run scripts/setup first (it installs uv).")
+    requirements = CLIENTS[name]
+    digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
+    venv = CACHE / f"{name}-{digest}"
+    python = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        subprocess.run(
+            [str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True
+        )
+        subprocess.run(
+            [str(UV), "pip", "install", "--quiet", "--python", str(python), *requirements],
+            check=True,
+        )
+        (venv / ".complete").touch()
+    return python
+
+
+def run_client(name: str, script: str, **args: Any) -> Any:
+    """Run ``script`` in the client's environment; it reads ``ARGS`` and prints JSON."""
+    code = f"import json, sys\nARGS = json.loads(sys.argv[1])\n{script}"
+    done = subprocess.run(
+        [str(client_python(name)), "-c", code, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    running = Server(tmp_path / "data")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def photos(people_dir: Path) -> dict[str, list[str]]:
+    return {d.name: [str(p) for p in sorted(d.iterdir())] for d in sorted(people_dir.iterdir())}
+
+
+def expected(probes: list[Probe]) -> dict[str, list[str]]:
+    return {str(p.file): sorted(p.expected) for p in probes}
+
+
+DEEPSTACK_SDK = """
+from deepstack_sdk import Face, ServerConfig
+import contextlib, io
+face = Face(ServerConfig(ARGS["url"]))
+out = {"names": {}, "detected": {}}
+with contextlib.redirect_stdout(io.StringIO()):  # recognizeFace prints every answer
+    for person, files in ARGS["people"].items():
+        assert face.registerFace(files, person) is True  # several photos in one call
+    out["listed"] = sorted(face.listFaces().list)
+    for probe in ARGS["probes"]:
+        found = face.recognizeFace(probe, min_confidence=0.67)
+        out["names"][probe] = sorted(f.userid for f in found)
+        out["detected"][probe] = len(face.detectFace(probe, min_confidence=0.5))
+    assert face.deleteFace("biden") is True
+    out["listed_after_delete"] = sorted(face.listFaces().list)
+    out["after_delete"] = sorted(f.userid for f in face.recognizeFace(ARGS["both"]))
+print(json.dumps(out))
+"""
+
+
+def test_deepstack_sdk_registers_recognises_lists_and_deletes(
+    server: Server, people_dir: Path, probes: list[Probe], faces_dir: Path
+) -> None:
+    both = str(faces_dir / "probes" / "two_people.jpg")
+    result = run_client(
+        "deepstack-sdk",
+        DEEPSTACK_SDK,
+        url=server.url,
+        people=photos(people_dir),
+        probes=[str(p.file) for p in probes],
+        both=both,
+    )
+    want = expected(probes)
+    assert result["listed"] == sorted(photos(people_dir))
+    assert result["names"] == want  # strangers included: "unknown"
+    for probe, names in want.items():
+        assert result["detected"][probe] >= len(names)
+    assert "biden" not in result["listed_after_delete"]
+    assert result["after_delete"] == ["obama", "unknown"]
+
+
+DEEPSTACK_PYTHON = """
+from deepstack.core import DeepstackFace
+from codeprojectai.core import CodeProjectAIFace
+host, port = ARGS["host"], ARGS["port"]
+ha = DeepstackFace(ip=host, port=port, api_key=ARGS["key"], min_confidence=0.45)
+viseron = CodeProjectAIFace(ip=host, port=port, min_confidence=0.5)
+out = {}
+for person, files in ARGS["people"].items():
+    for path in files:  # one photo per call, as the HA teach_face service and Viseron do
+        out.setdefault("messages", []).append(ha.register(person, open(path, "rb").read()))
+out["faces"] = sorted(ha.get_registered_faces())
+out["ha"] = {p: sorted(f["userid"] for f in ha.recognize(open(p, "rb").read()))
+             for p in ARGS["probes"]}
+out["viseron"] = {p: sorted(f["userid"] for f in viseron.recognize(open(p, "rb").read()))
+                  for p in ARGS["probes"]}
+print(json.dumps(out))
+"""
+
+
+def test_home_assistant_and_viseron_libraries(
+    tmp_path: Path, people_dir: Path, probes: list[Probe]
+) -> None:
+    # Keys on: deepstack-python sends its key as the api_key form field; codeproject-ai-api
+    # sends none and is served because loopback is listed as an open network.
+    data = tmp_path / "data"
+    data.mkdir()
+    store = KeyStore(data / "gallery.sqlite3")
+    _, key = store.create("home assistant")
+    store.close()
+    running = Server(data, env={"FACELENS_COMPAT_OPEN_NETWORKS": "127.0.0.0/8"})
+    try:
+        assert "compatibility routes without an API key" in running.log()
+        host, port = running.url.removeprefix("http://").rsplit(":", 1)
+        chosen = [p for p in probes if p.file.name in {"obama1.jpg", "obama_and_biden.jpg"}]
+        result = run_client(
+            "deepstack-python",
+            DEEPSTACK_PYTHON,
+            host=host,
+            port=int(port),
+            key=key,
+            people=photos(people_dir),
+            probes=[str(p.file) for p in chosen],
+        )
+    finally:
+        running.stop()
+    assert result["faces"] == sorted(photos(people_dir))
+    assert set(result["messages"]) == {"face added", "face updated"}
+    assert result["ha"] == expected(chosen) and result["viseron"] == expected(chosen)
+
+
+COMPREFACE_SDK = """
+from compreface import CompreFace
+from compreface.service import RecognitionService
+service: RecognitionService = CompreFace(ARGS["domain"], ARGS["port"]).init_face_recognition(
+    "00000000-0000-0000-0000-000000000002")
+faces, subjects = service.get_face_collection(), service.get_subjects()
+out = {"added": [], "recognized": {}}
+for person, files in ARGS["people"].items():
+    for path in files:
+        out["added"].append(faces.add(image_path=path, subject=person))
+out["listed"] = faces.list()
+for probe in ARGS["probes"]:
+    answer = service.recognize(image_path=probe, options={
+        "limit": 0, "det_prob_threshold": 0.8, "prediction_count": 1,
+        "face_plugins": "age,gender", "status": "false"})
+    out["recognized"][probe] = answer
+out["subjects"] = subjects.list()
+out["add_subject"] = subjects.add("stranger")
+out["update"] = subjects.update("stranger", "visitor")
+out["subjects_after_update"] = subjects.list()
+out["delete_subject"] = subjects.delete("visitor")
+out["delete_faces"] = faces.delete_all("biden")
+out["delete_one"] = faces.delete(out["added"][0]["image_id"])
+out["delete_all"] = subjects.delete_all()
+print(json.dumps(out))
+"""
+
+
+def test_compreface_sdk_recognises_with_options_and_manages_subjects(
+    server: Server, people_dir: Path, probes: list[Probe]
+) -> None:
+    domain, port = server.url.rsplit(":", 1)
+    people = photos(people_dir)
+    result = run_client(
+        "compreface-sdk",
+        COMPREFACE_SDK,
+        domain=domain,
+        port=port,
+        people=people,
+        probes=[str(p.file) for p in probes],
+    )
+    total = sum(len(files) for files in people.values())
+    assert len(result["added"]) == total
+    assert all(a["image_id"].isdigit() for a in result["added"]), result["added"]
+    assert result["listed"]["total_elements"] == total
+    for probe, names in expected(probes).items():
+        answer = result["recognized"][probe]
+        # Double Take's reading: a name at 40 % similarity and above, else unknown.
+        seen = sorted(
+            f["subjects"][0]["subject"] if f["subjects"][0]["similarity"] >= 0.40 else "unknown"
+            for f in answer["result"]
+        )
+        assert seen == names, (probe, answer)
+    assert result["subjects"] == {"subjects": sorted(people)}
+    assert result["add_subject"] == {"subject": "stranger"}
+    assert result["update"] == {"updated": True}
+    assert "visitor" in result["subjects_after_update"]["subjects"]
+    assert result["delete_subject"] == {"subject": "visitor"}
+    assert result["delete_faces"] == {"deleted": len(people["biden"])}
+    assert result["delete_one"]["image_id"] == result["added"][0]["image_id"]
+    assert result["delete_all"] == {"deleted": len(people)}
