@@ -149,3 +149,38 @@ class IdempotencyKeyReused(InvalidValue):
     """An Idempotency-Key already used for a different request."""
 
     code = "idempotency_key_reused"
+
+
+class APIError(FaceLensError):
+    """A facelens server answered with an error (after any retries): its HTTP status, its
+    error ``code`` and message, and how long it asked to wait (``Retry-After``), if it did."""
+
+    def __init__(
+        self, message: str, *, status: int, code: str, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        """Busy, restarting or failing servers are worth another try; other 4xx never."""
+        return self.status == 429 or self.status >= 500
+
+
+class ServerUnreachable(Unavailable):
+    """No answer came from the server (refused, reset, timed out) within the tries allowed."""
+
+    code = "unreachable"
+
+
+def error_class(code: str) -> type[FaceLensError] | None:
+    """Our exception class whose ``code`` is ``code`` (a server's answer → a local kind)."""
+    pending: list[type[FaceLensError]] = [FaceLensError]
+    while pending:
+        cls = pending.pop()
+        if cls.code == code and cls is not APIError:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return None

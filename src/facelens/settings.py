@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelName = Literal["sface", "dlib"]
@@ -144,6 +144,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest a worker may spend on one request's images; past it the worker "
         "is replaced and the client gets 504 (a photo takes well under a second).",
+    )
+    url: str = Field(
+        default="http://127.0.0.1:5000",
+        description="The server the 'facelens remote' commands call.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="The API key 'facelens remote' sends (X-API-Key); unset: none.",
+    )
+    remote_deadline_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest a 'facelens remote' call may take, its retries included "
+        "(connection failures, timeouts, 429 and 5xx are retried with back-off).",
     )
     log_format: LogFormat = Field(
         default="text", description="Server logs: text (one line per request) or json."

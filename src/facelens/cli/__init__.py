@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from facelens.cli import evaluation, gallery, people, photos  # noqa: F401  (registers commands)
+from facelens.cli import evaluation, gallery, people, photos, remote  # noqa: F401  (registers commands)
 from facelens.cli.app import app
 
 

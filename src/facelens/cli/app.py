@@ -41,6 +41,8 @@ EXIT_CODES: dict[type[errors.FaceLensError], int] = {
     errors.NotFound: 7,
     errors.Conflict: 8,
     errors.InvalidValue: 9,
+    errors.Unavailable: 10,
+    errors.Unauthorized: 11,
 }
 EXIT_INTERRUPTED = 130
 
@@ -86,7 +88,10 @@ def escape(text: str) -> str:
 
 def exit_code_for(exc: errors.FaceLensError) -> int:
     """The exit code of a failure: the most specific class in :data:`EXIT_CODES`, else 1."""
-    for cls in type(exc).__mro__:
+    kind = type(exc)
+    if isinstance(exc, errors.APIError):  # a server's answer: the code of the same local error
+        kind = errors.error_class(exc.code) or (errors.Unavailable if exc.retryable else kind)
+    for cls in kind.__mro__:
         if cls in EXIT_CODES:
             return EXIT_CODES[cls]
     return 1

@@ -26,16 +26,21 @@ def people_list(
 ) -> None:
     """List enrolled people and how many faces each has."""
     with handled(ctx) as state:
-        people = open_gallery(state).list_people()
-        if as_json:
-            print_json([{"name": p.name, "faces": p.faces} for p in people])
-            return
-        table = Table(title=f"{len(people)} people in {state.settings.gallery_path}")
-        table.add_column("name")
-        table.add_column("faces", justify="right")
-        for p in people:
-            table.add_row(escape(p.name), str(p.faces))
-        out.print(table)
+        people = [(p.name, p.faces) for p in open_gallery(state).list_people()]
+        print_people(people, f"{len(people)} people in {state.settings.gallery_path}", as_json)
+
+
+def print_people(people: list[tuple[str, int]], title: str, as_json: bool) -> None:
+    """(name, faces) rows as a table, or as JSON ``[{"name", "faces"}]``."""
+    if as_json:
+        print_json([{"name": name, "faces": faces} for name, faces in people])
+        return
+    table = Table(title=escape(title))
+    table.add_column("name")
+    table.add_column("faces", justify="right")
+    for name, faces in people:
+        table.add_row(escape(name), str(faces))
+    out.print(table)
 
 
 @people_app.command("rename")

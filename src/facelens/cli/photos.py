@@ -77,11 +77,11 @@ def enroll(
                 on_start=started,
                 on_file=advanced,
             )
-        _print_enrolment(report, as_json)
+        print_enrolment(report, as_json)
         gallery.close()
 
 
-def _print_enrolment(report: EnrolmentReport, as_json: bool) -> None:
+def print_enrolment(report: EnrolmentReport, as_json: bool) -> None:
     if as_json:
         print_json(
             {
@@ -144,7 +144,7 @@ def recognize(
 
     with handled(ctx) as state:
         if annotate is not None:
-            _prepare_output_dir(annotate)
+            prepare_output_dir(annotate)
         gallery = open_gallery(state)
         index = gallery.index()
         gallery.close()
@@ -175,7 +175,7 @@ def recognize(
         if as_json:
             print_json(listing)
         else:
-            _print_recognitions(listing)
+            print_recognitions(listing)
         if failed:
             # One kind of failure for every file: its own code; a mixed batch: "partial".
             codes = {exit_code_for(e) for e in failed}
@@ -184,7 +184,7 @@ def recognize(
             )
 
 
-def _prepare_output_dir(folder: Path) -> None:
+def prepare_output_dir(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".facelens-write-test"
@@ -214,7 +214,7 @@ def _recognition_entry(
         "faces": [f.as_dict() for f in recognition.faces],
     }
     if annotate is not None and recognition.annotated is not None:
-        target = _unique_name(annotate, result.path, recognition.annotated_format, written)
+        target = unique_name(annotate, result.path, recognition.annotated_format, written)
         try:
             target.write_bytes(recognition.annotated)
         except OSError as exc:
@@ -228,7 +228,7 @@ def _recognition_entry(
 _SUFFIXES = {"PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
 
 
-def _unique_name(folder: Path, source: Path, fmt: str | None, taken: set[str]) -> Path:
+def unique_name(folder: Path, source: Path, fmt: str | None, taken: set[str]) -> Path:
     """``folder/<source name>`` with the suffix of ``fmt``, numbered when two inputs share a
     name."""
     suffix = _SUFFIXES.get(fmt or "", ".jpg")
@@ -240,7 +240,7 @@ def _unique_name(folder: Path, source: Path, fmt: str | None, taken: set[str]) -
     return folder / name
 
 
-def _print_recognitions(listing: list[dict[str, Any]]) -> None:
+def print_recognitions(listing: list[dict[str, Any]]) -> None:
     for entry in listing:
         if "error" in entry:
             out.print(f"[red]error:[/red] {escape(entry['error'])}")
@@ -287,17 +287,19 @@ def verify(
         if as_json:
             print_json(result)
         else:
-            verdict = (
-                "[green]same person[/green]"
-                if result["same_person"]
-                else "[red]different people[/red]"
-            )
-            out.print(
-                f"{verdict}: distance {result['distance']:.3f} (threshold {result['threshold']}, "
-                f"model {engine.profile.name})"
-            )
-            for note in result["notes"]:
-                out.print(f"[dim]note: {note}[/dim]")
+            print_verification(result, engine.profile.name)
+
+
+def print_verification(result: dict[str, Any], model: str) -> None:
+    verdict = (
+        "[green]same person[/green]" if result["same_person"] else "[red]different people[/red]"
+    )
+    out.print(
+        f"{verdict}: distance {result['distance']:.3f} (threshold {result['threshold']}, "
+        f"model {escape(model)})"
+    )
+    for note in result["notes"]:
+        out.print(f"[dim]note: {escape(note)}[/dim]")
 
 
 @app.command()
