@@ -2,7 +2,7 @@
 
 Those clients decide with a fixed threshold on a 0..1 score: Double Take names a face at 0.40
 and calls it a match at 0.60, DeepStack's ``min_confidence`` defaults to 0.67, the Home Assistant
-component's to 0.45, Viseron's CompreFace ``similarity_threshold`` to 0.5. Their servers' scores
+component's to 0.45; Viseron compares with its configured threshold. Their servers' scores
 never said "unknown" reliably: DeepStack's is ``(cos + 1) / 2`` (strangers score two thirds) and
 CompreFace always answers the nearest subject.
 

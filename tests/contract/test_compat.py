@@ -359,6 +359,11 @@ def test_compreface_faces_pages_and_deletes_by_id(fresh: TestClient) -> None:
         {"image_id": ids[2], "subject": "blue"},
     ]
     assert fresh.get(f"{base}/faces").json()["total_elements"] == 0
+    # Found by schemathesis: digits that are not ASCII ("²") are no id, and ids are strings.
+    assert fresh.delete(f"{base}/faces/\u00b2\u00b2").status_code == 404
+    assert fresh.post(f"{base}/faces/delete", json=[True]).status_code == 400
+    # /faces/delete is a path of its own: Allow lists its methods, not those of /faces/{id}.
+    assert fresh.options(f"{base}/faces/delete").headers["allow"] == "POST"
 
 
 def test_compreface_subjects_crud_and_merge(fresh: TestClient) -> None:

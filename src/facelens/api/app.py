@@ -19,7 +19,9 @@ DESCRIPTION = """Self-hosted face recognition.
 
 * `POST /predictor` keeps the original demo's contract: base64 image in, annotated base64 JPEG out.
 * `/v1/...` is the JSON API: recognize, detect, verify, embed, and people management.
-* Errors always have the shape `{{"error": {{"code": ..., "message": ...}}}}`.
+* `/v1/vision/face...` (DeepStack / CodeProject.AI) and `/api/v1/recognition/...` (CompreFace)
+  answer those APIs' clients on the same gallery, in their own shapes and error bodies.
+* Errors of the facelens API have the shape `{{"error": {{"code": ..., "message": ...}}}}`.
 * When API keys are configured, `/v1` and `/predictor` need an `X-API-Key` header.
 
 This server runs the **{profile.name}** model ({profile.summary}), model id `{profile.id}`, at

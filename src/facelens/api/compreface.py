@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from typing import Annotated, Any
 
@@ -39,6 +40,7 @@ from facelens.matching import UNKNOWN
 PREFIX = "/api/v1/recognition"
 NO_FACE = "No face is found in the given image"
 MAX_PAGE_SIZE = 1000
+_FACE_ID = re.compile(r"[0-9]{1,18}")  # facelens's face ids, as CompreFace's image_id strings
 
 router = APIRouter(
     prefix=PREFIX,
@@ -192,6 +194,7 @@ async def recognize(
 
 @router.post(
     "/faces",
+    status_code=201,
     summary="Add a photo's face to a subject, created if new (CompreFace)",
     openapi_extra=FILE_BODY,
 )
@@ -261,7 +264,7 @@ async def delete_faces(
 
 
 def _face_id(image_id: str) -> int:
-    if not image_id.isdigit() or len(image_id) > 18:
+    if not _FACE_ID.fullmatch(image_id):
         raise NotFound(f"No stored face has id {image_id!r}.")
     return int(image_id)
 
@@ -298,7 +301,7 @@ async def delete_face(request: Request, image_id: str) -> JSONResponse:
 )
 async def delete_faces_by_id(request: Request) -> JSONResponse:
     ids = await _json_body(request)
-    if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise InvalidValue('The JSON body must be a list of image ids, e.g. ["12", "15"].')
     svc = services(request)
     deleted = []
@@ -326,8 +329,10 @@ async def list_subjects(request: Request) -> JSONResponse:
     return JSONResponse({"subjects": [p.name for p in people]})
 
 
-@router.post("/subjects", summary="Add a subject (CompreFace)", openapi_extra=SUBJECT_BODY)
-@router.post("/subjects/", include_in_schema=False)
+@router.post(
+    "/subjects", status_code=201, summary="Add a subject (CompreFace)", openapi_extra=SUBJECT_BODY
+)
+@router.post("/subjects/", status_code=201, include_in_schema=False)
 async def add_subject(request: Request) -> JSONResponse:
     subject = await _subject_field(request)
     svc = services(request)

@@ -162,10 +162,13 @@ _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "p
 
 def _allowed_methods(request: Request) -> list[str]:
     """The methods the API documents for the request's path (from the OpenAPI schema)."""
+    paths = request.app.openapi()["paths"]
+    path = request.url.path
+    # A path of its own (``/faces/delete``) is not also ``/faces/{image_id}``.
+    matching = [path] if path in paths else [t for t in paths if compile_path(t)[0].match(path)]
     methods: set[str] = set()
-    for template, item in request.app.openapi()["paths"].items():
-        if compile_path(template)[0].match(request.url.path):
-            methods |= {m.upper() for m in item if m in _HTTP_METHODS}
+    for template in matching:
+        methods |= {m.upper() for m in paths[template] if m in _HTTP_METHODS}
     return sorted(methods)
 
 
