@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         "browser, comma-separated; none by default. Pages of other origins may not change "
         "anything.",
     )
+    server_api_keys: SecretStr | None = Field(
+        default=None,
+        description="API keys the server accepts besides those of 'facelens keys create' "
+        "(comma-separated, each at least 16 characters): for a container's env file or a "
+        "Kubernetes Secret. Any key turns keys on.",
+    )
     compat_open_networks: str = Field(
         default="",
         description="Networks (CIDR, comma-separated, e.g. 192.168.1.0/24) whose clients may "

