@@ -21,10 +21,11 @@ import asyncio
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from enum import Enum
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -60,11 +61,24 @@ MODELS: dict[str, list[dict[str, Any]]] = {
     ),
 }
 
-router = APIRouter(prefix="/v2", tags=["KServe / Open Inference Protocol v2"])
+TAGS: list[str | Enum] = ["KServe / Open Inference Protocol v2"]
+# Checked by _model (404 for another name, as the protocol says); the enum is for the docs.
+ModelName = Annotated[
+    str, Path(json_schema_extra={"enum": ["face-detect", "face-embed", "face-recognize"]})
+]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": 'The protocol\'s error: {"error": "..."}'} for status in (400, 404, 503)
+}
+NO_BODY: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Yes (no body)", "content": {}},
+    503: {"description": "Not yet (no body)", "content": {}},
+}
+router = APIRouter(prefix="/v2", tags=TAGS)
 keyed = APIRouter(
     prefix="/v2",
-    tags=["KServe / Open Inference Protocol v2"],
+    tags=TAGS,
     dependencies=[Depends(require_api_key)],
+    responses={**ERRORS, 401: {"description": "An API key is needed"}},
 )
 
 
@@ -81,26 +95,46 @@ async def server_metadata() -> dict[str, Any]:
     return {"name": "facelens", "version": __version__, "extensions": EXTENSIONS}
 
 
-@router.get("/health/live", summary="Alive (200, no body)")
+@router.get(
+    "/health/live", summary="Alive (200, no body)", response_class=Response, responses=NO_BODY
+)
 async def live() -> Response:
     return Response(status_code=200)
 
 
-@router.get("/health/ready", summary="Ready: a worker holds the models (503 if not)")
+@router.get(
+    "/health/ready",
+    summary="Ready: a worker holds the models (503 if not)",
+    response_class=Response,
+    responses=NO_BODY,
+)
 async def ready(request: Request) -> Response:
     return Response(status_code=200 if services(request).pool.ready else 503)
 
 
-@router.get("/models/{name}/ready", summary="Model ready (200, 404 unknown, 503 not yet)")
+@router.get(
+    "/models/{name}/ready",
+    summary="Model ready (200, 404 unknown, 503 not yet)",
+    response_class=Response,
+    responses={**NO_BODY, 404: ERRORS[404]},
+)
+async def model_ready(request: Request, name: ModelName) -> Response:
+    return await model_version_ready(request, name, None)
+
+
 @router.get("/models/{name}/versions/{version}/ready", include_in_schema=False)
-async def model_ready(request: Request, name: str, version: str | None = None) -> Response:
+async def model_version_ready(request: Request, name: str, version: str | None) -> Response:
     _model(name, version)
     return Response(status_code=200 if services(request).pool.ready else 503)
 
 
 @keyed.get("/models/{name}", summary="Model metadata: inputs and outputs")
+async def model_metadata(request: Request, name: ModelName) -> JSONResponse:
+    return await model_version_metadata(request, name, None)
+
+
 @keyed.get("/models/{name}/versions/{version}", include_in_schema=False)
-async def model_metadata(request: Request, name: str, version: str | None = None) -> JSONResponse:
+async def model_version_metadata(request: Request, name: str, version: str | None) -> JSONResponse:
     _model(name, version)
     return JSONResponse(
         {
@@ -221,8 +255,12 @@ async def _recognize(
         }
     },
 )
+async def infer(request: Request, name: ModelName) -> Response:
+    return await infer_version(request, name, None)
+
+
 @keyed.post("/models/{name}/versions/{version}/infer", include_in_schema=False)
-async def infer(request: Request, name: str, version: str | None = None) -> Response:
+async def infer_version(request: Request, name: str, version: str | None) -> Response:
     svc = services(request)
     _model(name, version)
     body = await request.body()
