@@ -105,8 +105,12 @@ def run_batch(paths: Sequence[Path], settings: Settings, job: Job[T]) -> Iterato
 
 
 def analyze_files(
-    paths: Sequence[Path], settings: Settings, engine: Engine | None = None
+    paths: Sequence[Path],
+    settings: Settings,
+    engine: Engine | None = None,
+    *,
+    enrolment: bool = False,
 ) -> Iterator[FileResult[Analysis]]:
-    """Every face of each file, analysed on every core."""
+    """Every face of each file, analysed on every core (``enrolment``: see Engine.analyze)."""
     engine = engine or Engine.load(settings)
-    return run_batch(paths, settings, functools.partial(analyze_bytes, engine))
+    return run_batch(paths, settings, functools.partial(analyze_bytes, engine, enrolment=enrolment))

@@ -172,7 +172,8 @@ def enroll_photo(
 ) -> PhotoOutcome:
     """Store the face of one analysed photo for an existing ``person``; never the same twice.
 
-    Only the embedding and box are kept, never the photo; skipped photos leave no record.
+    The embedding, box and a small thumbnail are kept, never the photo; skipped photos leave
+    no record.
     :class:`NotFound` if the person does not exist (no one is created here).
     """
     previous = enrolled_before(gallery, person, sha256)  # also checks that the person exists
@@ -185,7 +186,7 @@ def enroll_photo(
         person,
         sha256,
         f"{UPLOAD_PREFIX}{label}#{sha256[:12]}",
-        [NewFace(f.embedding, f.box) for f in faces],
+        [NewFace.of(f) for f in faces],
         None,
     )
     return PhotoOutcome("enrolled", ids, faces[0].box, None)
@@ -258,7 +259,7 @@ def enroll_folder(
 
     if on_start is not None:
         on_start(len(todo))
-    for result in analyze_files(todo, settings, engine):
+    for result in analyze_files(todo, settings, engine, enrolment=True):
         person = person_of[result.path]
         person_report = report.person(person)
         reason: str | None
@@ -272,7 +273,7 @@ def enroll_folder(
                 person,
                 result.sha256,
                 str(result.path),
-                [NewFace(f.embedding, f.box) for f in faces],
+                [NewFace.of(f) for f in faces],
                 reason,
             )
         if faces:

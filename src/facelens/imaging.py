@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facelens.errors import ImageError, ImageTooComplex, ImageTooLarge, InputPathError
-from facelens.models.base import RGBImage
+from facelens.models.base import Box, RGBImage
 
 # Pillow's own bomb check raises on its own limit; we apply ours (a setting) instead.
 Image.MAX_IMAGE_PIXELS = None
@@ -207,3 +207,38 @@ def encode_image(pixels: RGBImage, *, format: str = "JPEG", quality: int = 90) -
     else:
         image.save(buffer, format=format.upper())
     return buffer.getvalue()
+
+
+THUMBNAIL_MAX_SIDE = 160
+# The margin kept around a face box in a thumbnail, as a share of the box's size on each side:
+# enough context for a detector to find the face again (gallery migrate re-embeds from it).
+THUMBNAIL_MARGIN = 0.4
+
+
+def face_thumbnail(pixels: RGBImage, box: Box, *, max_side: int = THUMBNAIL_MAX_SIDE) -> bytes:
+    """A small JPEG of the face in ``box`` with a margin around it, its longest side at most
+    ``max_side`` pixels."""
+    height, width = pixels.shape[:2]
+    dx, dy = round(box.width * THUMBNAIL_MARGIN), round(box.height * THUMBNAIL_MARGIN)
+    crop = Box(box.left - dx, box.top - dy, box.right + dx, box.bottom + dy).clipped(width, height)
+    region = pixels[crop.top : crop.bottom, crop.left : crop.right]
+    if region.size == 0:
+        region = pixels
+    small, _ = downscale(np.ascontiguousarray(region), max_side)
+    return encode_image(small, quality=85)
+
+
+SHARPNESS_SIDE = 112  # the face is measured at the size the sface model sees it
+
+
+def sharpness(pixels: RGBImage, box: Box) -> float:
+    """How sharp the face in ``box`` is: the variance of the Laplacian of its grey pixels,
+    measured at a fixed size so that large and small faces compare. Blurred faces score low."""
+    height, width = pixels.shape[:2]
+    inside = box.clipped(width, height)
+    region = pixels[inside.top : inside.bottom, inside.left : inside.right]
+    if region.size == 0:
+        return 0.0
+    grey = cv2.cvtColor(np.ascontiguousarray(region), cv2.COLOR_RGB2GRAY)
+    grey = cv2.resize(grey, (SHARPNESS_SIDE, SHARPNESS_SIDE), interpolation=cv2.INTER_AREA)
+    return round(float(cv2.Laplacian(grey, cv2.CV_64F).var()), 2)

@@ -3,10 +3,11 @@
 Embeddings of two models cannot be compared, so a gallery moves as a whole. Faces enrolled
 from a folder are re-embedded from their files (path and SHA-256 were recorded): the new
 model's face that best overlaps the stored box takes the old face's place and keeps its id.
-Photos uploaded over HTTP were never kept, so those faces cannot move: they are listed, with
-the people left with no face at all. All analysis happens first; then a backup of the file is
-written and the gallery switches model in one transaction, so an interruption leaves the old
-gallery as it was.
+Photos uploaded over HTTP were never kept: those faces, and those whose file is gone, changed
+or no longer shows them, are re-embedded from the small thumbnail kept of each face where there
+is one; the others cannot move and are listed, with the people left with no face at all. All
+analysis happens first; then a backup of the file is written and the gallery switches model in
+one transaction, so an interruption leaves the old gallery as it was.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Any
 
 from facelens.batch import FileResult, analyze_files
 from facelens.enroll import UPLOAD_PREFIX
+from facelens.errors import FaceLensError
 from facelens.gallery import FaceRecord, NewFace, SQLiteGallery
 from facelens.models.base import Box
 from facelens.models.profiles import profile_named
 from facelens.pipeline import Analysis, Engine
+from facelens.recognition import analyze_bytes
 from facelens.settings import ModelName, Settings
 
 MIN_OVERLAP = 0.3  # intersection over union of the stored box and the new model's box
@@ -92,6 +95,19 @@ def _reason_not_on_disk(face: FaceRecord) -> str | None:
     return None
 
 
+def _from_thumbnail(face: FaceRecord, thumbnail: bytes, engine: Engine) -> NewFace | str:
+    """The new model's face in place of ``face``, found again in its thumbnail (which holds
+    that face with a margin around it), or why there is none. The box stays the stored one:
+    it is where the face was in the original photo."""
+    try:
+        found = analyze_bytes(engine, thumbnail, f"thumbnail of face {face.id}")
+    except FaceLensError as exc:
+        return f"its thumbnail cannot be analysed: {exc}"
+    if not found.faces:
+        return "the new model finds no face in its thumbnail"
+    return NewFace(found.largest().embedding, face.box, face.sharpness)
+
+
 def _match(face: FaceRecord, analysis: Analysis, sha256: str | None) -> NewFace | str:
     """The new model's face in place of ``face``, or why there is none."""
     if sha256 != face.sha256:
@@ -100,7 +116,7 @@ def _match(face: FaceRecord, analysis: Analysis, sha256: str | None) -> NewFace 
     best = max(scored, key=lambda pair: pair[0], default=None)
     if best is None or best[0] < MIN_OVERLAP:
         return "the new model finds no face where this one was"
-    return NewFace(best[1].embedding, best[1].box)
+    return NewFace.of(best[1])
 
 
 def migrate_gallery(
@@ -119,19 +135,21 @@ def migrate_gallery(
         return report
     faces = gallery.faces()
     by_file: dict[Path, list[FaceRecord]] = defaultdict(list)
+    elsewise: list[tuple[FaceRecord, str]] = []  # not from its file: why, then its thumbnail
     for face in faces:
         reason = _reason_not_on_disk(face)
         if reason is None:
             by_file[Path(str(face.source))].append(face)
         else:
-            report.left_out.append(LeftOut(face.id, face.person, face.source, reason))
+            elsewise.append((face, reason))
 
     kept: dict[int, NewFace] = {}
     if on_start is not None:
         on_start(len(by_file))
-    if by_file:
-        engine = Engine.load(settings.with_model(profile.name))
-        for result in analyze_files(list(by_file), engine.settings, engine):
+    needed = by_file or any(face.has_thumbnail for face, _ in elsewise)
+    engine = Engine.load(settings.with_model(profile.name)) if needed else None
+    if engine is not None and by_file:
+        for result in analyze_files(list(by_file), engine.settings, engine, enrolment=True):
             for face in by_file[result.path]:
                 outcome = (
                     _match(face, result.value, result.sha256)
@@ -141,9 +159,19 @@ def migrate_gallery(
                 if isinstance(outcome, NewFace):
                     kept[face.id] = outcome
                 else:
-                    report.left_out.append(LeftOut(face.id, face.person, face.source, outcome))
+                    elsewise.append((face, outcome))
             if on_file is not None:
                 on_file(result)
+    for face, reason in elsewise:
+        if engine is None or not face.has_thumbnail:
+            report.left_out.append(LeftOut(face.id, face.person, face.source, reason))
+            continue
+        outcome = _from_thumbnail(face, gallery.thumbnail(face.id), engine)
+        if isinstance(outcome, NewFace):
+            kept[face.id] = outcome
+        else:
+            why = f"{reason}; {outcome}"
+            report.left_out.append(LeftOut(face.id, face.person, face.source, why))
     report.reembedded = len(kept)
     report.left_out.sort(key=lambda f: (f.person, f.face_id))
     had_faces = {f.person for f in faces}

@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from facelens.errors import NoFaceFound
-from facelens.imaging import DecodedImage, downscale
+from facelens.imaging import DecodedImage, downscale, face_thumbnail, sharpness
 from facelens.matching import GalleryIndex, Match, Scoring, identify, pair_distance
 from facelens.models.base import Aligner, Box, Detector, Embedder, Embeddings, Landmarks
 from facelens.models.profiles import ModelProfile, profile_for
@@ -25,12 +25,15 @@ from facelens.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class Face:
-    """A face found in an image: box in original pixels, detector score, its descriptor."""
+    """A face found in an image: box in original pixels, detector score, its descriptor; for
+    enrolment also its sharpness and a small JPEG of it (see :meth:`Engine.analyze`)."""
 
     box: Box
     score: float
     landmarks: Landmarks
     embedding: Embeddings
+    sharpness: float | None = None
+    thumbnail: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +155,9 @@ class Engine:
         """What produced the embeddings; galleries refuse embeddings of another model."""
         return self.profile.id
 
-    def analyze(self, image: DecodedImage) -> Analysis:
-        """Find, align and embed every face of ``image``."""
+    def analyze(self, image: DecodedImage, *, enrolment: bool = False) -> Analysis:
+        """Find, align and embed every face of ``image``. For ``enrolment``, also measure each
+        face's sharpness and keep a thumbnail of it (unless thumbnails are switched off)."""
         timings: dict[str, float] = {}
         with _timed(timings, "detect"):
             small, factor = downscale(image.pixels, self.detect_max_side)
@@ -169,6 +173,16 @@ class Engine:
             Face(d.box, d.score, a.landmarks, vectors[i])
             for i, (d, a) in enumerate(zip(kept, aligned, strict=True))
         )
+        if enrolment:
+            thumbnails = self.settings.face_thumbnails
+            faces = tuple(
+                replace(
+                    f,
+                    sharpness=sharpness(image.pixels, f.box),
+                    thumbnail=face_thumbnail(image.pixels, f.box) if thumbnails else None,
+                )
+                for f in faces
+            )
         return Analysis(image.width, image.height, faces, timings)
 
     def verify(self, first: Analysis, second: Analysis) -> Verification:

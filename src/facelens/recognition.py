@@ -37,12 +37,12 @@ def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
 
 
-def analyze_bytes(engine: Engine, data: bytes, source: str) -> Analysis:
+def analyze_bytes(engine: Engine, data: bytes, source: str, *, enrolment: bool = False) -> Analysis:
     """Decode and analyse one image; ``timings_ms`` includes ``decode``."""
     start = time.perf_counter()
     image = decode_image(data, source=source, max_pixels=engine.settings.max_pixels)
     decode_ms = _ms(start)
-    analysis = engine.analyze(image)
+    analysis = engine.analyze(image, enrolment=enrolment)
     analysis.timings_ms["decode"] = decode_ms
     return analysis
 

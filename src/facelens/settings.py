@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         description="A named face whose runner-up candidate is less than this "
         "much farther away is marked ambiguous.",
     )
+    face_thumbnails: bool = Field(
+        default=True,
+        description="Keep a small JPEG (at most 160 px) of each enrolled face, in the gallery, "
+        "deleted with the face: the web console shows it, and 'gallery migrate' can re-embed "
+        "uploaded faces from it. Off: only embeddings and boxes are kept (biometric data).",
+    )
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,

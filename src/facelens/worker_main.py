@@ -52,9 +52,9 @@ class Tasks:
         self.engine = engine
         self.gallery = gallery
 
-    def analyze(self, data: bytes, source: str, threads: int) -> Analysis:
+    def analyze(self, data: bytes, source: str, enrolment: bool, threads: int) -> Analysis:
         _use_threads(threads)
-        return analyze_bytes(self.engine, data, source)
+        return analyze_bytes(self.engine, data, source, enrolment=enrolment)
 
     def recognize(self, data: bytes, source: str, annotate: bool, threads: int) -> Recognition:
         _use_threads(threads)

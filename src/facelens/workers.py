@@ -300,11 +300,20 @@ class SpawnedWorkerPool:
         )
 
     async def analyze(
-        self, data: bytes, source: str, gone: Gone | None = None, *, queued: bool = True
+        self,
+        data: bytes,
+        source: str,
+        gone: Gone | None = None,
+        *,
+        queued: bool = True,
+        enrolment: bool = False,
     ) -> Analysis:
-        """Every face of one image. ``queued=False`` is for the further images of a request
-        that passed :meth:`check_capacity` already: they wait for a worker, never refused."""
-        result: Analysis = await self._submit("analyze", (data, source), gone, queued=queued)
+        """Every face of one image (``enrolment``: see Engine.analyze). ``queued=False`` is for
+        the further images of a request that passed :meth:`check_capacity` already: they wait
+        for a worker, never refused."""
+        result: Analysis = await self._submit(
+            "analyze", (data, source, enrolment), gone, queued=queued
+        )
         return result
 
     async def recognize(

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import io
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -119,3 +122,74 @@ def test_readiness_says_which_model_and_how_many_workers(api: TestClient) -> Non
     ready = api.get("/readyz").json()
     assert ready["status"] == "ready" and ready["workers_ready"] == 1
     assert ready["model"] == fake_model.FAKE.id
+
+
+def test_thumbnails_are_served_per_face_and_per_person(tmp_path: Path) -> None:
+    with served(tmp_path / "on") as api:
+        assert api.post("/v1/people", json={"name": "ruby"}).status_code == 201
+        api.post("/v1/people/ruby/faces", files={"images": photo((RED, LEFT))})
+        (face,) = api.get("/v1/people/ruby").json()["faces"]
+        assert face["thumbnail"] is True
+        for url in (f"/v1/people/ruby/faces/{face['id']}/thumbnail", "/v1/people/ruby/thumbnail"):
+            answer = api.get(url)
+            assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
+            assert "private" in answer.headers["cache-control"]
+            thumb = np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGB"), dtype=int)
+            assert np.abs(thumb[thumb.shape[0] // 2, thumb.shape[1] // 2] - RED).max() < 40
+        assert api.get("/v1/people/nobody/thumbnail").status_code == 404
+        assert api.get(f"/v1/people/ruby/faces/{face['id'] + 1}/thumbnail").status_code == 404
+    with served(tmp_path / "off", face_thumbnails=False) as api:
+        api.post("/v1/people", json={"name": "ruby"})
+        api.post("/v1/people/ruby/faces", files={"images": photo((RED, LEFT))})
+        (face,) = api.get("/v1/people/ruby").json()["faces"]
+        assert face["thumbnail"] is False
+        missing = api.get(f"/v1/people/ruby/faces/{face['id']}/thumbnail")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+        with sqlite3.connect(tmp_path / "off" / "gallery.sqlite3") as db:
+            assert db.execute("SELECT COUNT(*) FROM face_thumbnails").fetchone()[0] == 0
+
+
+def test_review_finds_a_face_under_the_wrong_name_and_moving_it_fixes_that(
+    tmp_path: Path,
+) -> None:
+    with served(tmp_path) as api:
+        for name in ("ruby", "navy"):
+            api.post("/v1/people", json={"name": name})
+        for n in range(2):
+            square = Box(10 + n, 10, 70, 70)
+            api.post("/v1/people/ruby/faces", files={"images": photo((RED, square))})
+            api.post("/v1/people/navy/faces", files={"images": photo((BLUE, square))})
+        wrong = api.post(
+            "/v1/people/ruby/faces", files={"images": photo((BLUE, Box(30, 30, 90, 90)))}
+        ).json()["results"][0]["face_ids"][0]
+        review = api.get("/v1/gallery/review").json()
+        assert review["faces_reviewed"] == 5
+        mismatches = [f for f in review["findings"] if f["kind"] == "mismatch"]
+        assert [(f["person"], f["face_id"], f["fix"], f["other_person"]) for f in mismatches] == [
+            ("ruby", wrong, "move", "navy")
+        ]
+        # The colour model's faces are identical per colour: the same "photo" twice.
+        assert {f["kind"] for f in review["findings"]} >= {"duplicate"}
+        moved = api.patch(f"/v1/people/ruby/faces/{wrong}", json={"to": "navy"})
+        assert moved.json() == {"face_id": wrong, "to": "navy", "face_count": 3}
+        after = api.get("/v1/gallery/review").json()["findings"]
+        assert not [f for f in after if f["kind"] == "mismatch"]
+        recognised = api.post("/v1/recognize", content=photo((BLUE, LEFT))).json()
+        assert [f["name"] for f in recognised["faces"]] == ["navy"]
+        gone = api.patch(f"/v1/people/ruby/faces/{wrong}", json={"to": "navy"})
+        assert gone.status_code == 404
+        nobody = api.patch(f"/v1/people/navy/faces/{wrong}", json={"to": "nobody"})
+        assert nobody.status_code == 404
+
+
+def test_the_console_page_is_served_with_a_strict_policy(api: TestClient) -> None:
+    page = api.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    for asset, kind in (("app.js", "javascript"), ("app.css", "css"), ("icon.svg", "svg")):
+        answer = api.get(f"/console/{asset}")
+        assert answer.status_code == 200 and kind in answer.headers["content-type"]
+        assert f"/console/{asset}" in page.text
+    assert api.get("/console/..%2Fapi%2Fapp.py").status_code == 404
+    assert api.get("/console/index.html").status_code == 404  # only the listed assets

@@ -9,12 +9,15 @@ libraries from PyPI run against a real server in tests/integration/test_compat_c
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from facelens.compat import NAMED_FLOOR, UNNAMED_CEILING, similarity
 from facelens.keys import KeyStore
@@ -348,7 +351,13 @@ def test_compreface_faces_pages_and_deletes_by_id(fresh: TestClient) -> None:
     # Face ids are facelens's: the native API sees the same faces.
     native = fresh.get("/v1/people/red").json()["faces"]
     assert [str(f["id"]) for f in native] == ids[:2]
-    assert fresh.get(f"{base}/faces/{ids[0]}/img").status_code == 404
+    # No photo is kept, but the face's thumbnail is: the red square with a margin around it.
+    img = fresh.get(f"{base}/faces/{ids[0]}/img")
+    assert img.status_code == 200 and img.headers["content-type"] == "image/jpeg"
+    thumb = np.asarray(Image.open(io.BytesIO(img.content)).convert("RGB"), dtype=int)
+    assert max(thumb.shape[:2]) <= 160
+    centre = thumb[thumb.shape[0] // 2, thumb.shape[1] // 2]
+    assert np.abs(centre - RED).max() < 40
     deleted = fresh.delete(f"{base}/faces/{ids[0]}", headers={"content-type": "application/json"})
     assert deleted.json() == {"image_id": ids[0], "subject": "red"}
     missing = fresh.delete(f"{base}/faces/{ids[0]}")

@@ -15,6 +15,7 @@ import pytest
 
 from facelens.enroll import enroll_photo
 from facelens.gallery import SQLiteGallery
+from facelens.imaging import read_image_file
 from facelens.models.profiles import PROFILES
 from facelens.pipeline import Engine
 from facelens.recognition import analyze_file
@@ -41,9 +42,13 @@ def face_rows(data: Path) -> dict[int, tuple[str, str | None, bytes]]:
 
 
 @pytest.fixture
-def dlib_gallery(tmp_path: Path, people_dir: Path, faces_dir: Path) -> tuple[Path, Path]:
-    """A dlib gallery: the shared people enrolled from a folder, one more person enrolled the
-    way the HTTP API does (no photo kept); then one photo deleted and one changed on disk."""
+def dlib_gallery(
+    tmp_path: Path, people_dir: Path, faces_dir: Path, lfw_dir: Path
+) -> tuple[Path, Path]:
+    """A dlib gallery: the shared people enrolled from a folder (thumbnails kept), one more
+    person enrolled the way the HTTP API does (no photo kept, a thumbnail kept) and one the way
+    it did before thumbnails (nothing but the embedding); then one photo deleted and one changed
+    on disk."""
     folder = tmp_path / "people"
     shutil.copytree(people_dir, folder)
     data = tmp_path / "data"
@@ -63,6 +68,23 @@ def dlib_gallery(tmp_path: Path, people_dir: Path, faces_dir: Path) -> tuple[Pat
         largest_hint="",
     )
     assert outcome.status == "enrolled"
+    engine = Engine.load(settings)
+    yeltsin = lfw_dir / "extra" / "Boris_Yeltsin" / "Boris_Yeltsin_0001.jpg"
+    with_thumbnail = engine.analyze(
+        read_image_file(yeltsin, max_pixels=settings.max_pixels), enrolment=True
+    )
+    assert with_thumbnail.faces[0].thumbnail is not None
+    gallery.add_person("uploaded with a thumbnail")
+    outcome = enroll_photo(
+        gallery,
+        "uploaded with a thumbnail",
+        "yeltsin.jpg",
+        hashlib.sha256(yeltsin.read_bytes()).hexdigest(),
+        with_thumbnail,
+        take_largest=False,
+        largest_hint="",
+    )
+    assert outcome.status == "enrolled"
     gallery.close()
     (folder / "rose_leslie" / "img2.jpg").unlink()  # gone
     shutil.copyfile(folder / "biden" / "biden.jpg", folder / "obama" / "obama2.jpg")  # changed
@@ -70,7 +92,7 @@ def dlib_gallery(tmp_path: Path, people_dir: Path, faces_dir: Path) -> tuple[Pat
 
 
 def test_migrate_reembeds_folder_faces_keeps_their_ids_and_reports_the_rest(
-    dlib_gallery: tuple[Path, Path], probes: list[Probe]
+    dlib_gallery: tuple[Path, Path], probes: list[Probe], lfw_dir: Path
 ) -> None:
     data, _ = dlib_gallery
     before = face_rows(data)
@@ -82,18 +104,16 @@ def test_migrate_reembeds_folder_faces_keeps_their_ids_and_reports_the_rest(
     assert result.returncode == 1, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     assert (report["from"], report["to"]) == ("dlib", "sface")
+    # Faces whose photo cannot be read again come back from their thumbnails; only the face
+    # enrolled before thumbnails were kept is left out.
     reasons = {(f["person"], f["reason"].split(":")[0].split(" (")[0]) for f in report["left_out"]}
-    assert reasons == {
-        ("uploaded only", "uploaded over HTTP"),
-        ("rose_leslie", "the file is gone"),
-        ("obama", "the file changed since it was enrolled"),
-    }
+    assert reasons == {("uploaded only", "uploaded over HTTP")}
     assert report["people_without_faces"] == ["uploaded only"]
-    assert report["reembedded"] == len(before) - 3 == 9
+    assert report["reembedded"] == len(before) - 1 == 12
     assert report == {**json.loads(dry.stdout), "dry_run": False, "backup": report["backup"]}
 
     after = face_rows(data)
-    assert set(after) <= set(before) and len(after) == 9  # ids kept, the three dropped
+    assert set(after) <= set(before) and len(after) == 12  # ids kept, one dropped
     for face_id, (name, path, blob) in after.items():
         assert (name, path) == before[face_id][:2]
         assert blob != before[face_id][2]  # a new embedding
@@ -104,6 +124,10 @@ def test_migrate_reembeds_folder_faces_keeps_their_ids_and_reports_the_rest(
     )
     for probe, entry in zip(probes, listing, strict=True):
         assert sorted(f["name"] for f in entry["faces"]) == probe.expected, entry["file"]
+    # The face re-embedded from its thumbnail still names its person's other photo.
+    other = lfw_dir / "extra" / "Boris_Yeltsin" / "Boris_Yeltsin_0002.jpg"
+    named = json.loads(facelens(data, "recognize", "--json", str(other)).stdout)
+    assert [f["name"] for f in named[0]["faces"]] == ["uploaded with a thumbnail"]
 
     backup = Path(report["backup"])
     assert backup.parent == data and backup.name.startswith("gallery.sqlite3.dlib-")

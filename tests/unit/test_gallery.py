@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -381,3 +382,67 @@ def test_a_version_1_gallery_keeps_its_face_ids_through_the_migrations(tmp_path:
     gallery.remove_face("ann", 3)
     (added,) = gallery.record_source("ann", "h", "/p.jpg", [face(9)], None)
     assert added == 4
+
+
+def with_thumbnail(seed: int, jpeg: bytes, sharp: float = 50.0) -> NewFace:
+    return dataclasses.replace(face(seed), thumbnail=jpeg, sharpness=sharp)
+
+
+def test_a_thumbnail_is_kept_per_face_and_deleted_with_it(gallery: SQLiteGallery) -> None:
+    first, second = gallery.record_source(
+        "ann", "h1", "/a.jpg", [with_thumbnail(1, b"one"), face(2)], None
+    )
+    assert gallery.thumbnail(first) == b"one"
+    assert gallery.thumbnail(first, "ann") == b"one"
+    assert gallery.person_thumbnail("ann") == b"one"
+    stored = {f.id: f for f in gallery.faces("ann")}
+    assert (stored[first].has_thumbnail, stored[first].sharpness) == (True, 50.0)
+    assert (stored[second].has_thumbnail, stored[second].sharpness) == (False, None)
+    with pytest.raises(NotFound):
+        gallery.thumbnail(second)  # none kept of this face
+    gallery.add_person("bob")
+    with pytest.raises(NotFound):
+        gallery.thumbnail(first, "bob")  # not bob's face
+    gallery.remove_face("ann", first)
+    with pytest.raises(NotFound):
+        gallery.thumbnail(first)
+    db = sqlite3.connect(gallery.path)
+    assert db.execute("SELECT COUNT(*) FROM face_thumbnails").fetchone()[0] == 0  # biometric
+    gallery.record_source("ann", "h3", "/c.jpg", [with_thumbnail(3, b"three")], None)
+    gallery.remove_person("ann")
+    assert db.execute("SELECT COUNT(*) FROM face_thumbnails").fetchone()[0] == 0
+
+
+def test_moving_a_face_gives_it_and_its_photo_record_to_the_other_person(
+    gallery: SQLiteGallery,
+) -> None:
+    (wrong,) = gallery.record_source("ann", "h1", "/bob.jpg", [face(1)], None)
+    gallery.record_source("ann", "h2", "/ann.jpg", [face(2)], None)
+    gallery.add_person("bob")
+    assert gallery.move_face("ann", wrong, "bob").faces == 1
+    assert [f.id for f in gallery.faces("bob")] == [wrong]
+    assert [s.path for s in gallery.sources("bob")] == ["/bob.jpg"]
+    assert [s.path for s in gallery.sources("ann")] == ["/ann.jpg"]
+    assert gallery.index().names == ("ann", "bob")
+    with pytest.raises(NotFound):
+        gallery.move_face("ann", wrong, "bob")  # no longer ann's
+    with pytest.raises(NotFound):
+        gallery.move_face("bob", wrong, "nobody")
+
+
+def test_moving_a_face_onto_a_person_holding_the_same_photo_drops_it(
+    gallery: SQLiteGallery,
+) -> None:
+    (mine,) = gallery.record_source("ann", "h1", "/same.jpg", [face(1)], None)
+    (theirs,) = gallery.record_source("bob", "h1", "/same.jpg", [face(1)], None)
+    assert gallery.move_face("ann", mine, "bob").faces == 1
+    assert [f.id for f in gallery.faces("bob")] == [theirs]
+    assert gallery.faces("ann") == [] and gallery.sources("ann") == []
+
+
+def test_a_version_3_gallery_gains_sharpness_and_thumbnails_empty(tmp_path: Path) -> None:
+    path = v1_gallery(tmp_path / "g.sqlite3", model_id=None, faces=2)
+    gallery = SQLiteGallery(path)
+    assert [(f.sharpness, f.has_thumbnail) for f in gallery.faces()] == [(None, False)] * 2
+    with pytest.raises(NotFound):
+        gallery.person_thumbnail("ann")

@@ -6,12 +6,23 @@ import io
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from facelens.errors import ImageError, ImageTooComplex, ImageTooLarge, InputPathError
-from facelens.imaging import decode_image, downscale, encode_image, read_image_file
+from facelens.imaging import (
+    THUMBNAIL_MAX_SIDE,
+    decode_image,
+    downscale,
+    encode_image,
+    face_thumbnail,
+    read_image_file,
+    sharpness,
+)
+from facelens.models.base import Box
+from facelens.review import MIN_SHARPNESS
 from tests.helpers import png_header_only, progressive_jpeg_with_repeated_scan
 
 LIMIT = 50_000_000
@@ -129,3 +140,24 @@ def test_a_strip_too_long_for_a_photo_is_refused_before_decoding() -> None:
     panorama = io.BytesIO()
     Image.new("RGB", (2000, 200)).save(panorama, "PNG")  # 10:1 is a photo
     assert decode_image(panorama.getvalue(), source="p.png", max_pixels=10**8).width == 2000
+
+
+def test_a_face_thumbnail_is_a_small_jpeg_of_the_face_with_a_margin() -> None:
+    pixels = np.full((1000, 1500, 3), 255, dtype=np.uint8)
+    pixels[400:700, 600:900] = (200, 30, 30)  # the "face"
+    jpeg = face_thumbnail(pixels, Box(600, 400, 900, 700))
+    thumb = Image.open(io.BytesIO(jpeg))
+    assert thumb.format == "JPEG" and max(thumb.size) == THUMBNAIL_MAX_SIDE
+    rgb = np.asarray(thumb.convert("RGB"), dtype=int)
+    assert np.abs(rgb[80, 80] - (200, 30, 30)).max() < 30  # the face in the middle
+    assert rgb[2, 2].min() > 230  # the margin around it
+    corner = Image.open(io.BytesIO(face_thumbnail(pixels, Box(-20, -20, 60, 60))))
+    assert max(corner.size) <= THUMBNAIL_MAX_SIDE  # a box over the edge is clipped
+
+
+def test_sharpness_drops_when_the_face_is_blurred(faces_dir: Path) -> None:
+    image = read_image_file(faces_dir / "probes" / "obama1.jpg", max_pixels=50_000_000)
+    box = Box(541, 118, 904, 631)  # where both models find the face
+    sharp = sharpness(image.pixels, box)
+    blurred = cv2.GaussianBlur(image.pixels, (0, 0), 0.04 * box.width)  # visibly blurred
+    assert sharp >= MIN_SHARPNESS > sharpness(blurred, box)

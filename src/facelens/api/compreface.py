@@ -8,7 +8,8 @@ for "no face") are CompreFace's, mapped in ``api/errors.py``.
 
 Where facelens differs on purpose: ``similarity`` is facelens's calibrated score
 (``facelens.compat``; a stranger's nearest subject scores at most 0.35, so Double Take's 0.40
-says "unknown"); photos are never stored, so ``/faces/{id}/img`` is 404; a photo with several
+says "unknown"); photos are never stored, so ``/faces/{id}/img`` answers the face's small
+thumbnail (at most 160 px) where one is kept, 404 otherwise; a photo with several
 faces enrols its largest; the age, gender, mask and pose plugins do not exist and are ignored
 (``landmarks`` and ``calculator`` are served).
 """
@@ -313,13 +314,22 @@ async def delete_faces_by_id(request: Request) -> JSONResponse:
     return JSONResponse(deleted)
 
 
-@router.get("/faces/{image_id}/img", summary="Not served: facelens never stores photos")
-async def face_image(request: Request, image_id: str) -> JSONResponse:
-    await run_in_threadpool(services(request).gallery.face, _face_id(image_id))
-    raise NotFound(
-        f"Face {image_id} exists, but facelens keeps only face descriptors, never photos, so "
-        "there is no image to send."
-    )
+@router.get(
+    "/faces/{image_id}/img",
+    summary="The face's thumbnail (at most 160 px): facelens never stores photos",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+async def face_image(request: Request, image_id: str) -> Response:
+    gallery = services(request).gallery
+    face = await run_in_threadpool(gallery.face, _face_id(image_id))
+    if not face.has_thumbnail:
+        raise NotFound(
+            f"Face {image_id} exists, but facelens keeps no photos, and no thumbnail of this "
+            "face (FACELENS_FACE_THUMBNAILS is off, or it was enrolled before they were kept)."
+        )
+    jpeg = await run_in_threadpool(gallery.thumbnail, face.id)
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private"})
 
 
 @router.get("/subjects", summary="Every subject (CompreFace)")

@@ -56,7 +56,7 @@ async def enrol_uploads(
                 # The request took its place in the queue once (check_capacity): its photos
                 # wait for a worker instead of being refused half-way with "retry".
                 analysis = await svc.pool.analyze(
-                    upload.data, upload.label, request.is_disconnected, queued=False
+                    upload.data, upload.label, request.is_disconnected, queued=False, enrolment=True
                 )
             except (ImageError, WorkTimeout, Unavailable) as exc:
                 # This photo could not be used; the others still count.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import PurePath
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -30,6 +30,7 @@ router = APIRouter(
     responses=ERRORS,
 )
 Name = Annotated[str, Path(description="The person's name (URL-encoded).", min_length=1)]
+FaceId = Annotated[int, Path(ge=1, le=2**62)]
 IDEMPOTENCY_DOC = {
     "parameters": [
         {
@@ -61,6 +62,8 @@ def _face_out(face: FaceRecord) -> schemas.FaceRecordOut:
         source=_shown_source(face.source),
         box=schemas.BoxOut(**face.box.as_dict()),
         created_at=face.created_at,
+        sharpness=face.sharpness,
+        thumbnail=face.has_thumbnail,
     )
 
 
@@ -191,9 +194,7 @@ async def add_faces(
     response_model=schemas.FaceDeleted,
     openapi_extra=IDEMPOTENCY_DOC,
 )
-async def delete_face(
-    request: Request, name: Name, face_id: Annotated[int, Path(ge=1, le=2**62)]
-) -> Response:
+async def delete_face(request: Request, name: Name, face_id: FaceId) -> Response:
     svc = services(request)
 
     async def delete() -> Response:
@@ -202,3 +203,54 @@ async def delete_face(
         return _json(schemas.FaceDeleted(name=name, face_id=face_id))
 
     return await svc.idempotency.run(request, request.state.api_key_id, delete)
+
+
+JPEG: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/jpeg": {}}, "description": "A JPEG of at most 160 px."}
+}
+
+
+def _jpeg(data: bytes) -> Response:
+    # Biometric data: never kept by shared caches; the person's own caches may (it changes only
+    # when the face is deleted, and then its URL answers 404).
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=60"})
+
+
+@router.get(
+    "/{name}/thumbnail",
+    summary="A small JPEG of the person's first face that has one (404 if none is kept)",
+    response_class=Response,
+    responses=JPEG,
+)
+async def person_thumbnail(request: Request, name: Name) -> Response:
+    return _jpeg(await run_in_threadpool(services(request).gallery.person_thumbnail, name))
+
+
+@router.get(
+    "/{name}/faces/{face_id}/thumbnail",
+    summary="The small JPEG kept of one stored face (404 if none is kept)",
+    response_class=Response,
+    responses=JPEG,
+)
+async def face_thumbnail(request: Request, name: Name, face_id: FaceId) -> Response:
+    return _jpeg(await run_in_threadpool(services(request).gallery.thumbnail, face_id, name))
+
+
+@router.patch(
+    "/{name}/faces/{face_id}",
+    summary="Give one stored face to another (existing) person: the fix for a face enrolled "
+    "under the wrong name. If they hold the same photo already, the face is dropped.",
+    response_model=schemas.FaceMoved,
+    openapi_extra=IDEMPOTENCY_DOC,
+)
+async def move_face(
+    request: Request, name: Name, face_id: FaceId, move: Annotated[schemas.FaceMoveIn, Body()]
+) -> Response:
+    svc = services(request)
+
+    async def moved() -> Response:
+        async with write_lock:
+            person = await run_in_threadpool(svc.gallery.move_face, name, face_id, move.to)
+        return _json(schemas.FaceMoved(face_id=face_id, to=person.name, face_count=person.faces))
+
+    return await svc.idempotency.run(request, request.state.api_key_id, moved)

@@ -111,6 +111,11 @@ class FaceRecordOut(_Model):
     source: str | None = Field(description="The file or upload the face came from.")
     box: BoxOut
     created_at: datetime
+    sharpness: float | None = Field(
+        description="Variance of the Laplacian of the face at 112 px (blurred faces score under "
+        "20); null for faces enrolled before it was measured."
+    )
+    thumbnail: bool = Field(description="A thumbnail is kept (GET .../faces/{id}/thumbnail).")
 
 
 class PersonDetail(PersonOut):
@@ -135,6 +140,38 @@ class PersonDeleted(_Model):
 class FaceDeleted(_Model):
     name: str
     face_id: int
+
+
+class FaceMoveIn(_Model):
+    to: str = Field(min_length=1, max_length=200, description="The person to give the face to.")
+
+
+class FaceMoved(_Model):
+    face_id: int
+    to: str
+    face_count: int = Field(description="Faces the receiving person has now.")
+
+
+class FindingOut(_Model):
+    kind: Literal["mismatch", "duplicate", "small", "blurry"]
+    person: str
+    face_id: int
+    message: str
+    fix: Literal["move", "remove"] = Field(
+        description="move: to other_person (PATCH .../faces/{id}); remove: DELETE the face."
+    )
+    other_person: str | None
+    other_face_id: int | None
+    distance: float | None
+
+
+class ReviewOut(_Model):
+    faces_reviewed: int
+    findings: list[FindingOut]
+    threshold: float
+    min_face_side: int
+    min_sharpness: float
+    duplicate_below: float
 
 
 class EnrolItem(_Model):

@@ -9,12 +9,15 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from facelens.errors import InvalidValue
 from facelens.matching import UNKNOWN, GalleryIndex
 from facelens.models.base import Box, Embeddings
 from facelens.models.profiles import ModelProfile
+
+if TYPE_CHECKING:
+    from facelens.pipeline import Face
 
 MAX_NAME_LENGTH = 200
 
@@ -70,14 +73,32 @@ class FaceRecord:
     sha256: str | None
     box: Box
     created_at: datetime
+    sharpness: float | None = None  # None: enrolled before facelens measured it
+    has_thumbnail: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class NewFace:
-    """A face to store: its embedding and box in the source image."""
+    """A face to store: its embedding and box in the source image; its sharpness and a small
+    JPEG of it when they were made (see ``Engine.analyze(enrolment=True)``)."""
 
     embedding: Embeddings
     box: Box
+    sharpness: float | None = None
+    thumbnail: bytes | None = None
+
+    @classmethod
+    def of(cls, face: Face) -> NewFace:
+        return cls(face.embedding, face.box, face.sharpness, face.thumbnail)
+
+
+@dataclass(frozen=True, slots=True)
+class FaceVectors:
+    """Stored faces side by side: ``ids[i]`` of ``people[i]`` has the embedding ``vectors[i]``."""
+
+    ids: tuple[int, ...]
+    people: tuple[str, ...]
+    vectors: Embeddings
 
 
 @dataclass(frozen=True, slots=True)

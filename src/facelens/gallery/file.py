@@ -111,8 +111,9 @@ class GalleryFile:
         self, profile: ModelProfile, kept: Mapping[int, NewFace], expected: Collection[int]
     ) -> None:
         """In one transaction: bind the gallery to ``profile``, give each face in ``kept`` its
-        new embedding and box (ids stay), delete every other face, and forget every file left
-        with no face (so the next enrolment takes them afresh). ``expected`` are the face ids
+        new embedding and box (and sharpness and thumbnail, when given; ids stay), delete every
+        other face, and forget every file left with no face (so the next enrolment takes them
+        afresh). ``expected`` are the face ids
         the caller planned for: if the gallery changed since, nothing is done."""
         with self._transaction() as db:
             self._require_bound(db)
@@ -125,16 +126,22 @@ class GalleryFile:
             for face_id, face in kept.items():
                 db.execute(
                     "UPDATE faces SET embedding = ?, box_left = ?, box_top = ?, box_right = ?, "
-                    "box_bottom = ? WHERE id = ?",
+                    "box_bottom = ?, sharpness = COALESCE(?, sharpness) WHERE id = ?",
                     (
                         np.ascontiguousarray(face.embedding, dtype="<f4").tobytes(),
                         face.box.left,
                         face.box.top,
                         face.box.right,
                         face.box.bottom,
+                        face.sharpness,
                         face_id,
                     ),
                 )
+                if face.thumbnail is not None:
+                    db.execute(
+                        "INSERT OR REPLACE INTO face_thumbnails VALUES (?, ?)",
+                        (face_id, face.thumbnail),
+                    )
             db.executemany(
                 "DELETE FROM faces WHERE id = ?", [(i,) for i in sorted(current - set(kept))]
             )

@@ -106,8 +106,24 @@ def _v2_to_v3(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX faces_source ON faces(source_id)")
 
 
+def _v3_to_v4(db: sqlite3.Connection) -> None:
+    """Version 4 keeps, per face, how sharp it was (for the gallery review) and a small JPEG of
+    it (shown on the web console, and enough to re-embed it with another model). Faces stored
+    before have neither."""
+    db.execute("ALTER TABLE faces ADD COLUMN sharpness REAL")
+    db.execute(
+        "CREATE TABLE face_thumbnails ("
+        "face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE, "
+        "jpeg BLOB NOT NULL)"
+    )
+
+
 # Version n is reached by MIGRATIONS[n] from version n - 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _v1_to_v2, 3: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    2: _v1_to_v2,
+    3: _v2_to_v3,
+    4: _v3_to_v4,
+}
 LATEST = max(MIGRATIONS)
 
 

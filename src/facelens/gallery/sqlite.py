@@ -25,8 +25,7 @@ from facelens.gallery.base import (
     normalize_name,
 )
 from facelens.gallery.db import now_text
-from facelens.gallery.file import GalleryFile
-from facelens.matching import GalleryIndex
+from facelens.gallery.stored import StoredFaces
 from facelens.models.base import Box
 from facelens.models.profiles import profile_for
 from facelens.settings import ModelName
@@ -40,7 +39,7 @@ def _not_found(name: str) -> NotFound:
     )
 
 
-class SQLiteGallery(GalleryFile):
+class SQLiteGallery(StoredFaces):
     """:class:`~facelens.gallery.base.Gallery` on one SQLite file; safe to share across threads.
 
     Opening it upgrades its schema and binds it to a model profile: the one it was built with,
@@ -50,7 +49,6 @@ class SQLiteGallery(GalleryFile):
 
     def __init__(self, path: Path, model: ModelName | None = None) -> None:
         super().__init__(path)
-        self.bad_faces: list[int] = []  # stored faces whose vectors are unusable (left out)
         try:
             with self._transaction() as db:
                 schema.upgrade(db)
@@ -151,8 +149,9 @@ class SQLiteGallery(GalleryFile):
     def _face_rows(self, where: str = "", args: Sequence[object] = ()) -> list[FaceRecord]:
         rows = self._read(
             "SELECT f.id, p.name, s.path, s.sha256, f.box_left, f.box_top, f.box_right, "
-            "f.box_bottom, f.created_at FROM faces f JOIN people p ON p.id = f.person_id "
-            "LEFT JOIN sources s ON s.id = f.source_id" + where + " ORDER BY f.id",
+            "f.box_bottom, f.created_at, f.sharpness, t.face_id IS NOT NULL FROM faces f "
+            "JOIN people p ON p.id = f.person_id LEFT JOIN sources s ON s.id = f.source_id "
+            "LEFT JOIN face_thumbnails t ON t.face_id = f.id" + where + " ORDER BY f.id",
             args,
         )
         return [
@@ -163,8 +162,10 @@ class SQLiteGallery(GalleryFile):
                 None if sha is None else str(sha),
                 Box(int(str(left)), int(str(top)), int(str(right)), int(str(bottom))),
                 datetime.fromisoformat(str(t)),
+                None if sharp is None else float(str(sharp)),
+                bool(thumb),
             )
-            for i, name, path, sha, left, top, right, bottom, t in rows
+            for i, name, path, sha, left, top, right, bottom, t, sharp, thumb in rows
         ]
 
     def faces(self, person: str | None = None) -> list[FaceRecord]:
@@ -328,12 +329,13 @@ class SQLiteGallery(GalleryFile):
                 (person_id, path, sha256, "enrolled" if faces else "skipped", reason, now),
             )
             source_id = cursor.lastrowid
-            ids = [
-                int(
+            ids = []
+            for f in faces:
+                face_id = int(
                     db.execute(
                         "INSERT INTO faces (person_id, source_id, embedding, box_left, box_top, "
-                        "box_right, box_bottom, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                        "RETURNING id",
+                        "box_right, box_bottom, created_at, sharpness) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                         (
                             person_id,
                             source_id,
@@ -343,11 +345,13 @@ class SQLiteGallery(GalleryFile):
                             f.box.right,
                             f.box.bottom,
                             now,
+                            f.sharpness,
                         ),
                     ).fetchone()[0]
                 )
-                for f in faces
-            ]
+                if f.thumbnail is not None:
+                    db.execute("INSERT INTO face_thumbnails VALUES (?, ?)", (face_id, f.thumbnail))
+                ids.append(face_id)
             self._bump(db)
         return ids
 
@@ -368,50 +372,43 @@ class SQLiteGallery(GalleryFile):
             self._bump(db)
         return removed
 
-    # -- matching ---------------------------------------------------------------------------
+    # -- moving faces -------------------------------------------------------------------
 
-    def _usable(self, vector: np.ndarray) -> bool:
-        """A stored vector that can be matched: the model's size, finite, a plausible length.
-        One NaN would otherwise make every distance NaN and every face unknown."""
-        if vector.shape != (self.profile.dim,) or not np.isfinite(vector).all():
-            return False
-        low, high = self.profile.norm_range
-        return bool(low <= float(np.linalg.norm(vector)) <= high)
-
-    def _revision(self) -> int:
-        return int(str(self._read("SELECT value FROM meta WHERE key = 'revision'")[0][0]))
-
-    def index(self) -> GalleryIndex:
-        with self._lock:
-            revision = self._revision()
-            if self._cache is not None and self._cache[0] == revision:
-                return self._cache[1]
-            self.check_model()
-            rows = self._read(
-                "SELECT f.id, p.name, f.embedding FROM faces f JOIN people p ON "
-                "p.id = f.person_id ORDER BY p.name, f.id"
-            )
-            grouped: dict[str, list[np.ndarray]] = {}
-            bad = []
-            for face_id, name, blob in rows:
-                vector = np.frombuffer(blob, dtype="<f4")  # type: ignore[call-overload]
-                if self._usable(vector):
-                    grouped.setdefault(str(name), []).append(vector)
-                else:
-                    bad.append(int(str(face_id)))
-            if bad and bad != self.bad_faces:
-                log.warning(
-                    "gallery %s: %d stored faces have unusable vectors and are left out of "
-                    "matching (ids %s); 'facelens gallery check' lists them",
-                    self.path,
-                    len(bad),
-                    ", ".join(map(str, bad[:20])),
+    def move_face(self, person: str, face_id: int, to: str) -> PersonSummary:
+        """Give ``person``'s face ``face_id`` (and the record of its photo) to ``to``, who must
+        exist. If ``to`` holds the same photo already, the face is dropped as a duplicate."""
+        person, to = normalize_name(person), normalize_name(to)
+        with self._transaction() as db:
+            source, target = self._person_id(db, person), self._person_id(db, to)
+            row = db.execute(
+                "SELECT f.source_id, s.path FROM faces f LEFT JOIN sources s ON s.id = f.source_id "
+                "WHERE f.id = ? AND f.person_id = ?",
+                (face_id, source),
+            ).fetchone()
+            if row is None:
+                raise NotFound(
+                    f"{person!r} has no face with id {face_id}; list their faces to see the ids."
                 )
-            self.bad_faces = bad
-            index = GalleryIndex.build(
-                [(name, np.stack(vectors)) for name, vectors in grouped.items()],
-                self.profile.dim,
-                self.profile.metric,
+            source_id, path = row
+            held = db.execute(
+                "SELECT 1 FROM sources WHERE person_id = ? AND path = ?", (target, path)
+            ).fetchone()
+            if source != target and held:
+                db.execute("DELETE FROM faces WHERE id = ?", (face_id,))
+            elif source != target:
+                db.execute("UPDATE faces SET person_id = ? WHERE id = ?", (target, face_id))
+                db.execute(
+                    "UPDATE sources SET person_id = ? WHERE id = ? AND NOT EXISTS (SELECT 1 FROM "
+                    "faces WHERE source_id = ? AND person_id = ?)",
+                    (target, source_id, source_id, source),
+                )
+            db.execute(
+                "DELETE FROM sources WHERE id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM faces WHERE source_id = ?)",
+                (source_id, source_id),
             )
-            self._cache = (revision, index)
-            return index
+            self._bump(db)
+            count = db.execute(
+                "SELECT COUNT(*) FROM faces WHERE person_id = ?", (target,)
+            ).fetchone()[0]
+        return PersonSummary(to, int(count))

@@ -1,0 +1,117 @@
+"""What is stored per face, read back: the vectors (and the index matching uses, cached until
+the gallery changes), and the small JPEG kept of each face."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from facelens.errors import NotFound
+from facelens.gallery.base import FaceVectors, normalize_name
+from facelens.gallery.file import GalleryFile
+from facelens.matching import GalleryIndex
+
+log = logging.getLogger(__name__)
+
+
+class StoredFaces(GalleryFile):
+    """Reads of stored faces, shared by the gallery classes on one file."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.bad_faces: list[int] = []  # stored faces whose vectors are unusable (left out)
+
+    def _usable(self, vector: np.ndarray) -> bool:
+        """A stored vector that can be matched: the model's size, finite, a plausible length.
+        One NaN would otherwise make every distance NaN and every face unknown."""
+        if vector.shape != (self.profile.dim,) or not np.isfinite(vector).all():
+            return False
+        low, high = self.profile.norm_range
+        return bool(low <= float(np.linalg.norm(vector)) <= high)
+
+    def _revision(self) -> int:
+        return int(str(self._read("SELECT value FROM meta WHERE key = 'revision'")[0][0]))
+
+    def face_vectors(self) -> FaceVectors:
+        """Every stored face's id, person and embedding, in person and id order; faces with
+        unusable vectors are left out (and listed in :attr:`bad_faces`)."""
+        with self._lock:
+            self.check_model()
+            rows = self._read(
+                "SELECT f.id, p.name, f.embedding FROM faces f JOIN people p ON "
+                "p.id = f.person_id ORDER BY p.name, f.id"
+            )
+            ids, people, vectors, bad = [], [], [], []
+            for face_id, name, blob in rows:
+                vector = np.frombuffer(blob, dtype="<f4")  # type: ignore[call-overload]
+                if self._usable(vector):
+                    ids.append(int(str(face_id)))
+                    people.append(str(name))
+                    vectors.append(vector)
+                else:
+                    bad.append(int(str(face_id)))
+            if bad and bad != self.bad_faces:
+                log.warning(
+                    "gallery %s: %d stored faces have unusable vectors and are left out of "
+                    "matching (ids %s); 'facelens gallery check' lists them",
+                    self.path,
+                    len(bad),
+                    ", ".join(map(str, bad[:20])),
+                )
+            self.bad_faces = bad
+            matrix = np.stack(vectors) if vectors else np.zeros((0, self.profile.dim), "<f4")
+            return FaceVectors(tuple(ids), tuple(people), matrix)
+
+    def index(self) -> GalleryIndex:
+        with self._lock:
+            revision = self._revision()
+            if self._cache is not None and self._cache[0] == revision:
+                return self._cache[1]
+            stored = self.face_vectors()
+            grouped: dict[str, list[np.ndarray]] = {}
+            for name, vector in zip(stored.people, stored.vectors, strict=True):
+                grouped.setdefault(name, []).append(vector)
+            index = GalleryIndex.build(
+                [(name, np.stack(vectors)) for name, vectors in grouped.items()],
+                self.profile.dim,
+                self.profile.metric,
+            )
+            self._cache = (revision, index)
+            return index
+
+    # -- thumbnails -------------------------------------------------------------------------
+
+    def thumbnail(self, face_id: int, person: str | None = None) -> bytes:
+        """The small JPEG kept of a stored face (of ``person``, when given); :class:`NotFound`
+        if there is no such face or none was kept (thumbnails off, or enrolled before)."""
+        where, args = "t.face_id = ?", list[object]([face_id])
+        if person is not None:
+            where += " AND p.name = ?"
+            args.append(normalize_name(person))
+        rows = self._read(
+            "SELECT t.jpeg FROM face_thumbnails t JOIN faces f ON f.id = t.face_id "
+            "JOIN people p ON p.id = f.person_id WHERE " + where,
+            args,
+        )
+        if not rows:
+            raise NotFound(f"No thumbnail is kept of face {face_id}.")
+        return _jpeg(rows[0][0])
+
+    def person_thumbnail(self, name: str) -> bytes:
+        """The thumbnail of ``name``'s first face that has one; :class:`NotFound` if none."""
+        name = normalize_name(name)
+        rows = self._read(
+            "SELECT t.jpeg FROM face_thumbnails t JOIN faces f ON f.id = t.face_id "
+            "JOIN people p ON p.id = f.person_id WHERE p.name = ? ORDER BY f.id LIMIT 1",
+            (name,),
+        )
+        if not rows:
+            raise NotFound(f"No thumbnail is kept of any face of {name!r}.")
+        return _jpeg(rows[0][0])
+
+
+def _jpeg(value: object) -> bytes:
+    assert isinstance(value, bytes), "thumbnails are stored as BLOBs"
+    return value

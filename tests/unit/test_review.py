@@ -1,0 +1,98 @@
+"""The gallery review on synthetic vectors and records: each kind of finding, and none for a
+clean gallery."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+
+from facelens.gallery.base import FaceRecord, FaceVectors
+from facelens.matching import Scoring
+from facelens.models.base import Box
+from facelens.review import MIN_FACE_SIDE, MIN_SHARPNESS, review
+
+SCORING = Scoring(metric="cosine", threshold=0.5, confidence_slope=10, ambiguity_margin=0.05)
+RNG = np.random.default_rng(7)
+CENTRES = {name: RNG.standard_normal(64) for name in ("ann", "bob", "cy")}
+
+
+def near(name: str, spread: float = 0.35) -> np.ndarray:
+    """A vector of ``name``: their centre plus noise (distances within a person ~0.1-0.2)."""
+    v = CENTRES[name] + spread * np.linalg.norm(CENTRES[name]) / 8 * RNG.standard_normal(64)
+    return v / np.linalg.norm(v)
+
+
+def stored(*faces: tuple[int, str, np.ndarray]) -> FaceVectors:
+    return FaceVectors(
+        tuple(i for i, _, _ in faces),
+        tuple(p for _, p, _ in faces),
+        np.stack([v for _, _, v in faces]).astype(np.float32),
+    )
+
+
+def record(
+    face_id: int, person: str, side: int = 100, sharpness: float | None = 80.0
+) -> FaceRecord:
+    return FaceRecord(
+        face_id, person, None, None, Box(0, 0, side, side), datetime.now(UTC), sharpness, True
+    )
+
+
+def test_a_clean_gallery_has_nothing_to_fix() -> None:
+    faces = [(i, p, near(p)) for i, p in enumerate(["ann", "ann", "bob", "bob", "cy"], 1)]
+    assert review(stored(*faces), [record(i, p) for i, p, _ in faces], SCORING) == []
+
+
+def test_a_face_closer_to_another_person_is_offered_a_move_to_them() -> None:
+    faces = [(1, "ann", near("ann")), (2, "ann", near("ann")), (3, "ann", near("bob"))]
+    faces += [(4, "bob", near("bob")), (5, "bob", near("bob"))]
+    (finding,) = review(stored(*faces), [], SCORING)
+    assert (finding.kind, finding.person, finding.face_id) == ("mismatch", "ann", 3)
+    assert (finding.fix, finding.other_person) == ("move", "bob")
+    assert finding.other_face_id in (4, 5) and finding.distance is not None
+    assert "bob" in finding.message
+
+
+def test_a_lone_face_within_the_threshold_of_someone_else_is_flagged() -> None:
+    faces = [(1, "ann", near("ann")), (2, "ann", near("ann")), (3, "cy", near("ann"))]
+    (lone,) = [f for f in review(stored(*faces), [], SCORING) if f.face_id == 3]
+    assert (lone.kind, lone.person, lone.other_person) == ("mismatch", "cy", "ann")
+    assert "only face" in lone.message
+
+
+def test_the_same_photo_twice_flags_the_later_face_only() -> None:
+    v = near("ann")
+    faces = [(1, "ann", v), (2, "ann", near("ann")), (3, "ann", v + 1e-4)]
+    (finding,) = review(stored(*faces), [], SCORING)
+    assert (finding.kind, finding.face_id, finding.other_face_id) == ("duplicate", 3, 1)
+    assert finding.fix == "remove"
+
+
+def test_small_and_blurry_faces_are_flagged_and_unmeasured_ones_are_not() -> None:
+    records = [
+        record(1, "ann", side=MIN_FACE_SIDE - 1),
+        record(2, "ann", sharpness=MIN_SHARPNESS - 1),
+        record(3, "ann", sharpness=None),  # enrolled before sharpness was measured
+        record(4, "ann", side=MIN_FACE_SIDE, sharpness=MIN_SHARPNESS),
+    ]
+    found = review(stored((9, "bob", near("bob"))), records, SCORING)
+    assert [(f.kind, f.face_id, f.fix) for f in found] == [
+        ("small", 1, "remove"),
+        ("blurry", 2, "remove"),
+    ]
+
+
+def test_distances_over_several_blocks_agree_with_one() -> None:
+    import facelens.review as module
+
+    faces = [(i, ["ann", "bob", "cy"][i % 3], near(["ann", "bob", "cy"][i % 3])) for i in range(40)]
+    faces.append((40, "ann", near("cy")))
+    whole = review(stored(*faces), [], SCORING)
+    saved = module._BLOCK
+    module._BLOCK = 7
+    try:
+        assert review(stored(*faces), [], SCORING) == whole
+    finally:
+        module._BLOCK = saved
+    assert [(f.kind, f.face_id) for f in whole] == [("mismatch", 40)]
