@@ -5,29 +5,18 @@ This is the attack as it was found, a no-preflight multipart fetch from a foreig
 from __future__ import annotations
 
 import base64
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
+from tests.browser import chromium, playwright_session
 from tests.server import Server
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 ATTACK = """<!doctype html><html><body><script>
 const bytes = Uint8Array.from(atob("{photo}"), c => c.charCodeAt(0));
@@ -41,12 +30,8 @@ window.attack = fetch("{target}/v1/people/biden/faces", options)
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium package.")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with playwright_session() as playwright, chromium(playwright) as launched:
         yield launched
-        launched.close()
 
 
 def serve_page(html: str) -> tuple[HTTPServer, str]:

@@ -9,13 +9,23 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from facelens import __version__
-from facelens.api import compreface, deepstack, errors, health, kserve, people, recognition
+from facelens.api import (
+    compreface,
+    console,
+    deepstack,
+    errors,
+    health,
+    kserve,
+    people,
+    recognition,
+    review,
+)
 from facelens.api.deps import Services
 from facelens.api.guard import BrowserGuard, origins
 from facelens.api.observability import ObservabilityMiddleware
 from facelens.models.profiles import DEFAULT_MODEL, PROFILES
 
-DESCRIPTION = """Self-hosted face recognition.
+DESCRIPTION = """Self-hosted face recognition. The web console is at [`/`](/).
 
 * `POST /predictor` keeps the original demo's contract: base64 image in, annotated base64 JPEG out.
 * `/v1/...` is the JSON API: recognize, detect, verify, embed, and people management.
@@ -52,10 +62,12 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(recognition.router)
     app.include_router(people.router)
+    app.include_router(review.router)
     app.include_router(deepstack.router)
     app.include_router(compreface.router)
     app.include_router(kserve.router)
     app.include_router(kserve.keyed)
+    app.include_router(console.router)
     settings = svc.settings
     # Outermost last: observability (ids, logs, metrics) → browser guard → CORS → routes.
     if settings.cors_origins:

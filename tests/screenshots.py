@@ -1,0 +1,80 @@
+"""Take the README's screenshots of the web console: a real server with the shared people
+enrolled, Debian's Chromium, the shared probes and video clip. Run by ``scripts/screenshots``.
+
+    .venv/bin/python -m tests.screenshots docs/screenshots
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from tests.browser import chromium, fake_camera_args, playwright_session, to_y4m
+from tests.conftest import shared_data
+from tests.server import FACELENS, Server
+
+WAIT_MS = 60_000
+
+
+def _recognise(page: Page, *files: Path) -> None:
+    page.set_input_files("#recognize-files", [str(f) for f in files])
+    expect(page.locator("article.result[data-state]")).to_have_count(len(files), timeout=WAIT_MS)
+
+
+def main(out: Path) -> None:
+    faces = shared_data("faces", "FACELENS_TEST_FACES", "probes.csv", "people")
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        subprocess.run(
+            [FACELENS, "--data-dir", str(root / "data"), "enroll", str(faces / "people")],
+            check=True,
+            capture_output=True,
+        )
+        server = Server(root / "data")
+        try:
+            # One photo under the wrong name, for the gallery health screen.
+            biden = (faces / "people" / "biden" / "biden2.jpg").read_bytes()
+            server.client.post("/v1/people/obama/faces", files={"images": biden})
+            clip = to_y4m(faces / "video" / "short_hamilton_clip.mp4", root / "clip.y4m")
+            with playwright_session() as playwright:
+                with chromium(playwright) as browser:
+                    page = browser.new_page(viewport={"width": 1200, "height": 820})
+                    page.goto(server.url + "/")
+                    probes = faces / "probes"
+                    _recognise(page, probes / "obama_and_biden.jpg", probes / "kit_with_rose.jpg")
+                    page.screenshot(path=out / "recognise.png")
+                    page.get_by_role("tab", name="People").click()
+                    expect(page.locator("li.person img.avatar")).to_have_count(6)
+                    page.screenshot(path=out / "people.png")
+                    page.get_by_role("tab", name="Gallery health").click()
+                    page.get_by_role("button", name="Check the gallery").click()
+                    expect(page.locator("li.finding").first).to_be_visible(timeout=WAIT_MS)
+                    page.wait_for_timeout(500)  # thumbnails
+                    page.screenshot(path=out / "gallery-health.png")
+                    phone = browser.new_page(
+                        viewport={"width": 390, "height": 760}, device_scale_factor=1
+                    )
+                    phone.goto(server.url + "/")
+                    _recognise(phone, probes / "two_people.jpg")
+                    phone.screenshot(path=out / "phone.png")
+                with chromium(playwright, *fake_camera_args(clip)) as browser:
+                    page = browser.new_page(viewport={"width": 1000, "height": 640})
+                    page.goto(server.url + "/")
+                    page.get_by_role("tab", name="Camera").click()
+                    page.get_by_role("button", name="Start camera").click()
+                    named = page.locator("#camera-faces", has_text="lin_manuel_miranda")
+                    expect(named).to_be_visible(timeout=WAIT_MS)
+                    page.screenshot(path=out / "camera.png")
+        finally:
+            server.stop()
+    for shot in sorted(out.glob("*.png")):
+        print(f"{shot} ({shot.stat().st_size // 1024} KiB)")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots"))
