@@ -63,10 +63,14 @@ def _by_distance(stored: FaceVectors, scoring: Scoring) -> Iterator[Finding]:
     """A face is compared with each person as a whole (its mean distance to their faces), so
     one wrong face does not make its new neighbours look wrong too; the nearest single face
     finds duplicates and is shown beside a mismatch."""
+    if not stored.ids:
+        return
     order = np.argsort(np.array(stored.people, dtype=object), kind="stable")
     ids = [stored.ids[k] for k in order]
     people = [stored.people[k] for k in order]
-    starts = np.array([k for k in range(len(people)) if k == 0 or people[k] != people[k - 1]])
+    starts = np.array(
+        [k for k in range(len(people)) if k == 0 or people[k] != people[k - 1]], dtype=np.intp
+    )
     counts = np.diff(np.append(starts, len(people)))
     group = np.repeat(np.arange(len(starts)), counts)  # each face's person, as a number
     duplicate_below = DUPLICATE_SHARE * scoring.threshold

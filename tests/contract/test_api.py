@@ -130,19 +130,20 @@ def test_thumbnails_are_served_per_face_and_per_person(tmp_path: Path) -> None:
         api.post("/v1/people/ruby/faces", files={"images": photo((RED, LEFT))})
         (face,) = api.get("/v1/people/ruby").json()["faces"]
         assert face["thumbnail"] is True
-        for url in (f"/v1/people/ruby/faces/{face['id']}/thumbnail", "/v1/people/ruby/thumbnail"):
-            answer = api.get(url)
-            assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
-            assert "private" in answer.headers["cache-control"]
-            thumb = np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGB"), dtype=int)
-            assert np.abs(thumb[thumb.shape[0] // 2, thumb.shape[1] // 2] - RED).max() < 40
-        assert api.get("/v1/people/nobody/thumbnail").status_code == 404
+        assert api.get("/v1/people").json()["people"][0]["thumbnail_face_id"] == face["id"]
+        answer = api.get(f"/v1/people/ruby/faces/{face['id']}/thumbnail")
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
+        assert "private" in answer.headers["cache-control"]
+        thumb = np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGB"), dtype=int)
+        assert np.abs(thumb[thumb.shape[0] // 2, thumb.shape[1] // 2] - RED).max() < 40
+        assert api.get(f"/v1/people/nobody/faces/{face['id']}/thumbnail").status_code == 404
         assert api.get(f"/v1/people/ruby/faces/{face['id'] + 1}/thumbnail").status_code == 404
     with served(tmp_path / "off", face_thumbnails=False) as api:
         api.post("/v1/people", json={"name": "ruby"})
         api.post("/v1/people/ruby/faces", files={"images": photo((RED, LEFT))})
         (face,) = api.get("/v1/people/ruby").json()["faces"]
         assert face["thumbnail"] is False
+        assert api.get("/v1/people").json()["people"][0]["thumbnail_face_id"] is None
         missing = api.get(f"/v1/people/ruby/faces/{face['id']}/thumbnail")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
         with sqlite3.connect(tmp_path / "off" / "gallery.sqlite3") as db:

@@ -394,7 +394,7 @@ def test_a_thumbnail_is_kept_per_face_and_deleted_with_it(gallery: SQLiteGallery
     )
     assert gallery.thumbnail(first) == b"one"
     assert gallery.thumbnail(first, "ann") == b"one"
-    assert gallery.person_thumbnail("ann") == b"one"
+    assert [p.thumbnail_face_id for p in gallery.list_people()] == [first]
     stored = {f.id: f for f in gallery.faces("ann")}
     assert (stored[first].has_thumbnail, stored[first].sharpness) == (True, 50.0)
     assert (stored[second].has_thumbnail, stored[second].sharpness) == (False, None)
@@ -444,5 +444,4 @@ def test_a_version_3_gallery_gains_sharpness_and_thumbnails_empty(tmp_path: Path
     path = v1_gallery(tmp_path / "g.sqlite3", model_id=None, faces=2)
     gallery = SQLiteGallery(path)
     assert [(f.sharpness, f.has_thumbnail) for f in gallery.faces()] == [(None, False)] * 2
-    with pytest.raises(NotFound):
-        gallery.person_thumbnail("ann")
+    assert gallery.list_people()[0].thumbnail_face_id is None

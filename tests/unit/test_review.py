@@ -44,6 +44,12 @@ def test_a_clean_gallery_has_nothing_to_fix() -> None:
     assert review(stored(*faces), [record(i, p) for i, p, _ in faces], SCORING) == []
 
 
+def test_an_empty_gallery_or_one_person_has_nothing_to_fix() -> None:
+    empty = FaceVectors((), (), np.zeros((0, 64), dtype=np.float32))
+    assert review(empty, [], SCORING) == []
+    assert review(stored((1, "ann", near("ann"))), [record(1, "ann")], SCORING) == []
+
+
 def test_a_face_closer_to_another_person_is_offered_a_move_to_them() -> None:
     faces = [(1, "ann", near("ann")), (2, "ann", near("ann")), (3, "ann", near("bob"))]
     faces += [(4, "bob", near("bob")), (5, "bob", near("bob"))]

@@ -97,7 +97,12 @@ async def list_people(
     people = await run_in_threadpool(gallery.list_people, offset, limit)
     end = offset + len(people)
     return schemas.PeoplePage(
-        people=[schemas.PersonOut(name=p.name, face_count=p.faces) for p in people],
+        people=[
+            schemas.PersonOut(
+                name=p.name, face_count=p.faces, thumbnail_face_id=p.thumbnail_face_id
+            )
+            for p in people
+        ],
         total=total,
         offset=offset,
         limit=limit,
@@ -214,16 +219,6 @@ def _jpeg(data: bytes) -> Response:
     # Biometric data: never kept by shared caches; the person's own caches may (it changes only
     # when the face is deleted, and then its URL answers 404).
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=60"})
-
-
-@router.get(
-    "/{name}/thumbnail",
-    summary="A small JPEG of the person's first face that has one (404 if none is kept)",
-    response_class=Response,
-    responses=JPEG,
-)
-async def person_thumbnail(request: Request, name: Name) -> Response:
-    return _jpeg(await run_in_threadpool(services(request).gallery.person_thumbnail, name))
 
 
 @router.get(

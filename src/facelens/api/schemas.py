@@ -104,6 +104,11 @@ class PersonIn(_Model):
 class PersonOut(_Model):
     name: str
     face_count: int
+    thumbnail_face_id: int | None = Field(
+        default=None,
+        description="In lists: the person's first face with a kept thumbnail "
+        "(GET .../faces/{id}/thumbnail), null if none.",
+    )
 
 
 class FaceRecordOut(_Model):

@@ -61,6 +61,7 @@ def name_key(name: str) -> str:
 class PersonSummary:
     name: str
     faces: int
+    thumbnail_face_id: int | None = None  # their first face with a thumbnail (in lists)
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,11 +140,15 @@ class SQLiteGallery(StoredFaces):
 
     def list_people(self, offset: int = 0, limit: int | None = None) -> list[PersonSummary]:
         rows = self._read(
-            "SELECT p.name, (SELECT COUNT(*) FROM faces f WHERE f.person_id = p.id) "
-            "FROM people p ORDER BY p.name LIMIT ? OFFSET ?",
+            "SELECT p.name, (SELECT COUNT(*) FROM faces f WHERE f.person_id = p.id), "
+            "(SELECT MIN(t.face_id) FROM faces f JOIN face_thumbnails t ON t.face_id = f.id "
+            "WHERE f.person_id = p.id) FROM people p ORDER BY p.name LIMIT ? OFFSET ?",
             (-1 if limit is None else limit, offset),
         )
-        return [PersonSummary(str(name), int(str(count))) for name, count in rows]
+        return [
+            PersonSummary(str(name), int(str(count)), None if cover is None else int(str(cover)))
+            for name, count, cover in rows
+        ]
 
     def _face_rows(self, where: str = "", args: Sequence[object] = ()) -> list[FaceRecord]:
         rows = self._read(

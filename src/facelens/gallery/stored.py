@@ -99,18 +99,6 @@ class StoredFaces(GalleryFile):
             raise NotFound(f"No thumbnail is kept of face {face_id}.")
         return _jpeg(rows[0][0])
 
-    def person_thumbnail(self, name: str) -> bytes:
-        """The thumbnail of ``name``'s first face that has one; :class:`NotFound` if none."""
-        name = normalize_name(name)
-        rows = self._read(
-            "SELECT t.jpeg FROM face_thumbnails t JOIN faces f ON f.id = t.face_id "
-            "JOIN people p ON p.id = f.person_id WHERE p.name = ? ORDER BY f.id LIMIT 1",
-            (name,),
-        )
-        if not rows:
-            raise NotFound(f"No thumbnail is kept of any face of {name!r}.")
-        return _jpeg(rows[0][0])
-
 
 def _jpeg(value: object) -> bytes:
     assert isinstance(value, bytes), "thumbnails are stored as BLOBs"

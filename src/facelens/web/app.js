@@ -336,7 +336,9 @@ async function sendFrames() {
         const names = answer.faces.map((f) => f.name);
         const shown = $("camera-faces");
         shown.dataset.faces = String(names.length);
-        shown.textContent = names.length ? `${names.length} in view: ${names.join(", ")}` : "No face in view.";
+        shown.textContent = names.length
+          ? `${names.length} in view: ${names.join(", ")}`
+          : "No face in view.";
         const now = performance.now();
         camera.done = camera.done.filter((t) => now - t < 3000).concat(now);
         const span = camera.done.length > 1 ? (now - camera.done[0]) / 1000 : 0;
@@ -508,8 +510,11 @@ function personItem(p) {
   faces.hidden = true;
   const show = button("Faces", () => toggleFaces(p.name, faces, show));
   show.setAttribute("aria-expanded", "false");
+  const face = p.thumbnail_face_id;
   item.append(
-    thumbnail(person(p.name) + "/thumbnail", p.name, `${p.name}`),
+    face === null
+      ? initials(p.name)
+      : thumbnail(`${person(p.name)}/faces/${face}/thumbnail`, p.name, p.name),
     who,
     show,
     button("Add photos", () => picker.click()),
@@ -642,14 +647,24 @@ function findingItem(f) {
   item.append(what);
   if (f.fix === "move") {
     item.append(
-      button(`Move to ${f.other_person}`, () =>
-        fix(() => api("PATCH", `${person(f.person)}/faces/${f.face_id}`, { json: { to: f.other_person } })),
+      button(
+        `Move to ${f.other_person}`,
+        () =>
+          fix(() =>
+            api("PATCH", `${person(f.person)}/faces/${f.face_id}`, {
+              json: { to: f.other_person },
+            }),
+          ),
         "",
       ),
     );
   }
   item.append(
-    button("Remove photo", () => fix(() => api("DELETE", `${person(f.person)}/faces/${f.face_id}`)), "danger"),
+    button(
+      "Remove photo",
+      () => fix(() => api("DELETE", `${person(f.person)}/faces/${f.face_id}`)),
+      "danger",
+    ),
   );
   return item;
 }
@@ -658,7 +673,10 @@ function figure(name, id, caption) {
   const shown = document.createElement("figure");
   const words = document.createElement("figcaption");
   words.textContent = caption;
-  shown.append(thumbnail(`${person(name)}/faces/${id}/thumbnail`, name, `Face ${id} of ${name}`), words);
+  shown.append(
+    thumbnail(`${person(name)}/faces/${id}/thumbnail`, name, `Face ${id} of ${name}`),
+    words,
+  );
   return shown;
 }
 
