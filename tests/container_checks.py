@@ -61,12 +61,20 @@ def before_restart(url: str) -> None:
     )
     check(enrolled.status_code == 200 and enrolled.json()["enrolled"] == len(photos), "enrol")
     check(names(client, probe) == [PERSON], "recognised once enrolled")
+    page, script = client.get("/"), client.get("/console/app.js")
+    check(
+        page.status_code == script.status_code == 200 and "/console/app.js" in page.text,
+        "the web console ships in the image",
+    )
 
 
 def after_restart(url: str) -> None:
     client = httpx.Client(base_url=url, timeout=60)
     people = client.get("/v1/people").json()["people"]
     check([p["name"] for p in people] == [PERSON], "the person survived the restart")
+    cover = people[0]["thumbnail_face_id"]
+    thumbnail = client.get(f"/v1/people/{PERSON}/faces/{cover}/thumbnail")
+    check(thumbnail.headers["content-type"] == "image/jpeg", "the face thumbnail survived too")
     check(names(client, faces_dir() / "probes" / "obama1.jpg") == [PERSON], "still recognised")
 
 

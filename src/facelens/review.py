@@ -33,6 +33,7 @@ MIN_SHARPNESS = 20.0
 # (different photos of one person are rarely under a third of it).
 DUPLICATE_SHARE = 0.1
 _BLOCK = 512  # rows of the distance matrix computed at once: memory stays O(block x faces)
+_BLOCK_CELLS = 4_000_000  # and at most this many distances (32 MB) however large the gallery
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +54,10 @@ def _rows(vectors: npt.NDArray[np.float32], metric: Metric) -> Iterator[tuple[in
     if metric == "cosine":
         v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
     norms = np.einsum("ij,ij->i", v, v)
-    for start in range(0, len(v), _BLOCK):
-        block = v[start : start + _BLOCK]
-        squared = norms[start : start + _BLOCK, None] + norms[None, :] - 2.0 * block @ v.T
+    rows = max(1, min(_BLOCK, _BLOCK_CELLS // max(len(v), 1)))
+    for start in range(0, len(v), rows):
+        block = v[start : start + rows]
+        squared = norms[start : start + rows, None] + norms[None, :] - 2.0 * block @ v.T
         yield start, from_squared(squared, metric)
 
 

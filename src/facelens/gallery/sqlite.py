@@ -6,7 +6,6 @@ was committed and leaves no half-written file behind.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
@@ -29,8 +28,6 @@ from facelens.gallery.stored import StoredFaces
 from facelens.models.base import Box
 from facelens.models.profiles import profile_for
 from facelens.settings import ModelName
-
-log = logging.getLogger(__name__)
 
 
 def _not_found(name: str) -> NotFound:
@@ -376,7 +373,7 @@ class SQLiteGallery(StoredFaces):
             self._bump(db)
         return removed
 
-    # -- moving faces -------------------------------------------------------------------
+    # -- moving faces -----------------------------------------------------------------------
 
     def move_face(self, person: str, face_id: int, to: str) -> PersonSummary:
         """Give ``person``'s face ``face_id`` (and the record of its photo) to ``to``, who must
