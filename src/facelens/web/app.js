@@ -498,9 +498,11 @@ function personItem(p) {
   picker.setAttribute("aria-label", `Photos to add to ${p.name}`);
   const outcomes = document.createElement("ul");
   outcomes.className = "outcomes";
+  showOutcomes(outcomes, added.get(p.name) || []);
   picker.addEventListener("change", () =>
     guarded(async () => {
-      await enrol(p.name, picker.files, outcomes);
+      const answer = await enrol(p.name, picker.files, outcomes);
+      added.set(p.name, answer.results); // still shown once the list is drawn again
       picker.value = "";
       await loadPeople();
     }),
@@ -560,22 +562,30 @@ async function removeFace(name, id) {
   });
 }
 
+const added = new Map(); // person → what their last "Add photos" did, per photo
+
+function showOutcomes(list, results) {
+  list.replaceChildren(
+    ...results.map((result) => {
+      const li = document.createElement("li");
+      li.className = result.status;
+      const what = {
+        enrolled: "enrolled",
+        already_enrolled: "already enrolled",
+        skipped: result.reason || "not enrolled",
+      }[result.status];
+      li.textContent = `${result.image}: ${what}`;
+      return li;
+    }),
+  );
+}
+
 async function enrol(name, files, outcomes) {
   const form = new FormData();
   for (const file of files) form.append("images", file, file.name);
   outcomes.replaceChildren();
   const answer = await api("POST", person(name) + "/faces", { body: form });
-  for (const result of answer.results) {
-    const li = document.createElement("li");
-    li.className = result.status;
-    const what = {
-      enrolled: "enrolled",
-      already_enrolled: "already enrolled",
-      skipped: result.reason || "not enrolled",
-    }[result.status];
-    li.textContent = `${result.image}: ${what}`;
-    outcomes.append(li);
-  }
+  showOutcomes(outcomes, answer.results);
   forgetThumbnails();
   return answer;
 }
