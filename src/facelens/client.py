@@ -384,9 +384,9 @@ class Client(_Base):
     def predictor(self, image: ImageInput) -> bytes:
         return self.run(predictor_call(image))
 
-    def people(self) -> list[schemas.PersonOut]:
+    def people(self) -> list[schemas.PersonListed]:
         """Everyone, in name order (every page)."""
-        found: list[schemas.PersonOut] = []
+        found: list[schemas.PersonListed] = []
         offset: int | None = 0
         while offset is not None:
             page = self.run(people_page_call(offset))
@@ -477,8 +477,8 @@ class AsyncClient(_Base):
     async def predictor(self, image: ImageInput) -> bytes:
         return await self.run(predictor_call(image))
 
-    async def people(self) -> list[schemas.PersonOut]:
-        found: list[schemas.PersonOut] = []
+    async def people(self) -> list[schemas.PersonListed]:
+        found: list[schemas.PersonListed] = []
         offset: int | None = 0
         while offset is not None:
             page = await self.run(people_page_call(offset))

@@ -98,7 +98,7 @@ async def list_people(
     end = offset + len(people)
     return schemas.PeoplePage(
         people=[
-            schemas.PersonOut(
+            schemas.PersonListed(
                 name=p.name, face_count=p.faces, thumbnail_face_id=p.thumbnail_face_id
             )
             for p in people

@@ -104,10 +104,12 @@ class PersonIn(_Model):
 class PersonOut(_Model):
     name: str
     face_count: int
+
+
+class PersonListed(PersonOut):
     thumbnail_face_id: int | None = Field(
-        default=None,
-        description="In lists: the person's first face with a kept thumbnail "
-        "(GET .../faces/{id}/thumbnail), null if none.",
+        description="The person's first face with a kept thumbnail (GET .../faces/{id}/thumbnail), "
+        "null if none."
     )
 
 
@@ -128,7 +130,7 @@ class PersonDetail(PersonOut):
 
 
 class PeoplePage(_Model):
-    people: list[PersonOut]
+    people: list[PersonListed]
     total: int
     offset: int
     limit: int
