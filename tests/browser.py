@@ -4,13 +4,14 @@ shared video clip as a file Chromium's fake camera can play."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -69,3 +70,48 @@ def to_y4m(source: Path, target: Path, fps: int = 25) -> Path:
     if frames == 0:
         pytest.fail(f"{source}: OpenCV could not read a frame of the clip.")
     return target
+
+
+AXE_VERSION = "4.14.1"  # axe-core, Deque's accessibility rules engine, from the npm registry
+
+
+def axe_script(cache: Path) -> Path:
+    """axe-core's browser build, installed once with npm into ``cache``."""
+    script = cache / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.is_file():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("npm is missing: the accessibility test installs axe-core with it.")
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(cache),
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                f"axe-core@{AXE_VERSION}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    return script
+
+
+def accessibility_violations(page: Page, script: Path) -> list[dict[str, object]]:
+    """What axe-core finds on the page as it is now against WCAG 2.1 A and AA, serious or
+    critical only; each with its rule id, help text and the elements concerned."""
+    page.add_script_tag(path=str(script))
+    found: list[dict[str, object]] = page.evaluate(
+        """async () => {
+            const result = await axe.run(document, {runOnly: {type: "tag",
+                values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}});
+            return result.violations
+                .filter(v => v.impact === "serious" || v.impact === "critical")
+                .map(v => ({id: v.id, help: v.help,
+                            nodes: v.nodes.map(n => n.target.join(" ")).slice(0, 5)}));
+        }"""
+    )
+    return found

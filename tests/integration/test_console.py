@@ -15,7 +15,15 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect
 
 from facelens.imaging import encode_image, read_image_file
-from tests.browser import chromium, fake_camera_args, playwright_session, to_y4m
+from tests.browser import (
+    accessibility_violations,
+    axe_script,
+    chromium,
+    fake_camera_args,
+    playwright_session,
+    to_y4m,
+)
+from tests.conftest import REPO
 from tests.helpers import Probe
 from tests.server import FACELENS, Server
 
@@ -239,7 +247,7 @@ def test_the_camera_sends_frames_and_boxes_follow_the_faces(
             """() => { const c = document.getElementById('camera-canvas');
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             let n = 0; for (let i = 0; i < d.length; i += 4) {
-              if ((d[i] === 31 && d[i+1] === 143 && d[i+2] === 58) ||
+              if ((d[i] === 26 && d[i+1] === 127 && d[i+2] === 55) ||
                   (d[i] === 198 && d[i+1] === 40 && d[i+2] === 40)) n++; }
             return n; }"""
         )
@@ -315,3 +323,32 @@ def test_gallery_health_finds_wrong_blurred_and_repeated_photos_and_fixes_them(
         page.close()
     finally:
         assert srv.stop() == 0
+
+
+def test_every_screen_passes_axes_wcag_checks(
+    browser: Browser, server: Server, faces_dir: Path
+) -> None:
+    script = axe_script(REPO / ".cache" / "axe-core")
+    # The page's policy allows only its own scripts: the audit's script is let in this once.
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(server.url + "/")
+        recognise(page, faces_dir / "probes" / "obama_and_biden.jpg")
+        found = {"Recognise": accessibility_violations(page, script)}
+        page.get_by_role("tab", name="People").click()
+        expect(page.locator("li.person")).to_have_count(5)
+        page.locator("li.person").first.get_by_role("button", name="Faces").click()
+        found["People"] = accessibility_violations(page, script)
+        page.get_by_role("tab", name="Gallery health").click()
+        page.get_by_role("button", name="Check the gallery").click()
+        expect(page.locator("#review-summary")).to_contain_text("checked", timeout=WAIT_MS)
+        found["Gallery health"] = accessibility_violations(page, script)
+        for tab in ("Camera", "Verify"):
+            page.get_by_role("tab", name=tab).click()
+            found[tab] = accessibility_violations(page, script)
+        page.get_by_role("button", name="API key").click()
+        found["API key dialog"] = accessibility_violations(page, script)
+        assert {screen: v for screen, v in found.items() if v} == {}
+    finally:
+        context.close()

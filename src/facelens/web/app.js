@@ -300,7 +300,7 @@ function drawCamera() {
     for (const face of camera.faces) {
       const b = face.box;
       const s = camera.scale;
-      const colour = face.name === "unknown" ? "#c62828" : "#1f8f3a";
+      const colour = face.name === "unknown" ? "#c62828" : "#1a7f37";
       context.strokeStyle = colour;
       context.strokeRect(b.left * s, b.top * s, (b.right - b.left) * s, (b.bottom - b.top) * s);
       const label = face.name;
