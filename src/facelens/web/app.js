@@ -344,9 +344,14 @@ async function sendFrames() {
         const span = camera.done.length > 1 ? (now - camera.done[0]) / 1000 : 0;
         $("camera-fps").value = (span ? (camera.done.length - 1) / span : 0).toFixed(1) + " fps";
       } catch (error) {
-        showError("Camera: " + error.message);
-        stopCamera();
-        break;
+        if (error.status === 503 || error.status === 429) {
+          // Busy: this frame is dropped and the next one goes at the usual time.
+          $("camera-faces").textContent = "The server is busy; frames are being dropped.";
+        } else {
+          showError("Camera: " + error.message);
+          stopCamera();
+          break;
+        }
       }
     }
     const rate = Number($("camera-rate").value);
