@@ -237,8 +237,13 @@ def test_the_camera_sends_frames_and_boxes_follow_the_faces(
         page = browser.new_page()
         page.goto(server.url + "/")
         page.get_by_role("tab", name="Camera").click()
+        # A busy server (503) at first: frames are dropped, the camera keeps running.
+        busy = '{"error": {"code": "busy", "message": "busy"}}'
+        page.route("**/v1/recognize", lambda route: route.fulfill(status=503, body=busy))
         page.get_by_role("button", name="Start camera").click()
+        expect(page.locator("#camera-faces")).to_contain_text("busy", timeout=WAIT_MS)
         expect(page.locator("#camera")).to_have_attribute("data-state", "running")
+        page.unroute("**/v1/recognize")
         seen = page.locator("#camera-faces[data-faces]:not([data-faces='0'])")
         expect(seen).to_have_count(1, timeout=WAIT_MS)  # at least one face boxed
         expect(page.locator("#camera-fps")).not_to_have_text("0.0 fps", timeout=WAIT_MS)
