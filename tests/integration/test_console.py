@@ -357,3 +357,28 @@ def test_every_screen_passes_axes_wcag_checks(
         assert {screen: v for screen, v in found.items() if v} == {}
     finally:
         context.close()
+
+
+def test_photos_can_be_dropped_or_pasted(page: Page, faces_dir: Path) -> None:
+    photo = faces_dir / "probes" / "two_people.jpg"
+    # A file dragged from the desktop and dropped on the zone, then one pasted (Ctrl+V): the
+    # browser hands the page a DataTransfer holding the file; made here with the file's bytes.
+    handle = page.evaluate_handle(
+        """async ([bytes, name]) => {
+            const data = new DataTransfer();
+            data.items.add(new File([new Uint8Array(bytes)], name, {type: "image/jpeg"}));
+            return data;
+        }""",
+        [list(photo.read_bytes()), photo.name],
+    )
+    page.dispatch_event("#drop", "drop", {"dataTransfer": handle})
+    done = page.locator("article.result[data-state='done']")
+    expect(done).to_have_count(1, timeout=WAIT_MS)
+    page.evaluate(
+        """(data) => document.dispatchEvent(
+            new ClipboardEvent("paste", {clipboardData: data}))""",
+        handle,
+    )
+    expect(done).to_have_count(2, timeout=WAIT_MS)
+    for i in range(2):
+        assert names_in(done.nth(i)) == ["biden", "obama"]
