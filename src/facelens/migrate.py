@@ -25,7 +25,7 @@ from facelens.errors import FaceLensError
 from facelens.gallery import FaceRecord, NewFace, SQLiteGallery
 from facelens.models.base import Box
 from facelens.models.profiles import profile_named
-from facelens.pipeline import Analysis, Engine
+from facelens.pipeline import Analysis, Engine, Face
 from facelens.recognition import analyze_bytes
 from facelens.settings import ModelName, Settings
 
@@ -40,6 +40,14 @@ class LeftOut:
     person: str
     source: str | None
     reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "face_id": self.face_id,
+            "person": self.person,
+            "source": self.source,
+            "reason": self.reason,
+        }
 
 
 @dataclass(slots=True)
@@ -65,10 +73,7 @@ class MigrationReport:
             "to": self.target_model,
             "dry_run": self.dry_run,
             "reembedded": self.reembedded,
-            "left_out": [
-                {"face_id": f.face_id, "person": f.person, "source": f.source, "reason": f.reason}
-                for f in self.left_out
-            ],
+            "left_out": [f.as_dict() for f in self.left_out],
             "people_without_faces": self.people_without_faces,
             "retry_on_next_enrol": self.retry_on_next_enrol,
             "backup": None if self.backup is None else str(self.backup),
@@ -86,7 +91,7 @@ def overlap(a: Box, b: Box) -> float:
     return inter.area / union if union else 0.0
 
 
-def _reason_not_on_disk(face: FaceRecord) -> str | None:
+def reason_not_on_disk(face: FaceRecord) -> str | None:
     """Why the photo of ``face`` cannot be read again, None if it can be tried."""
     if face.source is None or face.source.startswith(UPLOAD_PREFIX):
         return "uploaded over HTTP: only its embedding was kept, not the photo"
@@ -108,15 +113,20 @@ def _from_thumbnail(face: FaceRecord, thumbnail: bytes, engine: Engine) -> NewFa
     return NewFace(found.largest().embedding, face.box, face.sharpness)
 
 
+def found_again(face: FaceRecord, analysis: Analysis) -> Face | None:
+    """The face of ``analysis`` (of the photo ``face`` came from) where ``face`` was: the one
+    that best overlaps its stored box, if it overlaps enough."""
+    scored = [(overlap(face.box, f.box), f) for f in analysis.faces]
+    best = max(scored, key=lambda pair: pair[0], default=None)
+    return None if best is None or best[0] < MIN_OVERLAP else best[1]
+
+
 def _match(face: FaceRecord, analysis: Analysis, sha256: str | None) -> NewFace | str:
     """The new model's face in place of ``face``, or why there is none."""
     if sha256 != face.sha256:
         return "the file changed since it was enrolled ('facelens enroll' will take it again)"
-    scored = [(overlap(face.box, f.box), f) for f in analysis.faces]
-    best = max(scored, key=lambda pair: pair[0], default=None)
-    if best is None or best[0] < MIN_OVERLAP:
-        return "the new model finds no face where this one was"
-    return NewFace.of(best[1])
+    found = found_again(face, analysis)
+    return "the new model finds no face where this one was" if found is None else NewFace.of(found)
 
 
 def migrate_gallery(
@@ -137,7 +147,7 @@ def migrate_gallery(
     by_file: dict[Path, list[FaceRecord]] = defaultdict(list)
     elsewise: list[tuple[FaceRecord, str]] = []  # not from its file: why, then its thumbnail
     for face in faces:
-        reason = _reason_not_on_disk(face)
+        reason = reason_not_on_disk(face)
         if reason is None:
             by_file[Path(str(face.source))].append(face)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -206,3 +207,58 @@ def test_backup_check_and_a_damaged_gallery_refused_everywhere(
     assert json.loads(facelens(data, "people", "list", "--json").stdout) == [
         {"name": "obama", "faces": 24}
     ]
+
+
+def test_thumbnails_are_made_for_faces_enrolled_without_them(
+    tmp_path: Path, people_dir: Path, faces_dir: Path
+) -> None:
+    data = tmp_path / "data"
+    off = {**os.environ, "FACELENS_FACE_THUMBNAILS": "false"}
+    enrolled = subprocess.run(
+        [FACELENS, "--data-dir", str(data), "enroll", str(people_dir)],
+        capture_output=True,
+        text=True,
+        env=off,
+        timeout=600,
+    )
+    assert enrolled.returncode == 0, enrolled.stderr
+    refused = subprocess.run(
+        [FACELENS, "--data-dir", str(data), "gallery", "thumbnails"],
+        capture_output=True,
+        text=True,
+        env=off,
+        timeout=600,
+    )
+    assert refused.returncode != 0 and "switched off" in refused.stderr
+    settings = Settings(data_dir=data)
+    gallery = SQLiteGallery(settings.gallery_path)
+    photo = faces_dir / "probes" / "obama_small.jpg"
+    gallery.add_person("uploaded")
+    enroll_photo(
+        gallery,
+        "uploaded",
+        "u.jpg",
+        hashlib.sha256(photo.read_bytes()).hexdigest(),
+        analyze_file(Engine.load(settings.with_model(gallery.profile.name)), photo),
+        take_largest=False,
+        largest_hint="",
+    )
+    assert not any(f.has_thumbnail for f in gallery.faces())
+    gallery.close()
+
+    made = facelens(data, "gallery", "thumbnails", "--json")
+    assert made.returncode == 1, made.stderr  # the uploaded face cannot get one
+    report = json.loads(made.stdout)
+    assert (report["made"], report["had"]) == (11, 0)
+    assert [(f["person"], f["reason"].split(":")[0]) for f in report["left_out"]] == [
+        ("uploaded", "uploaded over HTTP")
+    ]
+    gallery = SQLiteGallery(settings.gallery_path)
+    faces = gallery.faces()
+    for face in faces:
+        if face.person != "uploaded":
+            assert face.has_thumbnail and face.sharpness is not None
+            assert gallery.thumbnail(face.id).startswith(b"\xff\xd8")  # a JPEG
+    gallery.close()
+    again = json.loads(facelens(data, "gallery", "thumbnails", "--json").stdout)
+    assert (again["made"], again["had"]) == (0, 11)

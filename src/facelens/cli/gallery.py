@@ -39,9 +39,10 @@ def gallery_migrate(
     """Re-embed every face with another model, from the photos enrolment recorded.
 
     Faces enrolled from folders are re-embedded from their files; faces uploaded over HTTP
-    cannot be (their photos were never kept) and are listed, with the people who need new
-    photos. The old gallery is kept as a backup file; the switch is atomic. Exits 1 if any
-    face could not be moved.
+    (whose photos were never kept), or whose file is gone or changed, from the thumbnail kept
+    of them. Faces with neither are listed, with the people who need new photos. The old
+    gallery is kept as a backup file; the switch is atomic. Exits 1 if any face could not be
+    moved.
     """
     from facelens.gallery import SQLiteGallery
     from facelens.migrate import migrate_gallery
@@ -77,7 +78,7 @@ def _print_migration(report: MigrationReport) -> None:
     out.print(
         escape(
             f"{report.gallery}: {verb} from {report.source_model} to {report.target_model}; "
-            f"{report.reembedded} faces re-embedded from their photos, "
+            f"{report.reembedded} faces re-embedded from their photos or thumbnails, "
             f"{len(report.left_out)} could not be."
         )
     )
@@ -167,6 +168,46 @@ def gallery_threshold(
             "camera's. Try it with 'facelens eval identify' on photos of people you know.[/dim]"
         )
         out.print(f"To use it: FACELENS_THRESHOLD={p.threshold} (or --threshold {p.threshold}).")
+
+
+@gallery_app.command("thumbnails")
+def gallery_thumbnails(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Make the thumbnails (and sharpness) that faces enrolled before they were kept lack,
+    from the photos on disk; exits 1 if some face could not get one."""
+    from facelens.thumbnails import backfill_thumbnails
+
+    with handled(ctx) as state:
+        gallery = open_gallery(state)
+        progress = progress_bar("thumbnails")
+        with progress:
+            task = progress.add_task("thumbnails", total=0, current="")
+            report = backfill_thumbnails(
+                gallery,
+                state.settings,
+                on_start=lambda total: progress.update(task, total=total),
+                on_file=lambda r: progress.update(task, advance=1, current=r.path.name),
+            )
+        gallery.close()
+        if as_json:
+            print_json(
+                {
+                    "made": report.made,
+                    "had": report.had,
+                    "left_out": [f.as_dict() for f in report.left_out],
+                }
+            )
+        else:
+            out.print(
+                f"{report.made} thumbnails made; {report.had} faces had one; "
+                f"{len(report.left_out)} could not get one."
+            )
+            for face in report.left_out:
+                out.print(escape(f"  face {face.face_id} of {face.person!r}: {face.reason}"))
+        if report.left_out:
+            raise typer.Exit(EXIT_PARTIAL)
 
 
 @gallery_app.command("check")

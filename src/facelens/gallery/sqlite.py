@@ -373,6 +373,17 @@ class SQLiteGallery(StoredFaces):
             self._bump(db)
         return removed
 
+    def set_thumbnail(self, face_id: int, jpeg: bytes, sharpness: float | None) -> None:
+        """Keep ``jpeg`` as the thumbnail of face ``face_id`` (made after it was enrolled)."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM faces WHERE id = ?", (face_id,)).fetchone() is None:
+                raise NotFound(f"No stored face has id {face_id}.")
+            db.execute("INSERT OR REPLACE INTO face_thumbnails VALUES (?, ?)", (face_id, jpeg))
+            db.execute(
+                "UPDATE faces SET sharpness = COALESCE(?, sharpness) WHERE id = ?",
+                (sharpness, face_id),
+            )
+
     # -- moving faces -----------------------------------------------------------------------
 
     def move_face(self, person: str, face_id: int, to: str) -> PersonSummary:
