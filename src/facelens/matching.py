@@ -120,7 +120,7 @@ class Match:
         return self.runner_up_distance - self.distance
 
 
-def _assign(dist: npt.NDArray[np.float64], threshold: float) -> dict[int, int]:
+def assign(dist: npt.NDArray[np.float64], threshold: float) -> dict[int, int]:
     """Face → column: a person index, or ``n_people`` or more for "unknown".
 
     Minimises the total distance where each face either takes a distinct person within the
@@ -152,7 +152,7 @@ def identify(queries: Embeddings, index: GalleryIndex, scoring: Scoring) -> list
     if n_people == 0:
         return [Match(UNKNOWN, None, 1.0, None, None, False) for _ in range(n_faces)]
     dist = index.person_distances(queries)
-    assigned = _assign(dist, threshold)
+    assigned = assign(dist, threshold)
     # Only the two nearest people of each face matter (the runner-up is whichever of them was
     # not assigned): a partial sort, not a sort of every person in a large gallery.
     k = min(2, n_people)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from facelens.cli import evaluation, gallery, people, photos, remote  # noqa: F401  (registers commands)
+from facelens.cli import (  # noqa: F401  (registers commands)
+    evaluation,
+    gallery,
+    people,
+    photos,
+    remote,
+    watch,
+)
 from facelens.cli.app import app
 
 

@@ -1,0 +1,1 @@
+"""Cameras and video: sources, tracks, events and their delivery."""

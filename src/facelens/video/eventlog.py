@@ -1,0 +1,140 @@
+"""Events are stored before they are delivered: one SQLite file in the data directory
+(``events.sqlite3``, WAL), with an outbox per delivery target (a webhook, an MQTT broker).
+
+A target is told each event at least once, in order; a failing target keeps its events
+pending (retried with back-off) without holding recognition up. Old events go after the
+retention period.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from facelens.video.tracks import Event
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    time TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_time ON events(time);
+CREATE TABLE IF NOT EXISTS deliveries (
+    target TEXT NOT NULL,
+    seq INTEGER NOT NULL REFERENCES events(seq) ON DELETE CASCADE,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (target, seq)
+);
+"""
+
+
+class EventLog:
+    """The event store of one data directory; safe to share across threads."""
+
+    def __init__(self, path: Path, *, targets: Iterable[str] = ()) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.targets = tuple(targets)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.execute("PRAGMA busy_timeout = 10000")
+        self._db.executescript(_SCHEMA)
+        self.added = threading.Condition()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def add(self, events: Iterable[Event]) -> None:
+        """Store events, each pending for every target, in one transaction."""
+        events = list(events)
+        if not events:
+            return
+        with self._transaction() as db:
+            for event in events:
+                seq = db.execute(
+                    "INSERT INTO events (id, time, stream, kind, name, body) VALUES "
+                    "(?, ?, ?, ?, ?, ?) RETURNING seq",
+                    (
+                        event.id,
+                        event.time.isoformat(),
+                        event.stream,
+                        event.kind,
+                        event.name,
+                        json.dumps(event.as_dict()),
+                    ),
+                ).fetchone()[0]
+                db.executemany(
+                    "INSERT INTO deliveries (target, seq) VALUES (?, ?)",
+                    [(target, seq) for target in self.targets],
+                )
+        with self.added:
+            self.added.notify_all()
+
+    def pending(self, target: str, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
+        """Undelivered events for ``target``, oldest first: (seq, event)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT e.seq, e.body FROM deliveries d JOIN events e ON e.seq = d.seq "
+                "WHERE d.target = ? ORDER BY e.seq LIMIT ?",
+                (target, limit),
+            ).fetchall()
+        return [(int(seq), json.loads(body)) for seq, body in rows]
+
+    def delivered(self, target: str, seq: int) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM deliveries WHERE target = ? AND seq = ?", (target, seq))
+
+    def events(
+        self,
+        *,
+        stream: str | None = None,
+        name: str | None = None,
+        kind: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Stored events after sequence number ``after``, oldest first, filtered."""
+        where, args = ["seq > ?"], [after]
+        for column, value in (("stream", stream), ("name", name), ("kind", kind)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)  # type: ignore[arg-type]
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, body FROM events WHERE "
+                + " AND ".join(where)
+                + " ORDER BY seq LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+        return [(int(seq), json.loads(body)) for seq, body in rows]
+
+    def forget_before(self, days: float) -> int:
+        """Delete events older than ``days`` (delivered or not); how many went."""
+        cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat()
+        with self._transaction() as db:
+            return db.execute("DELETE FROM events WHERE time < ?", (cutoff,)).rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,76 @@
+"""The parts of 'facelens watch' that need no model: masking, back-off, stream names, the
+tracks' vote, and the event log's outbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from facelens.models.base import Box
+from facelens.video.eventlog import EventLog
+from facelens.video.source import RECONNECT_CAP_S, backoff_s, is_live, mask
+from facelens.video.tracks import Event, _closer_half
+from facelens.video.watch import stream_name
+
+
+def test_credentials_in_urls_are_masked() -> None:
+    assert mask("rtsp://admin:hunter2@10.0.0.5:554/live") == "rtsp://***@10.0.0.5:554/live"
+    assert mask("http://cam.local/mjpeg") == "http://cam.local/mjpeg"
+    assert mask("/videos/door.mp4") == "/videos/door.mp4"
+
+
+def test_reconnect_waits_grow_capped_and_jittered() -> None:
+    waits = [[backoff_s(n) for _ in range(200)] for n in (1, 3, 12)]
+    assert max(waits[0]) <= 1.0 and max(waits[1]) <= 4.0
+    assert max(waits[2]) <= RECONNECT_CAP_S and max(waits[2]) > RECONNECT_CAP_S / 2
+    assert len({round(w, 3) for w in waits[2]}) > 100  # jitter: cameras do not retry in step
+
+
+def test_sources_live_or_files_and_their_names() -> None:
+    assert is_live("0") and is_live("/dev/video0") and is_live("rtsp://h/x")
+    assert not is_live("clip.mp4")
+    taken: set[str] = set()
+    names = [
+        stream_name(s, taken)
+        for s in ("/v/door.mp4", "/w/door.mp4", "0", "rtsp://u:p@cam.lan:554/live/main")
+    ]
+    assert names == ["door", "door-2", "camera0", "cam.lan-main"]
+
+
+def test_a_tracks_distance_is_the_mean_of_its_closer_half() -> None:
+    # Three embeddings of one face against two people: one bad frame (0.9) does not count,
+    # one lucky frame (0.2 for the other person) needs another to agree.
+    distances = np.array([[0.40, 0.90], [0.45, 0.20], [0.90, 0.95]])
+    np.testing.assert_allclose(_closer_half(distances), [0.425, 0.55])
+
+
+def event(n: int, kind: str = "arrived") -> Event:
+    return Event(
+        f"id{n}",
+        kind,
+        "door",
+        n,
+        "ann",
+        0.3,
+        0.9,
+        Box(0, 0, 10, 10),
+        datetime.now(UTC),  # type: ignore[arg-type]
+    )
+
+
+def test_events_are_pending_per_target_until_delivered_and_filterable(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "events.sqlite3", targets=("hook", "mqtt"))
+    log.add([event(1), event(2, "left")])
+    assert [e["id"] for _, e in log.pending("hook")] == ["id1", "id2"]
+    first_seq = log.pending("hook")[0][0]
+    log.delivered("hook", first_seq)
+    assert [e["id"] for _, e in log.pending("hook")] == ["id2"]
+    assert len(log.pending("mqtt")) == 2  # each target on its own
+    assert [e["kind"] for _, e in log.events(kind="left")] == ["left"]
+    assert [e["id"] for _, e in log.events(after=first_seq)] == ["id2"]
+    log.close()
+    again = EventLog(tmp_path / "events.sqlite3", targets=("hook",))
+    assert [e["id"] for _, e in again.pending("hook")] == ["id2"]  # survives a restart
+    assert again.forget_before(days=0) == 2 and again.pending("hook") == []
