@@ -349,7 +349,7 @@ def test_every_screen_passes_axes_wcag_checks(
         page.get_by_role("button", name="Check the gallery").click()
         expect(page.locator("#review-summary")).to_contain_text("checked", timeout=WAIT_MS)
         found["Gallery health"] = accessibility_violations(page, script)
-        for tab in ("Camera", "Verify"):
+        for tab in ("Camera", "Verify", "Events"):
             page.get_by_role("tab", name=tab).click()
             found[tab] = accessibility_violations(page, script)
         page.get_by_role("button", name="API key").click()
@@ -382,3 +382,26 @@ def test_photos_can_be_dropped_or_pasted(page: Page, faces_dir: Path) -> None:
     expect(done).to_have_count(2, timeout=WAIT_MS)
     for i in range(2):
         assert names_in(done.nth(i)) == ["biden", "obama"]
+
+
+def test_events_appear_live_and_filter(page: Page, server: Server, faces_dir: Path) -> None:
+    page.get_by_role("tab", name="Events").click()
+    expect(page.locator("#events-live")).to_contain_text("Live")
+    clip = faces_dir / "video" / "short_hamilton_clip.mp4"
+    watched = subprocess.run(
+        [FACELENS, "--data-dir", str(server.data_dir), "watch", str(clip), "--events", "none"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert watched.returncode == 0, watched.stderr
+    rows = page.locator("tr.event")
+    expect(rows.filter(has_text="lin_manuel_miranda").first).to_be_visible(timeout=WAIT_MS)
+    expect(rows.filter(has_text="left").first).to_be_visible(timeout=WAIT_MS)
+    page.get_by_label("Kind").select_option("left")
+    page.get_by_role("button", name="Apply").click()
+    expect(rows.first).to_have_attribute("data-kind", "left")
+    kinds = rows.evaluate_all("rows => rows.map(r => r.dataset.kind)")
+    assert kinds and set(kinds) == {"left"}
+    page.get_by_role("tab", name="Recognise").click()  # leaving the tab ends the live stream
+    expect(page.locator("#events-live")).to_have_text("")

@@ -17,10 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.mjpeg import MjpegCamera
-from tests.server import FACELENS
+from tests.server import FACELENS, Server
 
 pytestmark = pytest.mark.integration
 
@@ -321,3 +322,70 @@ def test_a_webhook_that_fails_at_first_gets_every_event_once_per_id(data: Path, 
         if event["kind"] == "left":
             first = next(e for e in received if e["track"] == event["track"])
             assert first["kind"] == "arrived"
+
+
+def test_the_server_lists_stored_events_and_streams_new_ones_live(data: Path, clip: Path) -> None:
+    server = Server(data)
+    try:
+        live: list[dict[str, Any]] = []
+        opened = threading.Event()
+
+        def listen() -> None:
+            with httpx.stream(
+                "GET", f"{server.url}/v1/events/stream", params={"kind": "arrived"}, timeout=120
+            ) as answer:
+                assert answer.headers["content-type"].startswith("text/event-stream")
+                opened.set()
+                fields: dict[str, str] = {}
+                for line in answer.iter_lines():
+                    if line == "" and "data" in fields:
+                        live.append({**json.loads(fields["data"]), "seq": int(fields["id"])})
+                        fields = {}
+                    elif ":" in line and not line.startswith(":"):
+                        key, value = line.split(":", 1)
+                        fields[key] = value.strip()
+                    if len(live) >= 2:
+                        return
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        assert opened.wait(30)
+        result = watch(data, str(clip), "--events", "none")
+        assert result.returncode == 0, result.stderr
+        listener.join(timeout=60)
+        # Live: only what happened after the stream opened, only the kind asked for, in order.
+        assert len(live) == 2 and all(e["kind"] == "arrived" for e in live)
+        assert live[0]["seq"] < live[1]["seq"]
+        c = server.client
+        this_run = {"person": "lin_manuel_miranda", "after": live[0]["seq"] - 1}
+        lin = c.get("/v1/events", params=this_run)
+        kinds = [e["kind"] for e in lin.json()["events"]]
+        assert kinds[:1] == ["arrived"] and "left" in kinds
+        # Pages: a cursor, then the rest, and nothing twice.
+        first = c.get("/v1/events", params={"limit": 2}).json()
+        rest = c.get("/v1/events", params={"after": first["next_after"], "limit": 1000}).json()
+        ids = [e["id"] for e in first["events"] + rest["events"]]
+        assert len(ids) == len(set(ids)) == len(stored_ids(data)) and rest["next_after"] is None
+        since = c.get("/v1/events", params={"since": "2999-01-01T00:00:00Z"}).json()
+        assert since["events"] == []
+        assert c.get("/v1/events", params={"kind": "nonsense"}).status_code == 422
+        for bad in ("0.5", "2026-13-01"):
+            refused = c.get("/v1/events", params={"until": bad})
+            assert refused.status_code == 422 and "until" in refused.text
+        (newest,) = c.get("/v1/events", params={"newest": "true", "limit": 1}).json()["events"]
+        assert newest["id"] == rest["events"][-1]["id"]
+        # A listener still connected does not hold the server up when it stops (uvicorn would
+        # wait 15 s for it): its stream ends with the server.
+        still = threading.Thread(
+            target=lambda: httpx.get(f"{server.url}/v1/events/stream", timeout=60), daemon=True
+        )
+        still.start()
+        time.sleep(1)
+        started = time.monotonic()
+        assert server.stop() == 0
+        assert time.monotonic() - started < 10
+        still.join(timeout=10)
+        assert not still.is_alive()
+    finally:
+        if server.process.poll() is None:
+            server.stop()

@@ -14,6 +14,7 @@ from facelens.api import (
     console,
     deepstack,
     errors,
+    events,
     health,
     kserve,
     people,
@@ -63,6 +64,7 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(recognition.router)
     app.include_router(people.router)
     app.include_router(review.router)
+    app.include_router(events.router)
     app.include_router(deepstack.router)
     app.include_router(compreface.router)
     app.include_router(kserve.router)

@@ -16,6 +16,7 @@ from facelens.errors import KeyMissing, Unauthorized
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.keys import KeyStore
 from facelens.settings import Settings
+from facelens.video.eventlog import EventLog
 from facelens.workers import SpawnedWorkerPool
 
 API_KEY_HEADER = "X-API-Key"
@@ -29,6 +30,7 @@ class Services:
     keys: KeyStore
     idempotency: IdempotencyStore
     metrics: Metrics
+    events: EventLog | None = None  # opened on first use (events of 'facelens watch' runs)
 
 
 def services(request: Request) -> Services:

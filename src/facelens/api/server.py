@@ -105,7 +105,8 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
                 "the gallery through them",
                 ", ".join(str(n) for n in settings.open_networks),
             )
-        app = create_app(Services(settings, pool, gallery, keys, idempotency, Metrics()))
+        served = Services(settings, pool, gallery, keys, idempotency, Metrics())
+        app = create_app(served)
         config = uvicorn.Config(
             app,
             http=timed_protocol(settings.read_timeout_s),  # time limit on request heads
@@ -129,7 +130,11 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
         # handler it found: make that a no-op so the workers are closed and the exit code is 0.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda number, frame: None)
-        uvicorn.Server(config).run(sockets=[sock])
+        server = uvicorn.Server(config)
+        app.state.stopping = lambda: server.should_exit  # live event streams end with us
+        server.run(sockets=[sock])
+        if served.events is not None:
+            served.events.close()
         log.info("stopped")
     finally:
         pool.close()

@@ -39,6 +39,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
 """
 
 
+def _utc_text(moment: datetime) -> str:
+    """A time as stored (ISO 8601 in UTC), so that text order is time order."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
 class EventLog:
     """The event store of one data directory; safe to share across threads."""
 
@@ -111,23 +118,40 @@ class EventLog:
         stream: str | None = None,
         name: str | None = None,
         kind: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         after: int = 0,
         limit: int = 100,
+        newest: bool = False,
     ) -> list[tuple[int, dict[str, Any]]]:
-        """Stored events after sequence number ``after``, oldest first, filtered."""
-        where, args = ["seq > ?"], [after]
+        """Stored events after sequence number ``after``, oldest first, filtered (``since``
+        inclusive, ``until`` exclusive); with ``newest``, the last ``limit`` of them."""
+        where: list[str] = ["seq > ?"]
+        args: list[object] = [after]
         for column, value in (("stream", stream), ("name", name), ("kind", kind)):
             if value is not None:
                 where.append(f"{column} = ?")
-                args.append(value)  # type: ignore[arg-type]
+                args.append(value)
+        for clause, moment in (("time >= ?", since), ("time < ?", until)):
+            if moment is not None:
+                where.append(clause)
+                args.append(_utc_text(moment))
+        order = "DESC" if newest else "ASC"
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, body FROM events WHERE "
                 + " AND ".join(where)
-                + " ORDER BY seq LIMIT ?",
+                + f" ORDER BY seq {order} LIMIT ?",
                 (*args, limit),
             ).fetchall()
-        return [(int(seq), json.loads(body)) for seq, body in rows]
+        found = [(int(seq), json.loads(body)) for seq, body in rows]
+        return found[::-1] if newest else found
+
+    def last_seq(self) -> int:
+        """The newest event's sequence number (0 if none): where "from now on" starts."""
+        with self._lock:
+            row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        return int(row[0])
 
     def forget_before(self, days: float) -> int:
         """Delete events older than ``days`` (delivered or not); how many went."""

@@ -155,6 +155,8 @@ function selectTab(tab) {
   const panel = tab.getAttribute("aria-controls");
   if (panel === "people") loadPeople();
   if (panel !== "camera") stopCamera();
+  if (panel === "events") showEvents();
+  else stopEvents();
 }
 
 function setUpTabs() {
@@ -732,6 +734,98 @@ async function verify(event) {
   }
 }
 
+// ------------------------------------------------------------------------------ events
+
+const live = { abort: null };
+
+function eventFilters() {
+  const query = new URLSearchParams();
+  for (const [key, id] of [
+    ["stream", "events-stream"],
+    ["person", "events-person"],
+    ["kind", "events-kind"],
+  ]) {
+    const value = $(id).value.trim();
+    if (value) query.set(key, value);
+  }
+  return query;
+}
+
+function eventRow(event) {
+  const row = document.createElement("tr");
+  row.className = "event";
+  row.dataset.kind = event.kind;
+  const when = new Date(event.time);
+  const name = event.kind === "renamed" ? `${event.previous} → ${event.name}` : event.name;
+  for (const text of [
+    when.toLocaleString(),
+    event.stream,
+    event.kind,
+    name,
+    event.distance === null ? "—" : event.distance.toFixed(3),
+    event.duration_s === null ? "" : `${event.duration_s} s`,
+  ]) {
+    cell(row, text);
+  }
+  return row;
+}
+
+async function showEvents() {
+  stopEvents();
+  await guarded(async () => {
+    const query = eventFilters();
+    query.set("newest", "true");
+    query.set("limit", "200");
+    const page = await api("GET", "/v1/events?" + query);
+    $("events-rows").replaceChildren(...page.events.reverse().map(eventRow));
+    follow(page.last);
+  });
+}
+
+async function follow(after) {
+  // Server-sent events read with fetch, not EventSource: EventSource cannot send the API key.
+  const controller = new AbortController();
+  live.abort = controller;
+  const query = eventFilters();
+  if (after !== null) query.set("after", String(after));
+  const headers = new Headers();
+  const key = sessionStorage.getItem(KEY);
+  if (key) headers.set("X-API-Key", key);
+  try {
+    const response = await fetch("/v1/events/stream?" + query, {
+      headers,
+      signal: controller.signal,
+    });
+    if (!response.ok) throw await errorOf(response);
+    $("events-live").textContent = "Live: new events appear at the top.";
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = block.split("\n").find((line) => line.startsWith("data: "));
+        if (data) $("events-rows").prepend(eventRow(JSON.parse(data.slice(6))));
+      }
+    }
+    $("events-live").textContent = "The live stream ended; reopen the tab to follow again.";
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    $("events-live").textContent = "";
+    showError("Events: " + error.message);
+  }
+}
+
+function stopEvents() {
+  if (live.abort) live.abort.abort();
+  live.abort = null;
+  $("events-live").textContent = "";
+}
+
 // ------------------------------------------------------------------------------ start
 
 async function showStatus() {
@@ -755,6 +849,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("people-search").addEventListener("input", renderPeople);
   $("review-run").addEventListener("click", runReview);
   $("verify-form").addEventListener("submit", verify);
+  $("events-filter").addEventListener("submit", (event) => {
+    event.preventDefault();
+    showEvents();
+  });
   $("key-button").addEventListener("click", () => askForKey(false));
   showStatus();
 });
