@@ -389,3 +389,62 @@ def test_the_server_lists_stored_events_and_streams_new_ones_live(data: Path, cl
     finally:
         if server.process.poll() is None:
             server.stop()
+
+
+def test_streams_run_in_the_server_survive_a_restart_and_stop_when_deleted(
+    data: Path, clip: Path
+) -> None:
+    camera = MjpegCamera(clip).start()
+    secret = camera.url.replace("http://", "http://admin:hunter2@")
+    server = Server(data)
+    try:
+        c = server.client
+        created = c.post("/v1/streams", json={"id": "door", "source": secret, "fps": 8})
+        assert created.status_code == 201, created.text
+        assert "hunter2" not in created.text and "***@127.0.0.1" in created.json()["source"]
+        assert c.post("/v1/streams", json={"id": "door", "source": secret}).status_code == 409
+        assert c.post("/v1/streams", json={"id": "Bad Id!", "source": secret}).status_code == 422
+        missing = c.post("/v1/streams", json={"id": "x", "source": "/no/such.mp4"})
+        assert missing.status_code == 422
+
+        def status() -> dict[str, Any]:
+            found: dict[str, Any] = c.get("/v1/streams/door").json()["status"]
+            return found
+
+        wait_until(lambda: status().get("frames_processed", 0) > 10, 120, "frames processed")
+        assert status()["state"] == "running" and status()["fps"] > 0
+        wait_until(
+            lambda: c.get("/v1/events", params={"stream": "door", "kind": "arrived"}).json()[
+                "events"
+            ],
+            120,
+            "an arrival on the server's own stream",
+        )
+        snap = c.get("/v1/streams/door/snapshot.jpg")
+        assert snap.status_code == 200 and snap.content[:2] == b"\xff\xd8"
+        with httpx.stream("GET", f"{server.url}/v1/streams/door/mjpeg", timeout=30) as view:
+            assert view.headers["content-type"].startswith("multipart/x-mixed-replace")
+            first = next(view.iter_bytes())
+            assert b"--facelensframe" in first and b"image/jpeg" in first
+        listed = c.get("/v1/streams").json()["streams"]
+        assert [s["id"] for s in listed] == ["door"] and "hunter2" not in json.dumps(listed)
+        assert "hunter2" not in server.log()
+
+        assert server.stop() == 0
+        server = Server(data)  # streams come back after a restart
+        c = server.client
+        wait_until(
+            lambda: c.get("/v1/streams/door").json()["status"].get("frames_processed", 0) > 0,
+            120,
+            "the stream running again after the restart",
+        )
+        assert c.delete("/v1/streams/door").json() == {"id": "door", "status": "deleted"}
+        assert c.get("/v1/streams/door").status_code == 404
+        time.sleep(1)  # the stream's last events (faces leaving) are stored as it stops
+        count = len(c.get("/v1/events", params={"stream": "door", "limit": 1000}).json()["events"])
+        time.sleep(3)
+        after = c.get("/v1/events", params={"stream": "door", "limit": 1000}).json()["events"]
+        assert len(after) == count  # nothing more from a deleted stream
+    finally:
+        server.stop()
+        camera.stop()

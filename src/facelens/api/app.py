@@ -20,6 +20,7 @@ from facelens.api import (
     people,
     recognition,
     review,
+    streams,
 )
 from facelens.api.deps import Services
 from facelens.api.guard import BrowserGuard, origins
@@ -65,6 +66,7 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(people.router)
     app.include_router(review.router)
     app.include_router(events.router)
+    app.include_router(streams.router)
     app.include_router(deepstack.router)
     app.include_router(compreface.router)
     app.include_router(kserve.router)

@@ -17,6 +17,7 @@ from facelens.gallery.sqlite import SQLiteGallery
 from facelens.keys import KeyStore
 from facelens.settings import Settings
 from facelens.video.eventlog import EventLog
+from facelens.video.streams import StreamManager
 from facelens.workers import SpawnedWorkerPool
 
 API_KEY_HEADER = "X-API-Key"
@@ -31,6 +32,7 @@ class Services:
     idempotency: IdempotencyStore
     metrics: Metrics
     events: EventLog | None = None  # opened on first use (events of 'facelens watch' runs)
+    streams: StreamManager | None = None  # the streams the server watches (None: runs none)
 
 
 def services(request: Request) -> Services:

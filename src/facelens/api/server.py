@@ -23,6 +23,7 @@ from facelens.errors import InvalidValue
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.keys import KeyStore, given_keys
 from facelens.settings import Settings
+from facelens.video.streams import StreamManager
 from facelens.workers import SpawnedWorkerPool
 
 log = logging.getLogger("facelens.server")
@@ -106,6 +107,8 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
                 ", ".join(str(n) for n in settings.open_networks),
             )
         served = Services(settings, pool, gallery, keys, idempotency, Metrics())
+        served.streams = StreamManager(settings)
+        served.streams.start_all()  # the streams configured before come back
         app = create_app(served)
         config = uvicorn.Config(
             app,
@@ -133,6 +136,7 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
         server = uvicorn.Server(config)
         app.state.stopping = lambda: server.should_exit  # live event streams end with us
         server.run(sockets=[sock])
+        served.streams.close()
         if served.events is not None:
             served.events.close()
         log.info("stopped")

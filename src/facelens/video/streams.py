@@ -1,0 +1,298 @@
+"""Streams the server runs: each in a process of its own (spawned, apart from the request
+workers, so a busy camera does not starve ``/v1/recognize``), with its configuration kept in the
+data directory's ``events.sqlite3`` so streams come back after a restart.
+
+A stream process reads its source, tracks and names faces, stores events, and writes its status
+(JSON) and newest annotated frame (JPEG) into ``<data>/streams/<id>/``, each replaced atomically,
+for the server to answer ``GET /v1/streams/{id}``, ``snapshot.jpg`` and ``mjpeg`` from.
+A process that dies is started again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import re
+import signal
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from facelens.errors import Conflict, InvalidValue, NotFound
+from facelens.lifetime import die_with_parent
+from facelens.settings import Settings
+from facelens.video.source import mask
+
+log = logging.getLogger(__name__)
+
+STATUS_EVERY_S = 1.0
+SNAPSHOT_EVERY_S = 0.2  # at most 5 annotated frames a second are written
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+_TABLE = """
+CREATE TABLE IF NOT EXISTS streams (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    fps REAL,
+    created_at TEXT NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    id: str
+    source: str  # as given, credentials included: never shown (see ``shown``)
+    fps: float | None
+    created_at: str
+
+    @property
+    def shown(self) -> str:
+        return mask(self.source)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+def run_stream(config: StreamConfig, settings: Settings) -> None:
+    """A stream process's whole life (the spawned target): until the server stops it."""
+    import cv2
+
+    from facelens.annotate import KNOWN_COLOUR, UNKNOWN_COLOUR, Label, draw_labels
+    from facelens.enroll import engine_for
+    from facelens.gallery import open_gallery
+    from facelens.matching import UNKNOWN
+    from facelens.video.eventlog import EventLog
+    from facelens.video.source import FrameSource
+    from facelens.video.tracks import StreamTracker
+
+    die_with_parent()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the server decides
+    folder = settings.data_dir / "streams" / config.id
+    folder.mkdir(parents=True, exist_ok=True)
+    gallery = open_gallery(settings)
+    engine = engine_for(gallery, settings)
+    events = EventLog(settings.data_dir / "events.sqlite3")
+    source = FrameSource(config.source).start()
+    tracker = StreamTracker(config.id, engine, gallery.index, fps=config.fps or 10.0)
+    last_status = last_snapshot = last_processed = 0.0
+    processed_times: list[float] = []
+    try:
+        while not stop.is_set():
+            frame = source.latest(timeout=0.5)
+            now = time.monotonic()
+            if frame is None:
+                if source.live:
+                    events.add(tracker.expire(now))
+                elif source.ended:
+                    break
+            elif not config.fps or frame.taken_at - last_processed >= 1.0 / config.fps:
+                last_processed = frame.taken_at
+                events.add(tracker.process(frame))
+                processed_times = [t for t in processed_times if now - t < 5.0] + [now]
+                if now - last_snapshot >= SNAPSHOT_EVERY_S:
+                    last_snapshot = now
+                    labels = [
+                        Label(
+                            t.box,
+                            t.name or "…",
+                            UNKNOWN_COLOUR if t.name in (None, UNKNOWN) else KNOWN_COLOUR,
+                        )
+                        for t in tracker.tracks.values()
+                        if t.last_seen == frame.taken_at
+                    ]
+                    drawn = cv2.cvtColor(
+                        draw_labels(frame.pixels.copy(), labels), cv2.COLOR_RGB2BGR
+                    )
+                    ok, jpeg = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 80])
+                    if ok:
+                        _write_atomically(folder / "snapshot.jpg", jpeg.tobytes())
+            if now - last_status >= STATUS_EVERY_S:
+                last_status = now
+                status = source.status()
+                span = processed_times[-1] - processed_times[0] if len(processed_times) > 1 else 0
+                report = {
+                    "state": status.state,
+                    "detail": status.detail,
+                    "fps": round((len(processed_times) - 1) / span, 2) if span else 0.0,
+                    "frames_read": status.frames_read,
+                    "frames_processed": tracker.counts.frames,
+                    "frames_dropped": status.frames_dropped,
+                    "reconnects": status.reconnects,
+                    "embeddings": tracker.counts.embeddings,
+                    "tracks": tracker.counts.tracks,
+                    "in_view": sorted(t.name or UNKNOWN for t in tracker.tracks.values()),
+                    "updated_at": datetime.now(UTC).isoformat(),
+                    "pid": os.getpid(),
+                }
+                _write_atomically(folder / "status.json", json.dumps(report).encode())
+    finally:
+        events.add(tracker.finish())
+        source.stop()
+        events.close()
+        gallery.close()
+
+
+class StreamManager:
+    """The server's streams: their configuration (persisted) and their processes."""
+
+    def __init__(self, settings: Settings, target: Any = run_stream) -> None:
+        self.settings = settings
+        self._target = target
+        self._path = settings.data_dir / "events.sqlite3"
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout = 10000")
+        self._db.execute(_TABLE)
+        self._lock = threading.Lock()
+        self._processes: dict[str, BaseProcess] = {}
+        self._context = multiprocessing.get_context("spawn")
+
+    # -- configuration ------------------------------------------------------------------
+
+    def _rows(self, where: str = "", args: tuple[object, ...] = ()) -> list[StreamConfig]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, source, fps, created_at FROM streams" + where + " ORDER BY id", args
+            ).fetchall()
+        return [
+            StreamConfig(str(i), str(s), None if f is None else float(f), str(c))
+            for i, s, f, c in rows
+        ]
+
+    def list(self) -> list[StreamConfig]:
+        return self._rows()
+
+    def get(self, stream_id: str) -> StreamConfig:
+        found = self._rows(" WHERE id = ?", (stream_id,))
+        if not found:
+            raise NotFound(f"No stream {stream_id!r}; GET /v1/streams lists them.")
+        return found[0]
+
+    def create(self, stream_id: str, source: str, fps: float | None) -> StreamConfig:
+        if not _ID.match(stream_id):
+            raise InvalidValue(
+                f"{stream_id!r} cannot be a stream id: use 1-64 lower-case letters, digits, "
+                "'-' or '_', starting with a letter or digit."
+            )
+        _check_source(source)
+        config = StreamConfig(stream_id, source, fps, datetime.now(UTC).isoformat())
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO streams VALUES (?, ?, ?, ?)",
+                    (config.id, config.source, config.fps, config.created_at),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"A stream {stream_id!r} exists already.") from None
+        self._start(config)
+        return config
+
+    def update(self, stream_id: str, source: str | None, fps: float | None) -> StreamConfig:
+        old = self.get(stream_id)
+        if source is not None:
+            _check_source(source)
+        new = StreamConfig(
+            old.id, source or old.source, fps if fps is not None else old.fps, old.created_at
+        )
+        with self._lock:
+            self._db.execute(
+                "UPDATE streams SET source = ?, fps = ? WHERE id = ?", (new.source, new.fps, new.id)
+            )
+        self._stop(stream_id)
+        self._start(new)
+        return new
+
+    def delete(self, stream_id: str) -> None:
+        self.get(stream_id)
+        with self._lock:
+            self._db.execute("DELETE FROM streams WHERE id = ?", (stream_id,))
+        self._stop(stream_id)
+
+    # -- processes ----------------------------------------------------------------------
+
+    def folder(self, stream_id: str) -> Path:
+        return self.settings.data_dir / "streams" / stream_id
+
+    def status(self, stream_id: str) -> dict[str, Any]:
+        """What the stream's process last said, and whether it runs."""
+        self.supervise()
+        process = self._processes.get(stream_id)
+        try:
+            said: dict[str, Any] = json.loads((self.folder(stream_id) / "status.json").read_bytes())
+        except (OSError, ValueError):
+            said = {"state": "starting", "detail": ""}
+        if process is None:
+            said["state"] = "stopped"
+        elif not process.is_alive():
+            said["state"] = "ended" if process.exitcode == 0 else "restarting"
+        return said
+
+    def _start(self, config: StreamConfig) -> None:
+        folder = self.folder(config.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in ("status.json", "snapshot.jpg"):
+            (folder / stale).unlink(missing_ok=True)
+        process = self._context.Process(
+            target=self._target,
+            args=(config, self.settings),
+            name=f"stream {config.id}",
+            daemon=True,
+        )
+        process.start()
+        self._processes[config.id] = process
+        log.info("stream %s: started for %s (pid %s)", config.id, config.shown, process.pid)
+
+    def _stop(self, stream_id: str) -> None:
+        process = self._processes.pop(stream_id, None)
+        if process is not None and process.is_alive():
+            process.terminate()  # SIGTERM: tracks leave, events are stored
+            process.join(timeout=15)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5)
+
+    def start_all(self) -> None:
+        for config in self.list():
+            self._start(config)
+
+    def supervise(self) -> None:
+        """Start again the stream processes that died (a crash, or killed by the kernel)."""
+        for config in self.list():
+            process = self._processes.get(config.id)
+            if process is not None and not process.is_alive() and process.exitcode not in (0, None):
+                log.warning(
+                    "stream %s: its process died (exit %s); starting it again",
+                    config.id,
+                    process.exitcode,
+                )
+                self._start(config)
+
+    def close(self) -> None:
+        for stream_id in list(self._processes):
+            self._stop(stream_id)
+        with self._lock:
+            self._db.close()
+
+
+def _check_source(source: str) -> None:
+    from facelens.video.source import is_live
+
+    if not source.strip():
+        raise InvalidValue("The source is empty: give a stream URL, a camera or a video file.")
+    if not is_live(source) and not Path(source).is_file():
+        raise InvalidValue(
+            f"{mask(source)}: no such file on the server (give a URL, a camera or a file)."
+        )
