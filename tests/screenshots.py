@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser import chromium, fake_camera_args, playwright_session, to_y4m
 from tests.conftest import shared_data
+from tests.mjpeg import MjpegCamera
 from tests.server import FACELENS, Server
 
 WAIT_MS = 60_000
@@ -56,6 +57,26 @@ def main(out: Path) -> None:
                     expect(page.locator("li.finding").first).to_be_visible(timeout=WAIT_MS)
                     page.wait_for_timeout(500)  # thumbnails
                     page.screenshot(path=out / "gallery-health.png")
+                    camera = MjpegCamera(faces / "video" / "short_hamilton_clip.mp4").start()
+                    try:
+                        server.client.post(
+                            "/v1/streams", json={"id": "stage", "source": camera.url, "fps": 8}
+                        )
+                        page.get_by_role("tab", name="Streams").click()
+                        status = page.locator("li.stream .status")
+                        expect(status).to_contain_text("in view", timeout=WAIT_MS)
+                        page.wait_for_function(
+                            "() => document.querySelector('li.stream img').naturalWidth > 0",
+                            timeout=WAIT_MS,
+                        )
+                        page.screenshot(path=out / "streams.png")
+                        page.get_by_role("tab", name="Events").click()
+                        expect(page.locator("tr.event").first).to_be_visible(timeout=WAIT_MS)
+                        page.wait_for_timeout(3000)  # a few more events
+                        page.screenshot(path=out / "events.png")
+                        server.client.delete("/v1/streams/stage")
+                    finally:
+                        camera.stop()
                     phone = browser.new_page(
                         viewport={"width": 390, "height": 760}, device_scale_factor=1
                     )

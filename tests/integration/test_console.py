@@ -25,6 +25,7 @@ from tests.browser import (
 )
 from tests.conftest import REPO
 from tests.helpers import Probe
+from tests.mjpeg import MjpegCamera
 from tests.server import FACELENS, Server
 
 pytestmark = pytest.mark.integration
@@ -349,7 +350,7 @@ def test_every_screen_passes_axes_wcag_checks(
         page.get_by_role("button", name="Check the gallery").click()
         expect(page.locator("#review-summary")).to_contain_text("checked", timeout=WAIT_MS)
         found["Gallery health"] = accessibility_violations(page, script)
-        for tab in ("Camera", "Verify", "Events"):
+        for tab in ("Camera", "Verify", "Streams", "Events"):
             page.get_by_role("tab", name=tab).click()
             found[tab] = accessibility_violations(page, script)
         page.get_by_role("button", name="API key").click()
@@ -405,3 +406,25 @@ def test_events_appear_live_and_filter(page: Page, server: Server, faces_dir: Pa
     assert kinds and set(kinds) == {"left"}
     page.get_by_role("tab", name="Recognise").click()  # leaving the tab ends the live stream
     expect(page.locator("#events-live")).to_have_text("")
+
+
+def test_a_stream_is_added_shown_live_and_removed(page: Page, faces_dir: Path) -> None:
+    camera = MjpegCamera(faces_dir / "video" / "short_hamilton_clip.mp4").start()
+    try:
+        page.get_by_role("tab", name="Streams").click()
+        page.get_by_label("Id").fill("hall")
+        page.get_by_label("Source").fill(camera.url)
+        page.get_by_role("spinbutton", name="Frames per second").fill("5")
+        page.get_by_role("button", name="Add stream").click()
+        item = page.locator("li.stream[data-id='hall']")
+        expect(item.locator(".status")).to_contain_text("running", timeout=WAIT_MS)
+        expect(item.locator(".status")).to_contain_text("fps", timeout=WAIT_MS)
+        view = item.locator("img")
+        page.wait_for_function(
+            "img => img.naturalWidth === 640", arg=view.element_handle(), timeout=WAIT_MS
+        )
+        item.get_by_role("button", name="Remove").click()
+        page.locator("#confirm-dialog").get_by_role("button", name="Remove").click()
+        expect(page.locator("li.stream")).to_have_count(0)
+    finally:
+        camera.stop()

@@ -157,6 +157,8 @@ function selectTab(tab) {
   if (panel !== "camera") stopCamera();
   if (panel === "events") showEvents();
   else stopEvents();
+  if (panel === "streams") showStreams();
+  else stopStreams();
 }
 
 function setUpTabs() {
@@ -734,6 +736,102 @@ async function verify(event) {
   }
 }
 
+// ----------------------------------------------------------------------------- streams
+
+const watching = { timer: null, views: new Map() };
+
+function streamStatus(status) {
+  const parts = [status.state];
+  if (status.detail) parts.push(status.detail);
+  if (status.fps !== undefined) parts.push(`${status.fps} fps`);
+  if (status.frames_dropped) parts.push(`${status.frames_dropped} frames dropped`);
+  if (status.reconnects) parts.push(`${status.reconnects} reconnects`);
+  if (status.in_view && status.in_view.length) parts.push("in view: " + status.in_view.join(", "));
+  return parts.join(" · ");
+}
+
+function streamItem(stream) {
+  const item = document.createElement("li");
+  item.className = "stream";
+  item.dataset.id = stream.id;
+  const view = document.createElement("img");
+  view.alt = `Live view of ${stream.id}, faces boxed and named`;
+  watching.views.set(stream.id, view);
+  const about = document.createElement("div");
+  about.className = "about";
+  const title = document.createElement("strong");
+  title.textContent = stream.id;
+  const source = document.createElement("div");
+  source.textContent = stream.source;
+  const status = document.createElement("div");
+  status.className = "status";
+  status.textContent = streamStatus(stream.status);
+  about.append(title, source, status);
+  const remove = button(
+    "Remove",
+    async () => {
+      if (!(await confirmAction(`Stop watching ${stream.id}? Its events stay.`, "Remove"))) return;
+      await guarded(async () => {
+        await api("DELETE", "/v1/streams/" + encodeURIComponent(stream.id));
+        await showStreams();
+      });
+    },
+    "danger",
+  );
+  item.append(view, about, remove);
+  return item;
+}
+
+async function refreshStreams() {
+  const answer = await api("GET", "/v1/streams");
+  for (const stream of answer.streams) {
+    const item = document.querySelector(`li.stream[data-id="${CSS.escape(stream.id)}"]`);
+    if (item) item.querySelector(".status").textContent = streamStatus(stream.status);
+  }
+  // The newest annotated frame of each: fetched with the key (an <img> could not send it).
+  for (const [id, view] of watching.views) {
+    try {
+      const blob = await api("GET", `/v1/streams/${encodeURIComponent(id)}/snapshot.jpg`, {
+        blob: true,
+      });
+      const old = view.src;
+      view.src = URL.createObjectURL(blob);
+      if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+    } catch {
+      // no frame yet
+    }
+  }
+}
+
+async function showStreams() {
+  stopStreams();
+  await guarded(async () => {
+    const answer = await api("GET", "/v1/streams");
+    $("stream-list").replaceChildren(...answer.streams.map(streamItem));
+    await refreshStreams();
+    watching.timer = setInterval(() => refreshStreams().catch(() => {}), 1000);
+  });
+}
+
+function stopStreams() {
+  if (watching.timer) clearInterval(watching.timer);
+  watching.timer = null;
+  watching.views.clear();
+}
+
+async function addStream(event) {
+  event.preventDefault();
+  clearErrors();
+  const fps = $("stream-fps").value;
+  const body = { id: $("stream-id").value.trim(), source: $("stream-source").value.trim() };
+  if (fps) body.fps = Number(fps);
+  await guarded(async () => {
+    await api("POST", "/v1/streams", { json: body });
+    $("add-stream").reset();
+    await showStreams();
+  });
+}
+
 // ------------------------------------------------------------------------------ events
 
 const live = { abort: null };
@@ -849,6 +947,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("people-search").addEventListener("input", renderPeople);
   $("review-run").addEventListener("click", runReview);
   $("verify-form").addEventListener("submit", verify);
+  $("add-stream").addEventListener("submit", addStream);
   $("events-filter").addEventListener("submit", (event) => {
     event.preventDefault();
     showEvents();
