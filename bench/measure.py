@@ -539,3 +539,105 @@ def gallery(quick: bool) -> list[dict[str, Any]]:
         )
         rows.append(json.loads(out.stdout))
     return rows
+
+
+def _transcode_720p(source: Path, target: Path, fps: float = 25.0) -> Path:
+    """The shared clip as a 1280x720, 25 fps video (what a common IP camera sends)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(source))
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"mp4v"), fps, (1280, 720))
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        writer.write(cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_LINEAR))
+    capture.release()
+    writer.release()
+    return target
+
+
+def _live_stream(engine: Engine, index: GalleryIndex, video: Path, rate: float) -> dict[str, Any]:
+    """Play ``video`` in real time at ``rate`` into a newest-frame slot; process what comes."""
+    import threading
+
+    import cv2
+
+    from facelens.video.source import Frame
+    from facelens.video.tracks import StreamTracker
+
+    tracker = StreamTracker("bench", engine, lambda: index, fps=rate)
+    slot: dict[str, Any] = {"frame": None, "read": 0, "dropped": 0, "done": False}
+    ready = threading.Condition()
+
+    def feed() -> None:
+        capture = cv2.VideoCapture(str(video))
+        start = time.monotonic()
+        n = 0
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            n += 1
+            wait = start + n / rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            pixels = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            with ready:
+                if slot["frame"] is not None:
+                    slot["dropped"] += 1
+                slot["frame"] = Frame(pixels, n, time.monotonic())
+                slot["read"] = n
+                ready.notify()
+        capture.release()
+        with ready:
+            slot["done"] = True
+            ready.notify()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    started = time.monotonic()
+    feeder.start()
+    latencies: list[float] = []
+    frame_latencies: list[float] = []
+    while True:
+        with ready:
+            ready.wait_for(lambda: slot["frame"] is not None or slot["done"])
+            frame, slot["frame"] = slot["frame"], None
+        if frame is None:
+            break
+        events = tracker.process(frame)
+        took = (time.monotonic() - frame.taken_at) * 1000
+        frame_latencies.append(took)
+        latencies += [took] * len(events)
+    elapsed = time.monotonic() - started
+    feeder.join()
+    counts = tracker.counts
+
+    def pct(values: list[float], q: int) -> float | None:
+        return round(float(np.percentile(values, q)), 1) if values else None
+
+    return {
+        "frames_read": slot["read"],
+        "frames_processed": counts.frames,
+        "frames_dropped": slot["dropped"],
+        "fps_processed": round(counts.frames / elapsed, 2),
+        "embeddings": counts.embeddings,
+        "embeddings_per_s": round(counts.embeddings / elapsed, 2),
+        "tracks": counts.tracks,
+        "events": len(latencies),
+        "event_latency_p50_ms": pct(latencies, 50),
+        "event_latency_p95_ms": pct(latencies, 95),
+        "frame_latency_p95_ms": pct(frame_latencies, 95),
+    }
+
+
+def stream(models: Models, tmp: Path) -> dict[str, Any]:
+    """A live 720p source at 25 fps (the 720p clip played in real time, newest frame only, as
+    a camera is read): frames processed per second, frames dropped, embeddings per second, and
+    the latency from a frame's capture to the events it causes, per model."""
+    video = _transcode_720p(FACES / "video" / "short_hamilton_clip.mp4", tmp / "clip-720p.mp4")
+    rate = 25.0
+    result: dict[str, Any] = {"source": "shared clip at 1280x720, 25 fps, real time", "fps": rate}
+    for name in MODELS:
+        result[name] = _live_stream(models.engines[name], models.indexes[name], video, rate)
+    return result

@@ -37,8 +37,9 @@ SECTIONS = (
     "threshold",
     "server",
     "gallery",
+    "stream",
 )
-NEEDS_MODELS = {"pipeline", "probes", "identification"}
+NEEDS_MODELS = {"pipeline", "probes", "identification", "stream"}
 
 
 def machine() -> dict[str, Any]:
@@ -102,6 +103,7 @@ def main() -> None:
             "threshold": lambda: measure.threshold(tmp),
             "server": lambda: measure.server(tmp, args.quick),
             "gallery": lambda: measure.gallery(args.quick),
+            "stream": lambda: measure.stream(models, tmp),
         }
         for section in sections:
             print(f"bench: {section} ...", file=sys.stderr, flush=True)

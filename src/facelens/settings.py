@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         "deleted with the face: the web console shows it, and 'gallery migrate' can re-embed "
         "uploaded faces from it. Off: only embeddings and boxes are kept (biometric data).",
     )
+    events_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Events (events.sqlite3) older than this many days are deleted, delivered "
+        "or not, whenever 'facelens watch' or a server stream starts.",
+    )
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,

@@ -100,6 +100,7 @@ def watch(
                 raise InvalidValue(str(exc)) from None
             targets[_target("mqtt", mqtt)] = (publisher.send, mask(mqtt))
         log = EventLog(state.settings.data_dir / "events.sqlite3", targets=targets)
+        log.forget_before(days=state.settings.events_retention_days)
         couriers = [
             Courier(log, target, send, shown).start()  # type: ignore[arg-type]
             for target, (send, shown) in targets.items()

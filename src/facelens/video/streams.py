@@ -85,6 +85,7 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
     gallery = open_gallery(settings)
     engine = engine_for(gallery, settings)
     events = EventLog(settings.data_dir / "events.sqlite3")
+    events.forget_before(days=settings.events_retention_days)
     source = FrameSource(config.source).start()
     tracker = StreamTracker(config.id, engine, gallery.index, fps=config.fps or 10.0)
     last_status = last_snapshot = last_processed = 0.0
