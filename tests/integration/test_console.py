@@ -125,7 +125,7 @@ def test_a_file_that_is_not_an_image_shows_the_servers_error(page: Page, tmp_pat
 
 def add_person(page: Page, name: str, photos: list[Path]) -> None:
     page.get_by_role("tab", name="People").click()
-    page.get_by_label("Name").fill(name)
+    page.get_by_label("Name", exact=True).fill(name)
     page.set_input_files("#new-photos", [str(p) for p in photos])
     page.get_by_role("button", name="Add person").click()
 
@@ -224,7 +224,7 @@ def test_on_a_phone_sized_screen_nothing_overflows_and_keys_work(
         page.keyboard.press("ArrowRight")
         expect(page.locator("#people")).to_be_visible()
         page.keyboard.press("Tab")  # from the tab into its panel: the first field
-        expect(page.get_by_label("Name")).to_be_focused()
+        expect(page.get_by_label("Name", exact=True)).to_be_focused()
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     finally:
         context.close()

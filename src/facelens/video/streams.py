@@ -68,13 +68,13 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
     """A stream process's whole life (the spawned target): until the server stops it."""
     import cv2
 
-    from facelens.annotate import KNOWN_COLOUR, UNKNOWN_COLOUR, Label, draw_labels
     from facelens.enroll import engine_for
     from facelens.gallery import open_gallery
     from facelens.matching import UNKNOWN
     from facelens.video.eventlog import EventLog
     from facelens.video.source import FrameSource
     from facelens.video.tracks import StreamTracker
+    from facelens.video.watch import annotated
 
     die_with_parent()
     stop = threading.Event()
@@ -105,18 +105,7 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
                 processed_times = [t for t in processed_times if now - t < 5.0] + [now]
                 if now - last_snapshot >= SNAPSHOT_EVERY_S:
                     last_snapshot = now
-                    labels = [
-                        Label(
-                            t.box,
-                            t.name or "…",
-                            UNKNOWN_COLOUR if t.name in (None, UNKNOWN) else KNOWN_COLOUR,
-                        )
-                        for t in tracker.tracks.values()
-                        if t.last_seen == frame.taken_at
-                    ]
-                    drawn = cv2.cvtColor(
-                        draw_labels(frame.pixels.copy(), labels), cv2.COLOR_RGB2BGR
-                    )
+                    drawn = cv2.cvtColor(annotated(frame, tracker), cv2.COLOR_RGB2BGR)
                     ok, jpeg = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 80])
                     if ok:
                         _write_atomically(folder / "snapshot.jpg", jpeg.tobytes())

@@ -60,7 +60,7 @@ class Watched:
     finished: bool = False
 
 
-def _annotated(frame: Frame, tracker: StreamTracker) -> np.ndarray:
+def annotated(frame: Frame, tracker: StreamTracker) -> np.ndarray:
     """The frame with the tracks seen on it boxed and named."""
     labels = [
         Label(t.box, t.name or "…", UNKNOWN_COLOUR if t.name in (None, UNKNOWN) else KNOWN_COLOUR)
@@ -108,7 +108,7 @@ def watch(
                 watched.last_processed = frame.taken_at
                 emit(watched.tracker.process(frame))
                 if annotate is not None and watched is streams[0]:
-                    drawn = cv2.cvtColor(_annotated(frame, watched.tracker), cv2.COLOR_RGB2BGR)
+                    drawn = cv2.cvtColor(annotated(frame, watched.tracker), cv2.COLOR_RGB2BGR)
                     if writer is None:
                         height, width = drawn.shape[:2]
                         rate = fps or 10.0
