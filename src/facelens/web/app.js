@@ -117,29 +117,25 @@ function askForKey(required) {
   return keyQuestion;
 }
 
-function confirmAction(text, action) {
-  const dialog = $("confirm-dialog");
-  $("confirm-text").textContent = text;
-  $("confirm-yes").textContent = action;
+function answered(dialog, read) {
   dialog.returnValue = "";
   dialog.showModal();
   return new Promise((resolve) =>
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true }),
+    dialog.addEventListener("close", () => resolve(read(dialog.returnValue)), { once: true }),
   );
 }
 
+function confirmAction(text, action) {
+  $("confirm-text").textContent = text;
+  $("confirm-yes").textContent = action;
+  return answered($("confirm-dialog"), (value) => value === "yes");
+}
+
 function askText(question, value) {
-  const dialog = $("prompt-dialog");
   $("prompt-text").textContent = question;
   $("prompt-input").value = value;
-  dialog.returnValue = "";
-  dialog.showModal();
-  return new Promise((resolve) =>
-    dialog.addEventListener(
-      "close",
-      () => resolve(dialog.returnValue === "ok" ? $("prompt-input").value.trim() : null),
-      { once: true },
-    ),
+  return answered($("prompt-dialog"), (choice) =>
+    choice === "ok" ? $("prompt-input").value.trim() : null,
   );
 }
 
