@@ -18,7 +18,16 @@ import numpy as np
 from facelens.errors import NoFaceFound
 from facelens.imaging import DecodedImage, downscale, face_thumbnail, sharpness
 from facelens.matching import GalleryIndex, Match, Scoring, identify, pair_distance
-from facelens.models.base import Aligner, Box, Detector, Embedder, Embeddings, Landmarks
+from facelens.models.base import (
+    Aligner,
+    Box,
+    Detection,
+    Detector,
+    Embedder,
+    Embeddings,
+    Landmarks,
+    RGBImage,
+)
 from facelens.models.profiles import ModelProfile, profile_for
 from facelens.settings import Settings
 
@@ -155,16 +164,20 @@ class Engine:
         """What produced the embeddings; galleries refuse embeddings of another model."""
         return self.profile.id
 
+    def detect(self, pixels: RGBImage) -> list[Detection]:
+        """The faces of ``pixels``, found on a copy at most ``detect_max_side`` pixels across,
+        boxes and landmarks in the image's own pixels (empty boxes left out)."""
+        height, width = pixels.shape[:2]
+        small, factor = downscale(pixels, self.detect_max_side)
+        detections = [d.scaled(factor, width, height) for d in self.detector.detect(small)]
+        return [d for d in detections if d.box.area > 0]
+
     def analyze(self, image: DecodedImage, *, enrolment: bool = False) -> Analysis:
         """Find, align and embed every face of ``image``. For ``enrolment``, also measure each
         face's sharpness and keep a thumbnail of it (unless thumbnails are switched off)."""
         timings: dict[str, float] = {}
         with _timed(timings, "detect"):
-            small, factor = downscale(image.pixels, self.detect_max_side)
-            detections = [
-                d.scaled(factor, image.width, image.height) for d in self.detector.detect(small)
-            ]
-            kept = [d for d in detections if d.box.area > 0]
+            kept = self.detect(image.pixels)
         with _timed(timings, "align"):
             aligned = self.aligner.align(image.pixels, kept)
         with _timed(timings, "embed"):

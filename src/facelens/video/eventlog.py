@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from facelens.gallery.db import connect
 from facelens.video.tracks import Event
 
 _SCHEMA = """
@@ -50,14 +51,10 @@ class EventLog:
     """The event store of one data directory; safe to share across threads."""
 
     def __init__(self, path: Path, *, targets: Iterable[str] = ()) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.targets = tuple(targets)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.execute("PRAGMA busy_timeout = 10000")
+        self._db = connect(path)  # WAL, foreign keys, waits for other writers (the gallery's)
         self._db.executescript(_SCHEMA)
         self.added = threading.Condition()
 

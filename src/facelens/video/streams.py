@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import re
 import signal
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from facelens.errors import Conflict, InvalidValue, NotFound
+from facelens.gallery.db import SQLiteStore
 from facelens.lifetime import die_with_parent
 from facelens.settings import Settings
 from facelens.video.source import mask
@@ -135,30 +135,24 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
         gallery.close()
 
 
-class StreamManager:
+class StreamManager(SQLiteStore):
     """The server's streams: their configuration (persisted) and their processes."""
 
     def __init__(self, settings: Settings, target: Any = run_stream) -> None:
+        super().__init__(settings.data_dir / "events.sqlite3", _TABLE)
         self.settings = settings
         self._target = target
-        self._path = settings.data_dir / "events.sqlite3"
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout = 10000")
-        self._db.execute(_TABLE)
-        self._lock = threading.Lock()
         self._processes: dict[str, BaseProcess] = {}
         self._context = multiprocessing.get_context("spawn")
 
     # -- configuration ------------------------------------------------------------------
 
     def _rows(self, where: str = "", args: tuple[object, ...] = ()) -> list[StreamConfig]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, source, fps, created_at FROM streams" + where + " ORDER BY id", args
-            ).fetchall()
+        rows = self._run(
+            "SELECT id, source, fps, created_at FROM streams" + where + " ORDER BY id", args
+        )
         return [
-            StreamConfig(str(i), str(s), None if f is None else float(f), str(c))
+            StreamConfig(str(i), str(s), None if f is None else float(str(f)), str(c))
             for i, s, f, c in rows
         ]
 
@@ -179,14 +173,12 @@ class StreamManager:
             )
         _check_source(source)
         config = StreamConfig(stream_id, source, fps, datetime.now(UTC).isoformat())
-        with self._lock:
-            try:
-                self._db.execute(
-                    "INSERT INTO streams VALUES (?, ?, ?, ?)",
-                    (config.id, config.source, config.fps, config.created_at),
-                )
-            except sqlite3.IntegrityError:
-                raise Conflict(f"A stream {stream_id!r} exists already.") from None
+        added = self._run(
+            "INSERT INTO streams VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
+            (config.id, config.source, config.fps, config.created_at),
+        )
+        if not added:
+            raise Conflict(f"A stream {stream_id!r} exists already.")
         self._start(config)
         return config
 
@@ -197,18 +189,16 @@ class StreamManager:
         new = StreamConfig(
             old.id, source or old.source, fps if fps is not None else old.fps, old.created_at
         )
-        with self._lock:
-            self._db.execute(
-                "UPDATE streams SET source = ?, fps = ? WHERE id = ?", (new.source, new.fps, new.id)
-            )
+        self._run(
+            "UPDATE streams SET source = ?, fps = ? WHERE id = ?", (new.source, new.fps, new.id)
+        )
         self._stop(stream_id)
         self._start(new)
         return new
 
     def delete(self, stream_id: str) -> None:
         self.get(stream_id)
-        with self._lock:
-            self._db.execute("DELETE FROM streams WHERE id = ?", (stream_id,))
+        self._run("DELETE FROM streams WHERE id = ?", (stream_id,))
         self._stop(stream_id)
 
     # -- processes ----------------------------------------------------------------------
@@ -273,8 +263,7 @@ class StreamManager:
     def close(self) -> None:
         for stream_id in list(self._processes):
             self._stop(stream_id)
-        with self._lock:
-            self._db.close()
+        super().close()
 
 
 def _check_source(source: str) -> None:

@@ -25,7 +25,6 @@ import numpy.typing as npt
 import supervision as sv
 from trackers import ByteTrackTracker
 
-from facelens.imaging import downscale
 from facelens.matching import UNKNOWN, GalleryIndex, assign
 from facelens.models.base import Box, Detection, Embeddings
 from facelens.pipeline import Engine
@@ -155,13 +154,6 @@ class StreamTracker:
             previous,
         )
 
-    def _detect(self, frame: Frame) -> list[Detection]:
-        image = frame.pixels
-        small, factor = downscale(image, self.engine.detect_max_side)
-        height, width = image.shape[:2]
-        found = [d.scaled(factor, width, height) for d in self.engine.detector.detect(small)]
-        return [d for d in found if d.box.area > 0]
-
     def _associate(self, detections: list[Detection], now: float) -> list[tuple[Track, Detection]]:
         if not detections:
             self._tracker.update(sv.Detections.empty())
@@ -240,7 +232,7 @@ class StreamTracker:
         """Detect, track, embed where due, name, and say what changed."""
         now = frame.taken_at
         self.counts.frames += 1
-        seen = self._associate(self._detect(frame), now)
+        seen = self._associate(self.engine.detect(frame.pixels), now)
         due = [(track, detection) for track, detection in seen if self._due(track, detection, now)]
         events = []
         if due:
