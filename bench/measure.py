@@ -599,6 +599,7 @@ def _live_stream(engine: Engine, index: GalleryIndex, video: Path, rate: float) 
     feeder.start()
     latencies: list[float] = []
     frame_latencies: list[float] = []
+    taken: list[float] = []
     while True:
         with ready:
             ready.wait_for(lambda: slot["frame"] is not None or slot["done"])
@@ -606,11 +607,15 @@ def _live_stream(engine: Engine, index: GalleryIndex, video: Path, rate: float) 
         if frame is None:
             break
         events = tracker.process(frame)
-        took = (time.monotonic() - frame.taken_at) * 1000
-        frame_latencies.append(took)
-        latencies += [took] * len(events)
+        done = time.monotonic()
+        taken.append(frame.taken_at)
+        frame_latencies.append((done - frame.taken_at) * 1000)
+        # From the capture of the newest frame an event rests on (an arrival: the frame
+        # embedded for its name, or the one confirming it) to the event's being out.
+        latencies += [(done - event.basis) * 1000 for event in events]
     elapsed = time.monotonic() - started
     feeder.join()
+    tracker.close()
     counts = tracker.counts
 
     def pct(values: list[float], q: int) -> float | None:
@@ -620,7 +625,9 @@ def _live_stream(engine: Engine, index: GalleryIndex, video: Path, rate: float) 
         "frames_read": slot["read"],
         "frames_processed": counts.frames,
         "frames_dropped": slot["dropped"],
-        "fps_processed": round(counts.frames / elapsed, 2),
+        # Frames processed per second of the source's playing time (the first to the last
+        # processed frame's capture): 25 when none is dropped.
+        "fps_processed": round((len(taken) - 1) / (taken[-1] - taken[0]), 2),
         "embeddings": counts.embeddings,
         "embeddings_per_s": round(counts.embeddings / elapsed, 2),
         "tracks": counts.tracks,

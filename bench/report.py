@@ -583,9 +583,12 @@ def _stream(results: dict[str, Any]) -> list[str]:
         "",
         f"Source: {st['source']} (the newest frame only, as a camera is read: a frame not taken "
         "before the next arrives is dropped). Each processed frame is detected and tracked; "
-        "tracks are embedded when due (`facelens/video/tracks.py`). Latency: from a frame's "
-        "capture to the end of its processing, for the frames that caused events (p50, p95) "
-        "and for every frame (p95).",
+        "tracks are embedded when due, on a thread of their own (`facelens/video/tracks.py`). "
+        "fps processed: frames processed per second of the source's playing time (25 when none "
+        "is dropped). Event latency: from the capture of the newest frame an event rests on "
+        "(for an arrival, the frame embedded for its name or the one confirming the track) to "
+        "the event being out (p50, p95); frame latency: from a frame's capture to the end of "
+        "its processing (p95).",
         "",
         _table(
             [

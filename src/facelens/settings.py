@@ -11,9 +11,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelName = Literal["sface", "dlib"]
@@ -89,6 +90,23 @@ class Settings(BaseSettings):
         gt=0,
         description="Events (events.sqlite3) older than this many days are deleted, delivered "
         "or not, whenever 'facelens watch' or a server stream starts.",
+    )
+    events_webhook: SecretStr | None = Field(
+        default=None,
+        description="The server's streams POST each event as JSON to this http(s) URL "
+        "(retried with back-off; Idempotency-Key: the event id). Unset: none. 'facelens watch' "
+        "takes --webhook instead.",
+    )
+    events_mqtt: SecretStr | None = Field(
+        default=None,
+        description="The server's streams publish events and presence to this MQTT broker: "
+        "mqtt[s]://[user:password@]host[:port]. Unset: none. 'facelens watch' takes --mqtt "
+        "instead.",
+    )
+    event_crops: bool = Field(
+        default=False,
+        description="Events carry a small JPEG of the face (base64, at most 160 px) in 'crop'. "
+        "Off by default: a face crop is biometric data, and it goes wherever events go.",
     )
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
@@ -193,6 +211,19 @@ class Settings(BaseSettings):
                         f"{item.strip()!r} is not a network: write e.g. 192.168.1.0/24 or "
                         "10.0.0.5, comma-separated"
                     ) from None
+        return value
+
+    @field_validator("events_webhook", "events_mqtt")
+    @classmethod
+    def _target_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        schemes = ("http", "https") if info.field_name == "events_webhook" else ("mqtt", "mqtts")
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(
+                f"give {schemes[0]}[s]://host[:port]{'/path' * (schemes[0] == 'http')}"
+            )
         return value
 
     @property

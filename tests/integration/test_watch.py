@@ -4,6 +4,8 @@ shared clip, a live MJPEG camera of our own that dies and comes back, a real MQT
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import shutil
@@ -81,6 +83,7 @@ def test_the_clip_names_its_people_once_per_track_and_they_leave_at_the_end(
     assert set(arrived) == set(left)  # every face that arrived left, the last ones at the end
     assert all(e["duration_s"] >= 0 for e in left.values())
     assert all(e["stream"] == "short_hamilton_clip" for e in events)
+    assert all(e["crop"] is None for e in events)  # face crops: off unless asked for
     assert len({e["id"] for e in events}) == len(events)
     # Recognised with far fewer embeddings than frames: once per track, then when due.
     summary = re.search(r"(\d+) frames processed of (\d+) read .* (\d+) embeddings", result.stderr)
@@ -134,18 +137,30 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
 def test_a_camera_that_dies_is_reconnected_and_events_go_on(data: Path, clip: Path) -> None:
     camera = MjpegCamera(clip).start()
     secret = camera.url.replace("http://", "http://admin:hunter2@")  # credentials are masked
+    port = free_port()
+    metrics = ("--metrics-port", str(port))
     process = subprocess.Popen(
-        [FACELENS, "--data-dir", str(data), "watch", secret, "--fps", "8"],
+        [FACELENS, "--data-dir", str(data), "watch", secret, "--fps", "8", *metrics],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     events: list[dict[str, Any]] = []
     reader = read_lines(process, events)
+    stream = (("stream", "127.0.0.1-stream"),)
     try:
         wait_until(lambda: any(e["kind"] == "arrived" for e in events), 120, "a first arrival")
+        running = metrics_at(f"http://127.0.0.1:{port}/metrics")
+        assert running[("facelens_stream_up", stream)] == 1
+        assert 0 < running[("facelens_stream_fps", stream)] <= 8.5
+        embedded = running[("facelens_stream_embeddings_total", stream)]
+        assert 0 < embedded < running[("facelens_stream_frames_processed_total", stream)]
         camera.stop()  # power cut: the stream is gone
         wait_until(lambda: any(e["kind"] == "left" for e in events), 60, "faces leaving")
+        down = metrics_at(f"http://127.0.0.1:{port}/metrics")
+        assert down[("facelens_stream_up", stream)] == 0
+        # Tracks that ended are counted by the embeddings they took.
+        assert down[("facelens_stream_embeddings_per_track_count", stream)] >= 1
         time.sleep(2)
         count = len(events)
         camera.start()
@@ -163,6 +178,19 @@ def test_a_camera_that_dies_is_reconnected_and_events_go_on(data: Path, clip: Pa
     assert all(e["stream"] == "127.0.0.1-stream" for e in events)
     arrived = {e["track"] for e in events if e["kind"] == "arrived"}
     assert arrived == {e["track"] for e in events if e["kind"] == "left"}  # all left at Ctrl-C
+
+
+def metrics_at(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A Prometheus page as (sample name, sorted labels) → value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = httpx.get(url, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
 
 
 def free_port() -> int:
@@ -284,38 +312,51 @@ def test_a_broker_down_for_a_while_loses_no_event(data: Path, clip: Path, tmp_pa
             process.kill()
 
 
-def test_a_webhook_that_fails_at_first_gets_every_event_once_per_id(data: Path, clip: Path) -> None:
-    received: list[dict[str, Any]] = []
-    attempts = {"n": 0}
+class Webhook:
+    """A webhook receiver on a free loopback port: answers 503 to the first ``fail_first``
+    posts, then takes each event (checking its Idempotency-Key)."""
 
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # the http.server interface
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            attempts["n"] += 1
-            if attempts["n"] <= 3:  # down at first
-                self.send_response(503)
+    def __init__(self, fail_first: int = 0) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.attempts = 0
+        outer = self
+
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # the http.server interface
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.attempts += 1
+                if outer.attempts <= fail_first:  # down at first
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                event = json.loads(body)
+                assert self.headers["Idempotency-Key"] == event["id"]
+                outer.received.append(event)
+                self.send_response(204)
                 self.end_headers()
-                return
-            event = json.loads(body)
-            assert self.headers["Idempotency-Key"] == event["id"]
-            received.append(event)
-            self.send_response(204)
-            self.end_headers()
 
-        def log_message(self, *args: object) -> None:
-            pass
+            def log_message(self, *args: object) -> None:
+                pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_a_webhook_that_fails_at_first_gets_every_event_once_per_id(data: Path, clip: Path) -> None:
+    hook = Webhook(fail_first=3)
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-        result = watch(data, str(clip), "--webhook", url, "--events", "none")
+        result = watch(data, str(clip), "--webhook", hook.url, "--events", "none")
         assert result.returncode == 0, result.stderr
         assert result.stdout == ""  # --events none
     finally:
-        server.shutdown()
+        hook.close()
+    received = hook.received
     ids = [e["id"] for e in received]
-    assert attempts["n"] > 3 and len(ids) == len(set(ids)) > 0
+    assert hook.attempts > 3 and len(ids) == len(set(ids)) > 0
     kinds = [e["kind"] for e in received]
     assert kinds.count("arrived") == kinds.count("left")
     # In order: each track arrives before it leaves.
@@ -323,6 +364,89 @@ def test_a_webhook_that_fails_at_first_gets_every_event_once_per_id(data: Path, 
         if event["kind"] == "left":
             first = next(e for e in received if e["track"] == event["track"])
             assert first["kind"] == "arrived"
+
+
+def test_server_streams_deliver_to_a_webhook_and_mqtt_with_face_crops_and_count_their_work(
+    data: Path, clip: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    broker = Broker(tmp_path).start()
+    subscriber = Subscriber(broker.port, "facelens/#")
+    assert subscriber.subscribed.wait(20)
+    hook = Webhook(fail_first=2)
+    server = Server(
+        data,
+        env={
+            "FACELENS_EVENTS_WEBHOOK": hook.url,
+            "FACELENS_EVENTS_MQTT": f"mqtt://127.0.0.1:{broker.port}",
+            "FACELENS_EVENT_CROPS": "true",
+        },
+    )
+    try:
+        c = server.client
+        assert c.post("/v1/streams", json={"id": "clip", "source": str(clip)}).status_code == 201
+        wait_until(
+            lambda: c.get("/v1/streams/clip").json()["status"]["state"] == "ended",
+            180,
+            "the clip to be watched to its end",
+        )
+        stored = c.get("/v1/events", params={"stream": "clip", "limit": 1000}).json()["events"]
+        assert {e["name"] for e in stored} >= {"lin_manuel_miranda"}
+        ids = [e["id"] for e in stored]
+        wait_until(
+            lambda: sorted(e["id"] for e in hook.received) == sorted(ids),
+            60,
+            f"the webhook to get every event ({len(hook.received)} of {len(ids)})",
+        )
+        assert [e["id"] for e in hook.received] == ids  # in order, each once
+        published = [
+            json.loads(p)["id"] for t, p, _ in subscriber.messages if t == "facelens/events"
+        ]
+        wait_until(
+            lambda: (
+                sorted(
+                    json.loads(p)["id"] for t, p, _ in subscriber.messages if t == "facelens/events"
+                )
+                == sorted(ids)
+            ),
+            30,
+            f"MQTT to get every event ({len(published)} of {len(ids)})",
+        )
+        presence = {
+            t: p.decode() for t, p, _ in subscriber.messages if t.startswith("facelens/clip/")
+        }
+        assert presence["facelens/clip/lin_manuel_miranda"] == "absent"  # left at the end
+        # Crops switched on: each event carries the face as a small JPEG.
+        for event in stored:
+            crop = Image.open(io.BytesIO(base64.b64decode(event["crop"])))
+            assert crop.format == "JPEG" and max(crop.size) <= 160
+        # The work, counted: every frame of a file is processed, far fewer are embedded, and
+        # each ended track is counted by the embeddings it took.
+        status = c.get("/v1/streams/clip").json()["status"]
+        counted = metrics_at(f"{server.url}/metrics")
+        clip_label = (("stream", "clip"),)
+        assert counted[("facelens_stream_frames_processed_total", clip_label)] == 275
+        embeddings = counted[("facelens_stream_embeddings_total", clip_label)]
+        assert embeddings == status["embeddings"] and 0 < embeddings * 5 < 275
+        assert counted[("facelens_stream_embeddings_per_track_sum", clip_label)] == embeddings
+        assert (
+            counted[("facelens_stream_embeddings_per_track_count", clip_label)] == status["tracks"]
+        )
+        assert counted[("facelens_stream_up", clip_label)] == 0  # ended
+        # A video watched to its end is not watched again after a restart (no events twice).
+        assert server.stop() == 0
+        server = Server(data)
+        time.sleep(3)
+        assert server.client.get("/v1/streams/clip").json()["status"]["state"] == "ended"
+        again = server.client.get("/v1/events", params={"stream": "clip", "limit": 1000})
+        assert [e["id"] for e in again.json()["events"]] == ids
+        assert server.client.delete("/v1/streams/clip").status_code == 200
+    finally:
+        server.stop()
+        hook.close()
+        subscriber.close()
+        broker.stop()
 
 
 def test_the_server_lists_stored_events_and_streams_new_ones_live(data: Path, clip: Path) -> None:

@@ -1,5 +1,5 @@
 """The parts of 'facelens watch' that need no model: masking, back-off, stream names, the
-tracks' vote, and the event log's outbox."""
+tracks' vote, the event log's outbox, the rates and the metrics made of a stream's status."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from facelens.models.base import Box
 from facelens.video.eventlog import EventLog
+from facelens.video.metrics import StreamMetrics
 from facelens.video.source import RECONNECT_CAP_S, backoff_s, is_live, mask
-from facelens.video.tracks import Event, _closer_half
-from facelens.video.watch import stream_name
+from facelens.video.tracks import Event, StreamCounts, _closer_half
+from facelens.video.watch import RATE_WINDOW_S, RateMeter, stream_name
 
 
 def test_credentials_in_urls_are_masked() -> None:
@@ -74,3 +77,69 @@ def test_events_are_pending_per_target_until_delivered_and_filterable(tmp_path: 
     again = EventLog(tmp_path / "events.sqlite3", targets=("hook",))
     assert [e["id"] for _, e in again.pending("hook")] == ["id2"]  # survives a restart
     assert again.forget_before(days=0) == 2 and again.pending("hook") == []
+
+
+def test_rates_are_over_the_last_seconds_and_fall_to_zero_when_frames_stop() -> None:
+    meter = RateMeter()
+    for second in range(5):  # 10 frames and 2 embeddings a second
+        meter.add(100.0 + second, frames=10 * second, embeddings=2 * second)
+    assert meter.rates(104.0) == (10.0, 2.0)
+    meter.add(105.0, frames=40, embeddings=8)  # no frame for a second: the rate drops
+    assert meter.rates(105.0)[0] < 10.0
+    assert meter.rates(105.0 + RATE_WINDOW_S + 1) == (0.0, 0.0)  # a dead camera: 0, not stale
+
+
+def scraped(
+    statuses: dict[str, dict[str, object]],
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    registry = CollectorRegistry()
+    registry.register(StreamMetrics(lambda: statuses))
+    text = generate_latest(registry).decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_stream_metrics_count_embeddings_per_track_in_cumulative_buckets() -> None:
+    counts = StreamCounts(frames=300, embeddings=47, tracks=4)
+    for embedded in (1, 3, 3, 40):
+        counts.track_ended(embedded)
+    status = {
+        "state": "running",
+        "fps": 24.5,
+        "embeddings_per_s": 1.5,
+        "frames_read": 310,
+        "frames_dropped": 10,
+        "reconnects": 2,
+        "in_view": ["ann", "unknown"],
+        **counts.as_dict(),
+    }
+    down = {**status, "state": "retrying", "fps": 0.0}
+    got = scraped({"door": status, "yard": down})
+    door = (("stream", "door"),)
+
+    def bucket(le: str) -> float:
+        return got[
+            ("facelens_stream_embeddings_per_track_bucket", (("le", le), ("stream", "door")))
+        ]
+
+    assert (bucket("1.0"), bucket("2.0"), bucket("3.0"), bucket("32.0"), bucket("+Inf")) == (
+        1,
+        1,
+        3,
+        3,
+        4,
+    )
+    assert got[("facelens_stream_embeddings_per_track_count", door)] == 4
+    assert got[("facelens_stream_embeddings_per_track_sum", door)] == 47
+    assert got[("facelens_stream_embeddings_total", door)] == 47
+    assert got[("facelens_stream_frames_processed_total", door)] == 300
+    assert got[("facelens_stream_frames_dropped_total", door)] == 10
+    assert got[("facelens_stream_reconnects_total", door)] == 2
+    assert got[("facelens_stream_embeddings_per_second", door)] == 1.5
+    assert got[("facelens_stream_fps", door)] == 24.5
+    assert got[("facelens_stream_faces_in_view", door)] == 2
+    assert got[("facelens_stream_up", door)] == 1
+    assert got[("facelens_stream_up", (("stream", "yard"),))] == 0

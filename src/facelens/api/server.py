@@ -23,6 +23,8 @@ from facelens.errors import InvalidValue
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.keys import KeyStore, given_keys
 from facelens.settings import Settings
+from facelens.video.metrics import StreamMetrics
+from facelens.video.source import mask
 from facelens.video.streams import StreamManager
 from facelens.workers import SpawnedWorkerPool
 
@@ -109,6 +111,10 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
         served = Services(settings, pool, gallery, keys, idempotency, Metrics())
         served.streams = StreamManager(settings)
         served.streams.start_all()  # the streams configured before come back
+        served.metrics.registry.register(StreamMetrics(served.streams.statuses))
+        for kind, url in (("webhook", settings.events_webhook), ("MQTT", settings.events_mqtt)):
+            if url is not None:
+                log.info("stream events go to %s %s", kind, mask(url.get_secret_value()))
         app = create_app(served)
         config = uvicorn.Config(
             app,

@@ -6,9 +6,10 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -57,17 +58,33 @@ def watch(
             help="Write the first source's processed frames, faces boxed and named, to this .mp4."
         ),
     ] = None,
+    crops: Annotated[
+        bool,
+        typer.Option(
+            "--crops",
+            help="Put a small JPEG of the face in each event (base64 'crop'); off by default "
+            "(biometric data). Env FACELENS_EVENT_CROPS.",
+        ),
+    ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve Prometheus metrics (frames, drops, embeddings per second and per "
+            "track) on this loopback port while watching.",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Follow the faces in video: each face is tracked, recognised once (then again only when
     it is seen better), and reported when it arrives, is renamed and leaves. Events are stored
     in the data directory (events.sqlite3) before they are printed or delivered. Ctrl-C ends
     cleanly, with a summary."""
-    from facelens.video.delivery import Courier, Mqtt
-    from facelens.video.delivery import webhook as webhook_sender
+    from facelens.video.delivery import Deliveries
     from facelens.video.eventlog import EventLog
-    from facelens.video.source import FrameSource, mask
+    from facelens.video.source import FrameSource
     from facelens.video.tracks import Event, StreamTracker
-    from facelens.video.watch import Watched, stream_name
+    from facelens.video.watch import VideoOut, Watched, stream_name
     from facelens.video.watch import watch as run
 
     with handled(ctx) as state:
@@ -85,34 +102,33 @@ def watch(
                 raise InputPathError(
                     f"{source}: no such file (give a video file, a stream URL or a camera)."
                 ) from None
+        try:
+            deliveries = Deliveries(webhook, mqtt)
+        except ValueError as exc:
+            raise InvalidValue(str(exc)) from None
+        streams: list[Watched] = []
+        if metrics_port is not None:
+            serve_metrics(metrics_port, lambda: {w.tracker.stream: w.status() for w in streams})
         gallery = open_gallery(state)
         engine = engine_for_gallery(state, gallery)
-        # A target is named by its URL's digest: what one run could not deliver goes to the same
-        # receiver with the next run (never to another), and no secret is stored in clear.
-        targets: dict[str, tuple[object, str]] = {}
-        if webhook:
-            targets[_target("webhook", webhook)] = (webhook_sender(webhook), mask(webhook))
-        publisher = None
-        if mqtt:
-            try:
-                publisher = Mqtt(mqtt)
-            except ValueError as exc:
-                raise InvalidValue(str(exc)) from None
-            targets[_target("mqtt", mqtt)] = (publisher.send, mask(mqtt))
-        log = EventLog(state.settings.data_dir / "events.sqlite3", targets=targets)
+        log = EventLog(state.settings.data_dir / "events.sqlite3", targets=deliveries.names)
         log.forget_before(days=state.settings.events_retention_days)
-        couriers = [
-            Courier(log, target, send, shown).start()  # type: ignore[arg-type]
-            for target, (send, shown) in targets.items()
-        ]
+        deliveries.start(log)
         taken: set[str] = set()
-        streams = [
+        streams += [
             Watched(
                 r.start(),
-                StreamTracker(stream_name(r.source, taken), engine, gallery.index, fps=fps or 10.0),
+                StreamTracker(
+                    stream_name(r.source, taken),
+                    engine,
+                    gallery.index,
+                    fps=fps or 10.0,
+                    crops=crops or state.settings.event_crops,
+                ),
             )
             for r in readers
         ]
+        video = VideoOut(annotate, fps or 10.0) if annotate is not None else None
 
         def printed(found: list[Event]) -> None:
             if events is EventsOut.jsonl:
@@ -124,20 +140,25 @@ def watch(
         previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: end cleanly
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            reports = run(streams, log, printed, fps=fps, stop=stop, annotate=annotate)
+            reports = run(
+                streams,
+                log,
+                printed,
+                fps=fps,
+                stop=stop,
+                on_frame=(lambda w, f: video(w, f) if w is streams[0] else None) if video else None,
+            )
         finally:
             signal.signal(signal.SIGINT, previous)
-            for courier in couriers:
-                if not courier.drain(timeout=DRAIN_S):
-                    err.print(
-                        escape(
-                            f"{courier.shown}: events not delivered yet stay stored and go "
-                            "with the next run to it."
-                        )
+            if video is not None:
+                video.close()
+            for shown in deliveries.close(drain_s=DRAIN_S):
+                err.print(
+                    escape(
+                        f"{shown}: events not delivered yet stay stored and go with the next "
+                        "run to it."
                     )
-                courier.stop()
-            if publisher is not None:
-                publisher.close()
+                )
             log.close()
             gallery.close()
         for report in reports:
@@ -152,7 +173,17 @@ def watch(
             )
 
 
-def _target(kind: str, url: str) -> str:
-    import hashlib
+def serve_metrics(port: int, statuses: Callable[[], dict[str, dict[str, Any]]]) -> None:
+    """Prometheus metrics of the watched streams on ``127.0.0.1:port`` (a daemon thread)."""
+    from prometheus_client import CollectorRegistry, start_http_server
 
-    return f"{kind}:{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+    from facelens.video.metrics import StreamMetrics
+
+    registry = CollectorRegistry()
+    registry.register(StreamMetrics(statuses))
+    try:
+        start_http_server(port, addr="127.0.0.1", registry=registry)
+    except OSError as exc:
+        raise InvalidValue(
+            f"--metrics-port {port}: cannot listen there ({exc.strerror})."
+        ) from None

@@ -5,6 +5,7 @@ never waits for it. At least once: a receiver de-duplicates by the event's ``id`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -149,3 +150,54 @@ class Mqtt:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def target_name(kind: str, url: str) -> str:
+    """A target's name in the outbox: its kind and its URL's digest. What one run could not
+    deliver goes to the same receiver with the next run (never to another), and no secret is
+    stored in clear."""
+    return f"{kind}:{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+
+
+def target_names(webhook: str | None, mqtt: str | None) -> tuple[str, ...]:
+    """The outbox names of these targets (for a process that stores events others deliver)."""
+    return tuple(
+        target_name(kind, url) for kind, url in (("webhook", webhook), ("mqtt", mqtt)) if url
+    )
+
+
+class Deliveries:
+    """The targets events go to (a webhook, an MQTT broker), each with its courier thread."""
+
+    def __init__(self, webhook_url: str | None, mqtt_url: str | None) -> None:
+        self.publisher = Mqtt(mqtt_url) if mqtt_url else None  # ValueError: a bad URL
+        self._targets: dict[str, tuple[Send, str]] = {}
+        if webhook_url:
+            self._targets[target_name("webhook", webhook_url)] = (
+                webhook(webhook_url),
+                mask(webhook_url),
+            )
+        if mqtt_url and self.publisher is not None:
+            self._targets[target_name("mqtt", mqtt_url)] = (self.publisher.send, mask(mqtt_url))
+        self.couriers: list[Courier] = []
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._targets)
+
+    def start(self, events: EventLog) -> Deliveries:
+        self.couriers = [
+            Courier(events, name, send, shown).start()
+            for name, (send, shown) in self._targets.items()
+        ]
+        return self
+
+    def close(self, drain_s: float) -> list[str]:
+        """Give pending events up to ``drain_s`` s to go, then stop; the targets (shown) that
+        still have some (they stay stored and go with the next run)."""
+        late = [c.shown for c in self.couriers if not c.drain(timeout=drain_s)]
+        for courier in self.couriers:
+            courier.stop()
+        if self.publisher is not None:
+            self.publisher.close()
+        return late

@@ -28,12 +28,15 @@ from facelens.errors import Conflict, InvalidValue, NotFound
 from facelens.gallery.db import SQLiteStore
 from facelens.lifetime import die_with_parent
 from facelens.settings import Settings
-from facelens.video.source import mask
+from facelens.video.delivery import Deliveries
+from facelens.video.eventlog import EventLog
+from facelens.video.source import Frame, FrameSource, is_live, mask
 
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 1.0
 SNAPSHOT_EVERY_S = 0.2  # at most 5 annotated frames a second are written
+DRAIN_S = 5.0  # at the server's stop, how long pending events may still take to go
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 _TABLE = """
@@ -70,11 +73,8 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
 
     from facelens.enroll import engine_for
     from facelens.gallery import open_gallery
-    from facelens.matching import UNKNOWN
-    from facelens.video.eventlog import EventLog
-    from facelens.video.source import FrameSource
     from facelens.video.tracks import StreamTracker
-    from facelens.video.watch import annotated
+    from facelens.video.watch import Watched, annotated, watch
 
     die_with_parent()
     stop = threading.Event()
@@ -84,55 +84,64 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     gallery = open_gallery(settings)
     engine = engine_for(gallery, settings)
-    events = EventLog(settings.data_dir / "events.sqlite3")
+    # Stored here with a pending delivery per target; the server's couriers deliver them.
+    events = EventLog(settings.data_dir / "events.sqlite3", targets=server_targets(settings))
     events.forget_before(days=settings.events_retention_days)
-    source = FrameSource(config.source).start()
-    tracker = StreamTracker(config.id, engine, gallery.index, fps=config.fps or 10.0)
-    last_status = last_snapshot = last_processed = 0.0
-    processed_times: list[float] = []
+    tracker = StreamTracker(
+        config.id, engine, gallery.index, fps=config.fps or 10.0, crops=settings.event_crops
+    )
+    watched = Watched(FrameSource(config.source).start(), tracker)
+    last = {"status": 0.0, "snapshot": 0.0}
+
+    def snapshot(watched: Watched, frame: Frame) -> None:
+        now = time.monotonic()
+        if now - last["snapshot"] >= SNAPSHOT_EVERY_S:
+            last["snapshot"] = now
+            drawn = cv2.cvtColor(annotated(frame, watched.tracker), cv2.COLOR_RGB2BGR)
+            ok, jpeg = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            if ok:
+                _write_atomically(folder / "snapshot.jpg", jpeg.tobytes())
+
+    def status(force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - last["status"] >= STATUS_EVERY_S:
+            last["status"] = now
+            report = {
+                **watched.status(),
+                "updated_at": datetime.now(UTC).isoformat(),
+                "pid": os.getpid(),
+            }
+            _write_atomically(folder / "status.json", json.dumps(report).encode())
+
     try:
-        while not stop.is_set():
-            frame = source.latest(timeout=0.5)
-            now = time.monotonic()
-            if frame is None:
-                if source.live:
-                    events.add(tracker.expire(now))
-                elif source.ended:
-                    break
-            elif not config.fps or frame.taken_at - last_processed >= 1.0 / config.fps:
-                last_processed = frame.taken_at
-                events.add(tracker.process(frame))
-                processed_times = [t for t in processed_times if now - t < 5.0] + [now]
-                if now - last_snapshot >= SNAPSHOT_EVERY_S:
-                    last_snapshot = now
-                    drawn = cv2.cvtColor(annotated(frame, tracker), cv2.COLOR_RGB2BGR)
-                    ok, jpeg = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 80])
-                    if ok:
-                        _write_atomically(folder / "snapshot.jpg", jpeg.tobytes())
-            if now - last_status >= STATUS_EVERY_S:
-                last_status = now
-                status = source.status()
-                span = processed_times[-1] - processed_times[0] if len(processed_times) > 1 else 0
-                report = {
-                    "state": status.state,
-                    "detail": status.detail,
-                    "fps": round((len(processed_times) - 1) / span, 2) if span else 0.0,
-                    "frames_read": status.frames_read,
-                    "frames_processed": tracker.counts.frames,
-                    "frames_dropped": status.frames_dropped,
-                    "reconnects": status.reconnects,
-                    "embeddings": tracker.counts.embeddings,
-                    "tracks": tracker.counts.tracks,
-                    "in_view": sorted(t.name or UNKNOWN for t in tracker.tracks.values()),
-                    "updated_at": datetime.now(UTC).isoformat(),
-                    "pid": os.getpid(),
-                }
-                _write_atomically(folder / "status.json", json.dumps(report).encode())
+        watch(
+            [watched],
+            events,
+            lambda _: None,
+            fps=config.fps,
+            stop=stop,
+            on_frame=snapshot,
+            on_tick=status,
+        )
+        status(force=True)  # the last word: ended, with the final counts
     finally:
-        events.add(tracker.finish())
-        source.stop()
         events.close()
         gallery.close()
+
+
+def server_targets(settings: Settings) -> tuple[str, ...]:
+    """The outbox names of the server's delivery targets (``FACELENS_EVENTS_*``)."""
+    from facelens.video.delivery import target_names
+
+    return target_names(*_target_urls(settings))
+
+
+def _target_urls(settings: Settings) -> tuple[str | None, str | None]:
+    webhook, mqtt = settings.events_webhook, settings.events_mqtt
+    return (
+        None if webhook is None else webhook.get_secret_value(),
+        None if mqtt is None else mqtt.get_secret_value(),
+    )
 
 
 class StreamManager(SQLiteStore):
@@ -144,6 +153,11 @@ class StreamManager(SQLiteStore):
         self._target = target
         self._processes: dict[str, BaseProcess] = {}
         self._context = multiprocessing.get_context("spawn")
+        # The streams' events go to the server's targets from here, by couriers reading the
+        # outbox the stream processes fill (one courier per target, however many streams).
+        self.deliveries = Deliveries(*_target_urls(settings))
+        self._outbox = EventLog(self.path, targets=self.deliveries.names)
+        self.deliveries.start(self._outbox)
 
     # -- configuration ------------------------------------------------------------------
 
@@ -210,14 +224,19 @@ class StreamManager(SQLiteStore):
         """What the stream's process last said, and whether it runs."""
         self.supervise()
         process = self._processes.get(stream_id)
+        said = self._said(stream_id)
+        if process is None:
+            said["state"] = "ended" if said.get("state") == "ended" else "stopped"
+        elif not process.is_alive():
+            said["state"] = "ended" if process.exitcode == 0 else "restarting"
+        return said
+
+    def _said(self, stream_id: str) -> dict[str, Any]:
+        """What the stream's process last wrote of itself."""
         try:
             said: dict[str, Any] = json.loads((self.folder(stream_id) / "status.json").read_bytes())
         except (OSError, ValueError):
             said = {"state": "starting", "detail": ""}
-        if process is None:
-            said["state"] = "stopped"
-        elif not process.is_alive():
-            said["state"] = "ended" if process.exitcode == 0 else "restarting"
         return said
 
     def _start(self, config: StreamConfig) -> None:
@@ -245,7 +264,12 @@ class StreamManager(SQLiteStore):
                 process.join(timeout=5)
 
     def start_all(self) -> None:
+        """Start the configured streams, but for video files watched to their end already
+        (a restart would tell their events again)."""
         for config in self.list():
+            if not is_live(config.source) and self._said(config.id).get("state") == "ended":
+                log.info("stream %s: its video was watched to the end already", config.id)
+                continue
             self._start(config)
 
     def supervise(self) -> None:
@@ -260,18 +284,25 @@ class StreamManager(SQLiteStore):
                 )
                 self._start(config)
 
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        """Every stream's status, by id (what the metrics are made of)."""
+        return {config.id: self.status(config.id) for config in self.list()}
+
     def close(self) -> None:
         for stream_id in list(self._processes):
             self._stop(stream_id)
+        for shown in self.deliveries.close(drain_s=DRAIN_S):
+            log.warning("%s: events not delivered yet go when the server is back", shown)
+        self._outbox.close()
         super().close()
 
 
 def _check_source(source: str) -> None:
-    from facelens.video.source import is_live
-
     if not source.strip():
         raise InvalidValue("The source is empty: give a stream URL, a camera or a video file.")
-    if not is_live(source) and not Path(source).is_file():
+    try:
+        FrameSource(source)  # not started: only checked
+    except FileNotFoundError:
         raise InvalidValue(
             f"{mask(source)}: no such file on the server (give a URL, a camera or a file)."
-        )
+        ) from None

@@ -8,14 +8,23 @@ away) neither names nor renames anyone, and one lucky frame needs another to agr
 tracks of a stream are named together (the same optimal assignment as the faces of one photo),
 so one person is never the name of two live tracks at once.
 
+Embedding runs on a thread of its own (one face at a time, ~30 ms for SFace on this 2-core
+machine: longer than a 25 fps frame): detection and tracking go on with the next frames
+meanwhile, and the result names its track when it is ready. OpenCV releases the GIL, so the
+two run on both cores. For a video file, each frame waits for its embeddings (``wait``): the
+same events every run, whatever the machine's speed.
+
 Events: ``arrived`` once a track has been seen on a few frames and named, ``renamed`` when its
-name changes, ``left`` when it is lost or the stream ends.
+name changes, ``left`` when it is lost or the stream ends. With ``crops``, each event carries a
+small JPEG of the track's face (off by default: it is biometric data).
 """
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -25,6 +34,7 @@ import numpy.typing as npt
 import supervision as sv
 from trackers import ByteTrackTracker
 
+from facelens.imaging import face_thumbnail
 from facelens.matching import UNKNOWN, GalleryIndex, assign
 from facelens.models.base import Box, Detection, Embeddings
 from facelens.pipeline import Engine
@@ -39,6 +49,8 @@ REEMBED_EVERY_S = 3.0  # then again at most this often without a better face
 BETTER_AREA = 1.5  # ... or when its face is this many times larger than its best so far
 MAX_EMBEDDINGS = 8  # per track: the latest ones vote
 LOST_AFTER_S = 1.0  # a track not seen for this long has left
+# Histogram buckets of embeddings per track (the metric that shows the saving over per-frame).
+EMBEDDINGS_PER_TRACK_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,10 @@ class Event:
     time: datetime
     duration_s: float | None = None  # for "left": how long the track was there
     previous: str | None = None  # for "renamed": the name it had
+    crop: bytes | None = None  # a JPEG of the face, when crops are switched on
+    # When the newest frame the event rests on was taken (monotonic s): where its latency
+    # starts. Not part of the event as told.
+    basis: float = field(default=0.0, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +84,7 @@ class Event:
             "time": self.time.isoformat(),
             "duration_s": self.duration_s,
             "previous": self.previous,
+            "crop": None if self.crop is None else base64.b64encode(self.crop).decode("ascii"),
         }
 
 
@@ -80,7 +97,11 @@ class Track:
     frames: int = 0
     embeddings: list[Embeddings] = field(default_factory=list)
     best_area: int = 0
-    embedded_at: float = -1e9
+    embedded_at: float = -1e9  # when its last embedding was asked for
+    embedded: int = 0  # embeddings made for it in all
+    named_at: float = 0.0  # when the frame of its newest embedding was taken
+    confirmed_at: float = 0.0  # when the frame that confirmed it (CONFIRM_FRAMES) was taken
+    crop: bytes | None = None  # its face when last embedded (with crops on)
     name: str | None = None  # None until named
     distance: float | None = None
     arrived: bool = False
@@ -91,6 +112,41 @@ class StreamCounts:
     frames: int = 0
     embeddings: int = 0
     tracks: int = 0
+    # Tracks ended, by embeddings made for them: one count per bucket of
+    # EMBEDDINGS_PER_TRACK_BUCKETS and a last one for more; and their sum.
+    per_track: list[int] = field(
+        default_factory=lambda: [0] * (len(EMBEDDINGS_PER_TRACK_BUCKETS) + 1)
+    )
+    per_track_sum: int = 0
+
+    def track_ended(self, embedded: int) -> None:
+        bucket = next(
+            (i for i, bound in enumerate(EMBEDDINGS_PER_TRACK_BUCKETS) if embedded <= bound),
+            len(EMBEDDINGS_PER_TRACK_BUCKETS),
+        )
+        self.per_track[bucket] += 1
+        self.per_track_sum += embedded
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "frames_processed": self.frames,
+            "embeddings": self.embeddings,
+            "tracks": self.tracks,
+            "embeddings_per_track": {
+                "buckets": list(EMBEDDINGS_PER_TRACK_BUCKETS),
+                "counts": list(self.per_track),
+                "sum": self.per_track_sum,
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """Faces handed to the embedding thread: their tracks, and when the frame was taken."""
+
+    tracks: list[Track]
+    taken_at: float
+    vectors: Future[Embeddings]
 
 
 def _closer_half(distances: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -101,7 +157,8 @@ def _closer_half(distances: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 class StreamTracker:
-    """One stream's tracks: feed it frames, get events back."""
+    """One stream's tracks: feed it frames, get events back. ``close`` (or ``finish``) ends
+    its embedding thread."""
 
     def __init__(
         self,
@@ -110,10 +167,12 @@ class StreamTracker:
         index: Callable[[], GalleryIndex],
         *,
         fps: float = 10.0,
+        crops: bool = False,
     ) -> None:
         self.stream = stream
         self.engine = engine
         self.index = index
+        self.crops = crops
         self.counts = StreamCounts()
         self.tracks: dict[int, Track] = {}
         self.names_seen: set[str] = set()
@@ -126,11 +185,22 @@ class StreamTracker:
             high_conf_det_threshold=0.5,
             minimum_iou_threshold=0.3,  # lower, and a panning camera swaps faces between tracks
         )
+        self._embedder = ThreadPoolExecutor(1, thread_name_prefix=f"embed {stream}")
+        self._asked: _Asked | None = None
+        # The first inference of a model sets it up (~0.1 s): done now, not on a live frame.
+        self._embedder.submit(self._warm_up).result()
+
+    def _warm_up(self) -> None:
+        grey = np.full((160, 160, 3), 127, dtype=np.uint8)
+        eyes_nose_mouth = np.array([[60, 70], [100, 70], [80, 90], [64, 112], [96, 112]], float)
+        face = Detection(Box(30, 30, 130, 130), 1.0, eyes_nose_mouth)
+        self.engine.embedder.embed(self.engine.aligner.align(grey, [face]))
 
     def _event(
         self,
         kind: Kind,
         track: Track,
+        basis: float,
         duration: float | None = None,
         previous: str | None = None,
     ) -> Event:
@@ -152,6 +222,8 @@ class StreamTracker:
             datetime.now(UTC),
             None if duration is None else round(duration, 2),
             previous,
+            track.crop,
+            basis,
         )
 
     def _associate(self, detections: list[Detection], now: float) -> list[tuple[Track, Detection]]:
@@ -179,17 +251,44 @@ class StreamTracker:
                 self.counts.tracks += 1
             track.last_seen, track.box = now, detection.box
             track.frames += 1
+            if track.frames == CONFIRM_FRAMES:
+                track.confirmed_at = now
             seen.append((track, detection))
         return seen
 
-    def _embed(self, frame: Frame, due: list[tuple[Track, Detection]]) -> None:
+    def _ask(self, frame: Frame, due: list[tuple[Track, Detection]]) -> None:
+        """Hand the due faces to the embedding thread (aligned here: a crop each, so the
+        frame itself is not held)."""
         aligned = self.engine.aligner.align(frame.pixels, [d for _, d in due])
-        vectors = self.engine.embedder.embed(aligned)
-        self.counts.embeddings += len(due)
-        for (track, detection), vector in zip(due, vectors, strict=True):
-            track.embeddings = [*track.embeddings, vector][-MAX_EMBEDDINGS:]
+        for track, detection in due:
             track.best_area = max(track.best_area, detection.box.area)
             track.embedded_at = frame.taken_at
+            if self.crops:
+                track.crop = face_thumbnail(frame.pixels, detection.box)
+        self._asked = _Asked(
+            [t for t, _ in due],
+            frame.taken_at,
+            self._embedder.submit(self.engine.embedder.embed, aligned),
+        )
+
+    def _collect(self, wait: bool) -> list[Event]:
+        """Take the embeddings asked for, if ready (or once ready, with ``wait``), into their
+        tracks, and name the tracks again: the renames."""
+        asked = self._asked
+        if asked is None or not (wait or asked.vectors.done()):
+            return []
+        self._asked = None
+        vectors = asked.vectors.result()
+        self.counts.embeddings += len(asked.tracks)
+        for track, vector in zip(asked.tracks, vectors, strict=True):
+            track.embeddings = [*track.embeddings, vector][-MAX_EMBEDDINGS:]
+            track.embedded += 1
+            track.named_at = asked.taken_at
+        return [
+            self._event("renamed", track, track.named_at, previous=before)
+            for track, before in self._name()
+            if track.arrived and before is not None
+        ]
 
     def _name(self) -> list[tuple[Track, str | None]]:
         """Name every live embedded track jointly; (track, its name before) for changes."""
@@ -223,41 +322,54 @@ class StreamTracker:
         """Whether to embed this track's face now (embeddings are the costly part)."""
         since = now - track.embedded_at
         return (
-            (len(track.embeddings) < FIRST_EMBEDDINGS and since >= FIRST_EVERY_S)
+            (track.embedded < FIRST_EMBEDDINGS and since >= FIRST_EVERY_S)
             or detection.box.area >= BETTER_AREA * track.best_area
             or since >= REEMBED_EVERY_S
         )
 
-    def process(self, frame: Frame) -> list[Event]:
-        """Detect, track, embed where due, name, and say what changed."""
+    def process(self, frame: Frame, *, wait: bool = False) -> list[Event]:
+        """Detect, track, embed where due, name, and say what changed. Embeddings asked for
+        on an earlier frame are taken when ready; with ``wait``, at once (a video file)."""
         now = frame.taken_at
         self.counts.frames += 1
         seen = self._associate(self.engine.detect(frame.pixels), now)
-        due = [(track, detection) for track, detection in seen if self._due(track, detection, now)]
-        events = []
-        if due:
-            self._embed(frame, due)
-            for track, before in self._name():
-                if track.arrived and before is not None:
-                    events.append(self._event("renamed", track, previous=before))
+        events = self._collect(wait=False)
+        if self._asked is None:  # one batch at a time: the due faces wait for the next frame
+            due = [(t, d) for t, d in seen if self._due(t, d, now)]
+            if due:
+                self._ask(frame, due)
+                if wait:
+                    events += self._collect(wait=True)
         for track, _ in seen:
             if not track.arrived and track.name is not None and track.frames >= CONFIRM_FRAMES:
                 track.arrived = True
-                events.append(self._event("arrived", track))
+                events.append(
+                    self._event("arrived", track, max(track.named_at, track.confirmed_at))
+                )
         return events + self.expire(now)
 
     def expire(self, now: float) -> list[Event]:
         """Tracks not seen for LOST_AFTER_S by ``now`` leave (also called when a live source
         gives no frames: a camera that went dark has nobody in view)."""
+        events = self._collect(wait=False)
         lost = [t for t in self.tracks.values() if now - t.last_seen > LOST_AFTER_S]
-        return [event for track in lost for event in self._leave(track)]
+        return events + [event for track in lost for event in self._leave(track, now)]
 
-    def _leave(self, track: Track) -> list[Event]:
+    def _leave(self, track: Track, now: float) -> list[Event]:
         del self.tracks[track.id]
+        self.counts.track_ended(track.embedded)
         if not track.arrived:
             return []
-        return [self._event("left", track, track.last_seen - track.first_seen)]
+        return [self._event("left", track, now, track.last_seen - track.first_seen)]
 
     def finish(self) -> list[Event]:
-        """The stream ended: every track still there leaves."""
-        return [e for track in list(self.tracks.values()) for e in self._leave(track)]
+        """The stream ended: the embeddings under way are taken, every track still there
+        leaves, and the embedding thread ends."""
+        events = self._collect(wait=True)
+        now = max((t.last_seen for t in self.tracks.values()), default=0.0)
+        events += [e for track in list(self.tracks.values()) for e in self._leave(track, now)]
+        self.close()
+        return events
+
+    def close(self) -> None:
+        self._embedder.shutdown(wait=True, cancel_futures=True)

@@ -1,14 +1,17 @@
 """Watching streams: each source's newest frame goes through its tracker, in turn, on one
 engine; events are stored in the event log first, then handed to the caller (printed) and to
-the delivery threads. Used by ``facelens watch``."""
+the delivery threads. The one frame loop of ``facelens watch`` and of a server's stream
+process."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit
 
 import cv2
@@ -39,17 +42,31 @@ def stream_name(source: str, taken: set[str]) -> str:
     return name
 
 
-@dataclass(slots=True)
-class StreamReport:
-    name: str
-    source: str
-    frames_read: int = 0
-    frames_processed: int = 0
-    frames_dropped: int = 0
-    reconnects: int = 0
-    embeddings: int = 0
-    tracks: int = 0
-    people: set[str] = field(default_factory=set)
+RATE_WINDOW_S = 5.0  # frames and embeddings per second: over this many seconds
+
+
+class RateMeter:
+    """Frames and embeddings per second over the last RATE_WINDOW_S seconds."""
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[float, int, int]] = deque()
+
+    def add(self, now: float, frames: int, embeddings: int) -> None:
+        self._samples.append((now, frames, embeddings))
+        self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        while self._samples and now - self._samples[0][0] > RATE_WINDOW_S:
+            self._samples.popleft()
+
+    def rates(self, now: float) -> tuple[float, float]:
+        """(frames, embeddings) per second lately; 0 for a stream that gave no frames."""
+        self._forget(now)
+        if len(self._samples) < 2:
+            return 0.0, 0.0
+        (t0, f0, e0), (t1, f1, e1) = self._samples[0], self._samples[-1]
+        span = max(t1 - t0, 1e-6)
+        return round((f1 - f0) / span, 2), round((e1 - e0) / span, 2)
 
 
 @dataclass(slots=True)
@@ -58,6 +75,24 @@ class Watched:
     tracker: StreamTracker
     last_processed: float = -1e9
     finished: bool = False
+    meter: RateMeter = field(default_factory=RateMeter)
+
+    def status(self) -> dict[str, Any]:
+        """What the stream does: its source's state, rates and counts (the status a server
+        stream answers, and what its metrics are made of)."""
+        source = self.source.status()
+        fps, embeddings_per_s = self.meter.rates(time.monotonic())
+        return {
+            "state": source.state,
+            "detail": source.detail,
+            "fps": fps,
+            "embeddings_per_s": embeddings_per_s,
+            "frames_read": source.frames_read,
+            "frames_dropped": source.frames_dropped,
+            "reconnects": source.reconnects,
+            **self.tracker.counts.as_dict(),
+            "in_view": sorted(t.name or UNKNOWN for t in self.tracker.tracks.values()),
+        }
 
 
 def annotated(frame: Frame, tracker: StreamTracker) -> np.ndarray:
@@ -70,6 +105,26 @@ def annotated(frame: Frame, tracker: StreamTracker) -> np.ndarray:
     return draw_labels(frame.pixels.copy(), labels)
 
 
+class VideoOut:
+    """Writes the processed frames of a stream, faces boxed and named, to an .mp4 file."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = path, fps
+        self._writer: cv2.VideoWriter | None = None
+
+    def __call__(self, watched: Watched, frame: Frame) -> None:
+        drawn = cv2.cvtColor(annotated(frame, watched.tracker), cv2.COLOR_RGB2BGR)
+        if self._writer is None:
+            height, width = drawn.shape[:2]
+            fourcc = cv2.VideoWriter.fourcc(*"mp4v")
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
+        self._writer.write(drawn)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
 def watch(
     streams: Sequence[Watched],
     events: EventLog,
@@ -77,11 +132,14 @@ def watch(
     *,
     fps: float | None,
     stop: threading.Event,
-    annotate: Path | None = None,
+    on_frame: Callable[[Watched, Frame], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
 ) -> list[StreamReport]:
     """Process frames until every source has ended or ``stop`` is set; then every track
-    still there leaves. Returns what each stream did."""
-    writer: cv2.VideoWriter | None = None
+    still there leaves. A file's frames wait for their embeddings (the same events every
+    run); a live source's do not. ``on_frame`` is told each processed frame (after its
+    events), ``on_tick`` is called on every turn, frames or not. Returns what each stream
+    did."""
 
     def emit(found: list[Event]) -> None:
         if found:
@@ -106,25 +164,33 @@ def watch(
                 if fps and frame.taken_at - watched.last_processed < 1.0 / fps:
                     continue  # over the asked rate: this frame is skipped
                 watched.last_processed = frame.taken_at
-                emit(watched.tracker.process(frame))
-                if annotate is not None and watched is streams[0]:
-                    drawn = cv2.cvtColor(annotated(frame, watched.tracker), cv2.COLOR_RGB2BGR)
-                    if writer is None:
-                        height, width = drawn.shape[:2]
-                        rate = fps or 10.0
-                        writer = cv2.VideoWriter(
-                            str(annotate), cv2.VideoWriter.fourcc(*"mp4v"), rate, (width, height)
-                        )
-                    writer.write(drawn)
+                emit(watched.tracker.process(frame, wait=not watched.source.live))
+                counts = watched.tracker.counts
+                watched.meter.add(time.monotonic(), counts.frames, counts.embeddings)
+                if on_frame is not None:
+                    on_frame(watched, frame)
+            if on_tick is not None:
+                on_tick()
     finally:
         for watched in streams:
             if not watched.finished:
                 watched.finished = True
                 emit(watched.tracker.finish())
             watched.source.stop()
-        if writer is not None:
-            writer.release()
     return [_report(w) for w in streams]
+
+
+@dataclass(slots=True)
+class StreamReport:
+    name: str
+    source: str
+    frames_read: int = 0
+    frames_processed: int = 0
+    frames_dropped: int = 0
+    reconnects: int = 0
+    embeddings: int = 0
+    tracks: int = 0
+    people: set[str] = field(default_factory=set)
 
 
 def _report(watched: Watched) -> StreamReport:
