@@ -8,9 +8,7 @@ import base64
 import io
 import json
 import re
-import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -24,12 +22,11 @@ import httpx
 import pytest
 
 from tests.mjpeg import MjpegCamera
+from tests.mqtt import Broker, Subscriber, free_port, wait_until
 from tests.rtsp import RtspCamera
 from tests.server import FACELENS, Server
 
 pytestmark = pytest.mark.integration
-
-MOSQUITTO = "/usr/sbin/mosquitto"
 
 
 @pytest.fixture(scope="module")
@@ -128,13 +125,6 @@ def read_lines(process: subprocess.Popen[str], into: list[dict[str, Any]]) -> th
     return thread
 
 
-def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("kind", ["mjpeg", "rtsp"])
 def test_a_camera_that_dies_is_reconnected_and_events_go_on(
     data: Path, clip: Path, tmp_path: Path, kind: str
@@ -199,74 +189,6 @@ def metrics_at(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
         for family in text_string_to_metric_families(answer.text)
         for sample in family.samples
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Broker:
-    """Debian's mosquitto on a free loopback port, stopped and started at will."""
-
-    def __init__(self, folder: Path) -> None:
-        if shutil.which(MOSQUITTO) is None:
-            pytest.fail(f"{MOSQUITTO} is missing: scripts/test installs Debian's mosquitto.")
-        self.port = free_port()
-        self.config = folder / "mosquitto.conf"
-        # Persistence: a subscriber's session (and what is queued for it) outlives a restart.
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {folder}/\n"
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Broker:
-        self.process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(self._listening, 20, "mosquitto to listen")
-        return self
-
-    def _listening(self) -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
-            self.process = None
-
-
-class Subscriber:
-    """A real MQTT client (paho) that records what the broker gives it, reconnecting."""
-
-    def __init__(self, port: int, topic: str, session: str | None = None) -> None:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self.subscribed = threading.Event()
-        # A named session (clean_session off): the broker keeps what it owes while we are away.
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=session or "", clean_session=session is None
-        )
-        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *_: self.subscribed.set()
-        self.client.on_message = lambda c, u, m: self.messages.append(
-            (m.topic, m.payload, bool(m.retain))
-        )
-        self.client.reconnect_delay_set(0.2, 1)
-        self.client.connect_async("127.0.0.1", port)
-        self.client.loop_start()
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 def test_a_broker_down_for_a_while_loses_no_event(data: Path, clip: Path, tmp_path: Path) -> None:

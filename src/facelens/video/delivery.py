@@ -95,7 +95,7 @@ def webhook(url: str) -> Send:
     return send
 
 
-def _topic_part(text: str) -> str:
+def topic_part(text: str) -> str:
     """A name as one MQTT topic level: no level separator or wildcards."""
     return "".join("_" if c in "/+#" else c for c in text) or "_"
 
@@ -105,7 +105,12 @@ class Mqtt:
     ``facelens/<stream>/<person>`` (``present`` / ``absent``), at QoS 1. ``mqtt://`` or
     ``mqtts://`` (TLS), with ``user:password@`` if the broker wants credentials."""
 
-    def __init__(self, url: str, prefix: str = "facelens") -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "facelens",
+        subscriptions: dict[str, Callable[[bytes], None]] | None = None,
+    ) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -121,14 +126,33 @@ class Mqtt:
         if parts.scheme == "mqtts":
             self.client.tls_set()
         self.connected = threading.Event()
-        self.client.on_connect = lambda *_: self.connected.set()
+        self.subscriptions = subscriptions or {}
+        self.client.on_connect = self._on_connect
+        self.subscribed = threading.Event()  # the broker acknowledged our subscriptions
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_message = self._on_message
         self.client.on_disconnect = lambda *_: self.connected.clear()
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         self.client.connect_async(parts.hostname, port)
         self.client.loop_start()
 
-    def _publish(self, topic: str, payload: str, *, retain: bool = False) -> None:
+    def _on_connect(self, client: Any, *_: Any) -> None:
+        # Subscribed again on every connection: a broker restarted without our session
+        # forgets what we asked for.
+        for topic in self.subscriptions:
+            client.subscribe(topic, qos=1)
+        self.connected.set()
+
+    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        import paho.mqtt.client as mqtt
+
+        for topic, handle in self.subscriptions.items():
+            if mqtt.topic_matches_sub(topic, message.topic):
+                handle(bytes(message.payload))
+                return
+
+    def publish(self, topic: str, payload: str, *, retain: bool = False) -> None:
         if not self.connected.wait(CONNECT_WAIT_S):  # a reconnect under way: worth the wait
             raise ConnectionError("not connected to the MQTT broker")
         info = self.client.publish(topic, payload, qos=1, retain=retain)
@@ -137,15 +161,15 @@ class Mqtt:
             raise TimeoutError("the MQTT broker did not acknowledge the message")
 
     def send(self, event: dict[str, Any]) -> None:
-        self._publish(f"{self.prefix}/events", json.dumps(event))
-        topic = f"{self.prefix}/{_topic_part(event['stream'])}/{_topic_part(event['name'])}"
+        self.publish(f"{self.prefix}/events", json.dumps(event))
+        topic = f"{self.prefix}/{topic_part(event['stream'])}/{topic_part(event['name'])}"
         if event["kind"] in ("arrived", "renamed"):
-            self._publish(topic, "present", retain=True)
+            self.publish(topic, "present", retain=True)
         if event["kind"] == "left":
-            self._publish(topic, "absent", retain=True)
+            self.publish(topic, "absent", retain=True)
         if event["kind"] == "renamed" and event.get("previous"):
-            old = f"{self.prefix}/{_topic_part(event['stream'])}/{_topic_part(event['previous'])}"
-            self._publish(old, "absent", retain=True)
+            old = f"{self.prefix}/{topic_part(event['stream'])}/{topic_part(event['previous'])}"
+            self.publish(old, "absent", retain=True)
 
     def close(self) -> None:
         self.client.loop_stop()
