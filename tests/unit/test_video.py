@@ -5,16 +5,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from facelens.models.base import Box
+from facelens.matching import GalleryIndex
+from facelens.models.base import AlignedFace, Box, Detection
+from facelens.models.profiles import profile_for
+from facelens.pipeline import Engine
+from facelens.settings import Settings
 from facelens.video.eventlog import EventLog
 from facelens.video.metrics import StreamMetrics
-from facelens.video.source import RECONNECT_CAP_S, backoff_s, is_live, mask
-from facelens.video.tracks import Event, StreamCounts, _closer_half
+from facelens.video.source import RECONNECT_CAP_S, Frame, backoff_s, is_live, mask
+from facelens.video.tracks import Event, StreamCounts, StreamTracker, _closer_half
 from facelens.video.watch import RATE_WINDOW_S, RateMeter, stream_name
 
 
@@ -143,3 +148,51 @@ def test_stream_metrics_count_embeddings_per_track_in_cumulative_buckets() -> No
     assert got[("facelens_stream_faces_in_view", door)] == 2
     assert got[("facelens_stream_up", door)] == 1
     assert got[("facelens_stream_up", (("stream", "yard"),))] == 0
+
+
+class OneFaceInView:
+    """Stand-ins for the models: one face in the middle of every frame, whose embedding is
+    decided by the frame's pixels (value 1: ann's face, 2: bob's; anything else: a stranger)."""
+
+    faces: ClassVar[dict[int, np.ndarray]] = {
+        1: np.array([1.0, 0.0, 0.0]),
+        2: np.array([0.0, 1.0, 0.0]),
+    }
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        landmarks = np.array([[40, 45], [60, 45], [50, 55], [42, 65], [58, 65]], dtype=float)
+        return [Detection(Box(30, 30, 70, 80), 0.99, landmarks)]
+
+    def align(self, image: np.ndarray, detections: list[Detection]) -> list[AlignedFace]:
+        return [AlignedFace(image[:4, :4].copy(), d.landmarks) for d in detections]  # type: ignore[arg-type]
+
+    def embed(self, faces: list[AlignedFace]) -> np.ndarray:
+        vectors = [self.faces.get(int(f.chip[0, 0, 0]), np.array([0.0, 0.0, 1.0])) for f in faces]
+        return np.array(vectors, dtype=np.float32).reshape(len(faces), 3)
+
+
+def test_a_track_whose_face_becomes_someone_elses_is_split_not_renamed() -> None:
+    # The tracker follows one box from ann to bob (a panning camera, people crossing): the
+    # closer-half vote would keep calling bob "ann". The new face's embedding is far from every
+    # earlier one of the track, so ann leaves and bob arrives as a track of his own.
+    models = OneFaceInView()
+    engine = Engine(Settings(model="sface"), profile_for("sface"), models, models, models)  # type: ignore[arg-type]
+    index = GalleryIndex.build(
+        [("ann", models.faces[1][None, :]), ("bob", models.faces[2][None, :])], 3, "cosine"
+    )
+    tracker = StreamTracker("door", engine, lambda: index, fps=10)
+    events = []
+    for n in range(80):  # 8 s at 10 fps: ann for 4 s, then bob in her place
+        value = 1 if n < 40 else 2
+        frame = Frame(np.full((100, 100, 3), value, dtype=np.uint8), n + 1, n / 10)
+        events += tracker.process(frame, wait=True)
+    events += tracker.finish()
+    told = [(e.kind, e.track, e.name) for e in events]
+    assert told == [
+        ("arrived", 0, "ann"),
+        ("left", 0, "ann"),
+        ("arrived", 1, "bob"),
+        ("left", 1, "bob"),
+    ]
+    assert tracker.counts.tracks == 2
+    assert sum(tracker.counts.per_track) == 2  # both ended, each counted once

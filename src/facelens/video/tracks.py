@@ -35,7 +35,7 @@ import supervision as sv
 from trackers import ByteTrackTracker
 
 from facelens.imaging import face_thumbnail
-from facelens.matching import UNKNOWN, GalleryIndex, assign
+from facelens.matching import UNKNOWN, GalleryIndex, assign, pair_distance
 from facelens.models.base import Box, Detection, Embeddings
 from facelens.pipeline import Engine
 from facelens.video.source import Frame
@@ -49,6 +49,12 @@ REEMBED_EVERY_S = 3.0  # then again at most this often without a better face
 BETTER_AREA = 1.5  # ... or when its face is this many times larger than its best so far
 MAX_EMBEDDINGS = 8  # per track: the latest ones vote
 LOST_AFTER_S = 1.0  # a track not seen for this long has left
+# A new embedding farther than this many thresholds from every earlier one of its track is
+# someone else's face: the tracker followed the box from one person to another (a panning
+# camera, people crossing). The track is split: the first person leaves, the other arrives.
+# (On the shared clip, one person's embeddings are at most 0.43 apart, sface's threshold being
+# 0.58; the one switch seen is 0.94 away.)
+SPLIT_AT = 1.25
 # Histogram buckets of embeddings per track (the metric that shows the saving over per-frame).
 EMBEDDINGS_PER_TRACK_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 
@@ -90,7 +96,8 @@ class Event:
 
 @dataclass(slots=True)
 class Track:
-    id: int
+    id: int  # ours, in events: a track split in two (see SPLIT_AT) has two
+    key: int  # ByteTrack's id for the boxes it follows
     first_seen: float
     last_seen: float
     box: Box
@@ -174,7 +181,7 @@ class StreamTracker:
         self.index = index
         self.crops = crops
         self.counts = StreamCounts()
-        self.tracks: dict[int, Track] = {}
+        self.tracks: dict[int, Track] = {}  # by ByteTrack's id (Track.key)
         self.names_seen: set[str] = set()
         # ByteTrack keeps a lost face's id for lost_track_buffer frames at 30 fps, scaled by
         # frame_rate: a face hidden for up to LOST_AFTER_S keeps its track (and its name).
@@ -187,6 +194,7 @@ class StreamTracker:
         )
         self._embedder = ThreadPoolExecutor(1, thread_name_prefix=f"embed {stream}")
         self._asked: _Asked | None = None
+        self._next_id = 0
         # The first inference of a model sets it up (~0.1 s): done now, not on a live frame.
         self._embedder.submit(self._warm_up).result()
 
@@ -246,15 +254,35 @@ class StreamTracker:
             detection = detections[int(i)]
             track = self.tracks.get(int(track_id))
             if track is None:
-                track = Track(int(track_id), now, now, detection.box)
-                self.tracks[track.id] = track
-                self.counts.tracks += 1
+                track = self._new_track(int(track_id), now, detection.box)
             track.last_seen, track.box = now, detection.box
             track.frames += 1
             if track.frames == CONFIRM_FRAMES:
                 track.confirmed_at = now
             seen.append((track, detection))
         return seen
+
+    def _new_track(self, key: int, now: float, box: Box) -> Track:
+        track = Track(self._next_id, key, now, now, box)
+        self._next_id += 1
+        self.tracks[key] = track
+        self.counts.tracks += 1
+        return track
+
+    def _someone_else(self, track: Track, vector: Embeddings) -> bool:
+        """Whether ``vector`` is clearly not the face ``track`` followed so far."""
+        if not track.embeddings:
+            return False
+        metric, limit = self.engine.profile.metric, SPLIT_AT * self.engine.scoring.threshold
+        return min(pair_distance(vector, e, metric) for e in track.embeddings) > limit
+
+    def _split(self, track: Track, taken_at: float) -> tuple[Track, list[Event]]:
+        """End ``track`` where another face took its place; the track that face starts."""
+        left = self._leave(track, taken_at)
+        after = self._new_track(track.key, taken_at, track.box)
+        after.last_seen, after.frames = track.last_seen, 1
+        after.best_area, after.embedded_at, after.crop = track.best_area, taken_at, track.crop
+        return after, left
 
     def _ask(self, frame: Frame, due: list[tuple[Track, Detection]]) -> None:
         """Hand the due faces to the embedding thread (aligned here: a crop each, so the
@@ -280,11 +308,17 @@ class StreamTracker:
         self._asked = None
         vectors = asked.vectors.result()
         self.counts.embeddings += len(asked.tracks)
+        events: list[Event] = []
         for track, vector in zip(asked.tracks, vectors, strict=True):
+            if self.tracks.get(track.key) is not track:
+                continue  # it left (or was split) while its face was being embedded
+            if self._someone_else(track, vector):
+                track, left = self._split(track, asked.taken_at)
+                events += left
             track.embeddings = [*track.embeddings, vector][-MAX_EMBEDDINGS:]
             track.embedded += 1
             track.named_at = asked.taken_at
-        return [
+        return events + [
             self._event("renamed", track, track.named_at, previous=before)
             for track, before in self._name()
             if track.arrived and before is not None
@@ -356,7 +390,7 @@ class StreamTracker:
         return events + [event for track in lost for event in self._leave(track, now)]
 
     def _leave(self, track: Track, now: float) -> list[Event]:
-        del self.tracks[track.id]
+        del self.tracks[track.key]
         self.counts.track_ended(track.embedded)
         if not track.arrived:
             return []
