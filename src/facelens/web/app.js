@@ -830,7 +830,7 @@ async function addStream(event) {
 
 // ------------------------------------------------------------------------------ events
 
-const live = { abort: null };
+const live = { abort: null, generation: 0 };
 
 function eventFilters() {
   const query = new URLSearchParams();
@@ -861,16 +861,29 @@ function eventRow(event) {
   ]) {
     cell(row, text);
   }
+  if (event.crop) {
+    // The face, when the server puts crops in events (FACELENS_EVENT_CROPS); the name is
+    // beside it, so the picture needs no text of its own.
+    const face = document.createElement("img");
+    face.className = "event-crop";
+    face.src = `data:image/jpeg;base64,${event.crop}`;
+    face.alt = "";
+    row.cells[3].prepend(face);
+  }
   return row;
 }
 
 async function showEvents() {
   stopEvents();
+  // Only the newest call shows its page and follows: an earlier one still under way (the
+  // tab opened, then the filters applied) must not bring back rows of other filters.
+  const generation = ++live.generation;
   await guarded(async () => {
     const query = eventFilters();
     query.set("newest", "true");
     query.set("limit", "200");
     const page = await api("GET", "/v1/events?" + query);
+    if (generation !== live.generation) return;
     $("events-rows").replaceChildren(...page.events.reverse().map(eventRow));
     follow(page.last);
   });
@@ -899,6 +912,7 @@ async function follow(after) {
       if (done) break;
       buffer += value;
       let end;
+      if (live.abort !== controller) return; // stopped: what was under way is not shown
       while ((end = buffer.indexOf("\n\n")) >= 0) {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
@@ -917,6 +931,7 @@ async function follow(after) {
 function stopEvents() {
   if (live.abort) live.abort.abort();
   live.abort = null;
+  live.generation += 1;
   $("events-live").textContent = "";
 }
 
