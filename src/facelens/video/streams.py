@@ -28,7 +28,7 @@ from facelens.errors import Conflict, InvalidValue, NotFound
 from facelens.gallery.db import SQLiteStore
 from facelens.lifetime import die_with_parent
 from facelens.settings import Settings
-from facelens.video.delivery import Deliveries
+from facelens.video.delivery import Deliveries, target_names
 from facelens.video.eventlog import EventLog
 from facelens.video.source import Frame, FrameSource, is_live, mask
 
@@ -131,8 +131,6 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
 
 def server_targets(settings: Settings) -> tuple[str, ...]:
     """The outbox names of the server's delivery targets (``FACELENS_EVENTS_*``)."""
-    from facelens.video.delivery import target_names
-
     return target_names(*_target_urls(settings))
 
 

@@ -22,7 +22,9 @@ small JPEG of the track's face (off by default: it is biometric data).
 from __future__ import annotations
 
 import base64
+import threading
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,7 +38,7 @@ from trackers import ByteTrackTracker
 
 from facelens.imaging import face_thumbnail
 from facelens.matching import UNKNOWN, GalleryIndex, assign, pair_distance
-from facelens.models.base import Box, Detection, Embeddings
+from facelens.models.base import AlignedFace, Box, Detection, Embeddings
 from facelens.pipeline import Engine
 from facelens.video.source import Frame
 
@@ -147,6 +149,17 @@ class StreamCounts:
         }
 
 
+# One lock per embedder: OpenCV's networks are not thread-safe, and the trackers of several
+# streams on one engine (``facelens watch a b``) each have an embedding thread.
+_EMBEDDER_LOCKS: weakref.WeakKeyDictionary[object, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def _embedder_lock(embedder: object) -> threading.Lock:
+    with _LOCKS_LOCK:
+        return _EMBEDDER_LOCKS.setdefault(embedder, threading.Lock())
+
+
 @dataclass(frozen=True, slots=True)
 class _Asked:
     """Faces handed to the embedding thread: their tracks, and when the frame was taken."""
@@ -193,6 +206,7 @@ class StreamTracker:
             minimum_iou_threshold=0.3,  # lower, and a panning camera swaps faces between tracks
         )
         self._embedder = ThreadPoolExecutor(1, thread_name_prefix=f"embed {stream}")
+        self._embedding = _embedder_lock(engine.embedder)
         self._asked: _Asked | None = None
         self._next_id = 0
         # The first inference of a model sets it up (~0.1 s): done now, not on a live frame.
@@ -202,7 +216,11 @@ class StreamTracker:
         grey = np.full((160, 160, 3), 127, dtype=np.uint8)
         eyes_nose_mouth = np.array([[60, 70], [100, 70], [80, 90], [64, 112], [96, 112]], float)
         face = Detection(Box(30, 30, 130, 130), 1.0, eyes_nose_mouth)
-        self.engine.embedder.embed(self.engine.aligner.align(grey, [face]))
+        self._embed(self.engine.aligner.align(grey, [face]))
+
+    def _embed(self, faces: list[AlignedFace]) -> Embeddings:
+        with self._embedding:
+            return self.engine.embedder.embed(faces)
 
     def _event(
         self,
@@ -296,7 +314,7 @@ class StreamTracker:
         self._asked = _Asked(
             [t for t, _ in due],
             frame.taken_at,
-            self._embedder.submit(self.engine.embedder.embed, aligned),
+            self._embedder.submit(self._embed, aligned),
         )
 
     def _collect(self, wait: bool) -> list[Event]:
