@@ -19,7 +19,7 @@ from facelens.settings import Settings
 from facelens.video.eventlog import EventLog
 from facelens.video.metrics import StreamMetrics
 from facelens.video.source import RECONNECT_CAP_S, Frame, backoff_s, is_live, mask
-from facelens.video.tracks import Event, StreamCounts, StreamTracker, _closer_half
+from facelens.video.tracks import Event, StreamCounts, StreamTracker, _closer_half, frontal
 from facelens.video.watch import RATE_WINDOW_S, RateMeter, stream_name
 
 
@@ -196,3 +196,40 @@ def test_a_track_whose_face_becomes_someone_elses_is_split_not_renamed() -> None
     ]
     assert tracker.counts.tracks == 2
     assert sum(tracker.counts.per_track) == 2  # both ended, each counted once
+
+
+def test_a_face_turning_to_the_camera_is_embedded_again_at_once() -> None:
+    # A track first seen in profile is embedded (three times), then not again for 3 s unless
+    # its view gets clearly better: turning to face the camera is such a view.
+    class TurningFace(OneFaceInView):
+        turned_at = 1.5  # seconds
+
+        def __init__(self) -> None:
+            self.now = 0.0
+
+        def detect(self, image: np.ndarray) -> list[Detection]:
+            (found,) = super().detect(image)
+            assert found.landmarks is not None
+            if self.now < self.turned_at:  # the nose level with the left eye: a profile
+                found = Detection(found.box, found.score, found.landmarks.copy())
+                assert found.landmarks is not None
+                found.landmarks[2, 0] = found.landmarks[1, 0]
+            return [found]
+
+    models = TurningFace()
+    engine = Engine(Settings(model="sface"), profile_for("sface"), models, models, models)  # type: ignore[arg-type]
+    index = GalleryIndex.build([("ann", models.faces[1][None, :])], 3, "cosine")
+    tracker = StreamTracker("door", engine, lambda: index, fps=10)
+    embedded_at = []
+    for n in range(25):
+        models.now = n / 10
+        before = tracker.counts.embeddings
+        frame = Frame(np.full((100, 100, 3), 1, dtype=np.uint8), n + 1, models.now)
+        tracker.process(frame, wait=True)
+        if tracker.counts.embeddings > before:
+            embedded_at.append(models.now)
+    tracker.finish()
+    assert frontal(Detection(Box(0, 0, 1, 1), 1.0, np.array([[40, 0], [60, 0], [50, 9]]))) == 1
+    # The first three in profile (0.3 s apart), then at once when it turned, not 3 s later.
+    assert len(embedded_at) == 4 and embedded_at[2] < TurningFace.turned_at
+    assert embedded_at[3] == TurningFace.turned_at

@@ -36,7 +36,7 @@ import numpy.typing as npt
 import supervision as sv
 from trackers import ByteTrackTracker
 
-from facelens.imaging import face_thumbnail
+from facelens.imaging import face_thumbnail, sharpness
 from facelens.matching import UNKNOWN, GalleryIndex, assign, pair_distance
 from facelens.models.base import AlignedFace, Box, Detection, Embeddings
 from facelens.pipeline import Engine
@@ -48,7 +48,9 @@ CONFIRM_FRAMES = 3  # processed frames a track must be seen on before it "arrive
 FIRST_EMBEDDINGS = 3  # a new track is embedded this many times, at least ...
 FIRST_EVERY_S = 0.3  # ... this far apart, so that its name rests on more than one frame
 REEMBED_EVERY_S = 3.0  # then again at most this often without a better face
-BETTER_AREA = 1.5  # ... or when its face is this many times larger than its best so far
+BETTER_AREA = 1.5  # ... or when its face is this many times larger than its best so far,
+BETTER_FRONTAL = 0.3  # ... or faces the camera this much more squarely (0 profile, 1 frontal),
+BETTER_SHARPNESS = 2.0  # ... or is this many times sharper
 MAX_EMBEDDINGS = 8  # per track: the latest ones vote
 LOST_AFTER_S = 1.0  # a track not seen for this long has left
 # A new embedding farther than this many thresholds from every earlier one of its track is
@@ -105,7 +107,9 @@ class Track:
     box: Box
     frames: int = 0
     embeddings: list[Embeddings] = field(default_factory=list)
-    best_area: int = 0
+    best_area: int = 0  # of the faces embedded so far: the largest,
+    best_frontal: float = 0.0  # the most frontal,
+    best_sharpness: float = 0.0  # and the sharpest
     embedded_at: float = -1e9  # when its last embedding was asked for
     embedded: int = 0  # embeddings made for it in all
     named_at: float = 0.0  # when the frame of its newest embedding was taken
@@ -167,6 +171,29 @@ class _Asked:
     tracks: list[Track]
     taken_at: float
     vectors: Future[Embeddings]
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A track's face on this frame, and how good a view of it this is."""
+
+    track: Track
+    detection: Detection
+    frontal: float | None  # None: the detector gives no landmarks
+    sharpness: float
+
+
+def frontal(detection: Detection) -> float | None:
+    """How squarely the face looks at the camera, from its landmarks: 1 when the nose tip is
+    midway between the eyes, 0 when it is level with an eye or beyond (a profile)."""
+    if detection.landmarks is None or len(detection.landmarks) < 3:
+        return None
+    right_eye, left_eye, nose = detection.landmarks[:3]
+    half = abs(float(left_eye[0]) - float(right_eye[0])) / 2
+    if half < 1:
+        return 0.0
+    off = abs(float(nose[0]) - (float(left_eye[0]) + float(right_eye[0])) / 2)
+    return max(0.0, 1.0 - off / half)
 
 
 def _closer_half(distances: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -299,20 +326,25 @@ class StreamTracker:
         left = self._leave(track, taken_at)
         after = self._new_track(track.key, taken_at, track.box)
         after.last_seen, after.frames = track.last_seen, 1
-        after.best_area, after.embedded_at, after.crop = track.best_area, taken_at, track.crop
+        after.best_area, after.best_frontal = track.best_area, track.best_frontal
+        after.best_sharpness, after.embedded_at = track.best_sharpness, taken_at
+        after.crop = track.crop
         return after, left
 
-    def _ask(self, frame: Frame, due: list[tuple[Track, Detection]]) -> None:
+    def _ask(self, frame: Frame, due: list[Seen]) -> None:
         """Hand the due faces to the embedding thread (aligned here: a crop each, so the
         frame itself is not held)."""
-        aligned = self.engine.aligner.align(frame.pixels, [d for _, d in due])
-        for track, detection in due:
-            track.best_area = max(track.best_area, detection.box.area)
+        aligned = self.engine.aligner.align(frame.pixels, [s.detection for s in due])
+        for seen in due:
+            track = seen.track
+            track.best_area = max(track.best_area, seen.detection.box.area)
+            track.best_frontal = max(track.best_frontal, seen.frontal or 0.0)
+            track.best_sharpness = max(track.best_sharpness, seen.sharpness)
             track.embedded_at = frame.taken_at
             if self.crops:
-                track.crop = face_thumbnail(frame.pixels, detection.box)
+                track.crop = face_thumbnail(frame.pixels, seen.detection.box)
         self._asked = _Asked(
-            [t for t, _ in due],
+            [s.track for s in due],
             frame.taken_at,
             self._embedder.submit(self._embed, aligned),
         )
@@ -370,12 +402,16 @@ class StreamTracker:
         return changed
 
     @staticmethod
-    def _due(track: Track, detection: Detection, now: float) -> bool:
-        """Whether to embed this track's face now (embeddings are the costly part)."""
+    def _due(seen: Seen, now: float) -> bool:
+        """Whether to embed this face now (embeddings are the costly part): a new track's
+        first few, then a clearly better view (larger, more frontal, sharper), or a while on."""
+        track = seen.track
         since = now - track.embedded_at
         return (
             (track.embedded < FIRST_EMBEDDINGS and since >= FIRST_EVERY_S)
-            or detection.box.area >= BETTER_AREA * track.best_area
+            or seen.detection.box.area >= BETTER_AREA * track.best_area
+            or (seen.frontal is not None and seen.frontal >= track.best_frontal + BETTER_FRONTAL)
+            or seen.sharpness > BETTER_SHARPNESS * track.best_sharpness
             or since >= REEMBED_EVERY_S
         )
 
@@ -387,7 +423,8 @@ class StreamTracker:
         seen = self._associate(self.engine.detect(frame.pixels), now)
         events = self._collect(wait=False)
         if self._asked is None:  # one batch at a time: the due faces wait for the next frame
-            due = [(t, d) for t, d in seen if self._due(t, d, now)]
+            views = [Seen(t, d, frontal(d), sharpness(frame.pixels, d.box)) for t, d in seen]
+            due = [view for view in views if self._due(view, now)]
             if due:
                 self._ask(frame, due)
                 if wait:
