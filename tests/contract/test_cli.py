@@ -77,3 +77,10 @@ def test_exit_codes_say_what_kind_of_failure(
     tmp_path: Path, args: tuple[str, ...], code: int
 ) -> None:
     assert facelens(tmp_path / "data", *args)[0] == code
+
+
+@pytest.mark.parametrize("command", ["watch", "frigate"])
+def test_broker_url_help_keeps_its_brackets(command: str) -> None:
+    # Help is rich markup: "[s]" would be read as a style (strike) and vanish unescaped.
+    shown = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "300"}).output
+    assert "mqtt[s]://[user:pass@]host[:port]" in shown

@@ -30,7 +30,9 @@ def frigate(
     ],
     mqtt: Annotated[
         str,
-        typer.Option(help="The broker Frigate publishes to: mqtt[s]://[user:pass@]host[:port]."),
+        typer.Option(
+            help="The broker Frigate publishes to: mqtt\\[s]://\\[user:pass@]host\\[:port]."
+        ),
     ],
     topic_prefix: Annotated[
         str, typer.Option(help="Frigate's MQTT topic prefix (its mqtt.topic_prefix).")

@@ -49,7 +49,7 @@ def watch(
     mqtt: Annotated[
         str | None,
         typer.Option(
-            help="Publish events and presence to this broker: mqtt[s]://[user:pass@]host[:port]."
+            help="Publish events and presence to this broker: mqtt\\[s]://\\[user:pass@]host\\[:port]."
         ),
     ] = None,
     annotate: Annotated[
