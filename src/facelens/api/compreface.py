@@ -31,6 +31,7 @@ from facelens import __version__
 from facelens.api.bodies import Upload, media_type, read_form, read_images
 from facelens.api.deps import Services, require_compat_key, services
 from facelens.api.enrolment import enrol_uploads, write_lock
+from facelens.api.people import face_jpeg
 from facelens.api.recognition import count_faces
 from facelens.compat import detection_probability, score_faces
 from facelens.enroll import NO_FACE as NO_FACE_REASON
@@ -329,7 +330,7 @@ async def face_image(request: Request, image_id: str) -> Response:
             "face (FACELENS_FACE_THUMBNAILS is off, or it was enrolled before they were kept)."
         )
     jpeg = await run_in_threadpool(gallery.thumbnail, face.id)
-    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private"})
+    return face_jpeg(jpeg)
 
 
 @router.get("/subjects", summary="Every subject (CompreFace)")

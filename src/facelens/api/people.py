@@ -215,7 +215,7 @@ JPEG: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _jpeg(data: bytes) -> Response:
+def face_jpeg(data: bytes) -> Response:
     # Biometric data: never kept by shared caches; the person's own caches may (it changes only
     # when the face is deleted, and then its URL answers 404).
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=60"})
@@ -228,7 +228,7 @@ def _jpeg(data: bytes) -> Response:
     responses=JPEG,
 )
 async def face_thumbnail(request: Request, name: Name, face_id: FaceId) -> Response:
-    return _jpeg(await run_in_threadpool(services(request).gallery.thumbnail, face_id, name))
+    return face_jpeg(await run_in_threadpool(services(request).gallery.thumbnail, face_id, name))
 
 
 @router.patch(
