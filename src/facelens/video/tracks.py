@@ -11,8 +11,9 @@ so one person is never the name of two live tracks at once.
 Embedding runs on a thread of its own (one face at a time, ~30 ms for SFace on this 2-core
 machine: longer than a 25 fps frame): detection and tracking go on with the next frames
 meanwhile, and the result names its track when it is ready. OpenCV releases the GIL, so the
-two run on both cores. For a video file, each frame waits for its embeddings (``wait``): the
-same events every run, whatever the machine's speed.
+two run on both cores; dlib's embedder holds it, so with dlib a frame waits for its embeddings
+(the profile's ``embeds_beside``). For a video file, each frame waits for its embeddings
+(``wait``): the same events every run, whatever the machine's speed.
 
 Events: ``arrived`` once a track has been seen on a few frames and named, ``renamed`` when its
 name changes, ``left`` when it is lost or the stream ends. With ``crops``, each event carries a
@@ -427,7 +428,7 @@ class StreamTracker:
             due = [view for view in views if self._due(view, now)]
             if due:
                 self._ask(frame, due)
-                if wait:
+                if wait or not self.engine.profile.embeds_beside:
                     events += self._collect(wait=True)
         for track, _ in seen:
             if not track.arrived and track.name is not None and track.frames >= CONFIRM_FRAMES:
