@@ -583,7 +583,8 @@ def _stream(results: dict[str, Any]) -> list[str]:
         "",
         f"Source: {st['source']} (the newest frame only, as a camera is read: a frame not taken "
         "before the next arrives is dropped). Each processed frame is detected and tracked; "
-        "tracks are embedded when due, on a thread of their own (`facelens/video/tracks.py`). "
+        "tracks are embedded when due (`facelens/video/tracks.py`): with sface on a thread of "
+        "their own, beside tracking; with dlib, whose embedder holds the GIL, in turn. "
         "fps processed: frames processed per second of the source's playing time (25 when none "
         "is dropped). Event latency: from the capture of the newest frame an event rests on "
         "(for an arrival, the frame embedded for its name or the one confirming the track) to "
