@@ -19,7 +19,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.mqtt import Broker, Subscriber, wait_until
-from tests.server import FACELENS
+from tests.server import FACELENS, enrolled
 
 pytestmark = pytest.mark.integration
 
@@ -89,15 +89,7 @@ def frigate_event(kind: str, event: str, camera: str, label: str, snapshot: bool
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory, people_dir: Path) -> Path:
-    folder = tmp_path_factory.mktemp("frigate") / "data"
-    enrolled = subprocess.run(
-        [FACELENS, "--data-dir", str(folder), "enroll", str(people_dir)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert enrolled.returncode == 0, enrolled.stderr
-    return folder
+    return enrolled(tmp_path_factory.mktemp("frigate") / "data", people_dir)
 
 
 def test_frigate_person_events_get_their_sub_label_and_strangers_none(

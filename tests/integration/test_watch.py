@@ -24,22 +24,14 @@ import pytest
 from tests.mjpeg import MjpegCamera
 from tests.mqtt import Broker, Subscriber, free_port, wait_until
 from tests.rtsp import RtspCamera
-from tests.server import FACELENS, Server
+from tests.server import FACELENS, Server, enrolled
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory, people_dir: Path) -> Path:
-    folder = tmp_path_factory.mktemp("watch") / "data"
-    enrolled = subprocess.run(
-        [FACELENS, "--data-dir", str(folder), "enroll", str(people_dir)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert enrolled.returncode == 0, enrolled.stderr
-    return folder
+    return enrolled(tmp_path_factory.mktemp("watch") / "data", people_dir)
 
 
 @pytest.fixture(scope="module")
