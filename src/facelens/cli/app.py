@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -111,6 +113,20 @@ def handled(ctx: typer.Context) -> Iterator[State]:
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]: work finished before this point is saved.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@contextmanager
+def until_stopped() -> Iterator[threading.Event]:
+    """An event that Ctrl-C or SIGTERM sets, for a command that ends cleanly on either. On
+    leaving, Ctrl-C gets its handler back (a second one interrupts the clean-up); SIGTERM still
+    only sets the event, so the clean-up is not cut short."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def print_json(value: Any) -> None:

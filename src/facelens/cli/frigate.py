@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import queue
-import signal
-import threading
 import time
 from typing import Annotated
 
 import typer
 
-from facelens.cli.app import app, engine_for_gallery, err, escape, handled, open_gallery
+from facelens.cli.app import (
+    app,
+    engine_for_gallery,
+    err,
+    escape,
+    handled,
+    open_gallery,
+    until_stopped,
+)
 from facelens.errors import InvalidValue
 
 QUEUED = 256  # Frigate events waiting for recognition beyond this are dropped (and logged)
@@ -81,9 +87,18 @@ def frigate(
             attempts=attempts,
             cameras=camera or (),
         )
-        stop = threading.Event()
-        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: end cleanly
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+        def handle(payload: bytes) -> None:
+            event = parse_event(payload)
+            verdict = None if event is None else bridge.handle(event)
+            if verdict is None:
+                return
+            message = json.dumps(verdict.as_message(time.time()))
+            try:
+                broker.publish(f"facelens/frigate/{topic_part(verdict.camera)}", message)
+            except (ConnectionError, TimeoutError) as exc:
+                err.print(escape(f"the verdict was not published ({exc})"))
+
         err.print(
             escape(
                 f"watching {topic_prefix}/events on {mask(mqtt)} for Frigate at "
@@ -92,24 +107,16 @@ def frigate(
         )
         announced = False
         try:
-            while not stop.is_set():
-                if not announced and broker.subscribed.is_set():
-                    announced = True
-                    err.print(escape(f"subscribed to {topic_prefix}/events"))
-                try:
-                    payload = waiting.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                event = parse_event(payload)
-                verdict = None if event is None else bridge.handle(event)
-                if verdict is not None:
-                    message = json.dumps(verdict.as_message(time.time()))
+            with until_stopped() as stop:  # Ctrl-C: end cleanly
+                while not stop.is_set():
+                    if not announced and broker.subscribed.is_set():
+                        announced = True
+                        err.print(escape(f"subscribed to {topic_prefix}/events"))
                     try:
-                        broker.publish(f"facelens/frigate/{topic_part(verdict.camera)}", message)
-                    except (ConnectionError, TimeoutError) as exc:
-                        err.print(escape(f"the verdict was not published ({exc})"))
+                        handle(waiting.get(timeout=0.5))
+                    except queue.Empty:
+                        continue
         finally:
-            signal.signal(signal.SIGINT, previous)
             broker.close()
             client.close()
             gallery.close()

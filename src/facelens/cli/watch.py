@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -13,7 +11,15 @@ from typing import Annotated, Any
 
 import typer
 
-from facelens.cli.app import app, engine_for_gallery, err, escape, handled, open_gallery
+from facelens.cli.app import (
+    app,
+    engine_for_gallery,
+    err,
+    escape,
+    handled,
+    open_gallery,
+    until_stopped,
+)
 from facelens.errors import InputPathError, InvalidValue
 
 DRAIN_S = 20.0  # at the end, how long events still pending may take to go
@@ -136,20 +142,19 @@ def watch(
                     sys.stdout.write(json.dumps(event.as_dict(), ensure_ascii=False) + "\n")
                 sys.stdout.flush()
 
-        stop = threading.Event()
-        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: end cleanly
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            reports = run(
-                streams,
-                log,
-                printed,
-                fps=fps,
-                stop=stop,
-                on_frame=(lambda w, f: video(w, f) if w is streams[0] else None) if video else None,
-            )
+            with until_stopped() as stop:  # Ctrl-C: end cleanly
+                reports = run(
+                    streams,
+                    log,
+                    printed,
+                    fps=fps,
+                    stop=stop,
+                    on_frame=(lambda w, f: video(w, f) if w is streams[0] else None)
+                    if video
+                    else None,
+                )
         finally:
-            signal.signal(signal.SIGINT, previous)
             if video is not None:
                 video.close()
             for shown in deliveries.close(drain_s=DRAIN_S):
