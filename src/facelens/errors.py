@@ -108,6 +108,12 @@ class KeyMissing(Unauthorized):
     """Keys are required and the request sent none (as opposed to a wrong one)."""
 
 
+class Forbidden(FaceLensError):
+    """The API key is valid but lacks the scope the request needs."""
+
+    code = "forbidden"
+
+
 class Unavailable(FaceLensError):
     """The service cannot take the request now (workers busy or restarting); retry later."""
 

@@ -3,6 +3,11 @@
 A key is ``fl_<id>_<secret>``: the id finds the record, the SHA-256 of the whole key is what is
 stored. The secret is 32 random bytes, so a plain SHA-256 is enough (slow password hashes are for
 low-entropy passwords); the key itself is shown once, when created, and never stored.
+
+Each key holds scopes: ``recognize`` (ask who is in a photo, read people, events and streams),
+``enrol`` (also change people and their faces) and ``admin`` (also add, change and delete
+streams: a stream makes the server read a source). Keys made before scopes existed, and keys
+given in ``FACELENS_SERVER_API_KEYS``, hold every scope, as they could do everything before.
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal, get_args
 
 from facelens.errors import InvalidValue, NotFound
 from facelens.gallery.db import SQLiteStore
@@ -23,10 +30,37 @@ CREATE TABLE IF NOT EXISTS api_keys (
     name TEXT NOT NULL,
     sha256 TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    revoked_at TEXT
+    revoked_at TEXT,
+    scopes TEXT NOT NULL DEFAULT 'recognize enrol admin'
 )
 """
 PREFIX = "fl_"
+Scope = Literal["recognize", "enrol", "admin"]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+DEFAULT_SCOPES: frozenset[Scope] = frozenset({"recognize", "enrol"})
+ALL_SCOPES: frozenset[Scope] = frozenset(SCOPES)
+
+
+def scopes_from(names: Iterable[str]) -> frozenset[Scope]:
+    """Scope names checked, each with the scopes it holds (``enrol`` holds ``recognize``,
+    ``admin`` every scope); unknown names are refused."""
+    found: set[Scope] = set()
+    for name in names:
+        name = name.strip().lower()
+        if name not in SCOPES:
+            raise InvalidValue(
+                f"{name!r} is not a key scope: use {', '.join(SCOPES)} (admin holds the others)."
+            )
+        found.add(name)
+    if not found:
+        raise InvalidValue(f"A key needs at least one scope: {', '.join(SCOPES)}.")
+    if "admin" in found:
+        return ALL_SCOPES
+    return frozenset(found | {"recognize"}) if "enrol" in found else frozenset(found)
+
+
+def _scopes_text(scopes: frozenset[Scope]) -> str:
+    return " ".join(s for s in SCOPES if s in scopes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +69,23 @@ class ApiKey:
     name: str
     created_at: datetime
     revoked_at: datetime | None
+    scopes: frozenset[Scope] = ALL_SCOPES
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def scope_names(self) -> list[str]:
+        return [s for s in SCOPES if s in self.scopes]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who an API request comes from: the key's id ('' with keys off) and what it may do."""
+
+    key_id: str
+    scopes: frozenset[Scope]
 
 
 def _digest(key: str) -> str:
@@ -74,47 +121,54 @@ class KeyStore(SQLiteStore):
     def __init__(self, path: Path, given: tuple[str, ...] = ()) -> None:
         super().__init__(path, _SCHEMA)
         self.given = given
+        columns = {str(row[1]) for row in self._run("PRAGMA table_info(api_keys)")}
+        if "scopes" not in columns:  # a table of before scopes: its keys could do everything
+            self._run(
+                "ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL "
+                "DEFAULT 'recognize enrol admin'"
+            )
 
-    def create(self, name: str) -> tuple[ApiKey, str]:
+    def create(self, name: str, scopes: frozenset[Scope] = DEFAULT_SCOPES) -> tuple[ApiKey, str]:
         """A new key named ``name``: its record and the key itself (shown once, never stored)."""
         name = name.strip()
         if not name or len(name) > 100 or not name.isprintable():
             raise InvalidValue("A key's name must be 1 to 100 printable characters.")
+        scopes = scopes_from(scopes)
         key_id = secrets.token_hex(4)
         key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         created = _now()
         self._run(
-            "INSERT INTO api_keys (id, name, sha256, created_at) VALUES (?, ?, ?, ?)",
-            (key_id, name, _digest(key), created),
+            "INSERT INTO api_keys (id, name, sha256, created_at, scopes) VALUES (?, ?, ?, ?, ?)",
+            (key_id, name, _digest(key), created, _scopes_text(scopes)),
         )
-        return ApiKey(key_id, name, datetime.fromisoformat(created), None), key
+        return ApiKey(key_id, name, datetime.fromisoformat(created), None, scopes), key
+
+    @staticmethod
+    def _record(row: tuple[object, ...]) -> ApiKey:
+        i, n, c, r, s = row
+        return ApiKey(
+            str(i),
+            str(n),
+            datetime.fromisoformat(str(c)),
+            None if r is None else datetime.fromisoformat(str(r)),
+            scopes_from(str(s).split()),
+        )
 
     def list(self) -> list[ApiKey]:
         rows = self._run(
-            "SELECT id, name, created_at, revoked_at FROM api_keys ORDER BY created_at"
+            "SELECT id, name, created_at, revoked_at, scopes FROM api_keys ORDER BY created_at"
         )
-        return [
-            ApiKey(
-                str(i),
-                str(n),
-                datetime.fromisoformat(str(c)),
-                None if r is None else datetime.fromisoformat(str(r)),
-            )
-            for i, n, c, r in rows
-        ]
+        return [self._record(row) for row in rows]
 
     def revoke(self, key_id: str) -> ApiKey:
         rows = self._run(
             "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? "
-            "RETURNING id, name, created_at, revoked_at",
+            "RETURNING id, name, created_at, revoked_at, scopes",
             (_now(), key_id),
         )
         if not rows:
             raise NotFound(f"No API key with id {key_id!r}; 'facelens keys list' shows the ids.")
-        i, n, c, r = rows[0]
-        return ApiKey(
-            str(i), str(n), datetime.fromisoformat(str(c)), datetime.fromisoformat(str(r))
-        )
+        return self._record(rows[0])
 
     def switch_off(self) -> int:
         """Forget every key, so the API is open again (deliberately: revoking the last key
@@ -131,20 +185,20 @@ class KeyStore(SQLiteStore):
     def active_count(self) -> int:
         return int(str(self._run("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")[0][0]))
 
-    def check(self, key: str) -> str | None:
-        """The id of the active key ``key``, or None if it is not one."""
+    def check(self, key: str) -> Caller | None:
+        """Who holds the active key ``key`` and what it may do, or None if it is not one."""
         found = None
         for number, given in enumerate(self.given, 1):  # every one compared: constant time
             if hmac.compare_digest(given.encode(), key.encode()):
-                found = f"env-{number}"
+                found = Caller(f"env-{number}", ALL_SCOPES)
         if found is not None:
             return found
         if not key.startswith(PREFIX) or key.count("_") < 2:
             return None
         key_id = key[len(PREFIX) :].split("_", 1)[0]
         rows = self._run(
-            "SELECT sha256 FROM api_keys WHERE id = ? AND revoked_at IS NULL", (key_id,)
+            "SELECT sha256, scopes FROM api_keys WHERE id = ? AND revoked_at IS NULL", (key_id,)
         )
         if rows and hmac.compare_digest(str(rows[0][0]), _digest(key)):
-            return key_id
+            return Caller(key_id, scopes_from(str(rows[0][1]).split()))
         return None

@@ -194,3 +194,36 @@ def test_the_console_page_is_served_with_a_strict_policy(api: TestClient) -> Non
         assert f"/console/{asset}" in page.text
     assert api.get("/console/..%2Fapi%2Fapp.py").status_code == 404
     assert api.get("/console/index.html").status_code == 404  # only the listed assets
+
+
+def test_key_scopes_limit_what_a_key_may_do(tmp_path: Path) -> None:
+    """A recognize key cannot change people, an enrol key cannot add streams (a stream makes
+    the server read a source), an admin key can do both; refusals are 403 with a clear code."""
+    from facelens.keys import KeyStore
+
+    data = tmp_path / "data"
+    store = KeyStore(data / "gallery.sqlite3")
+    keys = {scope: store.create(scope, frozenset({scope}))[1] for scope in ("recognize", "enrol")}
+    keys["admin"] = store.create("admin", frozenset({"admin"}))[1]
+    store.close()
+    stream = {"id": "door", "source": "rtsp://camera.example/live"}
+    with served(data) as api:
+
+        def call(scope: str, method: str, path: str, **kwargs: object) -> int:
+            headers = {"X-API-Key": keys[scope]}
+            return api.request(method, path, headers=headers, **kwargs).status_code  # type: ignore[arg-type]
+
+        assert call("recognize", "POST", "/v1/recognize", content=photo((RED, LEFT))) == 200
+        assert call("recognize", "GET", "/v1/people") == 200
+        refused = api.post(
+            "/v1/people", json={"name": "ruby"}, headers={"X-API-Key": keys["recognize"]}
+        )
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "forbidden"
+        assert "'enrol' scope" in refused.json()["error"]["message"]
+        assert call("enrol", "POST", "/v1/people", json={"name": "ruby"}) == 201
+        assert call("enrol", "POST", "/v1/streams", json=stream) == 403
+        assert call("enrol", "DELETE", "/v1/streams/door") == 403
+        # Past the key check: this in-process server runs no streams (503), an admin may ask.
+        assert call("admin", "POST", "/v1/streams", json=stream) == 503
+        assert call("admin", "DELETE", "/v1/people/ruby") == 200

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -12,15 +14,17 @@ from starlette.concurrency import run_in_threadpool
 
 from facelens.api.idempotency import IdempotencyStore
 from facelens.api.observability import Metrics
-from facelens.errors import KeyMissing, Unauthorized
+from facelens.errors import Forbidden, KeyMissing, Unauthorized
 from facelens.gallery.sqlite import SQLiteGallery
-from facelens.keys import KeyStore
+from facelens.keys import KeyStore, Scope
 from facelens.settings import Settings
 from facelens.video.eventlog import EventLog
 from facelens.video.streams import StreamManager
 from facelens.workers import SpawnedWorkerPool
 
 API_KEY_HEADER = "X-API-Key"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -48,9 +52,12 @@ _api_key_header = APIKeyHeader(
 )
 
 
-async def authorize(request: Request, given: str | None, *, compat: bool = False) -> str:
+async def authorize(
+    request: Request, given: str | None, *, compat: bool = False, scope: Scope = "recognize"
+) -> str:
     """The caller's key id when keys are configured ('' when they are not, or when a
-    compatibility route is called without a key from an open network); else 401."""
+    compatibility route is called without a key from an open network); else 401, or 403 when
+    the key lacks ``scope``."""
     svc = services(request)
     request.state.api_key_id = ""
     if not await run_in_threadpool(svc.keys.enabled):
@@ -61,36 +68,57 @@ async def authorize(request: Request, given: str | None, *, compat: bool = False
         raise KeyMissing(
             f"This server requires an API key: send it in the {API_KEY_HEADER} header."
         )
-    key_id = await run_in_threadpool(svc.keys.check, given)
-    if key_id is None:
+    caller = await run_in_threadpool(svc.keys.check, given)
+    if caller is None:
         raise Unauthorized(
             f"The {API_KEY_HEADER} is not a valid key (unknown or revoked); "
             "ask the administrator for a key ('facelens keys create')."
         )
-    request.state.api_key_id = key_id
-    return key_id
+    request.state.api_key_id = caller.key_id
+    if scope not in caller.scopes:
+        raise Forbidden(
+            f"API key {caller.key_id} may not do this: it needs the {scope!r} scope (it has "
+            f"{', '.join(sorted(caller.scopes))}); ask the administrator for a key with it "
+            f"('facelens keys create NAME --scope {scope}')."
+        )
+    return caller.key_id
 
 
 def _from_open_network(request: Request, settings: Settings) -> bool:
+    """Whether the client's address (the proxy's client, only behind a trusted proxy) is in
+    ``FACELENS_COMPAT_OPEN_NETWORKS``; the decision and the address are logged."""
     if request.client is None or not settings.open_networks:
         return False
     try:
         address = ipaddress.ip_address(request.client.host)
     except ValueError:
         return False
-    return any(address in network for network in settings.open_networks)
+    allowed = any(address in network for network in settings.open_networks)
+    log.info(
+        "compat call without a key from %s: %s (FACELENS_COMPAT_OPEN_NETWORKS)",
+        address,
+        "allowed, an open network" if allowed else "refused, not an open network",
+    )
+    return allowed
 
 
-async def require_api_key(
-    request: Request, given: Annotated[str | None, Security(_api_key_header)] = None
-) -> str:
-    """The caller's key id when keys are configured ('' when they are not); else 401."""
-    return await authorize(request, given)
-
-
-async def require_compat_key(
-    request: Request, given: Annotated[str | None, Security(_api_key_header)] = None
-) -> str:
-    """:func:`require_api_key` for the compatibility routes: also open to the networks of
+def require(write: Scope = "enrol", *, compat: bool = False) -> Callable[..., Awaitable[str]]:
+    """A dependency checking the caller's key: reading (GET, HEAD) needs ``recognize``, any
+    other method ``write``. ``compat``: also open to the networks of
     ``FACELENS_COMPAT_OPEN_NETWORKS`` (clients that cannot send a key)."""
-    return await authorize(request, given, compat=True)
+
+    async def dependency(
+        request: Request, given: Annotated[str | None, Security(_api_key_header)] = None
+    ) -> str:
+        scope: Scope = "recognize" if request.method in SAFE_METHODS else write
+        return await authorize(request, given, compat=compat, scope=scope)
+
+    return dependency
+
+
+# The key checks of the routers: what a call of each kind may do.
+require_api_key = require("recognize")  # recognition: any key holder, any method
+require_enrol_key = require("enrol")  # reading needs recognize, changing the gallery enrol
+require_admin_key = require("admin")  # reading needs recognize, changing streams admin
+require_compat_key = require("recognize", compat=True)
+require_compat_enrol_key = require("enrol", compat=True)

@@ -21,6 +21,7 @@ STATUS: dict[type[errors.FaceLensError], int] = {
     errors.ImageError: 400,
     errors.InputPathError: 400,
     errors.Unauthorized: 401,
+    errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.ImageTooLarge: 413,
@@ -105,7 +106,7 @@ _COMPREFACE_CODES: dict[type[errors.FaceLensError], tuple[int, int]] = {
 def _deepstack(status: int, message: str, headers: dict[str, str] | None) -> JSONResponse:
     """DeepStack's shape and statuses: 400 for the client's mistakes, 401 for keys, 500 for
     the server's (CodeProject.AI adds the status as ``code``)."""
-    ds_status = status if status in (400, 401, 404, 405) else 500 if status >= 500 else 400
+    ds_status = status if status in (400, 401, 403, 404, 405) else 500 if status >= 500 else 400
     return JSONResponse(
         {"success": False, "error": message, "duration": 0, "code": ds_status},
         status_code=ds_status,
@@ -117,7 +118,7 @@ def _compreface(
     status: int, message: str, exc: errors.FaceLensError | None, headers: dict[str, str] | None
 ) -> JSONResponse:
     code = 26 if status < 500 else 0
-    if 400 <= status < 500 and status not in (401, 404, 405):
+    if 400 <= status < 500 and status not in (401, 403, 404, 405):
         status = 400  # CompreFace answers every invalid request with 400
     for cls in type(exc).__mro__ if exc is not None else ():
         if cls in _COMPREFACE_CODES:

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from facelens.api import schemas
 from facelens.api.bodies import read_image_list
-from facelens.api.deps import require_api_key, services
+from facelens.api.deps import require_enrol_key, services
 from facelens.api.enrolment import enrol_uploads, write_lock
 from facelens.enroll import UPLOAD_PREFIX
 from facelens.gallery.base import FaceRecord
@@ -26,7 +26,7 @@ ERRORS = schemas.error_responses(400, 401, 404, 409, 413, 415, 422, 503)
 router = APIRouter(
     prefix="/v1/people",
     tags=["people"],
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_enrol_key)],
     responses=ERRORS,
 )
 Name = Annotated[str, Path(description="The person's name (URL-encoded).", min_length=1)]

@@ -13,14 +13,14 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from facelens.api import schemas
-from facelens.api.deps import Services, require_api_key, services
+from facelens.api.deps import Services, require_admin_key, services
 from facelens.errors import NotFound, Unavailable
 from facelens.video.streams import StreamConfig, StreamManager
 
 router = APIRouter(
     prefix="/v1/streams",
     tags=["streams"],
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_admin_key)],
     responses=schemas.error_responses(400, 401, 404, 409, 422, 503),
 )
 StreamId = Annotated[str, Path(min_length=1, max_length=64)]

@@ -45,6 +45,7 @@ EXIT_CODES: dict[type[errors.FaceLensError], int] = {
     errors.InvalidValue: 9,
     errors.Unavailable: 10,
     errors.Unauthorized: 11,
+    errors.Forbidden: 11,
 }
 EXIT_INTERRUPTED = 130
 

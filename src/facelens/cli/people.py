@@ -70,13 +70,28 @@ def people_remove(
 def keys_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Who or what the key is for, e.g. door-camera.")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="What the key may do, repeatable: recognize (ask who is in photos; read "
+            "people, events, streams), enrol (also change people), admin (also add, change "
+            "and delete streams). Default: recognize and enrol.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Create an API key; once any key exists, every API call needs one. Shown only once."""
-    from facelens.keys import KeyStore
+    from facelens.keys import DEFAULT_SCOPES, KeyStore, scopes_from
 
     with handled(ctx) as state:
-        record, key = KeyStore(state.settings.gallery_path).create(name)
-        err.print(escape(f"created key {record.id} ({record.name}); it is shown only this once:"))
+        scopes = DEFAULT_SCOPES if not scope else scopes_from(scope)
+        record, key = KeyStore(state.settings.gallery_path).create(name, scopes)
+        err.print(
+            escape(
+                f"created key {record.id} ({record.name}, may "
+                f"{' + '.join(record.scope_names)}); it is shown only this once:"
+            )
+        )
         out.print(key)
 
 
@@ -98,17 +113,24 @@ def keys_list(
                         "name": k.name,
                         "created_at": k.created_at.isoformat(),
                         "revoked_at": None if k.revoked_at is None else k.revoked_at.isoformat(),
+                        "scopes": k.scope_names,
                     }
                     for k in keys
                 ]
             )
             return
         table = Table(title=f"{sum(k.active for k in keys)} active API keys")
-        for column in ("id", "name", "created", "status"):
+        for column in ("id", "name", "scopes", "created", "status"):
             table.add_column(column)
         for k in keys:
             status = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
-            table.add_row(k.id, escape(k.name), f"{k.created_at:%Y-%m-%d %H:%M}", status)
+            table.add_row(
+                k.id,
+                escape(k.name),
+                " ".join(k.scope_names),
+                f"{k.created_at:%Y-%m-%d %H:%M}",
+                status,
+            )
         out.print(table)
 
 
