@@ -163,10 +163,37 @@ class Settings(BaseSettings):
         "and Retry-After, instead of piling up.",
     )
     max_connections: int = Field(
-        default=256,
+        default=512,
         ge=1,
-        description="Open connections beyond which new requests get 503 (held-open connections "
-        "cannot starve the server).",
+        description="Open connections in all. Beyond it the connection idle longest (waiting "
+        "for a request) is closed to make room, so held-open sockets cannot lock anyone out; "
+        "only when every one is busy are requests refused (503; health checks still answered).",
+    )
+    max_connections_per_client: int = Field(
+        default=64,
+        ge=1,
+        description="Open connections from one client address (IPv6: one /64); beyond it, that "
+        "client's connection idle longest is closed. Not applied to FACELENS_TRUSTED_PROXIES.",
+    )
+    max_requests: int = Field(
+        default=64,
+        ge=1,
+        description="Requests in progress at once (live views and health checks not counted), "
+        "a quarter of them per client; beyond: 503 with Retry-After.",
+    )
+    max_live_views: int = Field(
+        default=32,
+        ge=1,
+        description="Live views open at once (the event stream, a stream's MJPEG), a quarter "
+        "of them per client; beyond: 503 with Retry-After. They have their own budget, as they "
+        "last for hours.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Reverse proxies (addresses or networks, comma-separated) whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed: the client address then comes "
+        "from them (for FACELENS_COMPAT_OPEN_NETWORKS, the per-client limits and the logs). "
+        "None by default: the headers are ignored, from 127.0.0.1 too.",
     )
     read_timeout_s: float = Field(
         default=10.0,
@@ -199,7 +226,7 @@ class Settings(BaseSettings):
         default="text", description="Server logs: text (one line per request) or json."
     )
 
-    @field_validator("compat_open_networks")
+    @field_validator("compat_open_networks", "trusted_proxies")
     @classmethod
     def _networks(cls, value: str) -> str:
         for item in value.split(","):
@@ -229,11 +256,12 @@ class Settings(BaseSettings):
     @property
     def open_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """:attr:`compat_open_networks`, parsed."""
-        return tuple(
-            ipaddress.ip_network(item.strip(), strict=False)
-            for item in self.compat_open_networks.split(",")
-            if item.strip()
-        )
+        return _parse_networks(self.compat_open_networks)
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """:attr:`trusted_proxies`, parsed."""
+        return _parse_networks(self.trusted_proxies)
 
     @field_validator("data_dir")
     @classmethod
@@ -247,6 +275,12 @@ class Settings(BaseSettings):
     def with_model(self, model: ModelName) -> Settings:
         """These settings with the model profile decided (by the gallery, say)."""
         return self.model_copy(update={"model": model})
+
+
+def _parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(
+        ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip()
+    )
 
 
 # Variables of the test suite and the benchmarks, not of the product.

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from facelens.api.console import POLICY
 from facelens.models.base import Box
 from tests import fake_model
 from tests.contract.conftest import served
@@ -194,6 +195,30 @@ def test_the_console_page_is_served_with_a_strict_policy(api: TestClient) -> Non
         assert f"/console/{asset}" in page.text
     assert api.get("/console/..%2Fapi%2Fapp.py").status_code == 404
     assert api.get("/console/index.html").status_code == 404  # only the listed assets
+
+
+def test_every_answer_forbids_framing_and_type_sniffing(api: TestClient) -> None:
+    """/docs in a transparent frame of a hostile page turned two clicks into "delete every
+    subject": no answer of the server may be framed, errors and the docs included."""
+    answers = [
+        api.get("/docs"),
+        api.get("/redoc"),
+        api.get("/openapi.json"),
+        api.get("/v1/people"),
+        api.get("/healthz"),
+        api.get("/no/such/route"),
+        api.post("/v1/recognize", content=b"not an image"),
+        api.post("/v1/vision/face/recognize"),
+        api.get("/api/v1/recognition/subjects"),
+    ]
+    for answer in answers:
+        where = f"{answer.request.method} {answer.request.url.path}"
+        assert answer.headers["x-frame-options"] == "DENY", where
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'none'", where
+        assert answer.headers["x-content-type-options"] == "nosniff", where
+    page = api.get("/")  # the console keeps its own, stricter policy: one of each header
+    assert page.headers.get_list("content-security-policy") == [POLICY]
+    assert page.headers.get_list("x-content-type-options") == ["nosniff"]
 
 
 def test_key_scopes_limit_what_a_key_may_do(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from facelens.api import (
     review,
     streams,
 )
+from facelens.api.admission import Admission, AdmissionMiddleware
 from facelens.api.deps import Services
 from facelens.api.guard import BrowserGuard, origins
 from facelens.api.observability import ObservabilityMiddleware
@@ -73,7 +74,9 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(kserve.keyed)
     app.include_router(console.router)
     settings = svc.settings
-    # Outermost last: observability (ids, logs, metrics) → browser guard → CORS → routes.
+    # Outermost last: observability (ids, logs, metrics) → admission (how many at once) →
+    # browser guard → CORS → routes. The server's protocol counts connections in the same
+    # Admission (app.state.admission).
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -88,6 +91,14 @@ def create_app(svc: Services) -> FastAPI:
         allowed_hosts=settings.allowed_hosts,
         cors_origins=settings.cors_origins,
     )
+    app.state.admission = Admission(
+        max_connections=settings.max_connections,
+        max_connections_per_client=settings.max_connections_per_client,
+        max_requests=settings.max_requests,
+        max_live_views=settings.max_live_views,
+        trusted_proxies=settings.proxy_networks,
+    )
+    app.add_middleware(AdmissionMiddleware, admission=app.state.admission)
     app.add_middleware(
         ObservabilityMiddleware,
         metrics=svc.metrics,

@@ -48,7 +48,13 @@ def status_for(exc: errors.FaceLensError) -> int:
     return 500
 
 
-async def send_error(send: Send, status: int, code: str, message: str) -> None:
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     """Our error shape sent from ASGI middleware, before any route runs."""
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     await send(
@@ -59,6 +65,7 @@ async def send_error(send: Send, status: int, code: str, message: str) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *(headers or []),
             ],
         }
     )

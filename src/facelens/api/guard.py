@@ -8,7 +8,8 @@ stranger under someone's name; and a page on a name the attacker controls, re-po
 
 - ``Host`` must be an IP literal (a page cannot be served from one it does not own),
   ``localhost``, the name the server listens on, or a name in ``FACELENS_ALLOWED_HOSTS``
-  (``*`` for any). Otherwise ``400 host_not_allowed``.
+  (``*`` for any). Otherwise ``400 host_not_allowed``. A request with no ``Host`` (HTTP/1.0)
+  comes from no browser and is answered.
 - A request that is not GET, HEAD or OPTIONS and that a browser marks as coming from another
   origin (``Sec-Fetch-Site``, else an ``Origin`` that is not this host) is refused with
   ``403 cross_origin``, unless that origin is in ``FACELENS_CORS_ORIGINS``. Programs that are
@@ -79,9 +80,11 @@ class BrowserGuard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        host = headers.get("host", "")
+        host = headers.get("host")
         state = scope.setdefault("state", {})
-        if not self.host_allowed(host):
+        # No Host at all (HTTP/1.0, a plain script): not a browser, which always names the
+        # host, so no rebound page can be behind it.
+        if host is not None and not self.host_allowed(host):
             state["error_code"] = "host_not_allowed"
             await send_error(
                 send,
@@ -94,7 +97,7 @@ class BrowserGuard:
         origin = headers.get("origin")
         if (
             scope["method"] not in SAFE_METHODS
-            and self.cross_origin(origin, headers.get("sec-fetch-site"), host)
+            and self.cross_origin(origin, headers.get("sec-fetch-site"), host or "")
             and (origin or "").rstrip("/").lower() not in self.cors_origins
         ):
             state["error_code"] = "cross_origin"

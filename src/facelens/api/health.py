@@ -15,6 +15,7 @@ router = APIRouter(tags=["operations"])
 READYZ_CHECK_EVERY_S = 60.0
 
 
+@router.head("/healthz", include_in_schema=False)  # probes and uptime monitors that send HEAD
 @router.get("/healthz", summary="Alive: the process answers")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}

@@ -28,6 +28,23 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
+# On every answer, /docs included: no page of another site may frame it (a transparent frame
+# over /docs turned two clicks into "delete every subject"), nor a browser guess a type.
+SAFETY_HEADERS = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+def with_safety_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` with each of :data:`SAFETY_HEADERS` the answer does not set itself (the
+    console's own policy, stricter, also forbids framing)."""
+    present = {name.lower() for name, _ in headers}
+    return [*headers, *((n, v) for n, v in SAFETY_HEADERS if n not in present)]
+
+
 class Metrics:
     """The service's Prometheus metrics, in a registry of their own."""
 
@@ -127,11 +144,9 @@ class ObservabilityMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started = True
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    (b"x-request-id", request_id.encode()),
-                ]
+                message["headers"] = with_safety_headers(
+                    [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                )
             await send(message)
 
         received = 0

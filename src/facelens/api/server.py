@@ -14,11 +14,11 @@ import socket
 
 import uvicorn
 
+from facelens.api.admission import guarded_protocol
 from facelens.api.app import create_app
 from facelens.api.deps import Services
 from facelens.api.idempotency import IdempotencyStore
 from facelens.api.observability import Metrics, configure_logging
-from facelens.api.protocol import timed_protocol
 from facelens.errors import InvalidValue
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.keys import KeyStore, given_keys
@@ -116,10 +116,16 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
             if url is not None:
                 log.info("stream events go to %s %s", kind, mask(url.get_secret_value()))
         app = create_app(served)
+        trusted = ",".join(str(n) for n in settings.proxy_networks)
         config = uvicorn.Config(
             app,
-            http=timed_protocol(settings.read_timeout_s),  # time limit on request heads
-            limit_concurrency=settings.max_connections,  # 503 beyond it, for new requests
+            # Time limit on request heads; connections limited per client and in all.
+            http=guarded_protocol(settings.read_timeout_s, app.state.admission),
+            limit_concurrency=None,  # ours: uvicorn's counts idle sockets and locks all out
+            # X-Forwarded-* believed only from the configured proxies (uvicorn's default
+            # believes 127.0.0.1, so any local process could pose as any address).
+            proxy_headers=bool(trusted),
+            forwarded_allow_ips=trusted or None,
             timeout_keep_alive=5,
             log_config=None,
             access_log=False,  # ours logs each request with its id and face count
