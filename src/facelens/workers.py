@@ -81,6 +81,7 @@ class SpawnedWorkerPool:
         self._pending = 0
         self._starting = 0
         self._closed = False
+        self._draining = False
 
     # -- state ---------------------------------------------------------------------------
 
@@ -148,6 +149,12 @@ class SpawnedWorkerPool:
             self._idle.put_nowait(worker)
         log.info("%d worker processes ready (model %s)", len(started), self.model_id)
 
+    def drain(self) -> None:
+        """The server is stopping: requests not on a worker yet are answered 503 at once
+        (another replica, or this one restarted, will take them), those running finish, and no
+        worker is replaced. Only sets a flag: safe from a signal handler."""
+        self._draining = True
+
     def close(self) -> None:
         """Ask every worker to stop; kill those still busy after 2 s."""
         self._closed = True
@@ -166,7 +173,7 @@ class SpawnedWorkerPool:
         log.warning("worker %d stopped: %s; starting a replacement", worker.pid, why)
         self._live.discard(worker)
         worker.kill()
-        if self._closed:
+        if self._closed or self._draining:
             return
         loop = asyncio.get_running_loop()
         fresh = self._start_process()
@@ -177,9 +184,13 @@ class SpawnedWorkerPool:
                 self._await_ready(fresh)
             except FaceLensError as exc:
                 log.error("a replacement worker failed to start: %s", exc.message)
-                loop.call_soon_threadsafe(self._settle, None)
-                return
-            loop.call_soon_threadsafe(self._settle, fresh)
+                ready = None
+            else:
+                ready = fresh
+            try:
+                loop.call_soon_threadsafe(self._settle, ready)
+            except RuntimeError:  # the server stopped meanwhile: its loop is closed
+                fresh.kill()
 
         threading.Thread(target=wait, name="facelens-respawn", daemon=True).start()
 
@@ -204,6 +215,8 @@ class SpawnedWorkerPool:
 
     def check_capacity(self) -> None:
         """:class:`Unavailable` if the queue is full or no worker runs (before any work)."""
+        if self._draining:
+            raise self._stopping()
         if self._closed or (not self._live and not self._starting):
             raise Unavailable("The workers are not running; the server is starting or stopping.")
         if self._pending >= self.settings.max_queue:
@@ -220,7 +233,7 @@ class SpawnedWorkerPool:
         args = (*args, self._threads())
         self._pending += 1
         try:
-            worker = await self._idle.get()
+            worker = await self._next_worker(refusable=queued)
             try:
                 result = await self._run(worker, task, args, gone)
             except asyncio.CancelledError:
@@ -236,6 +249,24 @@ class SpawnedWorkerPool:
             return result
         finally:
             self._pending -= 1
+
+    async def _next_worker(self, *, refusable: bool) -> _Process:
+        """An idle worker, when one is free. A request that has not started yet is refused
+        once the server drains; further images of a running request still get theirs."""
+        while True:
+            if refusable and self._draining:
+                raise self._stopping()
+            try:
+                return await asyncio.wait_for(self._idle.get(), CHECK_EVERY_S)
+            except TimeoutError:
+                continue
+
+    @staticmethod
+    def _stopping() -> Unavailable:
+        return Unavailable(
+            "The server is stopping (restarted or scaled down) and took no new work; retry "
+            "in a moment."
+        )
 
     async def _run(
         self, worker: _Process, task: str, args: tuple[Any, ...], gone: Gone | None

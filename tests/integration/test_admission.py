@@ -5,16 +5,21 @@ only from trusted proxies, and no other site may frame the server's pages."""
 from __future__ import annotations
 
 import http.server
+import io
 import json
+import signal
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.browser import chromium, playwright_session
 from tests.server import Server
@@ -282,3 +287,34 @@ def test_http_1_0_without_a_host_and_head_of_healthz_are_answered(tmp_path: Path
         assert status(head) == 200 and head.endswith(b"\r\n\r\n")  # no body
     finally:
         assert srv.stop() == 0
+
+
+def test_sigterm_refuses_the_waiting_requests_in_json_and_finishes_the_running_ones(
+    tmp_path: Path, faces_dir: Path
+) -> None:
+    """Before, requests still waiting for a worker when the graceful shutdown timed out got
+    uvicorn's text/plain 500, and the log tracebacks."""
+    big = io.BytesIO()  # ~0.3 s of work each: 60 of them outlast the 15 s grace on 2 workers
+    Image.open(faces_dir / "probes" / "obama-1080p.jpg").resize((4618, 2598)).save(big, "JPEG")
+    roomy = {
+        "FACELENS_MAX_REQUESTS": "1000",
+        "FACELENS_MAX_QUEUE": "200",
+        "FACELENS_MAX_CONNECTIONS_PER_CLIENT": "1000",
+    }
+    srv = Server(tmp_path / "data", env=roomy)
+    with ThreadPoolExecutor(60) as pool:
+        calls = [
+            pool.submit(httpx.post, srv.url + "/v1/recognize", content=big.getvalue(), timeout=120)
+            for _ in range(60)
+        ]
+        srv.wait_for_log("POST /v1/recognize 200")
+        srv.process.send_signal(signal.SIGTERM)
+        answers = [c.result() for c in calls]
+    assert srv.process.wait(timeout=60) == 0
+    srv.stop()
+    kinds = Counter((a.status_code, a.headers["content-type"]) for a in answers)
+    assert set(kinds) == {(200, "application/json"), (503, "application/json")}, kinds
+    refused = [a for a in answers if a.status_code == 503]
+    assert all(a.headers["retry-after"] == "2" for a in refused)
+    assert all("server is stopping" in a.json()["error"]["message"] for a in refused)
+    assert "Traceback" not in srv.log()

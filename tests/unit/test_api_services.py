@@ -212,3 +212,30 @@ def test_keys_can_be_switched_off_again_but_revoking_the_last_keeps_the_lock(
     assert store.enabled()  # revoked: still locked
     assert store.switch_off() == 1
     assert not store.enabled()
+
+
+def test_a_request_cancelled_by_the_shutdown_is_answered_in_json() -> None:
+    """uvicorn cancels what still runs when its graceful shutdown times out; its own answer
+    would be a text/plain 500 and a logged traceback."""
+    import asyncio
+
+    from facelens.api.observability import Metrics, ObservabilityMiddleware
+
+    async def slow_app(scope: object, receive: object, send: object) -> None:
+        raise asyncio.CancelledError
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/recognize", "headers": []}
+    middleware = ObservabilityMiddleware(slow_app, Metrics(), 1000, 1.0)  # type: ignore[arg-type]
+    asyncio.run(middleware(scope, receive, send))  # type: ignore[arg-type]
+    start, body = sent
+    assert start["status"] == 503
+    assert (b"content-type", b"application/json") in start["headers"]  # type: ignore[operator]
+    assert json.loads(body["body"])["error"]["code"] == "unavailable"  # type: ignore[arg-type]

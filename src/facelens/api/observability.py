@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facelens.api.errors import send_error
-from facelens.errors import ClientGone, PayloadTooLarge, RequestTimeout
+from facelens.errors import ClientGone, PayloadTooLarge, RequestTimeout, Unavailable
 
 log = logging.getLogger("facelens.access")
 
@@ -184,6 +184,19 @@ class ObservabilityMiddleware:
             # The client left while its body was read: nobody to answer, nothing went wrong.
             status = ClientGone.status
             state["error_code"] = ClientGone.code
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs when its graceful shutdown times out: answer
+            # that in our shape rather than its text/plain 500 and a logged traceback. The
+            # task ends here anyway, so the cancellation is not passed on.
+            state["error_code"] = Unavailable.code
+            if not started:
+                await send_error(
+                    send_with_id,
+                    503,
+                    Unavailable.code,
+                    "The server stopped before this request was done; retry in a moment.",
+                    headers=[(b"retry-after", b"2")],
+                )
         except Exception:
             log.exception(
                 "unhandled error in %s %s",

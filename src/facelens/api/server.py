@@ -11,6 +11,8 @@ import ipaddress
 import logging
 import signal
 import socket
+from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 
@@ -66,6 +68,19 @@ def bind(host: str, port: int) -> socket.socket:
         hint = hints.get(exc.errno or 0, exc.strerror or str(exc))
         raise InvalidValue(f"Cannot listen on {host}:{port}: {hint}.") from None
     return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling ``on_exit`` at once when a signal asks it to stop (before
+    its graceful shutdown), so requests still waiting for a worker get a JSON 503 at once."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.on_exit()
 
 
 def serve(settings: Settings, *, debug: bool = False) -> None:
@@ -145,7 +160,7 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
         # handler it found: make that a no-op so the workers are closed and the exit code is 0.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda number, frame: None)
-        server = uvicorn.Server(config)
+        server = _Server(config, on_exit=pool.drain)
         app.state.stopping = lambda: server.should_exit  # live event streams end with us
         server.run(sockets=[sock])
         served.streams.close()
