@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import queue
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,7 +19,8 @@ from facelens.cli.app import (
 )
 from facelens.errors import InvalidValue
 
-QUEUED = 256  # Frigate events waiting for recognition beyond this are dropped (and logged)
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
 
 
 @app.command()
@@ -50,14 +50,25 @@ def frigate(
     attempts: Annotated[
         int, typer.Option(help="Snapshots tried per event before giving up.", min=1, max=20)
     ] = 3,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve Prometheus metrics (messages, rejected messages by reason, events, "
+            "snapshots, names, the queue) on this loopback port while bridging.",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Name the people in Frigate's events: for each person event (new, then updates), fetch
     its snapshot from Frigate, recognise it against the gallery, and set the event's sub-label
     to the name (up to --attempts snapshots, none after a match). Each verdict is published to
-    facelens/frigate/<camera>. Ctrl-C ends with a summary."""
+    facelens/frigate/<camera>. Messages that are not Frigate events (or not in its formats) are
+    logged, counted and skipped. Ctrl-C ends with a summary."""
     import httpx
 
-    from facelens.frigate import FrigateBridge, parse_event
+    from facelens.frigate import BridgeCounts, FrigateBridge, FrigateMetrics, Verdict
+    from facelens.frigate_messages import Inbox
     from facelens.recognition import recognize_bytes
     from facelens.video.delivery import Mqtt, topic_part
     from facelens.video.source import mask
@@ -65,39 +76,33 @@ def frigate(
     with handled(ctx) as state:
         if not frigate_url.startswith(("http://", "https://")):
             raise InvalidValue(f"--frigate {mask(frigate_url)}: give http(s)://host:port.")
-        waiting: queue.Queue[bytes] = queue.Queue(QUEUED)
-        dropped = [0]
-
-        def arrived(payload: bytes) -> None:  # paho's thread: hand over, never block it
-            try:
-                waiting.put_nowait(payload)
-            except queue.Full:
-                dropped[0] += 1
-
+        counts = BridgeCounts()
+        inbox = Inbox(counts.rejected)  # paho's thread puts, never blocked; bounded
+        if metrics_port is not None:
+            serve_metrics(metrics_port, FrigateMetrics(counts, inbox))
         try:
-            broker = Mqtt(mqtt, subscriptions={f"{topic_prefix}/events": arrived})
+            broker = Mqtt(mqtt, subscriptions={f"{topic_prefix}/events": inbox.put})
         except ValueError as exc:
             raise InvalidValue(str(exc)) from None
-        gallery = open_gallery(state)  # Frigate's messages wait in the queue meanwhile
+        gallery = open_gallery(state)  # Frigate's messages wait in the inbox meanwhile
         engine = engine_for_gallery(state, gallery)
         client = httpx.Client(base_url=frigate_url.rstrip("/"), timeout=httpx.Timeout(10.0))
-        bridge = FrigateBridge(
-            client,
-            lambda data, source: recognize_bytes(engine, data, source, gallery.index()).faces,
-            attempts=attempts,
-            cameras=camera or (),
-        )
 
-        def handle(payload: bytes) -> None:
-            event = parse_event(payload)
-            verdict = None if event is None else bridge.handle(event)
-            if verdict is None:
-                return
+        def announce(verdict: Verdict) -> None:
             message = json.dumps(verdict.as_message(time.time()))
             try:
                 broker.publish(f"facelens/frigate/{topic_part(verdict.camera)}", message)
             except (ConnectionError, TimeoutError) as exc:
                 err.print(escape(f"the verdict was not published ({exc})"))
+
+        bridge = FrigateBridge(
+            client,
+            lambda data, source: recognize_bytes(engine, data, source, gallery.index()).faces,
+            attempts=attempts,
+            cameras=camera or (),
+            counts=counts,
+            announce=announce,
+        )
 
         err.print(
             escape(
@@ -112,19 +117,34 @@ def frigate(
                     if not announced and broker.subscribed.is_set():
                         announced = True
                         err.print(escape(f"subscribed to {topic_prefix}/events"))
-                    try:
-                        handle(waiting.get(timeout=0.5))
-                    except queue.Empty:
-                        continue
+                    payload = inbox.get(timeout=0.5)
+                    if payload is not None:
+                        bridge.receive(payload)  # never raises: one message cannot end it
         finally:
             broker.close()
             client.close()
             gallery.close()
-        counts = bridge.counts
+        rejected = {reason: n for reason, n in counts.rejected.counts().items() if n}
         err.print(
             escape(
                 f"{counts.events} person events, {counts.attempts} snapshots tried, "
                 f"{counts.named} named ({', '.join(sorted(counts.labelled)) or 'nobody'}), "
-                f"{counts.failures} snapshots not fetched, {dropped[0]} messages dropped"
+                f"{counts.failures} snapshots not fetched, "
+                f"{sum(rejected.values())} messages rejected"
+                + (f" ({', '.join(f'{r} {n}' for r, n in rejected.items())})" if rejected else "")
             )
         )
+
+
+def serve_metrics(port: int, collector: Collector) -> None:
+    """Prometheus metrics of ``collector`` on ``127.0.0.1:port`` (a daemon thread)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = CollectorRegistry()
+    registry.register(collector)
+    try:
+        start_http_server(port, addr="127.0.0.1", registry=registry)
+    except OSError as exc:
+        raise InvalidValue(
+            f"--metrics-port {port}: cannot listen there ({exc.strerror})."
+        ) from None
