@@ -383,7 +383,8 @@ def threshold(tmp: Path) -> dict[str, Any]:
     """What each default threshold is judged by: the largest distance of a known face to its
     own person and the smallest of a stranger to anybody, on lfw-dev (100 people enrolled,
     largest face of each photo) and on the shared photos; and what 'facelens gallery
-    threshold --strangers 0.01' proposes for each gallery."""
+    threshold --strangers 0.01' advises for each gallery (and what the gallery's estimate
+    alone would give)."""
     result: dict[str, Any] = {}
     for name in MODELS:
         settings = Settings(data_dir=tmp / f"threshold-{name}", model=name)  # type: ignore[arg-type]
@@ -412,6 +413,8 @@ def threshold(tmp: Path) -> dict[str, Any]:
                 "wrong_names": wrong,
                 "no_face": no_face,
                 "proposal_1pct": proposal.threshold,
+                "advice_1pct": proposal.advice,
+                "estimate_1pct": proposal.estimate_threshold,
             }
         result[name] = row
     return result

@@ -432,7 +432,8 @@ def _threshold(results: dict[str, Any]) -> list[str]:
                     f"{r['known_max']} (of {r['known']})",
                     f"{r['stranger_min']} (of {r['strangers']})",
                     f"{missed} / {named}",
-                    r["proposal_1pct"],
+                    r.get("estimate_1pct", r["proposal_1pct"]),  # older results: the same
+                    f"{r['advice_1pct']} {r['proposal_1pct']}" if "advice_1pct" in r else "—",
                 ]
             )
     s = t["sface"]
@@ -445,8 +446,11 @@ def _threshold(results: dict[str, Any]) -> list[str]:
         "threshold (sface: cosine distance, 1 − cosine similarity). A default must keep every "
         "known face of both labelled sets named and every stranger unknown, with room on both "
         "sides. The figures it is chosen from, per model: the largest distance of a known face "
-        "to its own person, the smallest distance of a stranger's face to anybody, and what "
-        "`facelens gallery threshold --strangers 0.01` proposes for that gallery.",
+        "to its own person, the smallest distance of a stranger's face to anybody, the largest "
+        "threshold at which the gallery's own estimate of strangers named is within 1%, and "
+        "what `facelens gallery threshold --strangers 0.01` advises for that gallery (never "
+        "looser than the default unless the gallery makes that 95% sure: a gallery of 6 "
+        "estimates 0% far too easily).",
         "",
         _table(
             [
@@ -456,7 +460,8 @@ def _threshold(results: dict[str, Any]) -> list[str]:
                 "largest known distance",
                 "smallest stranger distance",
                 "known missed / strangers named at default",
-                "proposed for 1% strangers",
+                "gallery's estimate for 1% strangers",
+                "advised for 1% strangers",
             ],
             rows,
         ),
@@ -465,8 +470,9 @@ def _threshold(results: dict[str, Any]) -> list[str]:
         f"its smallest stranger distance ({s['lfw']['stranger_min']}), rounded down to 0.01: "
         f"**{s['default']}** (cosine similarity {round(1 - s['default'], 2)}). On the shared "
         f"photos the gap is wider ({s['faces']['known_max']} to {s['faces']['stranger_min']}), "
-        "so the default sits well inside it. It is close to what the gallery tool proposes for "
-        f"lfw-dev at 1% ({s['lfw']['proposal_1pct']}), and stricter than OpenCV Zoo's "
+        "so the default sits well inside it. It is close to the gallery's own estimate for "
+        f"lfw-dev at 1% ({s['lfw'].get('estimate_1pct', s['lfw']['proposal_1pct'])}), and "
+        "stricter than OpenCV Zoo's "
         "published same-person value (cosine similarity 0.363, distance 0.637), which names "
         f"{zoo_named} of lfw-dev's {s['lfw']['strangers']} strangers. dlib keeps its own "
         f"{t['dlib']['default']} (tuned on LFW pairs), at which it names {dlib_named} of them: "

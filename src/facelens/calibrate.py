@@ -12,13 +12,21 @@ How sure that is depends on how many people there are: the 95% upper bound of th
 (Clopper-Pearson, people as trials) is reported, and how many people it takes to be sure.
 The estimate leans optimistic in two ways, both said in the report: a gallery of N - 1
 people stands in for one of N, and enrolled photos are usually better than a camera's.
+
+So the advice never loosens the model's own threshold (set on far more faces: see
+docs/benchmarks.md) on the gallery's word alone: only when the 95% bound itself is within
+the target. A home gallery of 6 people "estimated" 0% of strangers named at 0.72, yet at
+0.72 about 10% of lfw-dev's faces (none of them enrolled) got a name. It tightens the
+threshold when the gallery shows the default names its own people as each other more often
+than the target; otherwise the advice is to keep the default, saying how many people it
+would take to be sure of more.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -92,16 +100,22 @@ def people_needed(target: float, confidence: float = CONFIDENCE) -> int:
     return math.ceil(math.log(1 - confidence) / math.log(1 - target))
 
 
+Advice = Literal["looser", "keep", "stricter"]
+
+
 @dataclass(frozen=True, slots=True)
 class ThresholdProposal:
     target: float
     people: int
     faces: int
-    threshold: float  # the largest threshold whose estimated rate is at most the target
+    advice: Advice  # looser than the model's threshold (proven), keep it, or stricter
+    threshold: float  # the threshold advised
     rate: float  # the estimated rate there
     bound: float  # its 95% upper bound
     sure_threshold: float | None  # the largest whose upper bound is at most the target
-    current_threshold: float
+    estimate_threshold: float | None  # the largest whose estimate is (not advice: see above)
+    model_threshold: float  # the model's own
+    current_threshold: float  # the one in force (FACELENS_THRESHOLD, else the model's)
     current_rate: float
     current_bound: float
 
@@ -114,11 +128,14 @@ class ThresholdProposal:
             "target": self.target,
             "people": self.people,
             "faces": self.faces,
+            "advice": self.advice,
             "proposed_threshold": self.threshold,
             "estimated_rate": round(self.rate, 5),
             "upper_bound_95": round(self.bound, 5),
             "sure_threshold": self.sure_threshold,
+            "estimate_threshold": self.estimate_threshold,
             "people_needed_to_be_sure": self.people_needed,
+            "model_threshold": self.model_threshold,
             "current_threshold": self.current_threshold,
             "current_rate": round(self.current_rate, 5),
             "current_upper_bound_95": round(self.current_bound, 5),
@@ -130,30 +147,49 @@ def _largest(candidates: npt.NDArray[np.float64], accepted: npt.NDArray[np.bool_
 
 
 def propose_threshold(
-    strangers: StrangerDistances, target: float, current_threshold: float
+    strangers: StrangerDistances,
+    target: float,
+    current_threshold: float,
+    model_threshold: float | None = None,
 ) -> ThresholdProposal:
-    """The threshold at which a stranger is named with a chance of at most ``target``."""
+    """The threshold to use so that a stranger is named with a chance of at most ``target``:
+    looser than ``model_threshold`` only when this gallery makes that 95% sure, stricter when
+    the gallery's own estimate at ``model_threshold`` misses the target, else the model's."""
     if not 0 < target < 1:
         raise InvalidValue(f"--strangers must be a chance between 0 and 1, not {target}.")
+    default = current_threshold if model_threshold is None else model_threshold
     people = len(strangers.people)
     every = np.sort(np.concatenate(strangers.distances))
     # Candidates: just below each distance (a rate changes only there), rounded down to STEP.
     candidates = np.unique(np.floor((every - 1e-9) / STEP) * STEP)
     candidates = candidates[candidates > 0]
     rates = strangers.rates(candidates)
-    proposed = _largest(candidates, rates <= target)
-    if proposed is None:
-        raise InvalidValue("Even the smallest threshold names strangers here; check the gallery.")
     sure = _largest(candidates, upper_bounds(rates, people) <= target)
-    rate, current = strangers.rate(proposed), strangers.rate(current_threshold)
+    estimate = _largest(candidates, rates <= target)
+    advice: Advice
+    if sure is not None and sure > default:
+        advice, advised = "looser", sure
+    elif strangers.rate(default) <= target:
+        advice, advised = "keep", default
+    else:
+        stricter = _largest(candidates, (rates <= target) & (candidates < default))
+        if stricter is None:
+            raise InvalidValue(
+                "Even the smallest threshold names strangers here; check the gallery."
+            )
+        advice, advised = "stricter", stricter
+    rate, current = strangers.rate(advised), strangers.rate(current_threshold)
     return ThresholdProposal(
         target=target,
         people=people,
         faces=strangers.faces,
-        threshold=round(proposed, 4),
+        advice=advice,
+        threshold=round(advised, 4),
         rate=rate,
         bound=upper_bound(rate, people),
         sure_threshold=None if sure is None else round(sure, 4),
+        estimate_threshold=None if estimate is None else round(estimate, 4),
+        model_threshold=default,
         current_threshold=current_threshold,
         current_rate=current,
         current_bound=upper_bound(current, people),

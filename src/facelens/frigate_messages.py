@@ -29,7 +29,7 @@ QUEUED_BYTES = 8 * 1024 * 1024
 # ("1607123955.475377-mxklsc"); a camera name is its config key, [a-zA-Z0-9_-]+. The lengths
 # are ours, far beyond any Frigate makes. ASCII classes on purpose: \d and \w take any script.
 EVENT_ID = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?-[a-z0-9]{1,32}")
-CAMERA = re.compile(r"[a-zA-Z0-9_-]{1,128}")
+CAMERA = re.compile(r"[a-zA-Z0-9_-]{1,100}")
 KINDS = frozenset({"new", "update", "end"})
 LABEL_CHARS = 100
 SHOWN_CHARS = 60  # of a refused value, in the log

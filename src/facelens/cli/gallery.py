@@ -24,6 +24,7 @@ from facelens.errors import InputPathError
 from facelens.settings import ModelName
 
 if TYPE_CHECKING:
+    from facelens.calibrate import ThresholdProposal
     from facelens.migrate import MigrationReport
 
 
@@ -133,41 +134,57 @@ def gallery_threshold(
         index = gallery.index()
         gallery.close()
         scoring = gallery.profile.scoring(state.settings)
-        proposal = propose_threshold(stranger_distances(index), strangers, scoring.threshold)
+        proposal = propose_threshold(
+            stranger_distances(index), strangers, scoring.threshold, gallery.profile.threshold
+        )
         if as_json:
             print_json({"model": gallery.profile.name, **proposal.as_dict()})
             return
-        p = proposal
+        _print_proposal(proposal, gallery.profile.name)
+
+
+def _print_proposal(p: ThresholdProposal, model: str) -> None:
+    target = percent(p.target)
+    evidence = (
+        f"From {p.people} people ({p.faces} faces), each played in turn as a stranger to the "
+        f"others: at {p.threshold} a stranger is named an estimated {percent(p.rate)} of the "
+        f"time, and with 95% confidence at most {percent(p.bound)}."
+    )
+    if p.advice == "looser":
         out.print(
-            f"[bold]Proposed threshold {p.threshold}[/bold] for the {gallery.profile.name} model "
-            f"(now {p.current_threshold}): a stranger would be named by this gallery "
-            f"{percent(p.rate)} of the time (target {percent(p.target)})."
+            f"[bold]Proposed threshold {p.threshold}[/bold] for the {model} model, looser than "
+            f"its own {p.model_threshold}: this gallery is 95% sure it names a stranger at most "
+            f"{target} of the time."
         )
+    elif p.advice == "stricter":
         out.print(
-            f"At the current threshold: {percent(p.current_rate)} "
+            f"[bold]Proposed threshold {p.threshold}[/bold] for the {model} model, stricter "
+            f"than its own {p.model_threshold}: at {p.model_threshold} this gallery names its "
+            f"own people as each other more often than {target}."
+        )
+    else:
+        out.print(
+            f"[bold]Keep the {model} model's threshold {p.model_threshold}.[/bold] This gallery "
+            f"cannot show that a looser one names strangers at most {target} of the time: "
+            f"with {p.people} people nothing looser is 95% sure (it takes about "
+            f"{p.people_needed} people, none of them named). The model's threshold was set "
+            "on far more faces (docs/benchmarks.md); a small gallery naming nobody is no "
+            "evidence that strangers would not be named."
+        )
+    out.print(evidence)
+    if p.current_threshold != p.model_threshold:
+        out.print(
+            f"At the threshold in force, {p.current_threshold}: {percent(p.current_rate)} "
             f"(95% sure it is at most {percent(p.current_bound)})."
         )
-        out.print(
-            f"How sure: from {p.people} people ({p.faces} faces), each treated in turn as a "
-            f"stranger to the others. At {p.threshold} the chance is, with 95% confidence, at "
-            f"most {percent(p.bound)}."
-        )
-        if p.sure_threshold is not None:
-            out.print(
-                f"The largest threshold 95% sure to stay within {percent(p.target)}: "
-                f"{p.sure_threshold}."
-            )
-        else:
-            out.print(
-                f"No threshold can be 95% sure of {percent(p.target)} with {p.people} people: "
-                f"that takes about {p.people_needed} (none of them named). Treat the proposal "
-                "as a rough guide."
-            )
-        out.print(
-            "[dim]The estimate leans optimistic: enrolled photos are usually better than a "
-            "camera's. Try it with 'facelens eval identify' on photos of people you know.[/dim]"
-        )
+    out.print(
+        "[dim]The estimate leans optimistic: enrolled photos are usually better than a "
+        "camera's. Try it with 'facelens eval identify' on photos of people you know.[/dim]"
+    )
+    if p.threshold != p.current_threshold:
         out.print(f"To use it: FACELENS_THRESHOLD={p.threshold} (or --threshold {p.threshold}).")
+    else:
+        out.print("Nothing to change.")
 
 
 @gallery_app.command("thumbnails")
