@@ -22,6 +22,7 @@ from facelens.gallery.base import (
     SourceRecord,
     name_key,
     normalize_name,
+    spelling_key,
 )
 from facelens.gallery.db import now_text
 from facelens.gallery.stored import StoredFaces
@@ -80,7 +81,8 @@ class SQLiteGallery(StoredFaces):
 
     @staticmethod
     def _same_identity(db: sqlite3.Connection, name: str) -> str | None:
-        """The stored name that is the same person as ``name`` (see ``name_key``), if any."""
+        """The stored name that is the same person as ``name`` (it looks alike: see
+        ``name_key``), if any."""
         key = name_key(name)
         for (stored,) in db.execute("SELECT name FROM people"):
             if name_key(str(stored)) == key:
@@ -97,7 +99,8 @@ class SQLiteGallery(StoredFaces):
         if stored is not None:
             raise Conflict(
                 f"{name!r} is the same name as {stored!r}, who exists (names that differ only in "
-                f"case, width or Unicode form are one person). Use {stored!r}, or rename them."
+                "case, width, Unicode form or characters that show nothing, such as joiners, "
+                f"look alike and are one person). Use {stored!r}, or rename them."
             )
         db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, now_text()))
 
@@ -203,8 +206,9 @@ class SQLiteGallery(StoredFaces):
             person = self._person_id(db, old)
             taken = self._same_identity(db, new)
             if taken is not None and name_key(taken) != name_key(old):
+                alike = "" if taken == new else f" ({new!r} looks the same)"
                 raise Conflict(
-                    f"A person named {taken!r} already exists; remove or rename them first."
+                    f"A person named {taken!r} already exists{alike}; remove or rename them first."
                 )
             db.execute("UPDATE people SET name = ? WHERE id = ?", (new, person))
             count = db.execute(
@@ -225,17 +229,28 @@ class SQLiteGallery(StoredFaces):
         return int(count)
 
     def find_person(self, name: str) -> PersonSummary | None:
-        """The person ``name`` names under the identity rule (any case, width or Unicode
-        form), as stored; None if nobody. For APIs whose clients change a name's case."""
+        """The person ``name`` names in any case, width or Unicode form (see ``spelling_key``),
+        as stored; None if nobody. For APIs whose clients change a name's case. A look-alike of
+        a stored name finds nobody: creating it is then refused, never merged into them."""
         name = normalize_name(name)
         with self._lock:
             try:
                 return self.person(name)
             except NotFound:
                 pass
-            with self._transaction() as db:
-                stored = self._same_identity(db, name)
-            return None if stored is None else self.person(stored)
+            key = spelling_key(name)
+            for (stored,) in self._read("SELECT name FROM people"):
+                if spelling_key(str(stored)) == key:
+                    return self.person(str(stored))
+            return None
+
+    def lookalikes(self) -> list[list[str]]:
+        """Groups of stored names that look alike (see ``name_key``): stored before facelens
+        refused them, each group is probably one person under several names."""
+        groups: dict[str, list[str]] = {}
+        for (stored,) in self._read("SELECT name FROM people ORDER BY name"):
+            groups.setdefault(name_key(str(stored)), []).append(str(stored))
+        return [names for names in groups.values() if len(names) > 1]
 
     def face(self, face_id: int) -> FaceRecord:
         """One stored face by id, whoever it belongs to; :class:`NotFound` if none."""
