@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import signal
 import sys
 import threading
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,14 +78,20 @@ class State:
     debug: bool
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_KEPT = frozenset("\t\n\u200c\u200d")  # line layout; joiners, which names need (Persian)
+
+
+def _shown(c: str) -> str:
+    if c in _KEPT or unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp"):
+        return c
+    return c.encode("unicode_escape").decode("ascii")
 
 
 def escape(text: str) -> str:
     """User text (names, paths, messages) printed literally: rich's markup escaped, and control
-    characters shown as escapes, so a file name cannot drive the terminal (\x1b[...)."""
-    shown = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-    return escape_markup(shown)
+    and format characters shown as escapes, so a file name can neither drive the terminal
+    (\x1b[...) nor reorder what is shown around it (U+202E, right-to-left override)."""
+    return escape_markup("".join(map(_shown, text)))
 
 
 def exit_code_for(exc: errors.FaceLensError) -> int:

@@ -102,7 +102,7 @@ def print_enrolment(report: EnrolmentReport, as_json: bool) -> None:
             }
         )
         return
-    table = Table(title=f"Enrolment of {report.root}")
+    table = Table(title=escape(f"Enrolment of {report.root}"))
     for column in ("person", "enrolled", "unchanged", "skipped", "pruned"):
         table.add_column(column, justify="left" if column == "person" else "right")
     for name, r in sorted(report.people.items()):
