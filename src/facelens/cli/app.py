@@ -34,11 +34,13 @@ if TYPE_CHECKING:
 
 # Exit codes, one per kind of failure, so scripts can tell them apart.
 EXIT_PARTIAL = 1  # a batch finished but some inputs failed
+EXIT_DAMAGED = 12  # the gallery is damaged (one that cannot be read or written is 5)
 EXIT_CODES: dict[type[errors.FaceLensError], int] = {
     errors.InputPathError: 3,
     errors.ImageError: 4,
     errors.NoFaceFound: 4,
     errors.StorageError: 5,
+    errors.GalleryDamaged: EXIT_DAMAGED,
     errors.ModelError: 6,
     errors.NotFound: 7,
     errors.Conflict: 8,
@@ -143,11 +145,12 @@ def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.2f}%"
 
 
-def open_gallery(state: State) -> SQLiteGallery:
-    """The gallery, created on first use and bound to its model (refuses another ``--model``)."""
+def open_gallery(state: State, *, read_only: bool = False) -> SQLiteGallery:
+    """The gallery, created on first use and bound to its model (refuses another ``--model``);
+    ``read_only`` for commands that only read (they then work on a full or read-only disk)."""
     from facelens.gallery import open_gallery as open_it
 
-    return open_it(state.settings)
+    return open_it(state.settings, read_only=read_only)
 
 
 def engine_for_gallery(state: State, gallery: SQLiteGallery) -> Engine:
@@ -165,7 +168,7 @@ def engine_for_command(state: State) -> Engine:
 
     settings = state.settings
     if settings.model is None and settings.gallery_path.is_file():
-        gallery = open_gallery(state)
+        gallery = open_gallery(state, read_only=True)
         settings = settings.with_model(gallery.profile.name)
         gallery.close()
     return Engine.load(settings)

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from facelens.cli.app import (
+    EXIT_DAMAGED,
     EXIT_PARTIAL,
     err,
     escape,
@@ -129,7 +130,7 @@ def gallery_threshold(
     from facelens.calibrate import propose_threshold, stranger_distances  # no model needed
 
     with handled(ctx) as state:
-        gallery = open_gallery(state)
+        gallery = open_gallery(state, read_only=True)
         index = gallery.index()
         gallery.close()
         scoring = gallery.profile.scoring(state.settings)
@@ -212,13 +213,20 @@ def gallery_thumbnails(
 
 @gallery_app.command("check")
 def gallery_check(ctx: typer.Context) -> None:
-    """Check the gallery file (SQLite's quick_check) and its stored vectors; exit 5 if damaged."""
+    """Check the gallery file (SQLite's quick_check), its stored vectors and its names; only
+    reads (works on a full or read-only disk). Exit 12 if it is damaged, 5 if it cannot be
+    read (that is not damage: keep the file), 1 if some stored vectors are unusable."""
+    from facelens.errors import GalleryDamaged, StorageError
     from facelens.gallery.db import check_file
 
     with handled(ctx) as state:
         path = state.settings.gallery_path
-        problems = check_file(path)
-        if problems:
+        if not path.is_file():
+            raise StorageError(f"There is no gallery at {path}.")
+        try:
+            gallery = open_gallery(state, read_only=True)
+        except GalleryDamaged as exc:
+            problems = check_file(path) or [exc.message]
             for problem in problems[:50]:
                 out.print(escape(f"damaged: {problem}"))
             err.print(
@@ -227,11 +235,11 @@ def gallery_check(ctx: typer.Context) -> None:
                     "backup, or move it away to start afresh."
                 )
             )
-            raise typer.Exit(5)
-        gallery = open_gallery(state)
+            raise typer.Exit(EXIT_DAMAGED) from None
         gallery.index()
         bad = gallery.bad_faces
         faces = {f.id: f for f in gallery.faces()} if bad else {}
+        lookalikes = gallery.lookalikes()
         gallery.close()
         for face_id in bad:
             face = faces[face_id]
@@ -239,6 +247,15 @@ def gallery_check(ctx: typer.Context) -> None:
                 escape(
                     f"unusable vector: face {face_id} of {face.person!r} ({face.source or '-'}); "
                     "left out of matching: delete it and enrol the photo again"
+                )
+            )
+        for names in lookalikes:
+            out.print(
+                escape(
+                    "look-alike names, stored before facelens refused them: "
+                    + ", ".join(map(repr, names))
+                    + "; rename one, or if they are one person move its faces to the other "
+                    "(on the web console) and remove it"
                 )
             )
         out.print(

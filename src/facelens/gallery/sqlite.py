@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.errors import Conflict, ModelError, NotFound, PersonNotFound, StorageError
+from facelens.errors import Conflict, ModelError, NotFound, PersonNotFound
 from facelens.gallery import schema
 from facelens.gallery.base import (
     FaceRecord,
@@ -27,7 +27,7 @@ from facelens.gallery.base import (
 from facelens.gallery.db import now_text
 from facelens.gallery.stored import StoredFaces
 from facelens.models.base import Box
-from facelens.models.profiles import profile_for
+from facelens.models.profiles import ModelProfile, profile_for
 from facelens.settings import ModelName
 
 
@@ -45,15 +45,21 @@ class SQLiteGallery(StoredFaces):
     than the one it was built with is a :class:`ModelError` naming both and the way out.
     """
 
-    def __init__(self, path: Path, model: ModelName | None = None) -> None:
-        super().__init__(path)
+    def __init__(
+        self, path: Path, model: ModelName | None = None, *, read_only: bool = False
+    ) -> None:
+        # A file that does not exist yet is created, so it is opened for writing.
+        super().__init__(path, read_only=read_only and path.is_file())
         try:
-            with self._transaction() as db:
-                schema.upgrade(db)
-                profile = schema.bound_profile(db)
-                if profile is None:
-                    profile = profile_for(model)
-                    schema.record_profile(db, profile)
+            profile = self._stored_profile() if self.read_only else None
+            if profile is None:  # a new gallery, or one whose schema must be upgraded first
+                self._open_for_writing()
+                with self._transaction() as db:
+                    schema.upgrade(db)
+                    profile = schema.bound_profile(db)
+                    if profile is None:
+                        profile = profile_for(model)
+                        schema.record_profile(db, profile)
         except BaseException:
             self._db.close()
             raise
@@ -66,9 +72,13 @@ class SQLiteGallery(StoredFaces):
                 f"unset to use {profile.name}, or choose another --data-dir."
             )
         self.profile = profile
-        if self.health():
-            self._db.close()
-            raise StorageError(self._damaged or "")
+
+    def _stored_profile(self) -> ModelProfile | None:
+        with self._lock:
+            try:
+                return schema.stored_profile(self._db)
+            except sqlite3.Error as exc:
+                raise self._failure(exc) from None
 
     @staticmethod
     def _person_id(db: sqlite3.Connection, name: str) -> int:
@@ -182,7 +192,7 @@ class SQLiteGallery(StoredFaces):
 
     def remove_face(self, person: str, face_id: int) -> None:
         person = normalize_name(person)
-        with self._transaction() as db:
+        with self._transaction(erases=True) as db:
             person_id = self._person_id(db, person)
             row = db.execute(
                 "SELECT source_id FROM faces WHERE id = ? AND person_id = ?", (face_id, person_id)
@@ -219,7 +229,7 @@ class SQLiteGallery(StoredFaces):
 
     def remove_person(self, name: str) -> int:
         name = normalize_name(name)
-        with self._transaction() as db:
+        with self._transaction(erases=True) as db:
             person = self._person_id(db, name)
             count = db.execute(
                 "SELECT COUNT(*) FROM faces WHERE person_id = ?", (person,)
@@ -261,7 +271,7 @@ class SQLiteGallery(StoredFaces):
 
     def remove_faces(self, person: str | None = None) -> int:
         """Delete every stored face of ``person`` (who stays, with none), or of everyone."""
-        with self._transaction() as db:
+        with self._transaction(erases=True) as db:
             if person is None:
                 removed = db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
                 db.execute("DELETE FROM sources")  # cascades to faces
@@ -278,7 +288,7 @@ class SQLiteGallery(StoredFaces):
 
     def remove_everyone(self) -> int:
         """Delete every person and face; returns the people removed."""
-        with self._transaction() as db:
+        with self._transaction(erases=True) as db:
             removed = db.execute("SELECT COUNT(*) FROM people").fetchone()[0]
             db.execute("DELETE FROM people")  # cascades to sources and faces
             self._bump(db)
@@ -374,7 +384,7 @@ class SQLiteGallery(StoredFaces):
     def remove_sources(self, person: str, paths: Sequence[str]) -> int:
         person = normalize_name(person)
         removed = 0
-        with self._transaction() as db:
+        with self._transaction(erases=True) as db:
             person_id = self._person_id(db, person)
             for path in paths:
                 removed += db.execute(
