@@ -35,15 +35,22 @@ def gallery_migrate(
     dry_run: Annotated[
         bool, typer.Option(help="Do all the work and report, but change nothing.")
     ] = False,
+    keep_backup: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the copy of the gallery as it was even when every face moved (it holds "
+            "biometric data; it is always kept when some face could not be moved)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Re-embed every face with another model, from the photos enrolment recorded.
 
     Faces enrolled from folders are re-embedded from their files; faces uploaded over HTTP
     (whose photos were never kept), or whose file is gone or changed, from the thumbnail kept
-    of them. Faces with neither are listed, with the people who need new photos. The old
-    gallery is kept as a backup file; the switch is atomic. Exits 1 if any face could not be
-    moved.
+    of them. Faces with neither are listed, with the people who need new photos. The switch is
+    atomic. The old gallery is kept as a backup file when some face could not be moved (or with
+    --keep-backup), else deleted. Exits 1 if any face could not be moved.
     """
     from facelens.gallery import SQLiteGallery
     from facelens.migrate import migrate_gallery
@@ -59,6 +66,7 @@ def gallery_migrate(
                 state.settings,
                 model,
                 dry_run=dry_run,
+                keep_backup=keep_backup,
                 on_start=lambda total: progress.update(task, total=total),
                 on_file=lambda r: progress.update(task, advance=1, current=r.path.name),
             )
@@ -105,7 +113,15 @@ def _print_migration(report: MigrationReport) -> None:
             "faces) will be tried again by the next 'facelens enroll'."
         )
     if report.backup is not None:
-        err.print(escape(f"The gallery as it was is kept in {report.backup}; delete it when done."))
+        err.print(
+            escape(
+                f"The gallery as it was is kept in {report.backup}: it holds the old embeddings "
+                "and thumbnails of every face (those not moved too), and people removed from "
+                "now on stay in it. Delete it when you no longer need it."
+            )
+        )
+    elif report.changed:
+        err.print("No copy of the old gallery is kept: every face moved.")
     if report.dry_run:
         err.print("[yellow]dry run[/yellow]: nothing was changed.")
 
