@@ -58,6 +58,13 @@ class StorageError(FaceLensError):
     code = "storage_error"
 
 
+class GalleryDamaged(StorageError):
+    """The gallery file is damaged (SQLite finds it malformed, or not a database at all):
+    nothing more is written to it until it is restored or moved away."""
+
+    code = "gallery_damaged"
+
+
 class NotFound(FaceLensError):
     """A named thing (a person, a face) does not exist."""
 

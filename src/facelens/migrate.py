@@ -8,6 +8,11 @@ or no longer shows them, are re-embedded from the small thumbnail kept of each f
 is one; the others cannot move and are listed, with the people left with no face at all. All
 analysis happens first; then a backup of the file is written and the gallery switches model in
 one transaction, so an interruption leaves the old gallery as it was.
+
+The backup holds biometric data (every face's embedding and thumbnail as they were, of people
+removed later too), so it is kept only where it holds something the migrated gallery lacks: the
+faces that could not be moved (or when asked to keep it). When every face moved, the old model's
+gallery can be had again by migrating back, and the backup is deleted.
 """
 
 from __future__ import annotations
@@ -135,6 +140,7 @@ def migrate_gallery(
     target: ModelName,
     *,
     dry_run: bool = False,
+    keep_backup: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_file: Callable[[FileResult[Analysis]], None] | None = None,
 ) -> MigrationReport:
@@ -195,5 +201,12 @@ def migrate_gallery(
         f"{gallery.path.name}.{gallery.profile.name}-{stamp}.bak"
     )
     gallery.backup(report.backup)
-    gallery.switch_model(profile, kept, [f.id for f in faces])
+    try:
+        gallery.switch_model(profile, kept, [f.id for f in faces])
+    except BaseException:
+        report.backup.unlink()  # the gallery is as it was: the copy holds nothing more
+        raise
+    if not (report.left_out or keep_backup):
+        report.backup.unlink()
+        report.backup = None
     return report

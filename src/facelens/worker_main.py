@@ -71,6 +71,9 @@ def serve(conn: Connection, settings: Settings) -> None:
         gallery = SQLiteGallery(settings.gallery_path, settings.model)
         engine = Engine.load(settings.with_model(gallery.profile.name))
         _warm_up(engine)
+        # The stored faces are read now: no request waits for them, and recognition goes on
+        # from memory if the file is found damaged later.
+        gallery.index()
     except FaceLensError as exc:
         conn.send(("error", exc))
         return

@@ -84,3 +84,26 @@ def test_broker_url_help_keeps_its_brackets(command: str) -> None:
     # Help is rich markup: "[s]" would be read as a style (strike) and vanish unescaped.
     shown = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "300"}).output
     assert "mqtt[s]://[user:pass@]host[:port]" in shown
+
+
+def test_the_enrolment_report_shows_names_and_paths_as_they_are_never_reordered(
+    tmp_path: Path,
+) -> None:
+    """A folder or file named with markup ('[red]') or a right-to-left override (U+202E, which
+    makes a terminal show what follows backwards) is printed visibly, as written; joiners,
+    which names need, are printed as they are."""
+    root = tmp_path / "[red]ro\u202eot"
+    (root / "ok\u200dx").mkdir(parents=True)
+    (root / "ok\u200dx" / "a.png").write_bytes(photo((RED, Box(10, 10, 60, 60))))
+    (root / "ok\u200dx" / "x\u202egnp.png").write_bytes(photo())  # no face: skipped
+    (root / "a\u202eb").mkdir()
+    (root / "a\u202eb" / "a.png").write_bytes(photo((BLUE, Box(10, 10, 60, 60))))
+    code, out = facelens(tmp_path / "data", "enroll", str(root))
+    assert code == 0, out
+    assert "\u202e" not in out
+    lines = out.splitlines()
+    assert lines[0] == f"Enrolment of {tmp_path}/[red]ro\\u202eot"
+    assert "skipped ok\u200dx: x\\u202egnp.png: no face found" in lines
+    assert any(
+        line.startswith(f"ignored {tmp_path}/[red]ro\\u202eot/a\\u202eb: ") for line in lines
+    )

@@ -224,12 +224,12 @@ def test_backup_check_and_a_damaged_gallery_refused_everywhere(
     raw = bytearray(gallery.read_bytes())
     raw[-4096:] = b"\xa5" * 4096
     gallery.write_bytes(bytes(raw))
-    listing = facelens(data, "people", "list")
-    assert listing.returncode == 5 and "gallery backup" in listing.stderr
+    listing = facelens(data, "people", "list")  # exit 12: damaged (5 is a storage failure)
+    assert listing.returncode == 12 and "gallery backup" in listing.stderr
     check = facelens(data, "gallery", "check")
-    assert check.returncode == 5 and "damaged" in check.stdout
+    assert check.returncode == 12 and "damaged" in check.stdout
     serve = facelens(data, "serve", "--port", "0")
-    assert serve.returncode == 5 and "damaged" in serve.stderr
+    assert serve.returncode == 12 and "damaged" in serve.stderr
 
     shutil.copyfile(backup, gallery)  # restoring is copying the backup back, server stopped
     for leftover in (data / "gallery.sqlite3-wal", data / "gallery.sqlite3-shm"):

@@ -11,8 +11,14 @@ from facelens.api.deps import services
 from facelens.errors import FaceLensError
 
 router = APIRouter(tags=["operations"])
-# SQLite's quick_check reads the whole file: at most once a minute for readiness probes.
+# SQLite's quick_check reads the whole file: for readiness probes at most once a minute, unless
+# someone else changed the file since (then at once). Damage any operation meets counts too.
 READYZ_CHECK_EVERY_S = 60.0
+RECOGNITION_WHILE_DAMAGED = (
+    "Recognition goes on with the people the running workers had read before the damage was "
+    "found (held in memory; a replaced worker cannot start on the damaged file); no change to "
+    "people is stored."
+)
 
 
 @router.head("/healthz", include_in_schema=False)  # probes and uptime monitors that send HEAD
@@ -32,13 +38,18 @@ async def readyz(request: Request) -> JSONResponse:
     ready_workers = svc.pool.ready
     if not ready_workers:
         problems.append("no worker process has its models loaded (starting or restarting)")
+    people = None
     try:
-        problems += await run_in_threadpool(svc.gallery.health, READYZ_CHECK_EVERY_S)
-        await run_in_threadpool(svc.gallery.check_model)
-        people = await run_in_threadpool(svc.gallery.count_people)
+        # quick_check at least once a minute, and whenever someone else changed the file.
+        damage = await run_in_threadpool(svc.gallery.health, READYZ_CHECK_EVERY_S)
+        if not damage:
+            await run_in_threadpool(svc.gallery.check_model)
+            people = await run_in_threadpool(svc.gallery.count_people)
     except FaceLensError as exc:
-        problems.append(exc.message)
-        people = None
+        if svc.gallery.damaged is None:
+            problems.append(exc.message)
+    if svc.gallery.damaged is not None:  # remembered: not ready until restored and restarted
+        problems += [svc.gallery.damaged, RECOGNITION_WHILE_DAMAGED]
     body = {
         "status": "not ready" if problems else "ready",
         "problems": problems,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import signal
 import sys
 import threading
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,11 +34,13 @@ if TYPE_CHECKING:
 
 # Exit codes, one per kind of failure, so scripts can tell them apart.
 EXIT_PARTIAL = 1  # a batch finished but some inputs failed
+EXIT_DAMAGED = 12  # the gallery is damaged (one that cannot be read or written is 5)
 EXIT_CODES: dict[type[errors.FaceLensError], int] = {
     errors.InputPathError: 3,
     errors.ImageError: 4,
     errors.NoFaceFound: 4,
     errors.StorageError: 5,
+    errors.GalleryDamaged: EXIT_DAMAGED,
     errors.ModelError: 6,
     errors.NotFound: 7,
     errors.Conflict: 8,
@@ -79,14 +81,20 @@ class State:
     debug: bool
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_KEPT = frozenset("\t\n\u200c\u200d")  # line layout; joiners, which names need (Persian)
+
+
+def _shown(c: str) -> str:
+    if c in _KEPT or unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp"):
+        return c
+    return c.encode("unicode_escape").decode("ascii")
 
 
 def escape(text: str) -> str:
     """User text (names, paths, messages) printed literally: rich's markup escaped, and control
-    characters shown as escapes, so a file name cannot drive the terminal (\x1b[...)."""
-    shown = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-    return escape_markup(shown)
+    and format characters shown as escapes, so a file name can neither drive the terminal
+    (\x1b[...) nor reorder what is shown around it (U+202E, right-to-left override)."""
+    return escape_markup("".join(map(_shown, text)))
 
 
 def exit_code_for(exc: errors.FaceLensError) -> int:
@@ -138,11 +146,12 @@ def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.2f}%"
 
 
-def open_gallery(state: State) -> SQLiteGallery:
-    """The gallery, created on first use and bound to its model (refuses another ``--model``)."""
+def open_gallery(state: State, *, read_only: bool = False) -> SQLiteGallery:
+    """The gallery, created on first use and bound to its model (refuses another ``--model``);
+    ``read_only`` for commands that only read (they then work on a full or read-only disk)."""
     from facelens.gallery import open_gallery as open_it
 
-    return open_it(state.settings)
+    return open_it(state.settings, read_only=read_only)
 
 
 def engine_for_gallery(state: State, gallery: SQLiteGallery) -> Engine:
@@ -160,7 +169,7 @@ def engine_for_command(state: State) -> Engine:
 
     settings = state.settings
     if settings.model is None and settings.gallery_path.is_file():
-        gallery = open_gallery(state)
+        gallery = open_gallery(state, read_only=True)
         settings = settings.with_model(gallery.profile.name)
         gallery.close()
     return Engine.load(settings)

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from facelens.cli.app import (
+    EXIT_DAMAGED,
     EXIT_PARTIAL,
     err,
     escape,
@@ -35,15 +36,22 @@ def gallery_migrate(
     dry_run: Annotated[
         bool, typer.Option(help="Do all the work and report, but change nothing.")
     ] = False,
+    keep_backup: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the copy of the gallery as it was even when every face moved (it holds "
+            "biometric data; it is always kept when some face could not be moved)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Re-embed every face with another model, from the photos enrolment recorded.
 
     Faces enrolled from folders are re-embedded from their files; faces uploaded over HTTP
     (whose photos were never kept), or whose file is gone or changed, from the thumbnail kept
-    of them. Faces with neither are listed, with the people who need new photos. The old
-    gallery is kept as a backup file; the switch is atomic. Exits 1 if any face could not be
-    moved.
+    of them. Faces with neither are listed, with the people who need new photos. The switch is
+    atomic. The old gallery is kept as a backup file when some face could not be moved (or with
+    --keep-backup), else deleted. Exits 1 if any face could not be moved.
     """
     from facelens.gallery import SQLiteGallery
     from facelens.migrate import migrate_gallery
@@ -59,6 +67,7 @@ def gallery_migrate(
                 state.settings,
                 model,
                 dry_run=dry_run,
+                keep_backup=keep_backup,
                 on_start=lambda total: progress.update(task, total=total),
                 on_file=lambda r: progress.update(task, advance=1, current=r.path.name),
             )
@@ -105,7 +114,15 @@ def _print_migration(report: MigrationReport) -> None:
             "faces) will be tried again by the next 'facelens enroll'."
         )
     if report.backup is not None:
-        err.print(escape(f"The gallery as it was is kept in {report.backup}; delete it when done."))
+        err.print(
+            escape(
+                f"The gallery as it was is kept in {report.backup}: it holds the old embeddings "
+                "and thumbnails of every face (those not moved too), and people removed from "
+                "now on stay in it. Delete it when you no longer need it."
+            )
+        )
+    elif report.changed:
+        err.print("No copy of the old gallery is kept: every face moved.")
     if report.dry_run:
         err.print("[yellow]dry run[/yellow]: nothing was changed.")
 
@@ -130,7 +147,7 @@ def gallery_threshold(
     from facelens.calibrate import propose_threshold, stranger_distances  # no model needed
 
     with handled(ctx) as state:
-        gallery = open_gallery(state)
+        gallery = open_gallery(state, read_only=True)
         index = gallery.index()
         gallery.close()
         scoring = gallery.profile.scoring(state.settings)
@@ -229,13 +246,20 @@ def gallery_thumbnails(
 
 @gallery_app.command("check")
 def gallery_check(ctx: typer.Context) -> None:
-    """Check the gallery file (SQLite's quick_check) and its stored vectors; exit 5 if damaged."""
+    """Check the gallery file (SQLite's quick_check), its stored vectors and its names; only
+    reads (works on a full or read-only disk). Exit 12 if it is damaged, 5 if it cannot be
+    read (that is not damage: keep the file), 1 if some stored vectors are unusable."""
+    from facelens.errors import GalleryDamaged, StorageError
     from facelens.gallery.db import check_file
 
     with handled(ctx) as state:
         path = state.settings.gallery_path
-        problems = check_file(path)
-        if problems:
+        if not path.is_file():
+            raise StorageError(f"There is no gallery at {path}.")
+        try:
+            gallery = open_gallery(state, read_only=True)
+        except GalleryDamaged as exc:
+            problems = check_file(path) or [exc.message]
             for problem in problems[:50]:
                 out.print(escape(f"damaged: {problem}"))
             err.print(
@@ -244,11 +268,11 @@ def gallery_check(ctx: typer.Context) -> None:
                     "backup, or move it away to start afresh."
                 )
             )
-            raise typer.Exit(5)
-        gallery = open_gallery(state)
+            raise typer.Exit(EXIT_DAMAGED) from None
         gallery.index()
         bad = gallery.bad_faces
         faces = {f.id: f for f in gallery.faces()} if bad else {}
+        lookalikes = gallery.lookalikes()
         gallery.close()
         for face_id in bad:
             face = faces[face_id]
@@ -256,6 +280,15 @@ def gallery_check(ctx: typer.Context) -> None:
                 escape(
                     f"unusable vector: face {face_id} of {face.person!r} ({face.source or '-'}); "
                     "left out of matching: delete it and enrol the photo again"
+                )
+            )
+        for names in lookalikes:
+            out.print(
+                escape(
+                    "look-alike names, stored before facelens refused them: "
+                    + ", ".join(map(repr, names))
+                    + "; rename one, or if they are one person move its faces to the other "
+                    "(on the web console) and remove it"
                 )
             )
         out.print(

@@ -26,7 +26,9 @@ def people_list(
 ) -> None:
     """List enrolled people and how many faces each has."""
     with handled(ctx) as state:
-        people = [(p.name, p.faces) for p in open_gallery(state).list_people()]
+        gallery = open_gallery(state, read_only=True)
+        people = [(p.name, p.faces) for p in gallery.list_people()]
+        gallery.close()
         print_people(people, f"{len(people)} people in {state.settings.gallery_path}", as_json)
 
 

@@ -102,7 +102,7 @@ def print_enrolment(report: EnrolmentReport, as_json: bool) -> None:
             }
         )
         return
-    table = Table(title=f"Enrolment of {report.root}")
+    table = Table(title=escape(f"Enrolment of {report.root}"))
     for column in ("person", "enrolled", "unchanged", "skipped", "pruned"):
         table.add_column(column, justify="left" if column == "person" else "right")
     for name, r in sorted(report.people.items()):
@@ -145,7 +145,7 @@ def recognize(
     with handled(ctx) as state:
         if annotate is not None:
             prepare_output_dir(annotate)
-        gallery = open_gallery(state)
+        gallery = open_gallery(state, read_only=True)
         index = gallery.index()
         gallery.close()
         if not len(index):
@@ -307,7 +307,7 @@ def info(ctx: typer.Context) -> None:
     """Load the models, open the gallery, and show the model and settings in force."""
     with handled(ctx) as state:
         s = state.settings
-        gallery = open_gallery(state)
+        gallery = open_gallery(state, read_only=True)
         engine = engine_for_gallery(state, gallery)
         people = gallery.list_people()
         gallery.close()

@@ -7,10 +7,11 @@ from facelens.gallery.sqlite import SQLiteGallery
 from facelens.settings import Settings
 
 
-def open_gallery(settings: Settings) -> SQLiteGallery:
+def open_gallery(settings: Settings, *, read_only: bool = False) -> SQLiteGallery:
     """The gallery of ``settings`` (created on first use), bound to its model profile: the one
-    it was built with, which must be ``settings.model`` if that is set."""
-    return SQLiteGallery(settings.gallery_path, settings.model)
+    it was built with, which must be ``settings.model`` if that is set. ``read_only``: for
+    commands that only read, which then work on a full disk or a read-only filesystem."""
+    return SQLiteGallery(settings.gallery_path, settings.model, read_only=read_only)
 
 
 __all__ = [

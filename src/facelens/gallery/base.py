@@ -25,11 +25,24 @@ MAX_NAME_LENGTH = 200
 # Format characters that belong inside names: zero-width non-joiner and joiner (Persian, Indic
 # scripts, emoji sequences). Other format characters (bidi overrides) can disguise a name.
 _JOINERS = frozenset("\u200c\u200d")
+# Characters that show nothing besides the format characters (category Cf): Unicode's other
+# default-ignorable code points (grapheme joiner, Hangul fillers, Khmer inherent vowels,
+# Mongolian and other variation selectors).
+_INVISIBLE = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
+
+
+def _shows_nothing(c: str) -> bool:
+    return c in _INVISIBLE or unicodedata.category(c) == "Cf"
 
 
 def normalize_name(name: str) -> str:
-    """A person's name as stored: NFC, trimmed. Refuses empty names, control characters, '/'
-    (names are path segments of the HTTP API) and 'unknown' (the name of nobody)."""
+    """A person's name as stored: NFC, trimmed. Refuses empty names (or names of invisible
+    characters only), control characters, '/' (names are path segments of the HTTP API) and
+    'unknown' however spelled (the name of nobody)."""
     cleaned = unicodedata.normalize("NFC", name).strip()
     if not cleaned:
         raise InvalidValue("A person's name cannot be empty.")
@@ -44,7 +57,10 @@ def normalize_name(name: str) -> str:
             f"The name {cleaned!r} contains '/', which cannot be part of a name (it separates "
             "the parts of an API address); use another character."
         )
-    if name_key(cleaned) == name_key(UNKNOWN):
+    key = name_key(cleaned)
+    if not key:
+        raise InvalidValue(f"The name {cleaned!r} shows nothing; choose a visible name.")
+    if key == name_key(UNKNOWN):
         raise InvalidValue(
             f"{cleaned!r} is what facelens calls a face nobody matches; choose a name."
         )
@@ -52,9 +68,21 @@ def normalize_name(name: str) -> str:
 
 
 def name_key(name: str) -> str:
-    """What makes two names the same person: equal after NFKC and case folding, so 'Obama',
-    'obama' and the same letters in full width are one identity, spelled as first stored."""
-    return unicodedata.normalize("NFKC", name).casefold()
+    """What makes two names one person (a second spelling is refused, never merged): names
+    that look alike are equal here. Compatibility forms are unified (NFKC: full width), case is
+    folded (also 'ß' as 'ss'), characters that show nothing are dropped (joiners, variation
+    selectors) and runs of spaces are one. So 'Obama', 'obama', 'oba<ZWJ>ma' and the same
+    letters in full width are one identity, spelled as first stored."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    shown = unicodedata.normalize("NFC", "".join(c for c in folded if not _shows_nothing(c)))
+    return " ".join(shown.split())
+
+
+def spelling_key(name: str) -> str:
+    """What a lookup by name ignores (clients that lower-case names, or send NFD or full
+    width): only case, width and Unicode form. Narrower than :func:`name_key`, so a lookup
+    never takes a look-alike ('Strauß' for 'Strauss', a name with a joiner) for someone else."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).lower())
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,47 +1,122 @@
-"""The gallery's SQLite file as a whole: transactions, its health (SQLite's quick_check, no
-writes into a damaged file), consistent backups, and the model it is bound to (checked before
-writes and reads, switched by a migration). ``SQLiteGallery`` adds people and faces to it."""
+"""The gallery's SQLite file as a whole: transactions, its health (SQLite's quick_check; damage,
+once found, is remembered and nothing more is written), consistent backups, and the model it
+is bound to (checked before writes and reads, switched by a migration). ``SQLiteGallery`` adds
+people and faces to it."""
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
 
-from facelens.errors import Conflict, ModelError, StorageError
+from facelens.errors import Conflict, GalleryDamaged, ModelError, StorageError
 from facelens.gallery import schema
 from facelens.gallery.base import NewFace
-from facelens.gallery.db import connect, storage_error
+from facelens.gallery.db import (
+    connect,
+    connect_read_only,
+    damage_message,
+    is_damage,
+    os_storage_error,
+    quick_check_file,
+    storage_error,
+)
 from facelens.matching import GalleryIndex
 from facelens.models.profiles import ModelProfile
 
+log = logging.getLogger(__name__)
+
+# What identifies the file's bytes on disk as we last vouched for them: a change by anyone
+# else (another process, a copy over it, a failing disk's repair) is checked before we write.
+_Stamp = tuple[int, int, int, int]
+
 
 class GalleryFile:
-    """One gallery file, open, bound to ``profile`` by the subclass."""
+    """One gallery file, open, bound to ``profile`` by the subclass. ``read_only``: opened
+    without writing anything anywhere (commands that only read work on a full or read-only
+    disk); the subclass opens it for writing when it must be created or upgraded first."""
 
     profile: ModelProfile
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._cache: tuple[int, GalleryIndex] | None = None
         self._damaged: str | None = None
         self._checked_at = 0.0
-        self._db = connect(path)
+        self._vouched: _Stamp | None = None  # the file as last checked, or written by us
+        self._db = connect_read_only(path) if read_only else connect(path)
+        try:
+            if self.health():
+                raise GalleryDamaged(self._damaged or "")
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open_for_writing(self) -> None:
+        """Replace a read-only connection by a writing one (to create or upgrade the file)."""
+        with self._lock:
+            if self.read_only:
+                self._db.close()
+                self._db = connect(self.path)
+                self.read_only = False
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    @property
+    def damaged(self) -> str | None:
+        """What is wrong with the file, with what to do, once damage was found; else None."""
+        return self._damaged
+
+    def _mark_damaged(self, problems: list[str]) -> GalleryDamaged:
+        """Remember the damage (the first report stays): nothing more is written."""
+        if self._damaged is None:
+            self._damaged = damage_message(self.path, problems)
+            log.error("%s", self._damaged)
+        return GalleryDamaged(self._damaged)
+
+    def _failure(self, exc: sqlite3.Error) -> StorageError:
+        """Our error for SQLite's ``exc``; damage is remembered."""
+        return self._mark_damaged([str(exc)]) if is_damage(exc) else storage_error(self.path, exc)
+
+    def _stamp(self) -> _Stamp | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def _check_if_changed(self) -> None:
+        """Before a write: if someone else changed the file since we last vouched for it, check
+        it first, so nothing is written into a file damaged under us."""
+        stamp = self._stamp()
+        if stamp is not None and stamp == self._vouched:
+            return
+        self._checked_at = time.monotonic()
+        problems = self.quick_check()
+        if problems:
+            raise self._mark_damaged(problems)
+        self._vouched = stamp
+
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back whole on any error; none into a damaged file."""
-        if self._damaged is not None:
-            raise StorageError(self._damaged)
+    def _transaction(self, *, erases: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back whole on any error; none into a damaged file.
+        ``erases``: it deletes biometric data, so the WAL is emptied into the file afterwards
+        (whose deleted content ``secure_delete`` overwrote): no copy of it stays on disk."""
         with self._lock:
+            if self._damaged is not None:
+                raise GalleryDamaged(self._damaged)
+            if self.read_only:
+                raise StorageError(f"The gallery {self.path} was opened only for reading.")
+            self._check_if_changed()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -55,15 +130,35 @@ class GalleryFile:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise storage_error(self.path, exc) from None
+                    with suppress(sqlite3.Error):  # the first error is the one to report
+                        self._db.execute("ROLLBACK")
+                raise self._failure(exc) from None
+            if erases:
+                self._empty_wal()
+            self._vouched = self._stamp()
+
+    def _empty_wal(self) -> None:
+        """Checkpoint the WAL into the file and truncate it (the deletion is committed: a
+        failure here is logged, and the next checkpoint does it)."""
+        try:
+            busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.Error as exc:
+            busy, reason = 1, str(exc)
+        else:
+            reason = "another connection was reading"
+        if busy:
+            log.warning(
+                "gallery %s: deleted data stays in its -wal file until the next checkpoint (%s)",
+                self.path,
+                reason,
+            )
 
     def _read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
         with self._lock:
             try:
                 return self._db.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
-                raise storage_error(self.path, exc) from None
+                raise self._failure(exc) from None
 
     @staticmethod
     def _bump(db: sqlite3.Connection) -> None:
@@ -72,31 +167,34 @@ class GalleryFile:
     # -- health -----------------------------------------------------------------------------
 
     def quick_check(self) -> list[str]:
-        """SQLite's ``quick_check`` of the whole file: its problems, none when it is sound."""
-        rows = self._read("PRAGMA quick_check")
-        found = [str(row[0]) for row in rows]
-        return [] if found == ["ok"] else found
+        """SQLite's ``quick_check`` of the whole file as it is on disk: its problems, none
+        when it is sound (:class:`StorageError` if it cannot be read, which is not damage)."""
+        return quick_check_file(self.path)
 
     def health(self, max_age_s: float = 0.0) -> list[str]:
-        """The file's problems (``quick_check``, at most every ``max_age_s`` seconds); a damaged
-        file is then refused for writing, with what to do."""
-        if self._damaged is None and time.monotonic() - self._checked_at >= max_age_s:
-            self._checked_at = time.monotonic()
-            problems = self.quick_check()
-            if problems:
-                self._damaged = (
-                    f"The gallery {self.path} is damaged ({problems[0]}"
-                    + (f", and {len(problems) - 1} more problems" if len(problems) > 1 else "")
-                    + "); nothing more is written to it. Restore it from a backup ('facelens "
-                    "gallery backup' makes one), or move it away to start afresh; 'facelens "
-                    "gallery check' lists what is wrong."
-                )
+        """The file's problems: damage found by any operation, or by ``quick_check``, which runs
+        when someone else changed the file since it was last checked and at least every
+        ``max_age_s`` seconds. Damage is remembered: from then on nothing is written."""
+        if self._damaged is None:
+            stamp = self._stamp()
+            if stamp != self._vouched or time.monotonic() - self._checked_at >= max_age_s:
+                self._checked_at = time.monotonic()
+                problems = self.quick_check()
+                if problems:
+                    self._mark_damaged(problems)
+                elif stamp == self._stamp():
+                    self._vouched = stamp
         return [] if self._damaged is None else [self._damaged]
 
     # -- the model --------------------------------------------------------------------------
 
     def backup(self, target: Path) -> None:
-        """A consistent copy of the whole gallery file (keys included) at ``target``."""
+        """A consistent copy of the whole gallery file (keys included) at ``target``, a new
+        file readable by its owner only (it holds biometric data)."""
+        try:
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise os_storage_error(target, exc, "write the backup") from None
         with self._lock:
             try:
                 copy = sqlite3.connect(target)
@@ -105,7 +203,9 @@ class GalleryFile:
                 finally:
                     copy.close()
             except sqlite3.Error as exc:
-                raise storage_error(target, exc) from None
+                raise (
+                    self._failure(exc) if is_damage(exc) else storage_error(target, exc)
+                ) from None
 
     def switch_model(
         self, profile: ModelProfile, kept: Mapping[int, NewFace], expected: Collection[int]
@@ -115,7 +215,7 @@ class GalleryFile:
         other face, and forget every file left with no face (so the next enrolment takes them
         afresh). ``expected`` are the face ids
         the caller planned for: if the gallery changed since, nothing is done."""
-        with self._transaction() as db:
+        with self._transaction(erases=True) as db:
             self._require_bound(db)
             current = {int(row[0]) for row in db.execute("SELECT id FROM faces")}
             if current != set(expected):
@@ -169,7 +269,7 @@ class GalleryFile:
             try:
                 self._require_bound(self._db)
             except sqlite3.Error as exc:
-                raise storage_error(self.path, exc) from None
+                raise self._failure(exc) from None
 
     def close(self) -> None:
         with self._lock:

@@ -127,6 +127,14 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
 LATEST = max(MIGRATIONS)
 
 
+def _refuse_newer(version: int) -> None:
+    if version > LATEST:
+        raise ModelError(
+            f"The gallery has schema version {version}, made by a newer facelens than this one "
+            f"(which knows up to {LATEST}); upgrade facelens."
+        )
+
+
 def upgrade(db: sqlite3.Connection) -> None:
     """Create the schema, or bring it to :data:`LATEST`; the caller holds a write transaction."""
     exists = db.execute(
@@ -136,14 +144,23 @@ def upgrade(db: sqlite3.Connection) -> None:
         for statement in _statements(_TABLES):
             db.execute(statement)
     version = int(_meta(db, "schema_version") or 1)
-    if version > LATEST:
-        raise ModelError(
-            f"The gallery has schema version {version}, made by a newer facelens than this one "
-            f"(which knows up to {LATEST}); upgrade facelens."
-        )
+    _refuse_newer(version)
     for target in range(version + 1, LATEST + 1):
         MIGRATIONS[target](db)
         _set_meta(db, "schema_version", str(target))
+
+
+def stored_profile(db: sqlite3.Connection) -> ModelProfile | None:
+    """The profile of a gallery that can be read as it is, without writing: None if its schema
+    must first be created or upgraded, or it is bound to no model yet."""
+    exists = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    if not exists:
+        return None
+    version = schema_version(db)
+    _refuse_newer(version)
+    return bound_profile(db) if version == LATEST else None
 
 
 def bound_profile(db: sqlite3.Connection) -> ModelProfile | None:

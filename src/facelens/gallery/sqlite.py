@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.errors import Conflict, ModelError, NotFound, PersonNotFound, StorageError
+from facelens.errors import Conflict, ModelError, NotFound, PersonNotFound
 from facelens.gallery import schema
 from facelens.gallery.base import (
     FaceRecord,
@@ -22,11 +22,12 @@ from facelens.gallery.base import (
     SourceRecord,
     name_key,
     normalize_name,
+    spelling_key,
 )
 from facelens.gallery.db import now_text
 from facelens.gallery.stored import StoredFaces
 from facelens.models.base import Box
-from facelens.models.profiles import profile_for
+from facelens.models.profiles import ModelProfile, profile_for
 from facelens.settings import ModelName
 
 
@@ -44,15 +45,21 @@ class SQLiteGallery(StoredFaces):
     than the one it was built with is a :class:`ModelError` naming both and the way out.
     """
 
-    def __init__(self, path: Path, model: ModelName | None = None) -> None:
-        super().__init__(path)
+    def __init__(
+        self, path: Path, model: ModelName | None = None, *, read_only: bool = False
+    ) -> None:
+        # A file that does not exist yet is created, so it is opened for writing.
+        super().__init__(path, read_only=read_only and path.is_file())
         try:
-            with self._transaction() as db:
-                schema.upgrade(db)
-                profile = schema.bound_profile(db)
-                if profile is None:
-                    profile = profile_for(model)
-                    schema.record_profile(db, profile)
+            profile = self._stored_profile() if self.read_only else None
+            if profile is None:  # a new gallery, or one whose schema must be upgraded first
+                self._open_for_writing()
+                with self._transaction() as db:
+                    schema.upgrade(db)
+                    profile = schema.bound_profile(db)
+                    if profile is None:
+                        profile = profile_for(model)
+                        schema.record_profile(db, profile)
         except BaseException:
             self._db.close()
             raise
@@ -65,9 +72,13 @@ class SQLiteGallery(StoredFaces):
                 f"unset to use {profile.name}, or choose another --data-dir."
             )
         self.profile = profile
-        if self.health():
-            self._db.close()
-            raise StorageError(self._damaged or "")
+
+    def _stored_profile(self) -> ModelProfile | None:
+        with self._lock:
+            try:
+                return schema.stored_profile(self._db)
+            except sqlite3.Error as exc:
+                raise self._failure(exc) from None
 
     @staticmethod
     def _person_id(db: sqlite3.Connection, name: str) -> int:
@@ -80,7 +91,8 @@ class SQLiteGallery(StoredFaces):
 
     @staticmethod
     def _same_identity(db: sqlite3.Connection, name: str) -> str | None:
-        """The stored name that is the same person as ``name`` (see ``name_key``), if any."""
+        """The stored name that is the same person as ``name`` (it looks alike: see
+        ``name_key``), if any."""
         key = name_key(name)
         for (stored,) in db.execute("SELECT name FROM people"):
             if name_key(str(stored)) == key:
@@ -97,7 +109,8 @@ class SQLiteGallery(StoredFaces):
         if stored is not None:
             raise Conflict(
                 f"{name!r} is the same name as {stored!r}, who exists (names that differ only in "
-                f"case, width or Unicode form are one person). Use {stored!r}, or rename them."
+                "case, width, Unicode form or characters that show nothing, such as joiners, "
+                f"look alike and are one person). Use {stored!r}, or rename them."
             )
         db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, now_text()))
 
@@ -179,7 +192,7 @@ class SQLiteGallery(StoredFaces):
 
     def remove_face(self, person: str, face_id: int) -> None:
         person = normalize_name(person)
-        with self._transaction() as db:
+        with self._transaction(erases=True) as db:
             person_id = self._person_id(db, person)
             row = db.execute(
                 "SELECT source_id FROM faces WHERE id = ? AND person_id = ?", (face_id, person_id)
@@ -203,8 +216,9 @@ class SQLiteGallery(StoredFaces):
             person = self._person_id(db, old)
             taken = self._same_identity(db, new)
             if taken is not None and name_key(taken) != name_key(old):
+                alike = "" if taken == new else f" ({new!r} looks the same)"
                 raise Conflict(
-                    f"A person named {taken!r} already exists; remove or rename them first."
+                    f"A person named {taken!r} already exists{alike}; remove or rename them first."
                 )
             db.execute("UPDATE people SET name = ? WHERE id = ?", (new, person))
             count = db.execute(
@@ -215,7 +229,7 @@ class SQLiteGallery(StoredFaces):
 
     def remove_person(self, name: str) -> int:
         name = normalize_name(name)
-        with self._transaction() as db:
+        with self._transaction(erases=True) as db:
             person = self._person_id(db, name)
             count = db.execute(
                 "SELECT COUNT(*) FROM faces WHERE person_id = ?", (person,)
@@ -225,17 +239,28 @@ class SQLiteGallery(StoredFaces):
         return int(count)
 
     def find_person(self, name: str) -> PersonSummary | None:
-        """The person ``name`` names under the identity rule (any case, width or Unicode
-        form), as stored; None if nobody. For APIs whose clients change a name's case."""
+        """The person ``name`` names in any case, width or Unicode form (see ``spelling_key``),
+        as stored; None if nobody. For APIs whose clients change a name's case. A look-alike of
+        a stored name finds nobody: creating it is then refused, never merged into them."""
         name = normalize_name(name)
         with self._lock:
             try:
                 return self.person(name)
             except NotFound:
                 pass
-            with self._transaction() as db:
-                stored = self._same_identity(db, name)
-            return None if stored is None else self.person(stored)
+            key = spelling_key(name)
+            for (stored,) in self._read("SELECT name FROM people"):
+                if spelling_key(str(stored)) == key:
+                    return self.person(str(stored))
+            return None
+
+    def lookalikes(self) -> list[list[str]]:
+        """Groups of stored names that look alike (see ``name_key``): stored before facelens
+        refused them, each group is probably one person under several names."""
+        groups: dict[str, list[str]] = {}
+        for (stored,) in self._read("SELECT name FROM people ORDER BY name"):
+            groups.setdefault(name_key(str(stored)), []).append(str(stored))
+        return [names for names in groups.values() if len(names) > 1]
 
     def face(self, face_id: int) -> FaceRecord:
         """One stored face by id, whoever it belongs to; :class:`NotFound` if none."""
@@ -246,7 +271,7 @@ class SQLiteGallery(StoredFaces):
 
     def remove_faces(self, person: str | None = None) -> int:
         """Delete every stored face of ``person`` (who stays, with none), or of everyone."""
-        with self._transaction() as db:
+        with self._transaction(erases=True) as db:
             if person is None:
                 removed = db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
                 db.execute("DELETE FROM sources")  # cascades to faces
@@ -263,7 +288,7 @@ class SQLiteGallery(StoredFaces):
 
     def remove_everyone(self) -> int:
         """Delete every person and face; returns the people removed."""
-        with self._transaction() as db:
+        with self._transaction(erases=True) as db:
             removed = db.execute("SELECT COUNT(*) FROM people").fetchone()[0]
             db.execute("DELETE FROM people")  # cascades to sources and faces
             self._bump(db)
@@ -359,7 +384,7 @@ class SQLiteGallery(StoredFaces):
     def remove_sources(self, person: str, paths: Sequence[str]) -> int:
         person = normalize_name(person)
         removed = 0
-        with self._transaction() as db:
+        with self._transaction(erases=True) as db:
             person_id = self._person_id(db, person)
             for path in paths:
                 removed += db.execute(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.errors import NotFound
+from facelens.errors import GalleryDamaged, NotFound
 from facelens.gallery.base import FaceVectors, normalize_name
 from facelens.gallery.file import GalleryFile
 from facelens.matching import GalleryIndex
@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 class StoredFaces(GalleryFile):
     """Reads of stored faces, shared by the gallery classes on one file."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        super().__init__(path, read_only=read_only)
         self.bad_faces: list[int] = []  # stored faces whose vectors are unusable (left out)
 
     def _usable(self, vector: np.ndarray) -> bool:
@@ -65,11 +65,21 @@ class StoredFaces(GalleryFile):
             return FaceVectors(tuple(ids), tuple(people), matrix)
 
     def index(self) -> GalleryIndex:
+        """All embeddings for matching, cached until the gallery changes. Once the file is
+        found damaged, the index last read from it (if any) is kept: recognition goes on with
+        the people known until then, while nothing more is written."""
         with self._lock:
-            revision = self._revision()
-            if self._cache is not None and self._cache[0] == revision:
+            if self._damaged is not None and self._cache is not None:
                 return self._cache[1]
-            stored = self.face_vectors()
+            try:
+                revision = self._revision()
+                if self._cache is not None and self._cache[0] == revision:
+                    return self._cache[1]
+                stored = self.face_vectors()
+            except GalleryDamaged:
+                if self._cache is None:
+                    raise
+                return self._cache[1]
             grouped: dict[str, list[np.ndarray]] = {}
             for name, vector in zip(stored.people, stored.vectors, strict=True):
                 grouped.setdefault(name, []).append(vector)
