@@ -92,6 +92,80 @@ def test_the_clip_names_its_people_once_per_track_and_they_leave_at_the_end(
     ]
 
 
+def recognised(data: Path, crops: list[str], folder: Path) -> list[list[str]]:
+    """The names ``facelens recognize`` gives the faces in each crop (base64 JPEGs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for number, crop in enumerate(crops):
+        files.append(folder / f"{number:03d}.jpg")
+        files[-1].write_bytes(base64.b64decode(crop))
+    done = subprocess.run(
+        [FACELENS, "--data-dir", str(data), "recognize", "--json", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    by_file = {
+        Path(e["file"]).name: [f["name"] for f in e["faces"]] for e in json.loads(done.stdout)
+    }
+    return [by_file[f.name] for f in files]
+
+
+def rate_args(fps: int | None) -> list[str]:
+    return [] if fps is None else ["--fps", str(fps)]
+
+
+@pytest.mark.parametrize("fps", [5, 10, None], ids=["5fps", "10fps", "every-frame"])
+def test_every_named_event_shows_a_face_of_the_person_it_names(
+    data: Path, clip: Path, tmp_path: Path, fps: int | None
+) -> None:
+    """The clip cuts from Lin-Manuel Miranda on stage to Barack Obama in the audience at the
+    same place in the frame: the tracker kept the box, and Lin's name (with Obama's face as
+    the crop of Lin's 'left' event) sat on Obama until the end. Each named event's crop,
+    recognised again as a photo, must show the person it names."""
+    result = watch(data, str(clip), "--crops", *rate_args(fps))
+    assert result.returncode == 0, result.stderr
+    named = [e for e in events_of(result.stdout) if e["name"] != "unknown"]
+    assert {"lin_manuel_miranda", "obama"} <= {e["name"] for e in named}
+    found = recognised(data, [e["crop"] for e in named], tmp_path / "crops")
+    for event, names in zip(named, found, strict=True):
+        assert set(names) <= {event["name"], "unknown"}, (event["kind"], event["name"], names)
+    assert sum(event["name"] in names for event, names in zip(named, found, strict=True)) >= (
+        0.8 * len(named)
+    )
+
+
+def test_a_cut_between_two_people_at_the_same_place_never_lends_one_the_others_name(
+    data: Path, faces_dir: Path, tmp_path: Path
+) -> None:
+    """Obama's photo, then a hard cut to Kit Harington's with the face at the very same place
+    and size: the box does not move and most of the picture stays the same."""
+    from facelens.pipeline import Engine
+    from facelens.settings import Settings
+    from tests.clips import same_place_cut
+
+    probes = faces_dir / "probes"
+    cut = same_place_cut(
+        Engine.load(Settings(model="sface")),
+        probes / "obama1.jpg",
+        probes / "johnsnow_test1.jpg",
+        tmp_path / "cut.mp4",
+    )
+    for fps in (5, 10, None):
+        result = watch(data, str(cut), "--crops", *rate_args(fps))
+        assert result.returncode == 0, result.stderr
+        events = events_of(result.stdout)
+        told = [(e["kind"], e["name"]) for e in events]
+        assert told == [
+            ("arrived", "obama"),
+            ("left", "obama"),
+            ("arrived", "kit_harington"),
+            ("left", "kit_harington"),
+        ], (fps, told)
+        found = recognised(data, [e["crop"] for e in events], tmp_path / f"crops-{fps}")
+        assert found == [["obama"], ["obama"], ["kit_harington"], ["kit_harington"]], fps
+
+
 def test_bad_sources_and_options_are_refused_before_any_work(data: Path, tmp_path: Path) -> None:
     missing = watch(data, str(tmp_path / "nope.mp4"))
     assert missing.returncode != 0 and "no such file" in missing.stderr

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
+import cv2
 import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,6 +17,7 @@ from facelens.models.base import AlignedFace, Box, Detection
 from facelens.models.profiles import profile_for
 from facelens.pipeline import Engine
 from facelens.settings import Settings
+from facelens.video.continuity import CutDetector, jumped, look, looks_changed
 from facelens.video.eventlog import EventLog
 from facelens.video.metrics import StreamMetrics
 from facelens.video.source import RECONNECT_CAP_S, Frame, backoff_s, is_live, mask
@@ -233,3 +235,80 @@ def test_a_face_turning_to_the_camera_is_embedded_again_at_once() -> None:
     # The first three in profile (0.3 s apart), then at once when it turned, not 3 s later.
     assert len(embedded_at) == 4 and embedded_at[2] < TurningFace.turned_at
     assert embedded_at[3] == TurningFace.turned_at
+
+
+def coloured(value: int, colour: tuple[int, int, int], n: int, fps: float = 10) -> Frame:
+    """A frame of one colour (another shot: another colour) whose face is decided by
+    ``value`` (see OneFaceInView)."""
+    pixels = np.empty((100, 100, 3), dtype=np.uint8)
+    pixels[:] = colour
+    pixels[:4, :4, 0] = value
+    return Frame(pixels, n + 1, n / fps)
+
+
+def cut_tracker(crops: bool = False) -> tuple[StreamTracker, OneFaceInView]:
+    models = OneFaceInView()
+    engine = Engine(Settings(model="sface"), profile_for("sface"), models, models, models)  # type: ignore[arg-type]
+    index = GalleryIndex.build([("ann", models.faces[1][None, :])], 3, "cosine")
+    return StreamTracker("door", engine, lambda: index, fps=10, crops=crops), models
+
+
+RED, BLUE = (200, 40, 40), (40, 40, 200)
+
+
+def test_a_cut_puts_the_face_in_doubt_and_its_next_embedding_confirms_it() -> None:
+    tracker, _ = cut_tracker()
+    events = []
+    for n in range(20):
+        events += tracker.process(coloured(1, RED, n), wait=True)
+    embeddings = tracker.counts.embeddings
+    events += tracker.process(coloured(1, BLUE, 20), wait=True)  # another shot, ann again
+    assert tracker.counts.embeddings == embeddings + 1  # checked at once, not when due
+    (track,) = tracker.tracks.values()
+    assert track.shown == "ann" and track.doubt_since is None
+    events += tracker.finish()
+    assert [(e.kind, e.name) for e in events] == [("arrived", "ann"), ("left", "ann")]
+
+
+def test_after_a_cut_to_a_stranger_ann_leaves_with_her_own_face_and_box() -> None:
+    """The box stays where it was; only an embedding can tell. Before, the stranger kept
+    ann's name, and ann's 'left' event carried the stranger's face."""
+    tracker, _ = cut_tracker(crops=True)
+    events = []
+    for n in range(20):
+        events += tracker.process(coloured(1, RED, n), wait=True)
+    for n in range(20, 40):
+        events += tracker.process(coloured(3, BLUE, n), wait=True)
+    events += tracker.finish()
+    assert [(e.kind, e.track, e.name) for e in events] == [
+        ("arrived", 0, "ann"),
+        ("left", 0, "ann"),
+        ("arrived", 1, "unknown"),
+        ("left", 1, "unknown"),
+    ]
+    left = events[1]
+    assert left.crop is not None
+    face = cv2.imdecode(np.frombuffer(left.crop, np.uint8), cv2.IMREAD_COLOR)  # BGR
+    assert face[..., 2].mean() > face[..., 0].mean()  # red: ann's shot, not the blue one
+    assert left.duration_s is not None and left.duration_s < 2.0  # she left at the cut
+
+
+def test_what_tells_a_face_may_have_changed() -> None:
+    rng = np.random.default_rng(3)
+    scene = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    detector = CutDetector()
+    assert not detector.cut(scene)
+    moved = np.roll(scene, 8, axis=1)  # the camera pans a little: the same shot
+    assert not detector.cut(moved)
+    other = np.full_like(scene, 0)
+    other[..., 2] = 220  # another shot
+    assert detector.cut(other)
+    face = Box(100, 100, 180, 190)
+    assert not jumped(face, Box(112, 104, 192, 194))  # a face moving
+    assert jumped(face, Box(300, 100, 380, 190))  # a box that jumped
+    assert jumped(face, Box(100, 100, 240, 260))  # or tripled in size
+    red, blue = scene.copy(), scene.copy()
+    red[80:210, 80:200] = RED
+    blue[80:210, 80:200] = BLUE
+    assert not looks_changed(look(red, face), look(red, face))
+    assert looks_changed(look(red, face), look(blue, face))  # another face, the same place

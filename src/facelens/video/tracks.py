@@ -15,9 +15,19 @@ two run on both cores; dlib's embedder holds it, so with dlib a frame waits for 
 (the profile's ``embeds_beside``). For a video file, each frame waits for its embeddings
 (``wait``): the same events every run, whatever the machine's speed.
 
-Events: ``arrived`` once a track has been seen on a few frames and named, ``renamed`` when its
-name changes, ``left`` when it is lost or the stream ends. With ``crops``, each event carries a
-small JPEG of the track's face (off by default: it is biometric data).
+A name is shown on a face only when an embedding of *that* face agrees with it (within the
+threshold of the person; for ``unknown``, of nobody). When the face in a track's box may have
+changed (a cut, a jump of the box, a gap in seeing it: ``continuity.py``), or an embedding
+disagrees, the track is in doubt: it shows no name ("…") until an embedding of the face now
+in its box confirms it, and it is split when that embedding is someone else's (right after a
+cut or jump) or when ``MAX_MISSES`` embeddings in a row disagree. Events carry the box and
+crop of the frame whose embedding confirmed their name, so a face that took another's place
+never lends its picture to the other's events.
+
+Events: ``arrived`` once a track has been seen on a few frames and its name confirmed,
+``renamed`` when its confirmed name changes, ``left`` when it is lost or the stream ends (with
+the name last told). With ``crops``, each event carries a small JPEG of the track's face (off
+by default: it is biometric data).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from facelens.imaging import face_thumbnail, sharpness
 from facelens.matching import UNKNOWN, GalleryIndex, assign, pair_distance
 from facelens.models.base import AlignedFace, Box, Detection, Embeddings
 from facelens.pipeline import Engine
+from facelens.video.continuity import GAP_S, CutDetector, jumped, look, looks_changed
 from facelens.video.source import Frame
 
 Kind = Literal["arrived", "renamed", "left"]
@@ -48,7 +59,9 @@ Kind = Literal["arrived", "renamed", "left"]
 CONFIRM_FRAMES = 3  # processed frames a track must be seen on before it "arrives"
 FIRST_EMBEDDINGS = 3  # a new track is embedded this many times, at least ...
 FIRST_EVERY_S = 0.3  # ... this far apart, so that its name rests on more than one frame
-REEMBED_EVERY_S = 3.0  # then again at most this often without a better face
+REEMBED_EVERY_S = 3.0  # then again at most this often without a better face,
+VERIFY_EVERY_S = 1.0  # but this often when it carries a person's name: a swap of faces that
+# no cheap signal saw (continuity.py) is caught within a second
 BETTER_AREA = 1.5  # ... or when its face is this many times larger than its best so far,
 BETTER_FRONTAL = 0.3  # ... or faces the camera this much more squarely (0 profile, 1 frontal),
 BETTER_SHARPNESS = 2.0  # ... or is this many times sharper
@@ -60,6 +73,7 @@ LOST_AFTER_S = 1.0  # a track not seen for this long has left
 # (On the shared clip with the default model, one person's embeddings are at most 0.75
 # thresholds apart; the one switch seen is 1.6 thresholds away.)
 SPLIT_AT = 1.25
+MAX_MISSES = 3  # embeddings in a row not agreeing with a track's name: it is someone else
 # Histogram buckets of embeddings per track (the metric that shows the saving over per-frame).
 EMBEDDINGS_PER_TRACK_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 
@@ -115,10 +129,26 @@ class Track:
     embedded: int = 0  # embeddings made for it in all
     named_at: float = 0.0  # when the frame of its newest embedding was taken
     confirmed_at: float = 0.0  # when the frame that confirmed it (CONFIRM_FRAMES) was taken
-    crop: bytes | None = None  # its face when last embedded (with crops on)
-    name: str | None = None  # None until named
+    name: str | None = None  # None until named (by its embeddings' vote)
     distance: float | None = None
     arrived: bool = False
+    told: str | None = None  # the name last told in an event
+    # Doubt: since when the face in the box may not be the one named (None: no doubt); hard
+    # after a cut, jump or gap (the next embedding decides), soft after an embedding that
+    # disagreed (MAX_MISSES decide). A track in doubt shows no name.
+    doubt_since: float | None = None
+    doubt_hard: bool = False
+    misses: int = 0
+    # The frame whose embedding last confirmed the name: the box and crop events show.
+    sure_box: Box | None = None
+    crop: bytes | None = None  # (with crops on)
+    sure_seen: float = 0.0  # the last time it was seen out of doubt
+    look: npt.NDArray[Any] | None = None  # its face's colours on the frame it was last seen
+
+    @property
+    def shown(self) -> str | None:
+        """The name to show on its face now: None while in doubt or not named yet."""
+        return None if self.doubt_since is not None else self.name
 
 
 @dataclass(slots=True)
@@ -167,9 +197,12 @@ def _embedder_lock(embedder: object) -> threading.Lock:
 
 @dataclass(frozen=True, slots=True)
 class _Asked:
-    """Faces handed to the embedding thread: their tracks, and when the frame was taken."""
+    """Faces handed to the embedding thread: their tracks, their boxes and crops on the
+    frame, and when the frame was taken."""
 
     tracks: list[Track]
+    boxes: list[Box]
+    crops: list[bytes | None]
     taken_at: float
     vectors: Future[Embeddings]
 
@@ -195,6 +228,45 @@ def frontal(detection: Detection) -> float | None:
         return 0.0
     off = abs(float(nose[0]) - (float(left_eye[0]) + float(right_eye[0])) / 2)
     return max(0.0, 1.0 - off / half)
+
+
+def _doubt(track: Track, now: float, *, hard: bool) -> None:
+    """The face in ``track``'s box may not be the one named, from ``now`` on."""
+    if track.doubt_since is None:
+        track.doubt_since, track.misses = now, 0
+    elif hard:
+        track.doubt_since = max(track.doubt_since, now)
+    track.doubt_hard = track.doubt_hard or hard
+
+
+@dataclass(frozen=True, slots=True)
+class _People:
+    """One embedding's distance to each enrolled person."""
+
+    names: tuple[str, ...]
+    distances: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, index: GalleryIndex, vector: Embeddings) -> _People:
+        if not len(index.names):
+            return cls((), np.zeros(0))
+        return cls(tuple(index.names), index.person_distances(vector[None, :])[0])
+
+    def nearest(self, threshold: float) -> str | None:
+        """The closest person within ``threshold``, if any."""
+        if not len(self.names):
+            return None
+        best = int(np.argmin(self.distances))
+        return self.names[best] if self.distances[best] <= threshold else None
+
+    def agrees(self, name: str, threshold: float) -> bool:
+        """Whether this face may carry ``name``: within the threshold of that person; for
+        ``unknown``, of nobody."""
+        if name == UNKNOWN:
+            return self.nearest(threshold) is None
+        if name not in self.names:
+            return False  # renamed or removed meanwhile: not confirmed by this face
+        return bool(self.distances[self.names.index(name)] <= threshold)
 
 
 def _closer_half(distances: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -237,6 +309,7 @@ class StreamTracker:
         self._embedding = _embedder_lock(engine.embedder)
         self._asked: _Asked | None = None
         self._next_id = 0
+        self._cuts = CutDetector()
         # The first inference of a model sets it up (~0.1 s): done now, not on a live frame.
         self._embedder.submit(self._warm_up).result()
 
@@ -258,21 +331,24 @@ class StreamTracker:
         duration: float | None = None,
         previous: str | None = None,
     ) -> Event:
+        """An event of ``track`` under the name it is told by (``told``), with the box and
+        crop of the frame that confirmed that name."""
         scoring = self.engine.scoring
-        named = track.name not in (None, UNKNOWN) and track.distance is not None
+        name = track.told or UNKNOWN
+        named = name != UNKNOWN and track.distance is not None
         if kind != "left":
-            self.names_seen.add(track.name or UNKNOWN)
+            self.names_seen.add(name)
         return Event(
             uuid.uuid4().hex,
             kind,
             self.stream,
             track.id,
-            track.name or UNKNOWN,
+            name,
             None if track.distance is None else round(track.distance, 4),
             round(scoring.confidence(track.distance), 4)
             if named and track.distance is not None
             else None,
-            track.box,
+            track.sure_box or track.box,
             datetime.now(UTC),
             None if duration is None else round(duration, 2),
             previous,
@@ -280,7 +356,13 @@ class StreamTracker:
             basis,
         )
 
-    def _associate(self, detections: list[Detection], now: float) -> list[tuple[Track, Detection]]:
+    def _associate(
+        self, frame: Frame, detections: list[Detection], cut: bool
+    ) -> list[tuple[Track, Detection]]:
+        now = frame.taken_at
+        if cut:  # another shot: no face in any box may be the one it was
+            for track in self.tracks.values():
+                _doubt(track, now, hard=True)
         if not detections:
             self._tracker.update(sv.Detections.empty())
             return []
@@ -298,10 +380,18 @@ class StreamTracker:
             if track_id < 0:  # not confirmed by the tracker yet
                 continue
             detection = detections[int(i)]
-            track = self.tracks.get(int(track_id))
-            if track is None:
-                track = self._new_track(int(track_id), now, detection.box)
-            track.last_seen, track.box = now, detection.box
+            known = self.tracks.get(int(track_id))
+            track = known or self._new_track(int(track_id), now, detection.box)
+            seen_as = look(frame.pixels, detection.box)
+            if known is not None and (
+                now - track.last_seen > GAP_S  # lost a while
+                or jumped(track.box, detection.box)  # moved as no face moves
+                or looks_changed(track.look, seen_as)  # another face in the same place
+            ):
+                _doubt(track, now, hard=True)
+            track.last_seen, track.box, track.look = now, detection.box, seen_as
+            if track.doubt_since is None:
+                track.sure_seen = now
             track.frames += 1
             if track.frames == CONFIRM_FRAMES:
                 track.confirmed_at = now
@@ -309,27 +399,31 @@ class StreamTracker:
         return seen
 
     def _new_track(self, key: int, now: float, box: Box) -> Track:
-        track = Track(self._next_id, key, now, now, box)
+        track = Track(self._next_id, key, now, now, box, sure_seen=now)
         self._next_id += 1
         self.tracks[key] = track
         self.counts.tracks += 1
         return track
 
-    def _someone_else(self, track: Track, vector: Embeddings) -> bool:
-        """Whether ``vector`` is clearly not the face ``track`` followed so far."""
+    def _someone_else(self, track: Track, vector: Embeddings, people: _People) -> bool:
+        """Whether ``vector`` is clearly not the face ``track`` followed so far: far from
+        every earlier embedding of it, or another enrolled person's and not its person's."""
         if not track.embeddings:
             return False
-        metric, limit = self.engine.profile.metric, SPLIT_AT * self.engine.scoring.threshold
-        return min(pair_distance(vector, e, metric) for e in track.embeddings) > limit
+        metric, threshold = self.engine.profile.metric, self.engine.scoring.threshold
+        if min(pair_distance(vector, e, metric) for e in track.embeddings) > SPLIT_AT * threshold:
+            return True
+        if track.name in (None, UNKNOWN) or track.name not in people.names:
+            return False
+        return not people.agrees(track.name, threshold) and people.nearest(threshold) is not None
 
     def _split(self, track: Track, taken_at: float) -> tuple[Track, list[Event]]:
         """End ``track`` where another face took its place; the track that face starts."""
-        left = self._leave(track, taken_at)
+        left = self._leave(track, min(taken_at, track.sure_seen))
         after = self._new_track(track.key, taken_at, track.box)
         after.last_seen, after.frames = track.last_seen, 1
         after.best_area, after.best_frontal = track.best_area, track.best_frontal
         after.best_sharpness, after.embedded_at = track.best_sharpness, taken_at
-        after.crop = track.crop
         return after, left
 
     def _ask(self, frame: Frame, due: list[Seen]) -> None:
@@ -342,44 +436,78 @@ class StreamTracker:
             track.best_frontal = max(track.best_frontal, seen.frontal or 0.0)
             track.best_sharpness = max(track.best_sharpness, seen.sharpness)
             track.embedded_at = frame.taken_at
-            if self.crops:
-                track.crop = face_thumbnail(frame.pixels, seen.detection.box)
         self._asked = _Asked(
             [s.track for s in due],
+            [s.detection.box for s in due],
+            [face_thumbnail(frame.pixels, s.detection.box) if self.crops else None for s in due],
             frame.taken_at,
             self._embedder.submit(self._embed, aligned),
         )
 
     def _collect(self, wait: bool) -> list[Event]:
         """Take the embeddings asked for, if ready (or once ready, with ``wait``), into their
-        tracks, and name the tracks again: the renames."""
+        tracks; split the tracks whose face became someone else's; name the tracks again;
+        confirm or doubt each embedded track's name on its new face. The renames (of names
+        confirmed) and the splits' departures are the events."""
         asked = self._asked
         if asked is None or not (wait or asked.vectors.done()):
             return []
         self._asked = None
         vectors = asked.vectors.result()
         self.counts.embeddings += len(asked.tracks)
+        index = self.index()
+        threshold = self.engine.scoring.threshold
         events: list[Event] = []
-        for track, vector in zip(asked.tracks, vectors, strict=True):
+        fresh: list[tuple[Track, _People, Box, bytes | None]] = []
+        for track, vector, box, crop in zip(
+            asked.tracks, vectors, asked.boxes, asked.crops, strict=True
+        ):
             if self.tracks.get(track.key) is not track:
                 continue  # it left (or was split) while its face was being embedded
-            if self._someone_else(track, vector):
+            people = _People.of(index, vector)
+            deciding = track.doubt_since is not None and asked.taken_at >= track.doubt_since
+            disagrees = track.name is not None and not people.agrees(track.name, threshold)
+            if self._someone_else(track, vector, people) or (
+                deciding and disagrees and (track.doubt_hard or track.misses + 1 >= MAX_MISSES)
+            ):
                 track, left = self._split(track, asked.taken_at)
                 events += left
             track.embeddings = [*track.embeddings, vector][-MAX_EMBEDDINGS:]
             track.embedded += 1
             track.named_at = asked.taken_at
-        return events + [
-            self._event("renamed", track, track.named_at, previous=before)
-            for track, before in self._name()
-            if track.arrived and before is not None
-        ]
+            fresh.append((track, people, box, crop))
+        self._name()
+        for track, people, box, crop in fresh:
+            if track.name is None:
+                continue
+            if people.agrees(track.name, threshold):
+                if track.doubt_since is None or asked.taken_at >= track.doubt_since:
+                    track.doubt_since, track.doubt_hard, track.misses = None, False, 0
+                    track.sure_box, track.crop = box, crop
+                    track.sure_seen = max(track.sure_seen, asked.taken_at)
+            else:
+                _doubt(track, asked.taken_at, hard=False)
+                track.misses += 1
+        return events + self._renames()
 
-    def _name(self) -> list[tuple[Track, str | None]]:
-        """Name every live embedded track jointly; (track, its name before) for changes."""
-        live = [t for t in self.tracks.values() if t.embeddings]
+    def _renames(self) -> list[Event]:
+        """``renamed`` for each arrived track whose confirmed name differs from the one told."""
+        events = []
+        for track in self.tracks.values():
+            if track.arrived and track.shown is not None and track.shown != track.told:
+                previous, track.told = track.told, track.shown
+                events.append(self._event("renamed", track, track.named_at, previous=previous))
+        return events
+
+    def _name(self) -> None:
+        """Name every embedded track in view jointly (the vote of its embeddings). A track out
+        of sight for GAP_S keeps its name and leaves the others free to take it: the tracker
+        often follows a face found again under a new track, and if it is found again under
+        the old one, the gap puts that in doubt."""
+        newest = max((t.last_seen for t in self.tracks.values()), default=0.0)
+        live = [t for t in self.tracks.values() if t.embeddings and newest - t.last_seen <= GAP_S]
         if not live:
-            return []
+            return
         index = self.index()
         threshold = self.engine.scoring.threshold
         if len(index.names):
@@ -389,31 +517,30 @@ class StreamTracker:
             chosen = assign(dist, threshold)
         else:
             dist, chosen = np.zeros((len(live), 0)), {}
-        changed = []
         for row, track in enumerate(live):
             column = chosen.get(row, len(index.names))
-            before = track.name
             if column < len(index.names):
                 track.name, track.distance = index.names[column], float(dist[row, column])
             else:
                 nearest = dist[row].min() if dist.shape[1] else None
                 track.name, track.distance = UNKNOWN, None if nearest is None else float(nearest)
-            if track.name != before:
-                changed.append((track, before))
-        return changed
 
     @staticmethod
     def _due(seen: Seen, now: float) -> bool:
         """Whether to embed this face now (embeddings are the costly part): a new track's
-        first few, then a clearly better view (larger, more frontal, sharper), or a while on."""
+        first few, a track in doubt (at once after a cut, jump or gap), then a clearly
+        better view (larger, more frontal, sharper), or a while on (sooner for a name)."""
         track = seen.track
         since = now - track.embedded_at
+        doubted = track.doubt_since is not None
         return (
-            (track.embedded < FIRST_EMBEDDINGS and since >= FIRST_EVERY_S)
+            (doubted and track.embedded_at < (track.doubt_since or 0.0))
+            or ((track.embedded < FIRST_EMBEDDINGS or doubted) and since >= FIRST_EVERY_S)
             or seen.detection.box.area >= BETTER_AREA * track.best_area
             or (seen.frontal is not None and seen.frontal >= track.best_frontal + BETTER_FRONTAL)
             or seen.sharpness > BETTER_SHARPNESS * track.best_sharpness
             or since >= REEMBED_EVERY_S
+            or (track.name not in (None, UNKNOWN) and since >= VERIFY_EVERY_S)
         )
 
     def process(self, frame: Frame, *, wait: bool = False) -> list[Event]:
@@ -421,7 +548,8 @@ class StreamTracker:
         on an earlier frame are taken when ready; with ``wait``, at once (a video file)."""
         now = frame.taken_at
         self.counts.frames += 1
-        seen = self._associate(self.engine.detect(frame.pixels), now)
+        cut = self._cuts.cut(frame.pixels)
+        seen = self._associate(frame, self.engine.detect(frame.pixels), cut)
         events = self._collect(wait=False)
         if self._asked is None:  # one batch at a time: the due faces wait for the next frame
             views = [Seen(t, d, frontal(d), sharpness(frame.pixels, d.box)) for t, d in seen]
@@ -431,8 +559,8 @@ class StreamTracker:
                 if wait or not self.engine.profile.embeds_beside:
                     events += self._collect(wait=True)
         for track, _ in seen:
-            if not track.arrived and track.name is not None and track.frames >= CONFIRM_FRAMES:
-                track.arrived = True
+            if not track.arrived and track.shown is not None and track.frames >= CONFIRM_FRAMES:
+                track.arrived, track.told = True, track.shown
                 events.append(
                     self._event("arrived", track, max(track.named_at, track.confirmed_at))
                 )
@@ -446,11 +574,14 @@ class StreamTracker:
         return events + [event for track in lost for event in self._leave(track, now)]
 
     def _leave(self, track: Track, now: float) -> list[Event]:
+        """``track`` is gone: it leaves under the name it was told by, when it was last seen
+        out of doubt (a face that took its place in doubt was never it)."""
         del self.tracks[track.key]
         self.counts.track_ended(track.embedded)
         if not track.arrived:
             return []
-        return [self._event("left", track, now, track.last_seen - track.first_seen)]
+        last = track.last_seen if track.doubt_since is None else track.sure_seen
+        return [self._event("left", track, now, last - track.first_seen)]
 
     def finish(self) -> list[Event]:
         """The stream ended: the embeddings under way are taken, every track still there

@@ -91,14 +91,16 @@ class Watched:
             "frames_dropped": source.frames_dropped,
             "reconnects": source.reconnects,
             **self.tracker.counts.as_dict(),
-            "in_view": sorted(t.name or UNKNOWN for t in self.tracker.tracks.values()),
+            # A face in doubt (another shot, a jump) shows no name until it is confirmed.
+            "in_view": sorted(t.shown or UNKNOWN for t in self.tracker.tracks.values()),
         }
 
 
 def annotated(frame: Frame, tracker: StreamTracker) -> np.ndarray:
-    """The frame with the tracks seen on it boxed and named."""
+    """The frame with the tracks seen on it boxed and named: a name only where an embedding
+    of the face in the box confirmed it ("…" while it is being checked)."""
     labels = [
-        Label(t.box, t.name or "…", UNKNOWN_COLOUR if t.name in (None, UNKNOWN) else KNOWN_COLOUR)
+        Label(t.box, t.shown or "…", UNKNOWN_COLOUR if t.shown in (None, UNKNOWN) else KNOWN_COLOUR)
         for t in tracker.tracks.values()
         if t.last_seen == frame.taken_at
     ]
