@@ -275,19 +275,23 @@ class Deliveries:
     def status(self) -> list[dict[str, Any]]:
         """Each target's delivery since the start: what went, failed attempts, events given
         up on, and why the last attempt failed (None: it did not)."""
-        return [
-            {
-                "target": t.name,
-                "kind": t.kind,
-                "url": t.shown,
-                "running": c.running,
-                "delivered": c.delivered,
-                "failed_attempts": c.failures,
-                "given_up": c.given_up,
-                "last_error": c.last_error,
-            }
-            for t, c in zip(self._targets, self.couriers, strict=True)
-        ]
+        couriers = {c.target: c for c in self.couriers}
+        found = []
+        for t in self._targets:
+            c = couriers.get(t.name)  # none before start()
+            found.append(
+                {
+                    "target": t.name,
+                    "kind": t.kind,
+                    "url": t.shown,
+                    "running": c is not None and c.running,
+                    "delivered": c.delivered if c else 0,
+                    "failed_attempts": c.failures if c else 0,
+                    "given_up": c.given_up if c else 0,
+                    "last_error": c.last_error if c else None,
+                }
+            )
+        return found
 
     def close(self, drain_s: float) -> list[str]:
         """Give pending events up to ``drain_s`` s to go, then stop; the targets (shown) that
