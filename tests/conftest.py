@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from facelens.redact import MaskSecrets
 from tests.helpers import Probe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,3 +58,16 @@ def probes(faces_dir: Path) -> list[Probe]:
 def lfw_dir() -> Path:
     """``../shared/data/lfw-dev`` (or $FACELENS_TEST_LFW)."""
     return shared_data("lfw-dev", "FACELENS_TEST_LFW", "probes.csv", "gallery")
+
+
+@pytest.fixture
+def guarded() -> Iterator[None]:
+    """guard_logs() as the CLI and the server call it; undone after the test."""
+    httpx_logger = logging.getLogger("httpx")
+    level = httpx_logger.level
+    yield
+    httpx_logger.setLevel(level)
+    for logger in (logging.getLogger(), httpx_logger):
+        for target in [logger, *logger.handlers]:
+            for f in [f for f in target.filters if isinstance(f, MaskSecrets)]:
+                target.removeFilter(f)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import struct
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 
@@ -61,3 +64,20 @@ def progressive_jpeg_with_repeated_scan(
     shortest = min(scans, key=len)
     eoi = data.rindex(b"\xff\xd9")
     return data[:eoi] + shortest * repeats + data[eoi:]
+
+
+def fill_events(path: Path, count: int) -> None:
+    """``count`` events written straight into an event log's table, one a second up to now
+    (5 streams ``s0``.., 50 people ``p0``.., the 3 kinds in turn)."""
+    start = datetime.now(UTC) - timedelta(seconds=count)
+    rows = []
+    for i in range(count):
+        when = (start + timedelta(seconds=i)).isoformat()
+        kind = ("arrived", "renamed", "left")[i % 3]
+        body = {"id": f"old{i}", "kind": kind, "stream": f"s{i % 5}", "name": f"p{i % 50}"}
+        rows.append((f"old{i}", when, f"s{i % 5}", kind, f"p{i % 50}", json.dumps(body)))
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "INSERT INTO events (id, time, stream, kind, name, body) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )

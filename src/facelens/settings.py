@@ -89,7 +89,23 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="Events (events.sqlite3) older than this many days are deleted, delivered "
-        "or not, whenever 'facelens watch' or a server stream starts.",
+        "or not: when 'facelens watch' or the server starts, and every hour while they run.",
+    )
+    events_delivery_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Attempts to deliver one event to a webhook or broker that is reached but "
+        "does not take it (any answer but 2xx, a redirect included; no answer in time); then it "
+        "is given up on (kept in the outbox as dead, retried on request) and the next events "
+        "go. While a target cannot be reached at all, events wait, uncounted.",
+    )
+    events_delivery_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Longest one attempt to deliver an event to a webhook may take in all "
+        "(connecting, sending, and the answer, of which at most 4 KB are read).",
     )
     events_webhook: SecretStr | None = Field(
         default=None,

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from facelens import redact
 from facelens.api.errors import send_error
 from facelens.errors import ClientGone, PayloadTooLarge, RequestTimeout, Unavailable
 
@@ -113,6 +114,7 @@ def configure_logging(log_format: str, *, debug: bool = False) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    redact.guard_logs(debug=debug)  # no URL's credentials in any log line
 
 
 class ObservabilityMiddleware:

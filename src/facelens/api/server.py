@@ -25,6 +25,7 @@ from facelens.errors import InvalidValue
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.keys import KeyStore, given_keys
 from facelens.settings import Settings
+from facelens.video.delivery import DeliveryMetrics
 from facelens.video.metrics import StreamMetrics
 from facelens.video.source import mask
 from facelens.video.streams import StreamManager
@@ -127,6 +128,9 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
         served.streams = StreamManager(settings)
         served.streams.start_all()  # the streams configured before come back
         served.metrics.registry.register(StreamMetrics(served.streams.statuses))
+        served.metrics.registry.register(
+            DeliveryMetrics(served.streams.deliveries, served.streams.outbox)
+        )
         for kind, url in (("webhook", settings.events_webhook), ("MQTT", settings.events_mqtt)):
             if url is not None:
                 log.info("stream events go to %s %s", kind, mask(url.get_secret_value()))

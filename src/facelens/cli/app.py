@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape as escape_markup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from facelens import errors
+from facelens import errors, redact
 from facelens.settings import DetectorName, ModelName, Settings, unknown_variables
 
 if TYPE_CHECKING:
@@ -242,6 +242,7 @@ def main_options(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    redact.guard_logs(debug=debug)  # no URL's credentials in any log line
     given: dict[str, Any] = {
         "data_dir": data_dir,
         "model": model,

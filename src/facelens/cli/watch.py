@@ -109,7 +109,12 @@ def watch(
                     f"{source}: no such file (give a video file, a stream URL or a camera)."
                 ) from None
         try:
-            deliveries = Deliveries(webhook, mqtt)
+            deliveries = Deliveries(
+                webhook,
+                mqtt,
+                attempts=state.settings.events_delivery_attempts,
+                timeout_s=state.settings.events_delivery_timeout_s,
+            )
         except ValueError as exc:
             raise InvalidValue(str(exc)) from None
         streams: list[Watched] = []
@@ -118,7 +123,7 @@ def watch(
         gallery = open_gallery(state)
         engine = engine_for_gallery(state, gallery)
         log = EventLog(state.settings.data_dir / "events.sqlite3", targets=deliveries.names)
-        log.forget_before(days=state.settings.events_retention_days)
+        log.prune_every(days=state.settings.events_retention_days)  # now, then hourly
         deliveries.start(log)
         taken: set[str] = set()
         streams += [
@@ -164,6 +169,17 @@ def watch(
                         "run to it."
                     )
                 )
+            for status in deliveries.status():
+                if status["given_up"]:
+                    why = status["last_error"] or "see the log"
+                    err.print(
+                        escape(
+                            f"{status['url']}: {status['given_up']} events given up on after "
+                            f"{deliveries.attempts} attempts each (last: {why}); they stay "
+                            "stored as dead until a server's POST /v1/events/deliveries/retry "
+                            "sends them again."
+                        )
+                    )
             log.close()
             gallery.close()
         for report in reports:

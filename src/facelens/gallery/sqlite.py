@@ -31,6 +31,15 @@ from facelens.models.profiles import ModelProfile, profile_for
 from facelens.settings import ModelName
 
 
+def forget_event_crops(data_dir: Path, names: list[str]) -> int:
+    """Blank the face crops of stored events (``events.sqlite3`` beside the gallery) that name
+    these people: biometric data must not outlive their deletion. The one place every delete
+    goes through (HTTP, CLI, the CompreFace and DeepStack routes)."""
+    from facelens.video.eventlog import forget_crops_in  # the light event log, no video code
+
+    return forget_crops_in(data_dir, names)
+
+
 def _not_found(name: str) -> NotFound:
     return PersonNotFound(
         f"No person named {name!r}; 'facelens people list' shows who is enrolled."
@@ -229,6 +238,10 @@ class SQLiteGallery(StoredFaces):
 
     def remove_person(self, name: str) -> int:
         name = normalize_name(name)
+        self.person(name)  # NotFound before anything is touched
+        # Their face crops in stored events go first: if that fails, nothing is removed yet
+        # and the call can be repeated.
+        forget_event_crops(self.path.parent, [name])
         with self._transaction(erases=True) as db:
             person = self._person_id(db, name)
             count = db.execute(
@@ -288,6 +301,7 @@ class SQLiteGallery(StoredFaces):
 
     def remove_everyone(self) -> int:
         """Delete every person and face; returns the people removed."""
+        forget_event_crops(self.path.parent, [p.name for p in self.list_people()])
         with self._transaction(erases=True) as db:
             removed = db.execute("SELECT COUNT(*) FROM people").fetchone()[0]
             db.execute("DELETE FROM people")  # cascades to sources and faces

@@ -26,7 +26,7 @@ import numpy.typing as npt
 from facelens.models.base import Box, RGBImage
 
 CUT_CORRELATION = 0.7  # consecutive processed frames correlating less: a cut
-LOOK_CORRELATION = 0.6  # a track's face correlating less with its look on the frame before
+LOOK_CORRELATION = 0.5  # a track's face correlating less with its look on the frame before
 JUMP_OVERLAP = 0.2  # a box overlapping its previous one less (IoU): a jump
 JUMP_AREA = 1.6  # or one this many times larger or smaller
 GAP_S = 0.5  # a face out of sight this long, then found again in the same track

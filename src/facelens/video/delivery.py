@@ -1,6 +1,12 @@
 """Delivery of stored events: a webhook (POST JSON) and MQTT, each on its own thread, from the
 event log's outbox. A target that fails is retried with capped back-off and jitter; recognition
 never waits for it. At least once: a receiver de-duplicates by the event's ``id``.
+
+In order, one event at a time, per target. An event the target was reached with but did not
+take (any answer but 2xx, a redirect included; no complete answer in time) is tried at most
+``attempts`` times, then given up on: it stays in the outbox, ``dead``, and the events after it
+go on (so they overtake it). While the target cannot be reached at all (no connection, no
+broker), nothing is counted and every event waits, in order, for as long as it takes.
 """
 
 from __future__ import annotations
@@ -8,30 +14,39 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import httpx
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from facelens.redact import mask
 from facelens.video.eventlog import EventLog
-from facelens.video.source import backoff_s, mask
+from facelens.video.source import backoff_s
+from facelens.video.webhook import Webhook
 
 log = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], None]
 CONNECT_WAIT_S = 5.0
-RETRY_CAP_S = 10.0
+RETRY_FIRST_S = 0.5
+RETRY_CAP_S = 30.0  # the longest wait between two attempts
 
 
 class Courier:
     """Delivers one target's pending events, oldest first, until stopped."""
 
-    def __init__(self, events: EventLog, target: str, send: Send, shown: str) -> None:
+    def __init__(
+        self, events: EventLog, target: str, send: Send, shown: str, *, attempts: int
+    ) -> None:
         self.events, self.target, self.send, self.shown = events, target, send, shown
-        self.delivered = 0
+        self.attempts = attempts
+        self.delivered = self.failures = self.given_up = 0  # this run's
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"deliver {shown}", daemon=True)
@@ -40,33 +55,66 @@ class Courier:
         self._thread.start()
         return self
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self) -> None:
-        failures = 0
+        failures = 0  # in a row: how long to wait before the next attempt
         while not self._stop.is_set():
-            batch = self.events.pending(self.target)
-            if not batch:
-                with self.events.added:
-                    self.events.added.wait(timeout=0.5)
-                continue
-            for seq, event in batch:
-                try:
-                    self.send(event)
-                except Exception as exc:  # any failure of the target: retried, never fatal
-                    failures += 1
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    wait = backoff_s(failures, first=0.5, cap=RETRY_CAP_S)
-                    log.warning(
-                        "delivery to %s failed (%s); retrying in %.1f s",
+            try:
+                failures = self._deliver(failures)
+            except sqlite3.Error as exc:  # the outbox itself (busy, disk full): tried again
+                log.warning(
+                    "delivery to %s: the outbox cannot be read or written: %s", self.shown, exc
+                )
+                self._stop.wait(RETRY_CAP_S)
+
+    def _deliver(self, failures: int) -> int:
+        """Try the pending events once each, in order, until one fails; the failures in a row."""
+        batch = self.events.pending(self.target)
+        if not batch:
+            with self.events.added:
+                self.events.added.wait(timeout=0.5)
+            return failures
+        for seq, event in batch:
+            if self._stop.is_set():
+                break
+            try:
+                self.send(event)
+            except Exception as exc:  # any failure of the target: retried, never fatal
+                self.failures += 1
+                self.last_error = mask(f"{type(exc).__name__}: {exc}")
+                counted = not isinstance(exc, ConnectionError)
+                tried = self.events.failed(self.target, seq, self.last_error, counted=counted)
+                if counted and tried >= self.attempts:
+                    self.events.give_up(self.target, seq)
+                    self.given_up += 1
+                    log.error(
+                        "delivery to %s: event %s given up after %d attempts (%s); kept in the "
+                        "outbox as dead (POST /v1/events/deliveries/retry sends it again)",
                         self.shown,
+                        event.get("id"),
+                        tried,
                         self.last_error,
-                        wait,
                     )
-                    self._stop.wait(wait)
-                    break
-                failures = 0
-                self.last_error = None
-                self.events.delivered(self.target, seq)
-                self.delivered += 1
+                    failures = 0
+                    continue  # the next event, at once
+                failures += 1
+                wait = backoff_s(failures, first=RETRY_FIRST_S, cap=RETRY_CAP_S)
+                log.warning(
+                    "delivery to %s failed (%s); retrying in %.1f s",
+                    self.shown,
+                    self.last_error,
+                    wait,
+                )
+                self._stop.wait(wait)
+                return failures
+            failures = 0
+            self.last_error = None
+            self.events.delivered(self.target, seq)
+            self.delivered += 1
+        return failures
 
     def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for every pending event to go; whether they all went."""
@@ -77,22 +125,11 @@ class Courier:
             deadline.wait(0.1)
         return not self.events.pending(self.target, 1)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         with self.events.added:
             self.events.added.notify_all()
-        self._thread.join(timeout=10)
-
-
-def webhook(url: str) -> Send:
-    """POST each event as JSON to ``url``; a non-2xx answer is a failure (retried)."""
-    client = httpx.Client(timeout=httpx.Timeout(10.0))
-
-    def send(event: dict[str, Any]) -> None:
-        answer = client.post(url, json=event, headers={"Idempotency-Key": event["id"]})
-        answer.raise_for_status()
-
-    return send
+        self._thread.join(timeout=timeout)
 
 
 def topic_part(text: str) -> str:
@@ -190,38 +227,116 @@ def target_names(webhook: str | None, mqtt: str | None) -> tuple[str, ...]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str  # in the outbox: kind and digest (no secret)
+    kind: str  # webhook or mqtt
+    shown: str  # its URL, masked
+    send: Send
+    close: Callable[[], None]
+
+
 class Deliveries:
     """The targets events go to (a webhook, an MQTT broker), each with its courier thread."""
 
-    def __init__(self, webhook_url: str | None, mqtt_url: str | None) -> None:
+    def __init__(
+        self,
+        webhook_url: str | None,
+        mqtt_url: str | None,
+        *,
+        attempts: int,
+        timeout_s: float,
+    ) -> None:
         self.publisher = Mqtt(mqtt_url) if mqtt_url else None  # ValueError: a bad URL
-        self._targets: dict[str, tuple[Send, str]] = {}
+        self.attempts, self.timeout_s = attempts, timeout_s
+        self._targets: list[Target] = []
         if webhook_url:
-            self._targets[target_name("webhook", webhook_url)] = (
-                webhook(webhook_url),
-                mask(webhook_url),
-            )
+            hook = Webhook(webhook_url, timeout_s)
+            name = target_name("webhook", webhook_url)
+            self._targets.append(Target(name, "webhook", mask(webhook_url), hook, hook.close))
         if mqtt_url and self.publisher is not None:
-            self._targets[target_name("mqtt", mqtt_url)] = (self.publisher.send, mask(mqtt_url))
+            name = target_name("mqtt", mqtt_url)
+            self._targets.append(
+                Target(name, "mqtt", mask(mqtt_url), self.publisher.send, lambda: None)
+            )
         self.couriers: list[Courier] = []
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(self._targets)
+        return tuple(t.name for t in self._targets)
 
     def start(self, events: EventLog) -> Deliveries:
         self.couriers = [
-            Courier(events, name, send, shown).start()
-            for name, (send, shown) in self._targets.items()
+            Courier(events, t.name, t.send, t.shown, attempts=self.attempts).start()
+            for t in self._targets
         ]
         return self
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each target's delivery since the start: what went, failed attempts, events given
+        up on, and why the last attempt failed (None: it did not)."""
+        couriers = {c.target: c for c in self.couriers}
+        found = []
+        for t in self._targets:
+            c = couriers.get(t.name)  # none before start()
+            found.append(
+                {
+                    "target": t.name,
+                    "kind": t.kind,
+                    "url": t.shown,
+                    "running": c is not None and c.running,
+                    "delivered": c.delivered if c else 0,
+                    "failed_attempts": c.failures if c else 0,
+                    "given_up": c.given_up if c else 0,
+                    "last_error": c.last_error if c else None,
+                }
+            )
+        return found
 
     def close(self, drain_s: float) -> list[str]:
         """Give pending events up to ``drain_s`` s to go, then stop; the targets (shown) that
         still have some (they stay stored and go with the next run)."""
         late = [c.shown for c in self.couriers if not c.drain(timeout=drain_s)]
         for courier in self.couriers:
-            courier.stop()
+            courier.stop(timeout=self.timeout_s + 5)  # an attempt under way ends by then
+        busy = {c.target for c in self.couriers if c.running}  # an attempt that would not end
+        for target in self._targets:
+            if target.name not in busy:
+                target.close()
         if self.publisher is not None:
             self.publisher.close()
         return late
+
+
+class DeliveryMetrics(Collector):
+    """``facelens_event_deliveries_total`` (by target and result: delivered, failed attempt,
+    given up) of this process's couriers, and ``facelens_event_outbox`` (events by target and
+    state: pending, dead) of the outbox on disk, labelled by outbox name (no secret)."""
+
+    def __init__(self, deliveries: Deliveries, events: EventLog) -> None:
+        self.deliveries, self.events = deliveries, events
+
+    def collect(self) -> Iterator[Metric]:
+        done = CounterMetricFamily(
+            "facelens_event_deliveries",
+            "Delivery attempts of events since the start, by target and result (delivered, "
+            "failed: an attempt that failed, given_up: an event marked dead).",
+            labels=["target", "result"],
+        )
+        for status in self.deliveries.status():
+            for result, key in (
+                ("delivered", "delivered"),
+                ("failed", "failed_attempts"),
+                ("given_up", "given_up"),
+            ):
+                done.add_metric([status["target"], result], float(status[key]))
+        outbox = GaugeMetricFamily(
+            "facelens_event_outbox",
+            "Events in the outbox, by target and state (pending: still to go; dead: given up "
+            "on, kept until retried or past retention).",
+            labels=["target", "state"],
+        )
+        for box in self.events.outboxes():
+            outbox.add_metric([box.target, "pending"], float(box.pending))
+            outbox.add_metric([box.target, "dead"], float(box.dead))
+        yield from (done, outbox)

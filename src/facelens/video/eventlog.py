@@ -1,24 +1,38 @@
 """Events are stored before they are delivered: one SQLite file in the data directory
-(``events.sqlite3``, WAL), with an outbox per delivery target (a webhook, an MQTT broker).
+(``events.sqlite3``, WAL, ``secure_delete``), with an outbox per delivery target (a webhook, an
+MQTT broker).
 
 A target is told each event at least once, in order; a failing target keeps its events
-pending (retried with back-off) without holding recognition up. Old events go after the
-retention period.
+pending (retried with back-off) without holding recognition up. An event a target was reached
+with but did not take after the set number of attempts is given up on: it stays in the outbox,
+``dead``, the events after it go on, and :meth:`EventLog.retry` puts it back. Old events go
+after the retention period (checked hourly). Live listeners are fed by one tail per process
+(``tail.py``), which reads each new row once, by its sequence number, for all of them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from facelens.gallery.db import connect
-from facelens.video.tracks import Event
+from facelens.gallery.db import connect, now_text, storage_error
+
+if TYPE_CHECKING:
+    from facelens.video.tail import Tail
+    from facelens.video.tracks import Event
+
+log = logging.getLogger(__name__)
+
+EVENTS_FILE = "events.sqlite3"  # in the data directory, beside the gallery
+PRUNE_EVERY_S = 3600.0  # retention is applied this often by a long-running watch or server
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -31,20 +45,82 @@ CREATE TABLE IF NOT EXISTS events (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
+CREATE INDEX IF NOT EXISTS events_stream ON events(stream, seq);
+CREATE INDEX IF NOT EXISTS events_name ON events(name, seq);
+CREATE INDEX IF NOT EXISTS events_kind ON events(kind, seq);
 CREATE TABLE IF NOT EXISTS deliveries (
     target TEXT NOT NULL,
     seq INTEGER NOT NULL REFERENCES events(seq) ON DELETE CASCADE,
     attempts INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (target, seq)
 );
+CREATE INDEX IF NOT EXISTS deliveries_seq ON deliveries(seq);
 """
+# Columns the outbox gained after its first release (added to older files when opened).
+_DELIVERY_COLUMNS = {
+    "state": "TEXT NOT NULL DEFAULT 'pending'",  # pending, or dead: given up on
+    "last_error": "TEXT",  # why the last attempt failed (URLs masked)
+    "tried_at": "TEXT",  # when
+}
+_DELIVERY_INDEX = "CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(target, state, seq)"
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time with its zone: UTC when it has none."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _utc_text(moment: datetime) -> str:
     """A time as stored (ISO 8601 in UTC), so that text order is time order."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat()
+    return _aware(moment).astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which events: by stream, person (``name``), kind and time (``since`` inclusive,
+    ``until`` exclusive); None matches any. The same test in SQL and on a live event."""
+
+    stream: str | None = None
+    name: str | None = None
+    kind: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> tuple[list[str], list[object]]:
+        clauses: list[str] = []
+        args: list[object] = []
+        for column, value in (("stream", self.stream), ("name", self.name), ("kind", self.kind)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        for clause, moment in (("time >= ?", self.since), ("time < ?", self.until)):
+            if moment is not None:
+                clauses.append(clause)
+                args.append(_utc_text(moment))
+        return clauses, args
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        for key, value in (("stream", self.stream), ("name", self.name), ("kind", self.kind)):
+            if value is not None and event.get(key) != value:
+                return False
+        if self.since is None and self.until is None:
+            return True
+        when = _aware(datetime.fromisoformat(str(event["time"])))
+        if self.since is not None and when < _aware(self.since):
+            return False
+        return self.until is None or when < _aware(self.until)
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """One target's outbox: events still to go, events given up on, and why the one it is
+    trying now failed last (None: it has not failed)."""
+
+    target: str
+    pending: int
+    dead: int
+    attempts: int  # failed attempts of the event it is trying now
+    last_error: str | None
 
 
 class EventLog:
@@ -55,8 +131,23 @@ class EventLog:
         self.targets = tuple(targets)
         self._lock = threading.Lock()
         self._db = connect(path)  # WAL, foreign keys, waits for other writers (the gallery's)
-        self._db.executescript(_SCHEMA)
+        # Deleted events and crops are overwritten, not left readable in free pages.
+        self._db.execute("PRAGMA secure_delete = ON")
+        try:
+            self._db.executescript(_SCHEMA)
+            with self._transaction() as db:
+                have = {str(row[1]) for row in db.execute("PRAGMA table_info(deliveries)")}
+                for column, declared in _DELIVERY_COLUMNS.items():
+                    if column not in have:
+                        db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} {declared}")
+                db.execute(_DELIVERY_INDEX)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise storage_error(path, exc) from None
         self.added = threading.Condition()
+        self._tail: Tail | None = None
+        self._pruning = threading.Event()  # set: stop pruning
+        self._pruner: threading.Thread | None = None
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -95,12 +186,14 @@ class EventLog:
         with self.added:
             self.added.notify_all()
 
+    # -- the outbox ---------------------------------------------------------------------------
+
     def pending(self, target: str, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
-        """Undelivered events for ``target``, oldest first: (seq, event)."""
+        """Undelivered events for ``target`` (not those given up on), oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT e.seq, e.body FROM deliveries d JOIN events e ON e.seq = d.seq "
-                "WHERE d.target = ? ORDER BY e.seq LIMIT ?",
+                "SELECT d.seq, e.body FROM deliveries d JOIN events e ON e.seq = d.seq "
+                "WHERE d.target = ? AND d.state = 'pending' ORDER BY d.seq LIMIT ?",
                 (target, limit),
             ).fetchall()
         return [(int(seq), json.loads(body)) for seq, body in rows]
@@ -108,6 +201,61 @@ class EventLog:
     def delivered(self, target: str, seq: int) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM deliveries WHERE target = ? AND seq = ?", (target, seq))
+
+    def failed(self, target: str, seq: int, error: str, *, counted: bool = True) -> int:
+        """Record a failed attempt (``counted``: one the target was reached with); the
+        event's counted attempts so far."""
+        with self._transaction() as db:
+            row = db.execute(
+                "UPDATE deliveries SET attempts = attempts + ?, last_error = ?, tried_at = ? "
+                "WHERE target = ? AND seq = ? RETURNING attempts",
+                (int(counted), error, now_text(), target, seq),
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def give_up(self, target: str, seq: int) -> None:
+        """Mark the event dead for ``target``: kept, not tried again until :meth:`retry`."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET state = 'dead' WHERE target = ? AND seq = ?", (target, seq)
+            )
+
+    def retry(self, target: str | None = None) -> int:
+        """Put the events given up on (of ``target``, or of every target) back in line, with
+        their attempts forgotten; how many. They go first: the outbox goes oldest first."""
+        sql = "UPDATE deliveries SET state = 'pending', attempts = 0 WHERE state = 'dead'"
+        with self._transaction() as db:
+            if target is None:
+                count = db.execute(sql).rowcount
+            else:
+                count = db.execute(sql + " AND target = ?", (target,)).rowcount
+        with self.added:
+            self.added.notify_all()
+        return int(count)
+
+    def outboxes(self) -> list[Outbox]:
+        """Every target's outbox that holds events, by target."""
+        with self._lock:
+            counts = self._db.execute(
+                "SELECT target, SUM(state = 'pending'), SUM(state = 'dead') FROM deliveries "
+                "GROUP BY target ORDER BY target"
+            ).fetchall()
+            found = []
+            for target, pending, dead in counts:
+                head = self._db.execute(
+                    "SELECT attempts, last_error FROM deliveries "
+                    "WHERE target = ? AND state = 'pending' ORDER BY seq LIMIT 1",
+                    (target,),
+                ).fetchone()
+                attempts, error = head if head is not None else (0, None)
+                found.append(
+                    Outbox(
+                        str(target), int(pending), int(dead), int(attempts), error and str(error)
+                    )
+                )
+        return found
+
+    # -- reading ------------------------------------------------------------------------------
 
     def events(
         self,
@@ -123,26 +271,27 @@ class EventLog:
     ) -> list[tuple[int, dict[str, Any]]]:
         """Stored events after sequence number ``after``, oldest first, filtered (``since``
         inclusive, ``until`` exclusive); with ``newest``, the last ``limit`` of them."""
-        where: list[str] = ["seq > ?"]
-        args: list[object] = [after]
-        for column, value in (("stream", stream), ("name", name), ("kind", kind)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        for clause, moment in (("time >= ?", since), ("time < ?", until)):
-            if moment is not None:
-                where.append(clause)
-                args.append(_utc_text(moment))
-        order = "DESC" if newest else "ASC"
+        chosen = Filter(stream, name, kind, since, until)
+        sql, args = self.select(chosen, after=after, limit=limit, newest=newest)
         with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, body FROM events WHERE "
-                + " AND ".join(where)
-                + f" ORDER BY seq {order} LIMIT ?",
-                (*args, limit),
-            ).fetchall()
+            rows = self._db.execute(sql, args).fetchall()
         found = [(int(seq), json.loads(body)) for seq, body in rows]
         return found[::-1] if newest else found
+
+    @staticmethod
+    def select(
+        chosen: Filter, *, after: int = 0, limit: int = 100, newest: bool = False
+    ) -> tuple[str, list[object]]:
+        """The query of :meth:`events` (for its plan): each column filtered has an index that
+        leads with it and ends with ``seq``, so a page is a range of one index, in order."""
+        clauses, args = chosen.where()
+        order = "DESC" if newest else "ASC"
+        sql = (
+            "SELECT seq, body FROM events WHERE "
+            + " AND ".join(["seq > ?", *clauses])
+            + f" ORDER BY seq {order} LIMIT ?"
+        )
+        return sql, [after, *args, limit]
 
     def last_seq(self) -> int:
         """The newest event's sequence number (0 if none): where "from now on" starts."""
@@ -150,12 +299,120 @@ class EventLog:
             row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         return int(row[0])
 
+    @property
+    def tail(self) -> Tail:
+        """The one reader of new events that feeds every live listener of this process."""
+        from facelens.video.tail import Tail
+
+        with self._lock:
+            if self._tail is None:
+                self._tail = Tail(self.path)
+            return self._tail
+
+    # -- forgetting ---------------------------------------------------------------------------
+
     def forget_before(self, days: float) -> int:
         """Delete events older than ``days`` (delivered or not); how many went."""
         cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat()
         with self._transaction() as db:
-            return db.execute("DELETE FROM events WHERE time < ?", (cutoff,)).rowcount
+            return int(db.execute("DELETE FROM events WHERE time < ?", (cutoff,)).rowcount)
+
+    def prune_every(self, days: float, every_s: float = PRUNE_EVERY_S) -> None:
+        """Apply the retention of ``days`` now and then every ``every_s`` s until closed (a
+        watch or a server runs for months)."""
+        self.forget_before(days)
+
+        def prune() -> None:
+            while not self._pruning.wait(every_s):
+                try:
+                    gone = self.forget_before(days)
+                except (sqlite3.Error, OSError) as exc:  # busy or full: the next round tries
+                    log.warning("events older than %s days not deleted yet: %s", days, exc)
+                    continue
+                if gone:
+                    log.info("deleted %d events older than %s days", gone, days)
+
+        self._pruner = threading.Thread(target=prune, name="events retention", daemon=True)
+        self._pruner.start()
+
+    def forget_crops(self, names: Iterable[str]) -> int:
+        """Blank the face crops of every track any event names as one of ``names`` (as its
+        name, or as the name it had before a rename), all its events included (a track that
+        arrived ``unknown`` and was renamed shows the same face); how many events lost one.
+        Overwritten on disk (``secure_delete``), and the write-ahead log is emptied."""
+        blanked = 0
+        with self._transaction() as db:
+            for name in names:
+                blanked += _blank_tracks(db, name)
+        if blanked:
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return blanked
 
     def close(self) -> None:
+        self._pruning.set()
+        if self._pruner is not None:
+            self._pruner.join(timeout=10)
+        if self._tail is not None:
+            self._tail.close()
         with self._lock:
             self._db.close()
+
+
+def _blank_tracks(db: sqlite3.Connection, name: str) -> int:
+    """Within a transaction: blank the crops of the tracks that events name ``name``."""
+    track = "json_extract(body, '$.track')"
+    naming = db.execute(
+        f"SELECT seq, stream, {track} FROM events WHERE name = ? UNION "
+        f"SELECT seq, stream, {track} FROM events "
+        "WHERE kind = 'renamed' AND json_extract(body, '$.previous') = ? ORDER BY 1",
+        (name, name),
+    ).fetchall()
+    done: dict[tuple[str, object], list[tuple[int, int | None]]] = {}
+    blanked = 0
+    for seq, stream, number in naming:
+        spans = done.setdefault((stream, number), [])
+        if any(start <= seq and (end is None or seq <= end) for start, end in spans):
+            continue
+        # The track's events: from its "arrived" to its "left" (track numbers start again
+        # with each run of a stream, so the span is that of this run's track).
+        first = db.execute(
+            f"SELECT seq FROM events WHERE stream = ? AND seq <= ? AND kind = 'arrived' "
+            f"AND {track} = ? ORDER BY seq DESC LIMIT 1",
+            (stream, seq, number),
+        ).fetchone()
+        last = db.execute(
+            f"SELECT seq FROM events WHERE stream = ? AND seq >= ? AND kind = 'left' "
+            f"AND {track} = ? ORDER BY seq LIMIT 1",
+            (stream, seq, number),
+        ).fetchone()
+        start, end = (
+            (seq if first is None else int(first[0])),
+            (None if last is None else int(last[0])),
+        )
+        spans.append((start, end))
+        blanked += db.execute(
+            "UPDATE events SET body = json_set(body, '$.crop', NULL) WHERE stream = ? "
+            f"AND seq >= ? AND seq <= ? AND {track} = ? "
+            "AND json_extract(body, '$.crop') IS NOT NULL",
+            (stream, start, 2**62 if end is None else end, number),
+        ).rowcount
+    return blanked
+
+
+def forget_crops_in(data_dir: Path, names: Iterable[str]) -> int:
+    """Blank the event crops of people deleted from the gallery of ``data_dir`` (see
+    :meth:`EventLog.forget_crops`); 0 when there is no event log there."""
+    path = data_dir / EVENTS_FILE
+    if not path.is_file():
+        return 0
+    events = EventLog(path)
+    try:
+        blanked = events.forget_crops(names)
+    except sqlite3.Error as exc:
+        raise storage_error(path, exc) from None
+    finally:
+        events.close()
+    if blanked:
+        log.info("blanked the face crops of %d events of deleted people", blanked)
+    return blanked

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facelens import redact
 from facelens.models.base import RGBImage
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,12 @@ RECONNECT_FIRST_S = 1.0
 RECONNECT_CAP_S = 30.0
 OPEN_TIMEOUT_MS = 10_000
 READ_TIMEOUT_MS = 10_000
-_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 def mask(source: str) -> str:
-    """``source`` with any ``user:password@`` of a URL replaced by ``***@``."""
-    return _CREDENTIALS.sub("***@", source)
+    """``source`` with any ``user:password@`` of a URL replaced by ``***@``, and the values of
+    secret-looking query keys (``?api_key=``, ``&password=`` ...) by ``***``."""
+    return redact.mask(source)
 
 
 def backoff_s(

@@ -153,9 +153,14 @@ class StreamManager(SQLiteStore):
         self._context = multiprocessing.get_context("spawn")
         # The streams' events go to the server's targets from here, by couriers reading the
         # outbox the stream processes fill (one courier per target, however many streams).
-        self.deliveries = Deliveries(*_target_urls(settings))
-        self._outbox = EventLog(self.path, targets=self.deliveries.names)
-        self.deliveries.start(self._outbox)
+        self.deliveries = Deliveries(
+            *_target_urls(settings),
+            attempts=settings.events_delivery_attempts,
+            timeout_s=settings.events_delivery_timeout_s,
+        )
+        self.outbox = EventLog(self.path, targets=self.deliveries.names)
+        self.outbox.prune_every(days=settings.events_retention_days)  # hourly, for months
+        self.deliveries.start(self.outbox)
 
     # -- configuration ------------------------------------------------------------------
 
@@ -291,7 +296,7 @@ class StreamManager(SQLiteStore):
             self._stop(stream_id)
         for shown in self.deliveries.close(drain_s=DRAIN_S):
             log.warning("%s: events not delivered yet go when the server is back", shown)
-        self._outbox.close()
+        self.outbox.close()
         super().close()
 
 

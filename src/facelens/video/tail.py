@@ -1,0 +1,116 @@
+"""The tail of the event log: new events as they are stored, by any process, read once for
+every live listener of this process (``GET /v1/events/stream``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from facelens.gallery.db import connect
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5  # how often the tail looks for new events
+TAIL_BATCH = 500  # rows the tail reads at most per look
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One stored event as the tail hands it out: its sequence number, the event, and its JSON
+    text as stored (sent as it is, not serialised again for each listener)."""
+
+    seq: int
+    event: dict[str, Any]
+    text: str
+
+
+Listener = Callable[[list[Stored]], None]
+
+
+class Tail:
+    """New events as they are stored, by any process: one thread with its own connection
+    reads the rows after the newest it has seen (a range of the primary key, never a scan),
+    once per look however many listen, and hands each batch to every listener. It looks only
+    while someone listens."""
+
+    def __init__(self, path: Path, poll_s: float = POLL_S) -> None:
+        self.path, self.poll_s = path, poll_s
+        self._db = connect(path)  # its own: never waits on the log's lock
+        self._reading = threading.Lock()  # the connection: one statement at a time
+        self._lock = threading.Condition()  # the listeners and the head
+        self._listeners: list[Listener] = []
+        self._head = 0
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def listen(self, listener: Listener) -> int:
+        """Hand ``listener`` every batch read from now on (on the tail's thread: it must only
+        pass them on); the sequence number they start after."""
+        with self._lock:
+            if not self._listeners:  # not looking until now: start from the newest
+                self._head = max(self._head, self._newest())
+            self._listeners.append(listener)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="events tail", daemon=True)
+                self._thread.start()
+            self._lock.notify_all()
+            return self._head
+
+    def forget(self, listener: Listener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    @property
+    def listeners(self) -> int:
+        with self._lock:
+            return len(self._listeners)
+
+    def _newest(self) -> int:
+        with self._reading:
+            row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        return int(row[0])
+
+    def _read(self, after: int) -> list[Stored]:
+        with self._reading:
+            rows = self._db.execute(
+                "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, TAIL_BATCH),
+            ).fetchall()
+        return [Stored(int(seq), json.loads(body), str(body)) for seq, body in rows]
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            with self._lock:
+                self._lock.wait_for(lambda: bool(self._listeners) or self._closed.is_set())
+                head = self._head
+            if self._closed.is_set():
+                return
+            try:
+                rows = self._read(head)  # outside the lock: listeners come and go meanwhile
+            except sqlite3.Error as exc:  # busy, or the file went: looked at again next time
+                log.warning("reading new events: %s", exc)
+                rows = []
+            if rows:
+                with self._lock:
+                    self._head = max(self._head, rows[-1].seq)
+                    listeners = list(self._listeners)
+                for listener in listeners:
+                    listener(rows)
+            if len(rows) < TAIL_BATCH:
+                self._closed.wait(self.poll_s)
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._reading:
+            self._db.close()

@@ -1,0 +1,46 @@
+"""Secrets in URLs masked: in text, and in every log line once guard_logs() is set up (as the
+CLI and the server do), httpx's request lines included."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from facelens.redact import MaskSecrets, guard_logs, mask
+
+
+def test_secrets_in_urls_are_masked_in_credentials_and_query() -> None:
+    assert mask("rtsp://admin:hunter2@10.0.0.5:554/live") == "rtsp://***@10.0.0.5:554/live"
+    assert (
+        mask("http://cam/snap.cgi?channel=1&api_key=abc&Password=x&subtype=0&X-Amz-Signature=s")
+        == "http://cam/snap.cgi?channel=1&api_key=***&Password=***&subtype=0&X-Amz-Signature=***"
+    )
+    assert mask("https://h/hook?access_token=a.b.c#top") == "https://h/hook?access_token=***#top"
+    said = "Client error '404' for url 'http://u:p@h/x?apikey=k1&pwd=k2'"
+    assert mask(said) == "Client error '404' for url 'http://***@h/x?apikey=***&pwd=***'"
+    assert mask("/videos/door.mp4") == "/videos/door.mp4"
+    assert mask("rtsp://cam/cam/realmonitor?channel=1&subtype=0") == (
+        "rtsp://cam/cam/realmonitor?channel=1&subtype=0"
+    )
+
+
+@pytest.mark.usefixtures("guarded")
+def test_guarded_logs_mask_what_any_logger_says_and_silence_httpx_requests(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = "http://user:s3cret@hook.lan/in?token=t0ken&channel=1"
+    guard_logs()
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("httpx").info('HTTP Request: POST %s "HTTP/1.1 200 OK"', url)
+    assert "HTTP Request" not in caplog.text  # httpx's per-request lines: off
+    guard_logs(debug=True)  # --debug: on, masked
+    logging.getLogger("httpx").info('HTTP Request: POST %s "HTTP/1.1 200 OK"', url)
+    try:
+        raise ConnectionError(f"cannot reach {url}")
+    except ConnectionError:
+        logging.getLogger().exception("delivery to %s failed", url)  # a traceback too
+    assert "POST http://***@hook.lan/in?token=***&channel=1" in caplog.text
+    assert "s3cret" not in caplog.text and "t0ken" not in caplog.text
+    guard_logs(debug=True)  # again: one filter each, not two
+    assert sum(isinstance(f, MaskSecrets) for f in logging.getLogger("httpx").filters) == 1
