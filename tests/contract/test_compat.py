@@ -22,6 +22,7 @@ from PIL import Image
 from facelens.compat import NAMED_FLOOR, UNNAMED_CEILING, similarity
 from facelens.keys import KeyStore
 from facelens.models.base import Box
+from facelens.settings import Settings
 from tests.contract.conftest import served
 from tests.fake_model import photo
 
@@ -429,3 +430,57 @@ def test_keys_form_field_header_and_open_networks(tmp_path: Path) -> None:
         assert api.post("/v1/vision/face", files=image, data={"api_key": "x"}).status_code == 401
     with served(data, client=("10.0.0.9", 40000), compat_open_networks="192.168.1.0/24") as api:
         assert api.post("/v1/vision/face", files=image).status_code == 401
+
+
+def test_deepstack_key_is_checked_before_the_form_is_read(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    _, key = KeyStore(data / "gallery.sqlite3").create("nvr")
+    cap = Settings.model_fields["compat_key_scan_bytes"].default
+    with served(data) as api:
+        # Double Take's deepstack detector with a key: its api_key field comes after the image.
+        body, headers = form_data(
+            ("image", "1.jpg", photo((RED, LEFT))),
+            ("userid", None, b"Ruby"),
+            ("api_key", None, key.encode()),
+        )
+        trained = api.post("/v1/vision/face/register", content=body, headers=headers)
+        assert trained.status_code == 200, trained.text
+        body, headers = form_data(
+            ("image", "s.jpg", photo((RED, LEFT))), ("api_key", None, key.encode())
+        )
+        answer = api.post("/v1/vision/face/recognize", content=body, headers=headers)
+        assert [f["name"] for f in deepstack_normalize(answer.json())] == ["ruby"]
+        # deepstack-python's list: urlencoded "api_key=<key>"; a wrong one is still wrong.
+        for sent, status in ((key, 200), ("nope", 401), ("", 401)):
+            listed = api.post(
+                "/v1/vision/face/list",
+                content=f"api_key={sent}".encode(),
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+            assert listed.status_code == status, listed.text
+        # A key that comes only after more than the first FACELENS_COMPAT_KEY_SCAN_BYTES is
+        # not waited for: the server does not read (nor parse) a keyless body to its end.
+        body, headers = form_data(
+            ("image", "big.jpg", b"\xff\xd8\xff" + bytes(cap)), ("api_key", None, key.encode())
+        )
+        late = api.post("/v1/vision/face/recognize", content=body, headers=headers)
+        assert late.status_code == 401 and late.json()["success"] is False
+        assert "FACELENS_COMPAT_KEY_SCAN_BYTES" in late.json()["error"]
+        # A body that is no form cannot hold the field: refused without reading it.
+        raw = api.post(
+            "/v1/vision/face/recognize",
+            content=photo((RED, LEFT)),
+            headers={"content-type": "image/png"},
+        )
+        assert raw.status_code == 401
+        # The header is checked before the body: a wrong key gets 401, whatever the body.
+        broken = {"content-type": "multipart/form-data; boundary=x", "X-API-Key": "nope"}
+        wrong = api.post("/v1/vision/face/recognize", content=b"garbage", headers=broken)
+        assert wrong.status_code == 401, wrong.text
+        right = api.post(
+            "/v1/vision/face/recognize",
+            files={"image": photo((RED, LEFT))},
+            headers={"X-API-Key": key},
+        )
+        assert [p["userid"] for p in right.json()["predictions"]] == ["Ruby"]
