@@ -301,6 +301,20 @@ def test_deepstack_match_compares_two_images(api: TestClient) -> None:
     assert three.json()["error"] == "only two images allowed"
 
 
+def test_deepstack_detect_and_recognize_refuse_two_images_instead_of_choosing(
+    api: TestClient,
+) -> None:
+    # Recognising only the first part would answer for a photo the client may not have meant.
+    body, headers = form_data(
+        ("image", "front.jpg", photo((RED, LEFT))), ("image2", "back.jpg", photo((BLUE, LEFT)))
+    )
+    for route in ("", "/recognize"):
+        answer = api.post(f"/v1/vision/face{route}", content=body, headers=headers)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["success"] is False and answer.json()["code"] == 400
+        assert "2 image parts ('front.jpg', 'back.jpg')" in answer.json()["error"]
+
+
 # -- CompreFace details ------------------------------------------------------------------------
 
 

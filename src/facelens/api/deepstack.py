@@ -181,8 +181,15 @@ def _min_confidence(form: Form, default: float) -> float:
 
 
 def _one_image(form: Form) -> Upload:
+    """The form's image, for the calls that take one (never a silent choice between two)."""
     if not form.images:
         raise InvalidValue(NO_IMAGE)
+    if len(form.images) > 1:
+        labels = ", ".join(repr(image.label) for image in form.images)
+        raise InvalidValue(
+            f"only one image allowed: the form has {len(form.images)} image parts ({labels}); "
+            "send one image part"
+        )
     return form.images[0]
 
 
