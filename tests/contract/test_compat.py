@@ -390,6 +390,22 @@ def test_compreface_faces_pages_and_deletes_by_id(fresh: TestClient) -> None:
     assert fresh.options(f"{base}/faces/delete").headers["allow"] == "POST"
 
 
+def test_compreface_blank_subject_deletes_nothing_and_no_subject_deletes_all(
+    fresh: TestClient,
+) -> None:
+    base = "/api/v1/recognition/faces"
+    for subject, colour in (("red", RED), ("blue", BLUE)):
+        fresh.post(f"{base}?subject={subject}", files={"file": photo((colour, LEFT))})
+    # Blank is not absent: an empty form field or template must not wipe every person's faces.
+    for query in ("?subject=", "?subject=%20%20", "?subject"):
+        blank = fresh.delete(f"{base}{query}")
+        assert blank.status_code == 400, (query, blank.text)
+        assert blank.json()["code"] == 26 and "Subject name is empty" in blank.json()["message"]
+    assert fresh.get(base).json()["total_elements"] == 2
+    # No subject at all is "every face", as CompreFace documents it.
+    assert fresh.delete(base).json() == {"deleted": 2}
+
+
 def test_compreface_subjects_crud_and_merge(fresh: TestClient) -> None:
     base = "/api/v1/recognition/subjects"
     json_type = {"content-type": "application/json"}

@@ -252,10 +252,16 @@ async def delete_faces(
     request: Request, subject: Annotated[str | None, Query()] = None
 ) -> JSONResponse:
     """With ``subject``, its faces (the subject stays; none for an unknown subject);
-    without, every stored face."""
+    without ``subject`` at all, every stored face. A blank ``subject=`` is refused (400, code
+    26, as CompreFace 1.2 does), never read as "all"."""
+    if subject is not None and not subject.strip():
+        raise InvalidValue(
+            "Subject name is empty: name the subject whose faces to delete, or leave out "
+            "the subject parameter to delete every face."
+        )
     svc = services(request)
     async with write_lock:
-        if subject:
+        if subject is not None:
             person = await run_in_threadpool(svc.gallery.find_person, subject)
             removed = 0
             if person is not None:
