@@ -406,6 +406,18 @@ def test_compreface_blank_subject_deletes_nothing_and_no_subject_deletes_all(
     assert fresh.delete(base).json() == {"deleted": 2}
 
 
+def test_compreface_bulk_delete_takes_at_most_a_thousand_ids(fresh: TestClient) -> None:
+    base = "/api/v1/recognition/faces"
+    face = fresh.post(f"{base}?subject=red", files={"file": photo((RED, LEFT))}).json()
+    many = [face["image_id"]] + [str(n) for n in range(10**6, 10**6 + 1000)]
+    refused = fresh.post(f"{base}/delete", json=many)
+    assert refused.status_code == 400 and refused.json()["code"] == 26
+    assert "at most 1000" in refused.json()["message"]
+    assert fresh.get(base).json()["total_elements"] == 1  # nothing deleted
+    deleted = fresh.post(f"{base}/delete", json=many[:1000])
+    assert deleted.json() == [{"image_id": face["image_id"], "subject": "red"}]
+
+
 def test_compreface_subjects_crud_and_merge(fresh: TestClient) -> None:
     base = "/api/v1/recognition/subjects"
     json_type = {"content-type": "application/json"}
