@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -526,3 +527,36 @@ def test_deepstack_key_is_checked_before_the_form_is_read(tmp_path: Path) -> Non
             headers={"X-API-Key": key},
         )
         assert [p["userid"] for p in right.json()["predictions"]] == ["Ruby"]
+
+
+# -- KServe (Open Inference Protocol) -------------------------------------------------------------
+
+
+def test_kserve_client_mistakes_answer_4xx_in_the_protocols_shape(api: TestClient) -> None:
+    image = {"name": "image", "datatype": "BYTES", "shape": [1], "data": ["aGk="]}
+    deep = "[" * 900 + '"aGk="' + "]" * 900
+    head = (
+        b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": %s, ' % str([1] * 100).encode()
+        + b'"parameters": {"binary_data_size": 4}}]}'
+    )
+    cases = [
+        (
+            b'{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": '
+            + deep.encode()
+            + b"}]}",
+            {},
+        ),
+        (head + b"\0\0\0\0", {"inference-header-content-length": str(len(head))}),
+        (b'{"inputs": [{"name": "x", "datatype": "INT8", "shape": [1], "data": [300]}]}', {}),
+        (json_bytes({"inputs": [image, image]}), {}),
+    ]
+    for body, headers in cases:
+        answer = api.post("/v2/models/face-detect/infer", content=body, headers=headers)
+        assert 400 <= answer.status_code < 500, answer.text
+        assert list(answer.json()) == ["error"] and answer.json()["error"], answer.text
+    twice = api.post("/v2/models/face-detect/infer", content=json_bytes({"inputs": [image] * 2}))
+    assert "input 'image' twice" in twice.json()["error"]
+
+
+def json_bytes(value: Any) -> bytes:
+    return json.dumps(value).encode()
