@@ -94,7 +94,7 @@ async def _form_after_key(request: Request) -> Form:
         async for chunk in chunks:
             body += chunk
             if len(body) > cap:
-                raise _no_key(cap, f"This form has no api_key field in its first {cap:,} bytes.")
+                raise _no_key(cap, "This form has no api_key field in them.")
         form = await run_in_threadpool(read_form, bytes(body), content_type)
         await _check_key(request, form.fields.get("api_key"), cap)
         return form
@@ -122,7 +122,7 @@ async def _key_field(
             if name == "api_key" and filename is None:
                 return data.decode("utf-8", "replace"), tail
         if tail:
-            raise _no_key(cap, f"This form has no api_key field in its first {cap:,} bytes.")
+            raise _no_key(cap, "This form has no api_key field in them.")
     return None, b""
 
 
