@@ -167,6 +167,14 @@ class Settings(BaseSettings):
         "are on: for CodeProject.AI clients, which cannot send one. None by default; the "
         "server warns at start when it is set.",
     )
+    compat_key_scan_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        description="With keys on, how much of a DeepStack form without an X-API-Key header "
+        "the server reads looking for its api_key field before refusing it with 401 (the "
+        "rest is read only once the key is valid). Double Take sends the key after its "
+        "image: this must exceed its largest snapshot.",
+    )
     max_body_bytes: int = Field(
         default=20 * 1024 * 1024,
         ge=1024,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from PIL import Image
 from facelens.compat import NAMED_FLOOR, UNNAMED_CEILING, similarity
 from facelens.keys import KeyStore
 from facelens.models.base import Box
+from facelens.settings import Settings
 from tests.contract.conftest import served
 from tests.fake_model import photo
 
@@ -300,6 +302,20 @@ def test_deepstack_match_compares_two_images(api: TestClient) -> None:
     assert three.json()["error"] == "only two images allowed"
 
 
+def test_deepstack_detect_and_recognize_refuse_two_images_instead_of_choosing(
+    api: TestClient,
+) -> None:
+    # Recognising only the first part would answer for a photo the client may not have meant.
+    body, headers = form_data(
+        ("image", "front.jpg", photo((RED, LEFT))), ("image2", "back.jpg", photo((BLUE, LEFT)))
+    )
+    for route in ("", "/recognize"):
+        answer = api.post(f"/v1/vision/face{route}", content=body, headers=headers)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["success"] is False and answer.json()["code"] == 400
+        assert "2 image parts ('front.jpg', 'back.jpg')" in answer.json()["error"]
+
+
 # -- CompreFace details ------------------------------------------------------------------------
 
 
@@ -375,6 +391,34 @@ def test_compreface_faces_pages_and_deletes_by_id(fresh: TestClient) -> None:
     assert fresh.options(f"{base}/faces/delete").headers["allow"] == "POST"
 
 
+def test_compreface_blank_subject_deletes_nothing_and_no_subject_deletes_all(
+    fresh: TestClient,
+) -> None:
+    base = "/api/v1/recognition/faces"
+    for subject, colour in (("red", RED), ("blue", BLUE)):
+        fresh.post(f"{base}?subject={subject}", files={"file": photo((colour, LEFT))})
+    # Blank is not absent: an empty form field or template must not wipe every person's faces.
+    for query in ("?subject=", "?subject=%20%20", "?subject"):
+        blank = fresh.delete(f"{base}{query}")
+        assert blank.status_code == 400, (query, blank.text)
+        assert blank.json()["code"] == 26 and "Subject name is empty" in blank.json()["message"]
+    assert fresh.get(base).json()["total_elements"] == 2
+    # No subject at all is "every face", as CompreFace documents it.
+    assert fresh.delete(base).json() == {"deleted": 2}
+
+
+def test_compreface_bulk_delete_takes_at_most_a_thousand_ids(fresh: TestClient) -> None:
+    base = "/api/v1/recognition/faces"
+    face = fresh.post(f"{base}?subject=red", files={"file": photo((RED, LEFT))}).json()
+    many = [face["image_id"]] + [str(n) for n in range(10**6, 10**6 + 1000)]
+    refused = fresh.post(f"{base}/delete", json=many)
+    assert refused.status_code == 400 and refused.json()["code"] == 26
+    assert "at most 1000" in refused.json()["message"]
+    assert fresh.get(base).json()["total_elements"] == 1  # nothing deleted
+    deleted = fresh.post(f"{base}/delete", json=many[:1000])
+    assert deleted.json() == [{"image_id": face["image_id"], "subject": "red"}]
+
+
 def test_compreface_subjects_crud_and_merge(fresh: TestClient) -> None:
     base = "/api/v1/recognition/subjects"
     json_type = {"content-type": "application/json"}
@@ -429,3 +473,90 @@ def test_keys_form_field_header_and_open_networks(tmp_path: Path) -> None:
         assert api.post("/v1/vision/face", files=image, data={"api_key": "x"}).status_code == 401
     with served(data, client=("10.0.0.9", 40000), compat_open_networks="192.168.1.0/24") as api:
         assert api.post("/v1/vision/face", files=image).status_code == 401
+
+
+def test_deepstack_key_is_checked_before_the_form_is_read(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    _, key = KeyStore(data / "gallery.sqlite3").create("nvr")
+    cap = Settings.model_fields["compat_key_scan_bytes"].default
+    with served(data) as api:
+        # Double Take's deepstack detector with a key: its api_key field comes after the image.
+        body, headers = form_data(
+            ("image", "1.jpg", photo((RED, LEFT))),
+            ("userid", None, b"Ruby"),
+            ("api_key", None, key.encode()),
+        )
+        trained = api.post("/v1/vision/face/register", content=body, headers=headers)
+        assert trained.status_code == 200, trained.text
+        body, headers = form_data(
+            ("image", "s.jpg", photo((RED, LEFT))), ("api_key", None, key.encode())
+        )
+        answer = api.post("/v1/vision/face/recognize", content=body, headers=headers)
+        assert [f["name"] for f in deepstack_normalize(answer.json())] == ["ruby"]
+        # deepstack-python's list: urlencoded "api_key=<key>"; a wrong one is still wrong.
+        for sent, status in ((key, 200), ("nope", 401), ("", 401)):
+            listed = api.post(
+                "/v1/vision/face/list",
+                content=f"api_key={sent}".encode(),
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+            assert listed.status_code == status, listed.text
+        # A key that comes only after more than the first FACELENS_COMPAT_KEY_SCAN_BYTES is
+        # not waited for: the server does not read (nor parse) a keyless body to its end.
+        body, headers = form_data(
+            ("image", "big.jpg", b"\xff\xd8\xff" + bytes(cap)), ("api_key", None, key.encode())
+        )
+        late = api.post("/v1/vision/face/recognize", content=body, headers=headers)
+        assert late.status_code == 401 and late.json()["success"] is False
+        assert "FACELENS_COMPAT_KEY_SCAN_BYTES" in late.json()["error"]
+        # A body that is no form cannot hold the field: refused without reading it.
+        raw = api.post(
+            "/v1/vision/face/recognize",
+            content=photo((RED, LEFT)),
+            headers={"content-type": "image/png"},
+        )
+        assert raw.status_code == 401
+        # The header is checked before the body: a wrong key gets 401, whatever the body.
+        broken = {"content-type": "multipart/form-data; boundary=x", "X-API-Key": "nope"}
+        wrong = api.post("/v1/vision/face/recognize", content=b"garbage", headers=broken)
+        assert wrong.status_code == 401, wrong.text
+        right = api.post(
+            "/v1/vision/face/recognize",
+            files={"image": photo((RED, LEFT))},
+            headers={"X-API-Key": key},
+        )
+        assert [p["userid"] for p in right.json()["predictions"]] == ["Ruby"]
+
+
+# -- KServe (Open Inference Protocol) -------------------------------------------------------------
+
+
+def test_kserve_client_mistakes_answer_4xx_in_the_protocols_shape(api: TestClient) -> None:
+    image = {"name": "image", "datatype": "BYTES", "shape": [1], "data": ["aGk="]}
+    deep = "[" * 900 + '"aGk="' + "]" * 900
+    head = (
+        b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": %s, ' % str([1] * 100).encode()
+        + b'"parameters": {"binary_data_size": 4}}]}'
+    )
+    cases = [
+        (
+            b'{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": '
+            + deep.encode()
+            + b"}]}",
+            {},
+        ),
+        (head + b"\0\0\0\0", {"inference-header-content-length": str(len(head))}),
+        (b'{"inputs": [{"name": "x", "datatype": "INT8", "shape": [1], "data": [300]}]}', {}),
+        (json_bytes({"inputs": [image, image]}), {}),
+    ]
+    for body, headers in cases:
+        answer = api.post("/v2/models/face-detect/infer", content=body, headers=headers)
+        assert 400 <= answer.status_code < 500, answer.text
+        assert list(answer.json()) == ["error"] and answer.json()["error"], answer.text
+    twice = api.post("/v2/models/face-detect/infer", content=json_bytes({"inputs": [image] * 2}))
+    assert "input 'image' twice" in twice.json()["error"]
+
+
+def json_bytes(value: Any) -> bytes:
+    return json.dumps(value).encode()

@@ -10,15 +10,20 @@ people, then recognise the shared probes: the right names come back, strangers c
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from facelens.keys import KeyStore
+from facelens.settings import Settings
 from tests.client_envs import run_client
 from tests.helpers import Probe
-from tests.server import Server
+from tests.server import Server, cpu_seconds
 
 pytestmark = pytest.mark.integration
 
@@ -194,3 +199,121 @@ def test_compreface_sdk_recognises_with_options_and_manages_subjects(
     assert result["delete_faces"] == {"deleted": len(people["biden"])}
     assert result["delete_one"]["image_id"] == result["added"][0]["image_id"]
     assert result["delete_all"] == {"deleted": len(people)}
+
+
+# -- keyless bodies are refused without being read ------------------------------------------
+
+BODY_BYTES = 20_000_000  # under FACELENS_MAX_BODY_BYTES: nothing refuses it by its size
+BOUNDARY = "x7Tq"
+
+
+def field(name: str, value: bytes, filename: str | None = None) -> bytes:
+    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"'
+    if filename is not None:
+        head += f'; filename="{filename}"'
+    return head.encode() + b"\r\n\r\n" + value + b"\r\n"
+
+
+def post(
+    url: str, path: str, sent: bytes, *, length: int, headers: dict[str, str], rest: bytes = b""
+) -> tuple[int, dict[str, object]]:
+    """POST announcing a body of ``length`` bytes, of which ``sent`` goes at once and ``rest``
+    from a thread; the answer (status, JSON) as soon as it comes: while the rest is sent or,
+    with no rest, while the server still waits for the bytes it was promised."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    with socket.create_connection((host, int(port)), timeout=120) as sock:
+        sock.sendall(head.encode() + sent)
+
+        def send_rest() -> None:
+            with contextlib.suppress(OSError):  # the server answered and closed the connection
+                sock.sendall(rest)
+
+        sender = threading.Thread(target=send_rest, daemon=True)
+        sender.start()
+        answer = b""
+        while not _complete(answer):
+            data = sock.recv(65536)
+            assert data, f"the server closed the connection without an answer: {answer!r}"
+            answer += data
+        sender.join(timeout=120)
+    head_bytes, _, body = answer.partition(b"\r\n\r\n")
+    return int(head_bytes.split()[1]), json.loads(body)
+
+
+def _complete(answer: bytes) -> bool:
+    head, found, body = answer.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    raise AssertionError(f"an answer without Content-Length: {answer!r}")
+
+
+def test_keyless_bodies_are_refused_after_at_most_the_key_scan_cap(
+    tmp_path: Path, probes: list[Probe]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    store = KeyStore(data / "gallery.sqlite3")
+    _, key = store.create("nvr")
+    store.close()
+    cap = Settings.model_fields["compat_key_scan_bytes"].default
+    form = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+    end = f"--{BOUNDARY}--\r\n".encode()
+    running = Server(data)
+    try:
+        # A 20 MB form whose key would come last: only the first cap bytes and one chunk more
+        # are sent, so the server must answer on those (before, it waited for the rest).
+        image = field("image", b"\xff\xd8\xff" + bytes(BODY_BYTES), "a.jpg")
+        status, answer = post(
+            running.url,
+            "/v1/vision/face/recognize",
+            image[: cap + 65536],
+            length=BODY_BYTES,
+            headers=form,
+        )
+        assert status == 401 and answer["success"] is False, answer
+        assert "FACELENS_COMPAT_KEY_SCAN_BYTES" in str(answer["error"])
+        # CompreFace and KServe take their key as a header: checked before any of the body.
+        for path in ("/api/v1/recognition/recognize", "/v2/models/face-detect/infer"):
+            status, answer = post(running.url, path, b"", length=BODY_BYTES, headers=form)
+            assert status in (400, 401) and answer, (path, status, answer)
+        # 20 MB of tiny fields and no key (seconds of parsing before): refused at once.
+        tiny = b"".join(field(f"f{n}", b"x") for n in range(BODY_BYTES // 64)) + end  # 19 MB
+        before = cpu_seconds(running.process.pid)
+        status, answer = post(
+            running.url,
+            "/v1/vision/face/recognize",
+            tiny[:65536],
+            rest=tiny[65536:],
+            length=len(tiny),
+            headers=form,
+        )
+        spent = cpu_seconds(running.process.pid) - before
+        assert status == 401 and answer["success"] is False, answer
+        assert spent < 1.0, f"the server spent {spent:.2f} s of CPU on a keyless form"
+        # A keyed client is served, its key before the photo (deepstack-python) or after it
+        # (Double Take), the photo arriving in many chunks.
+        probe = next(p for p in probes if p.file.name == "obama_and_biden.jpg")
+        jpeg = probe.file.read_bytes()
+        key_part = field("api_key", key.encode())
+        for body in (
+            key_part + field("image", jpeg, "s.jpg"),
+            field("image", jpeg, "s.jpg") + key_part,
+        ):
+            status, answer = post(
+                running.url,
+                "/v1/vision/face/recognize",
+                body + end,
+                length=len(body + end),
+                headers=form,
+            )
+            faces = answer["predictions"]
+            assert status == 200 and isinstance(faces, list), answer
+            assert len(faces) == len(probe.expected)  # none of them enrolled: all "unknown"
+    finally:
+        running.stop()

@@ -9,7 +9,10 @@ import pytest
 
 from facelens.api.bodies import (
     MAX_IMAGES_PER_REQUEST,
+    MAX_PARTS,
+    MultipartReader,
     decode_base64,
+    read_form,
     read_image_list,
     read_images,
 )
@@ -156,3 +159,15 @@ def test_hostile_bodies_are_clear_errors_not_server_errors() -> None:
     nested = b"[" * 100_000 + b"]" * 100_000
     with pytest.raises(InvalidValue, match="nested too deeply"):
         read_images(nested, "application/json", ("image",))
+
+
+def test_a_form_of_thousands_of_parts_is_refused_as_they_begin() -> None:
+    # 20 MB of one-byte fields took seconds to parse; no client sends more than a few fields.
+    fields = [(f"f{n}", None, b"x") for n in range(MAX_PARTS + 1)]
+    body, kind = _multipart(*fields)
+    with pytest.raises(InvalidValue, match=f"more than {MAX_PARTS} parts"):
+        read_form(body, kind)
+    reader = MultipartReader(kind)
+    reader.feed(body[: body.index(b'name="f1"')])
+    assert [name for name, _, _ in reader.parts] == ["f0"]  # parts come out as they end
+    assert read_form(*_multipart(*fields[:MAX_PARTS])).fields["f0"] == "x"

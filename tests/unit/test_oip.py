@@ -99,6 +99,52 @@ def test_malformed_requests_are_refused_with_the_reason(
         parse_request(body, length)
 
 
+def _input(**fields: object) -> dict[str, object]:
+    return {"name": "x", "datatype": "FP32", **fields}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        # Client mistakes that raised past the checks (a 500 with a traceback in the log).
+        ({"inputs": [_input(shape=[1] * 100, data=[1.0])]}, "100 dimensions"),
+        ({"inputs": [_input(shape=[0, 10**30], data=[])]}, "larger than this server reads"),
+        (
+            {"inputs": [_input(shape=[1], data=json.loads("[" * 900 + "1" + "]" * 900))]},
+            "nested deeper than its shape",
+        ),
+        ({"inputs": [_input(datatype="INT8", shape=[1], data=[300])]}, "does not fit INT8"),
+        (
+            {"inputs": [], "outputs": [{"name": "y", "parameters": [1]}]},
+            '"parameters" must be an object',
+        ),
+        ({"inputs": [], "outputs": 3}, '"outputs" must be a list'),
+        # Two inputs (or outputs) of one name: refused, not one of them silently kept.
+        (
+            {"inputs": [_input(shape=[1], data=[1.0]), _input(shape=[1], data=[2.0])]},
+            "input 'x' twice",
+        ),
+        ({"inputs": [], "outputs": [{"name": "y"}, {"name": "y"}]}, "output 'y' twice"),
+    ],
+)
+def test_client_mistakes_are_refused_with_the_reason(spec: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidValue, match=message):
+        parse_request(json.dumps(spec).encode(), None)
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [([1] * 100, "100 dimensions"), ([0, 10**30], "larger than this server reads")],
+)
+def test_binary_inputs_of_impossible_shapes_are_refused(shape: list[int], message: str) -> None:
+    data = b"\0\0\0\0" if 0 not in shape else b""
+    body, length = binary_body(
+        {"inputs": [_input(shape=shape, parameters={"binary_data_size": len(data)})]}, data
+    )
+    with pytest.raises(InvalidValue, match=message):
+        parse_request(body, length)
+
+
 def test_binary_data_cannot_run_past_the_body_or_cut_an_element() -> None:
     spec = {
         "inputs": [

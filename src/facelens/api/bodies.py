@@ -20,6 +20,7 @@ from facelens.errors import BadBase64, EmptyBody, InvalidValue, UnsupportedMedia
 from facelens.imaging import looks_like_image
 
 MAX_IMAGES_PER_REQUEST = 50
+MAX_PARTS = MAX_IMAGES_PER_REQUEST + 50  # images and text fields of one multipart body
 MAX_BOUNDARY = 200
 RAW_TYPES = ("application/octet-stream",)  # and every image/* type
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
@@ -73,61 +74,98 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def _multipart(body: bytes, content_type: str) -> list[tuple[str, str | None, bytes]]:
-    """(field name, filename or None, bytes) of every part of a multipart/form-data body."""
-    _, params = parse_options_header(content_type)
-    boundary = params.get(b"boundary")
-    if not boundary:
-        raise InvalidValue("The multipart body has no boundary in its Content-Type header.")
-    if len(boundary) > MAX_BOUNDARY:  # RFC 2046 allows 70; the parser fails beyond 256
-        raise InvalidValue(
-            f"The multipart boundary is {len(boundary)} characters long; at most {MAX_BOUNDARY}."
+Part = tuple[str, str | None, bytes]  # field name, file name (None for a text field), bytes
+
+
+class MultipartReader:
+    """The parts of a multipart/form-data body, parsed chunk by chunk as they arrive
+    (python-multipart's streaming parser), so a caller can act on a field before the rest
+    of the body is read. More than :data:`MAX_PARTS` parts are refused as soon as they begin:
+    a form of thousands of tiny parts costs seconds of parsing, and no client sends one."""
+
+    def __init__(self, content_type: str) -> None:
+        _, params = parse_options_header(content_type)
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise InvalidValue("The multipart body has no boundary in its Content-Type header.")
+        if len(boundary) > MAX_BOUNDARY:  # RFC 2046 allows 70; the parser fails beyond 256
+            raise InvalidValue(
+                f"The multipart boundary is {len(boundary)} characters long; at most "
+                f"{MAX_BOUNDARY}."
+            )
+        self.parts: list[Part] = []
+        self._begun = 0
+        self._headers: dict[bytes, bytes] = {}
+        self._field, self._value, self._data = bytearray(), bytearray(), bytearray()
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._on_part_begin,
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+                "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
+            },
         )
-    parts: list[tuple[str, str | None, bytes]] = []
-    headers: dict[bytes, bytes] = {}
-    field, value = bytearray(), bytearray()
-    data = bytearray()
 
-    def on_header_field(buf: bytes, start: int, end: int) -> None:
-        field.extend(buf[start:end])
+    def _on_part_begin(self) -> None:
+        self._begun += 1
+        if self._begun > MAX_PARTS:
+            raise InvalidValue(
+                f"The multipart body has more than {MAX_PARTS} parts; send at most "
+                f"{MAX_IMAGES_PER_REQUEST} images and a few fields."
+            )
 
-    def on_header_value(buf: bytes, start: int, end: int) -> None:
-        value.extend(buf[start:end])
+    def _on_header_field(self, buf: bytes, start: int, end: int) -> None:
+        self._field.extend(buf[start:end])
 
-    def on_header_end() -> None:
-        headers[bytes(field).lower()] = bytes(value)
-        field.clear()
-        value.clear()
+    def _on_header_value(self, buf: bytes, start: int, end: int) -> None:
+        self._value.extend(buf[start:end])
 
-    def on_part_data(buf: bytes, start: int, end: int) -> None:
-        data.extend(buf[start:end])
+    def _on_header_end(self) -> None:
+        self._headers[bytes(self._field).lower()] = bytes(self._value)
+        self._field.clear()
+        self._value.clear()
 
-    def on_part_end() -> None:
-        _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
+    def _on_part_data(self, buf: bytes, start: int, end: int) -> None:
+        self._data.extend(buf[start:end])
+
+    def _on_part_end(self) -> None:
+        _, disposition = parse_options_header(self._headers.get(b"content-disposition", b""))
         name = disposition.get(b"name", b"").decode("utf-8", "replace")
         filename = disposition.get(b"filename")
-        parts.append(
-            (name, None if filename is None else filename.decode("utf-8", "replace"), bytes(data))
+        self.parts.append(
+            (
+                name,
+                None if filename is None else filename.decode("utf-8", "replace"),
+                bytes(self._data),
+            )
         )
-        headers.clear()
-        data.clear()
+        self._headers.clear()
+        self._data.clear()
 
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-        },
-    )
-    try:
-        parser.write(body)
-        parser.finalize()
-    except ValueError as exc:  # python-multipart's MultipartParseError is a ValueError
-        raise InvalidValue(f"The multipart body cannot be parsed: {exc}.") from None
-    return parts
+    def feed(self, chunk: bytes) -> None:
+        """Parse the next bytes of the body; finished parts are added to :attr:`parts`."""
+        try:
+            self._parser.write(chunk)
+        except ValueError as exc:  # python-multipart's MultipartParseError is a ValueError
+            raise InvalidValue(f"The multipart body cannot be parsed: {exc}.") from None
+
+    def close(self) -> list[Part]:
+        """Every part, once the whole body was fed."""
+        try:
+            self._parser.finalize()
+        except ValueError as exc:
+            raise InvalidValue(f"The multipart body cannot be parsed: {exc}.") from None
+        return self.parts
+
+
+def _multipart(body: bytes, content_type: str) -> list[Part]:
+    """(field name, filename or None, bytes) of every part of a multipart/form-data body."""
+    reader = MultipartReader(content_type)
+    reader.feed(body)
+    return reader.close()
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
@@ -244,14 +282,10 @@ def read_form(body: bytes, content_type: str | None) -> Form:
     ``text/plain``); other parts are text fields.
     """
     kind = media_type(content_type)
-    form = Form()
     if kind == "multipart/form-data":
-        for name, filename, data in _multipart(body, content_type or ""):
-            if filename is not None or looks_like_image(data):
-                form.images.append(Upload(filename or name, data))
-            else:
-                form.fields[name] = data.decode("utf-8", "replace")
-    elif kind == "application/x-www-form-urlencoded":
+        return form_of(_multipart(body, content_type or ""))
+    form = Form()
+    if kind == "application/x-www-form-urlencoded":
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         form.fields.update(pairs)
     elif body.strip() and (kind in RAW_TYPES or kind.startswith("image/") or not kind):
@@ -260,6 +294,17 @@ def read_form(body: bytes, content_type: str | None) -> Form:
         raise UnsupportedMediaType(
             f"Content-Type {kind!r} is not read here: send a multipart/form-data form."
         )
+    return form
+
+
+def form_of(parts: list[Part]) -> Form:
+    """The form of a multipart body's parts (:func:`read_form`'s rules)."""
+    form = Form()
+    for name, filename, data in parts:
+        if filename is not None or looks_like_image(data):
+            form.images.append(Upload(filename or name, data))
+        else:
+            form.fields[name] = data.decode("utf-8", "replace")
     if len(form.images) > MAX_IMAGES_PER_REQUEST:
         raise InvalidValue(
             f"{len(form.images)} images in one request; send at most {MAX_IMAGES_PER_REQUEST}."

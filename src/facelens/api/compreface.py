@@ -42,6 +42,9 @@ from facelens.matching import UNKNOWN
 PREFIX = "/api/v1/recognition"
 NO_FACE = "No face is found in the given image"
 MAX_PAGE_SIZE = 1000
+# Ids per POST /faces/delete: each holds the gallery's write lock (300,000 held it 45 s); one
+# page of GET /faces at its largest. CompreFace documents no limit.
+MAX_DELETE_IDS = MAX_PAGE_SIZE
 _FACE_ID = re.compile(r"[0-9]{1,18}")  # facelens's face ids, as CompreFace's image_id strings
 
 router = APIRouter(
@@ -252,10 +255,16 @@ async def delete_faces(
     request: Request, subject: Annotated[str | None, Query()] = None
 ) -> JSONResponse:
     """With ``subject``, its faces (the subject stays; none for an unknown subject);
-    without, every stored face."""
+    without ``subject`` at all, every stored face. A blank ``subject=`` is refused (400, code
+    26, as CompreFace 1.2 does), never read as "all"."""
+    if subject is not None and not subject.strip():
+        raise InvalidValue(
+            "Subject name is empty: name the subject whose faces to delete, or leave out "
+            "the subject parameter to delete every face."
+        )
     svc = services(request)
     async with write_lock:
-        if subject:
+        if subject is not None:
             person = await run_in_threadpool(svc.gallery.find_person, subject)
             removed = 0
             if person is not None:
@@ -292,7 +301,8 @@ async def delete_face(request: Request, image_id: str) -> JSONResponse:
 
 @router.post(
     "/faces/delete",
-    summary="Delete faces by id; unknown ids are ignored (CompreFace)",
+    summary=f"Delete faces by id, at most {MAX_DELETE_IDS} a call; unknown ids are ignored "
+    "(CompreFace)",
     openapi_extra={
         "requestBody": {
             "content": {
@@ -305,6 +315,11 @@ async def delete_faces_by_id(request: Request) -> JSONResponse:
     ids = await _json_body(request)
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise InvalidValue('The JSON body must be a list of image ids, e.g. ["12", "15"].')
+    if len(ids) > MAX_DELETE_IDS:
+        raise InvalidValue(
+            f"{len(ids)} image ids in one call; send at most {MAX_DELETE_IDS} per call "
+            "(nothing was deleted)."
+        )
     svc = services(request)
     deleted = []
     async with write_lock:

@@ -4,7 +4,8 @@ Double Take (``deepstack`` and ``aiserver`` detectors), the Home Assistant DeepS
 component, Viseron, Blue Iris and node-red flows call these routes; pointing them at facelens is
 a change of URL. Requests are forms: multipart (any number of image parts, found by their
 bytes), urlencoded, or empty. Answers and error bodies are DeepStack's
-(``{"success": false, "error": ...}``, mapped in ``api/errors.py``).
+(``{"success": false, "error": ...}``, mapped in ``api/errors.py``). The key is checked before
+the form is read: a keyless 20 MB form is refused without being parsed (:func:`_form`).
 
 Where facelens differs on purpose: ``register`` adds photos to the person instead of replacing
 them (Double Take trains one photo per call, so DeepStack kept only the last), a photo with
@@ -17,18 +18,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from facelens.api.bodies import Form, Upload, read_form
+from facelens.api.bodies import Form, MultipartReader, Upload, form_of, media_type, read_form
 from facelens.api.deps import API_KEY_HEADER, Services, authorize, services
 from facelens.api.enrolment import enrol_uploads, write_lock
 from facelens.api.recognition import count_faces
 from facelens.compat import detection_probability, score_faces, similarity
-from facelens.errors import InvalidValue, NoFaceFound
+from facelens.errors import InvalidValue, KeyMissing, NoFaceFound
 from facelens.matching import UNKNOWN, pair_distance
 from facelens.models.base import Box
 from facelens.pipeline import Analysis
@@ -36,17 +38,98 @@ from facelens.pipeline import Analysis
 PREFIX = "/v1/vision/face"
 DETECT_MIN_CONFIDENCE = 0.55  # DeepStack's defaults
 RECOGNIZE_MIN_CONFIDENCE = 0.67
+NO_IMAGE = "No valid image file found: send the image as a file part of a multipart form."
 
 
 async def _form(request: Request) -> Form:
     """The request's form, after the key check: ``api_key`` (form field, empty means none)
-    or the ``X-API-Key`` header."""
+    or the ``X-API-Key`` header.
+
+    The body is read no further than the check needs: a header key is checked before it,
+    and when a key is required and none is in the header, only the first
+    ``FACELENS_COMPAT_KEY_SCAN_BYTES`` are read looking for the field (:func:`_form_after_key`).
+    """
+    header = request.headers.get(API_KEY_HEADER)
+    if header:
+        await authorize(request, header, compat=True)
+    else:
+        try:
+            await authorize(request, None, compat=True)
+        except KeyMissing:  # keys are on and this client needs one: it must be in the form
+            return await _form_after_key(request)
     form = await run_in_threadpool(
         read_form, await request.body(), request.headers.get("content-type")
     )
-    given = form.fields.get("api_key") or request.headers.get(API_KEY_HEADER)
-    await authorize(request, given or None, compat=True)
+    field = form.fields.get("api_key")
+    if field and field != header:  # a wrong key is refused wherever it is
+        await authorize(request, field, compat=True)
     return form
+
+
+def _no_key(cap: int, why: str) -> KeyMissing:
+    return KeyMissing(
+        f"This server requires an API key: send it in the {API_KEY_HEADER} header, or as the "
+        f"form field api_key before the images, within the first {cap:,} bytes of the body "
+        f"(FACELENS_COMPAT_KEY_SCAN_BYTES). {why}"
+    )
+
+
+async def _form_after_key(request: Request) -> Form:
+    """The form of a client that must send its key in the form: the body is parsed as it
+    arrives and refused with 401 unless a valid ``api_key`` field comes within the first
+    ``FACELENS_COMPAT_KEY_SCAN_BYTES``; only then is the rest read."""
+    cap = services(request).settings.compat_key_scan_bytes
+    content_type = request.headers.get("content-type") or ""
+    kind = media_type(content_type)
+    chunks = request.stream()
+    if kind == "multipart/form-data":
+        reader = MultipartReader(content_type)
+        key, unparsed = await _key_field(reader, chunks, cap)
+        await _check_key(request, key, cap)
+        rest = b"".join([unparsed] + [chunk async for chunk in chunks])
+        await run_in_threadpool(reader.feed, rest)
+        return form_of(await run_in_threadpool(reader.close))
+    if kind == "application/x-www-form-urlencoded":
+        body = bytearray()
+        async for chunk in chunks:
+            body += chunk
+            if len(body) > cap:
+                raise _no_key(cap, "This form has no api_key field in them.")
+        form = await run_in_threadpool(read_form, bytes(body), content_type)
+        await _check_key(request, form.fields.get("api_key"), cap)
+        return form
+    raise _no_key(cap, "A body that is not a form has no api_key field.")
+
+
+async def _key_field(
+    reader: MultipartReader, chunks: AsyncIterator[bytes], cap: int
+) -> tuple[str | None, bytes]:
+    """The ``api_key`` field's value, if it ends within the first ``cap`` bytes of the body,
+    and the bytes received but not yet parsed (the rest is left in ``chunks``). Nothing past
+    ``cap`` is parsed before the key, nor more than one chunk past it read."""
+    parsed = 0
+    async for chunk in chunks:
+        head, tail = chunk[: cap - parsed], chunk[cap - parsed :]
+        parsed += len(head)
+        before = len(reader.parts)
+        try:
+            reader.feed(head)
+        except InvalidValue as exc:  # e.g. too many parts: still, what is missing is the key
+            raise _no_key(
+                cap, f"No api_key field came before this problem of the form: {exc}"
+            ) from None
+        for name, filename, data in reader.parts[before:]:
+            if name == "api_key" and filename is None:
+                return data.decode("utf-8", "replace"), tail
+        if tail:
+            raise _no_key(cap, "This form has no api_key field in them.")
+    return None, b""
+
+
+async def _check_key(request: Request, key: str | None, cap: int) -> None:
+    if not key:
+        raise _no_key(cap, "This form has no api_key field, or an empty one.")
+    await authorize(request, key, compat=True)
 
 
 DeepStackForm = Annotated[Form, Depends(_form)]
@@ -98,9 +181,14 @@ def _min_confidence(form: Form, default: float) -> float:
 
 
 def _one_image(form: Form) -> Upload:
+    """The form's image, for the calls that take one (never a silent choice between two)."""
     if not form.images:
+        raise InvalidValue(NO_IMAGE)
+    if len(form.images) > 1:
+        labels = ", ".join(repr(image.label) for image in form.images)
         raise InvalidValue(
-            "No valid image file found: send the image as a file part of a multipart form."
+            f"only one image allowed: the form has {len(form.images)} image parts ({labels}); "
+            "send one image part"
         )
     return form.images[0]
 
@@ -176,7 +264,8 @@ async def register(request: Request, form: DeepStackForm) -> Response:
     photos that were not used under ``skipped``; 400 when no photo had a face."""
     svc = services(request)
     userid = _userid(form)
-    _one_image(form)  # at least one
+    if not form.images:
+        raise InvalidValue(NO_IMAGE)
     existing = await run_in_threadpool(svc.gallery.find_person, userid)
     name = existing.name if existing is not None else userid
 

@@ -37,6 +37,7 @@ _NUMPY = {
 }
 DATATYPES = frozenset({*_NUMPY, "BYTES"})
 MAX_ELEMENTS = 10_000_000
+MAX_DIMS = 32  # numpy 1's limit (numpy 2's is 64); a face model takes 1 or 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +89,13 @@ def _split_bytes(raw: bytes, name: str) -> list[bytes]:
     return items
 
 
-def _flat(data: Any) -> list[Any]:
-    if isinstance(data, list):
-        return [item for part in data for item in _flat(part)]
-    return [data]
+def _flat(data: Any, rank: int, name: str) -> list[Any]:
+    """Flat or nested data, nested no deeper than the shape's ``rank``, as one list."""
+    if not isinstance(data, list):
+        return [data]
+    if rank == 0:
+        raise InvalidValue(f"Input {name!r}: its data is nested deeper than its shape.")
+    return [item for part in data for item in _flat(part, rank - 1, name)]
 
 
 def _tensor(spec: Any, binary: bytes | None) -> Tensor:
@@ -102,10 +106,17 @@ def _tensor(spec: Any, binary: bytes | None) -> Tensor:
         raise InvalidValue(f"Input {name!r}: datatype {datatype!r} is not a v2 datatype.")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise InvalidValue(f"Input {name!r}: shape must be a list of non-negative integers.")
+    if len(shape) > MAX_DIMS:
+        raise InvalidValue(
+            f"Input {name!r}: {len(shape)} dimensions; this server reads at most {MAX_DIMS}."
+        )
     dims = tuple(shape)
     count = _count(dims)
-    if count > MAX_ELEMENTS:
-        raise InvalidValue(f"Input {name!r}: {count} elements is more than this server reads.")
+    if count > MAX_ELEMENTS or max(dims, default=0) > MAX_ELEMENTS:  # [0, 10**30] counts 0
+        raise InvalidValue(
+            f"Input {name!r}: shape {shape} is larger than this server reads "
+            f"(at most {MAX_ELEMENTS:,} elements)."
+        )
     data: list[bytes] | np.ndarray[Any, Any]
     if binary is not None:
         if datatype == "BYTES":
@@ -118,7 +129,7 @@ def _tensor(spec: Any, binary: bytes | None) -> Tensor:
     else:
         if "data" not in spec:
             raise InvalidValue(f"Input {name!r} has neither data nor binary_data_size.")
-        flat = _flat(spec["data"])
+        flat = _flat(spec["data"], len(dims), name)
         if datatype == "BYTES":
             if not all(isinstance(item, str) for item in flat):
                 raise InvalidValue(f"Input {name!r}: BYTES data in JSON must be strings.")
@@ -126,13 +137,22 @@ def _tensor(spec: Any, binary: bytes | None) -> Tensor:
         else:
             try:
                 data = np.asarray(flat, dtype=_NUMPY[datatype]).reshape(dims)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # 300 for INT8 overflows
                 raise InvalidValue(
                     f"Input {name!r}: its data does not fit {datatype} {shape}."
                 ) from None
     if isinstance(data, list) and len(data) != count:
         raise InvalidValue(f"Input {name!r}: {len(data)} elements for shape {shape}.")
     return Tensor(name, datatype, dims, data, binary is not None)
+
+
+def _parameters(value: Any) -> dict[str, Any]:
+    """A ``parameters`` object (absent: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidValue('"parameters" must be an object.')
+    return value
 
 
 def parse_request(body: bytes, header_length: str | None) -> InferRequest:
@@ -156,25 +176,35 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
     inputs: dict[str, Tensor] = {}
     offset = 0
     for item in spec["inputs"]:
-        params = item.get("parameters") or {} if isinstance(item, dict) else {}
-        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        params = _parameters(item.get("parameters") if isinstance(item, dict) else None)
+        size = params.get("binary_data_size")
         binary = None
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(tail):
                 raise InvalidValue("An input's binary_data_size runs past the end of the body.")
             binary, offset = tail[offset : offset + size], offset + size
         tensor = _tensor(item, binary)
+        if tensor.name in inputs:
+            raise InvalidValue(
+                f"The request has input {tensor.name!r} twice; send each input once."
+            )
         inputs[tensor.name] = tensor
-    parameters = spec.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise InvalidValue('"parameters" must be an object.')
+    parameters = _parameters(spec.get("parameters"))
     all_binary = bool(parameters.get("binary_data_output"))
-    requested, binary_outputs = [], set()
-    for out in spec.get("outputs") or []:
+    outputs = spec.get("outputs") or []
+    if not isinstance(outputs, list):
+        raise InvalidValue('"outputs" must be a list of {"name": ...} objects.')
+    requested: list[str] = []
+    binary_outputs = set()
+    for out in outputs:
         if not isinstance(out, dict) or not isinstance(out.get("name"), str):
             raise InvalidValue('Each requested output must be an object with a "name".')
+        if out["name"] in requested:
+            raise InvalidValue(
+                f"The request asks for output {out['name']!r} twice; ask for each once."
+            )
         requested.append(out["name"])
-        flag = (out.get("parameters") or {}).get("binary_data")
+        flag = _parameters(out.get("parameters")).get("binary_data")
         if flag or (flag is None and all_binary):
             binary_outputs.add(out["name"])
     request_id = spec.get("id")
