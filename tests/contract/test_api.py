@@ -252,3 +252,15 @@ def test_key_scopes_limit_what_a_key_may_do(tmp_path: Path) -> None:
         # Past the key check: this in-process server runs no streams (503), an admin may ask.
         assert call("admin", "POST", "/v1/streams", json=stream) == 503
         assert call("admin", "DELETE", "/v1/people/ruby") == 200
+        # The compatibility APIs: recognising needs recognize, changing people enrol.
+        image = {"image": ("face.png", photo((RED, LEFT)), "image/png")}
+        cf = "/api/v1/recognition"
+        assert call("recognize", "POST", f"{cf}/recognize", files={"file": image["image"]}) == 200
+        assert call("recognize", "GET", f"{cf}/subjects") == 200
+        assert call("recognize", "POST", f"{cf}/subjects", json={"subject": "x"}) == 403
+        assert call("enrol", "POST", f"{cf}/subjects", json={"subject": "x"}) == 201
+        ds = "/v1/vision/face"
+        assert call("recognize", "POST", f"{ds}/recognize", files=image) == 200
+        assert call("recognize", "POST", f"{ds}/register", files=image, data={"userid": "y"}) == 403
+        assert call("recognize", "POST", f"{ds}/delete", data={"userid": "x"}) == 403
+        assert call("enrol", "POST", f"{ds}/delete", data={"userid": "x"}) == 200

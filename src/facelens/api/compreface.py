@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from facelens import __version__
 from facelens.api.bodies import Upload, media_type, read_form, read_images
-from facelens.api.deps import Services, require_compat_key, services
+from facelens.api.deps import Services, require, services
 from facelens.api.enrolment import enrol_uploads, write_lock
 from facelens.api.people import face_jpeg
 from facelens.api.recognition import count_faces
@@ -50,7 +50,9 @@ _FACE_ID = re.compile(r"[0-9]{1,18}")  # facelens's face ids, as CompreFace's im
 router = APIRouter(
     prefix=PREFIX,
     tags=["CompreFace"],
-    dependencies=[Depends(require_compat_key)],
+    # Reading (GET, and recognition's POST) needs a key's recognize scope, changing subjects
+    # and faces its enrol scope.
+    dependencies=[Depends(require("enrol", compat=True, reading_posts=("/recognize",)))],
     responses={
         status: {"description": 'CompreFace\'s error: {"message": "...", "code": N}'}
         for status in (400, 404, 500)

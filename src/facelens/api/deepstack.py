@@ -31,6 +31,7 @@ from facelens.api.enrolment import enrol_uploads, write_lock
 from facelens.api.recognition import count_faces
 from facelens.compat import detection_probability, score_faces, similarity
 from facelens.errors import InvalidValue, KeyMissing, NoFaceFound
+from facelens.keys import Scope
 from facelens.matching import UNKNOWN, pair_distance
 from facelens.models.base import Box
 from facelens.pipeline import Analysis
@@ -39,6 +40,12 @@ PREFIX = "/v1/vision/face"
 DETECT_MIN_CONFIDENCE = 0.55  # DeepStack's defaults
 RECOGNIZE_MIN_CONFIDENCE = 0.67
 NO_IMAGE = "No valid image file found: send the image as a file part of a multipart form."
+
+
+def _scope(request: Request) -> Scope:
+    """What the call's key must allow: changing people for register and delete."""
+    changes = request.url.path.rstrip("/").endswith(("/register", "/delete"))
+    return "enrol" if changes else "recognize"
 
 
 async def _form(request: Request) -> Form:
@@ -51,10 +58,10 @@ async def _form(request: Request) -> Form:
     """
     header = request.headers.get(API_KEY_HEADER)
     if header:
-        await authorize(request, header, compat=True)
+        await authorize(request, header, compat=True, scope=_scope(request))
     else:
         try:
-            await authorize(request, None, compat=True)
+            await authorize(request, None, compat=True, scope=_scope(request))
         except KeyMissing:  # keys are on and this client needs one: it must be in the form
             return await _form_after_key(request)
     form = await run_in_threadpool(
@@ -62,7 +69,7 @@ async def _form(request: Request) -> Form:
     )
     field = form.fields.get("api_key")
     if field and field != header:  # a wrong key is refused wherever it is
-        await authorize(request, field, compat=True)
+        await authorize(request, field, compat=True, scope=_scope(request))
     return form
 
 
@@ -129,7 +136,7 @@ async def _key_field(
 async def _check_key(request: Request, key: str | None, cap: int) -> None:
     if not key:
         raise _no_key(cap, "This form has no api_key field, or an empty one.")
-    await authorize(request, key, compat=True)
+    await authorize(request, key, compat=True, scope=_scope(request))
 
 
 DeepStackForm = Annotated[Form, Depends(_form)]

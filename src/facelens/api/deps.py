@@ -102,15 +102,20 @@ def _from_open_network(request: Request, settings: Settings) -> bool:
     return allowed
 
 
-def require(write: Scope = "enrol", *, compat: bool = False) -> Callable[..., Awaitable[str]]:
-    """A dependency checking the caller's key: reading (GET, HEAD) needs ``recognize``, any
-    other method ``write``. ``compat``: also open to the networks of
-    ``FACELENS_COMPAT_OPEN_NETWORKS`` (clients that cannot send a key)."""
+def require(
+    write: Scope = "enrol", *, compat: bool = False, reading_posts: tuple[str, ...] = ()
+) -> Callable[..., Awaitable[str]]:
+    """A dependency checking the caller's key: reading (GET, HEAD, and POSTs to paths ending
+    in ``reading_posts``) needs ``recognize``, anything else ``write``. ``compat``: also open
+    to the networks of ``FACELENS_COMPAT_OPEN_NETWORKS`` (clients that cannot send a key)."""
 
     async def dependency(
         request: Request, given: Annotated[str | None, Security(_api_key_header)] = None
     ) -> str:
-        scope: Scope = "recognize" if request.method in SAFE_METHODS else write
+        reads = request.method in SAFE_METHODS or (
+            bool(reading_posts) and request.url.path.rstrip("/").endswith(reading_posts)
+        )
+        scope: Scope = "recognize" if reads else write
         return await authorize(request, given, compat=compat, scope=scope)
 
     return dependency
@@ -120,5 +125,3 @@ def require(write: Scope = "enrol", *, compat: bool = False) -> Callable[..., Aw
 require_api_key = require("recognize")  # recognition: any key holder, any method
 require_enrol_key = require("enrol")  # reading needs recognize, changing the gallery enrol
 require_admin_key = require("admin")  # reading needs recognize, changing streams admin
-require_compat_key = require("recognize", compat=True)
-require_compat_enrol_key = require("enrol", compat=True)
