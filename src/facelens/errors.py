@@ -13,9 +13,12 @@ class FaceLensError(Exception):
 
     code = "facelens_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, api_message: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # What an HTTP client is told, where the message suits only the command line (a
+        # 'facelens ...' command to run): the API's own way to do it instead.
+        self.api_message = api_message or message
 
     def __str__(self) -> str:
         return self.message

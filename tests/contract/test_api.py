@@ -264,3 +264,19 @@ def test_key_scopes_limit_what_a_key_may_do(tmp_path: Path) -> None:
         assert call("recognize", "POST", f"{ds}/register", files=image, data={"userid": "y"}) == 403
         assert call("recognize", "POST", f"{ds}/delete", data={"userid": "x"}) == 403
         assert call("enrol", "POST", f"{ds}/delete", data={"userid": "x"}) == 200
+
+
+def test_an_http_client_is_never_told_to_run_a_command(api: TestClient) -> None:
+    """A 404 for a person said "'facelens people list' shows who is enrolled" to HTTP clients;
+    the command line still says so."""
+    for answer in (
+        api.get("/v1/people/nobody"),
+        api.delete("/v1/people/nobody"),
+        api.patch("/v1/people/nobody", json={"name": "somebody"}),
+    ):
+        assert answer.status_code == 404
+        message = answer.json()["error"]["message"]
+        assert "GET /v1/people" in message and "facelens " not in message, message
+    from facelens.gallery.sqlite import _not_found
+
+    assert "'facelens people list'" in _not_found("nobody").message

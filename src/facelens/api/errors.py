@@ -89,7 +89,7 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 
 
 def response_for(exc: errors.FaceLensError) -> JSONResponse:
-    return error_response(status_for(exc), exc.code, exc.message)
+    return error_response(status_for(exc), exc.code, exc.api_message)
 
 
 # -- the error bodies of the compatibility APIs (their clients parse them) ------------------
@@ -156,7 +156,7 @@ def render(
 async def _facelens_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.FaceLensError)
     request.state.error_code = exc.code
-    return render(request, status_for(exc), exc.code, exc.message, exc)
+    return render(request, status_for(exc), exc.code, exc.api_message, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -42,7 +42,8 @@ def forget_event_crops(data_dir: Path, names: list[str]) -> int:
 
 def _not_found(name: str) -> NotFound:
     return PersonNotFound(
-        f"No person named {name!r}; 'facelens people list' shows who is enrolled."
+        f"No person named {name!r}; 'facelens people list' shows who is enrolled.",
+        api_message=f"No person named {name!r}; GET /v1/people lists who is enrolled.",
     )
 
 
