@@ -305,6 +305,7 @@ def test_server_streams_deliver_to_a_webhook_and_mqtt_with_face_crops_and_count_
             "FACELENS_EVENTS_WEBHOOK": hook.url,
             "FACELENS_EVENTS_MQTT": f"mqtt://127.0.0.1:{broker.port}",
             "FACELENS_EVENT_CROPS": "true",
+            "FACELENS_STREAM_FOLDERS": str(clip.parent),  # the API reads no file unless allowed
         },
     )
     try:
@@ -360,7 +361,7 @@ def test_server_streams_deliver_to_a_webhook_and_mqtt_with_face_crops_and_count_
         assert counted[("facelens_stream_up", clip_label)] == 0  # ended
         # A video watched to its end is not watched again after a restart (no events twice).
         assert server.stop() == 0
-        server = Server(data)
+        server = Server(data, env={"FACELENS_STREAM_FOLDERS": str(clip.parent)})
         time.sleep(3)
         assert server.client.get("/v1/streams/clip").json()["status"]["state"] == "ended"
         again = server.client.get("/v1/events", params={"stream": "clip", "limit": 1000})
@@ -455,6 +456,7 @@ def test_streams_run_in_the_server_survive_a_restart_and_stop_when_deleted(
         assert c.post("/v1/streams", json={"id": "Bad Id!", "source": secret}).status_code == 422
         missing = c.post("/v1/streams", json={"id": "x", "source": "/no/such.mp4"})
         assert missing.status_code == 422
+        assert missing.json()["error"]["code"] == "source_not_allowed"
 
         def status() -> dict[str, Any]:
             found: dict[str, Any] = c.get("/v1/streams/door").json()["status"]

@@ -6,6 +6,9 @@ A stream process reads its source, tracks and names faces, stores events, and wr
 (JSON) and newest annotated frame (JPEG) into ``<data>/streams/<id>/``, each replaced atomically,
 for the server to answer ``GET /v1/streams/{id}``, ``snapshot.jpg`` and ``mjpeg`` from.
 A process that dies is started again.
+
+Sources are checked against the settings (:mod:`facelens.video.policy`) when a stream is
+added or changed and when the server starts.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from facelens.lifetime import die_with_parent
 from facelens.settings import Settings
 from facelens.video.delivery import Deliveries, target_names
 from facelens.video.eventlog import EventLog
+from facelens.video.policy import SourcePolicy
 from facelens.video.source import Frame, FrameSource, is_live, mask
 
 log = logging.getLogger(__name__)
@@ -90,7 +94,8 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
     tracker = StreamTracker(
         config.id, engine, gallery.index, fps=config.fps or 10.0, crops=settings.event_crops
     )
-    watched = Watched(FrameSource(config.source).start(), tracker)
+    source = FrameSource(config.source, SourcePolicy.of(settings))  # checked again here
+    watched = Watched(source.start(), tracker)
     last = {"status": 0.0, "snapshot": 0.0}
 
     def snapshot(watched: Watched, frame: Frame) -> None:
@@ -148,6 +153,7 @@ class StreamManager(SQLiteStore):
     def __init__(self, settings: Settings, target: Any = run_stream) -> None:
         super().__init__(settings.data_dir / "events.sqlite3", _TABLE)
         self.settings = settings
+        self.policy = SourcePolicy.of(settings)
         self._target = target
         self._processes: dict[str, BaseProcess] = {}
         self._context = multiprocessing.get_context("spawn")
@@ -183,7 +189,7 @@ class StreamManager(SQLiteStore):
                 f"{stream_id!r} cannot be a stream id: use 1-64 lower-case letters, digits, "
                 "'-' or '_', starting with a letter or digit."
             )
-        _check_source(source)
+        _check_source(source, self.policy, resolve=True)
         config = StreamConfig(stream_id, source, fps, datetime.now(UTC).isoformat())
         added = self._run(
             "INSERT INTO streams VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -196,11 +202,11 @@ class StreamManager(SQLiteStore):
 
     def update(self, stream_id: str, source: str | None, fps: float | None) -> StreamConfig:
         old = self.get(stream_id)
-        if source is not None:
-            _check_source(source)
         new = StreamConfig(
             old.id, source or old.source, fps if fps is not None else old.fps, old.created_at
         )
+        # An old source the settings refuse now is refused too; a new one's host is looked up.
+        _check_source(new.source, self.policy, resolve=source is not None)
         self._run(
             "UPDATE streams SET source = ?, fps = ? WHERE id = ?", (new.source, new.fps, new.id)
         )
@@ -224,7 +230,8 @@ class StreamManager(SQLiteStore):
         process = self._processes.get(stream_id)
         said = self._said(stream_id)
         if process is None:
-            said["state"] = "ended" if said.get("state") == "ended" else "stopped"
+            if said.get("state") not in ("ended", "refused"):
+                said["state"] = "stopped"
         elif not process.is_alive():
             said["state"] = "ended" if process.exitcode == 0 else "restarting"
         return said
@@ -263,12 +270,26 @@ class StreamManager(SQLiteStore):
 
     def start_all(self) -> None:
         """Start the configured streams, but for video files watched to their end already
-        (a restart would tell their events again)."""
+        (a restart would tell their events again), and those whose source the settings
+        refuse now: their status says why."""
         for config in self.list():
             if not is_live(config.source) and self._said(config.id).get("state") == "ended":
                 log.info("stream %s: its video was watched to the end already", config.id)
                 continue
+            try:
+                _check_source(config.source, self.policy, resolve=False)  # DNS may be down
+            except InvalidValue as exc:
+                self._refuse(config, f"not started: {exc.message}")
+                continue
             self._start(config)
+
+    def _refuse(self, config: StreamConfig, why: str) -> None:
+        log.warning("stream %s: %s", config.id, why)
+        folder = self.folder(config.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "snapshot.jpg").unlink(missing_ok=True)
+        report = {"state": "refused", "detail": why, "updated_at": datetime.now(UTC).isoformat()}
+        _write_atomically(folder / "status.json", json.dumps(report).encode())
 
     def supervise(self) -> None:
         """Start again the stream processes that died (a crash, or killed by the kernel)."""
@@ -295,12 +316,17 @@ class StreamManager(SQLiteStore):
         super().close()
 
 
-def _check_source(source: str) -> None:
+def _check_source(source: str, policy: SourcePolicy, *, resolve: bool) -> None:
+    """Refuse a source the settings do not allow (:class:`SourceNotAllowed`), or a file that
+    is not there (said only of a path the settings allow); ``resolve``: look a URL's host up
+    too, when networks are set."""
     if not source.strip():
         raise InvalidValue("The source is empty: give a stream URL, a camera or a video file.")
     try:
-        FrameSource(source)  # not started: only checked
+        FrameSource(source, policy)  # not started: only checked
     except FileNotFoundError:
         raise InvalidValue(
             f"{mask(source)}: no such file on the server (give a URL, a camera or a file)."
         ) from None
+    if resolve:
+        policy.check(source, mask(source))
