@@ -164,6 +164,12 @@ class SourceNotAllowed(InvalidValue):
     code = "source_not_allowed"
 
 
+class TooManyStreams(Conflict):
+    """The server runs as many streams as ``FACELENS_MAX_STREAMS`` allows."""
+
+    code = "too_many_streams"
+
+
 class APIError(FaceLensError):
     """A facelens server answered with an error (after any retries): its HTTP status, its
     error ``code`` and message, and how long it asked to wait (``Retry-After``), if it did."""

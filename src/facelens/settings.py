@@ -131,6 +131,12 @@ class Settings(BaseSettings):
         description="Networks (CIDR, comma-separated) that stream URLs may point into: a host "
         "name is resolved and every address must be inside. Unset: any host.",
     )
+    max_streams: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=0,
+        description="Most streams the server keeps (each is a process of ~0.3 GB); more are "
+        "refused with 409 'too_many_streams'.",
+    )
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,

@@ -172,7 +172,7 @@ def playlist(segment_url: str) -> Route:
 def test_a_playlist_pulls_no_other_protocol(
     server_policy: SourcePolicy, segment: bytes, tmp_path: Path, kind: str
 ) -> None:
-    # FFmpeg 7's HLS demuxer refuses these segments of an HTTP playlist by itself too (its own
+    # The HLS demuxer of OpenCV's FFmpeg (libavformat 62) refuses these by itself too (its own
     # whitelist and scheme check); this guards them with our options, should that change.
     on_disk = tmp_path / "secret.ts"
     on_disk.write_bytes(segment)
