@@ -91,8 +91,9 @@ class SourcePolicy:
             if self.any_local
             else "files under FACELENS_STREAM_FOLDERS and cameras in FACELENS_STREAM_DEVICES"
         )
+        reader = "'facelens watch'" if self.any_local else "this server"
         return SourceNotAllowed(
-            f"{shown}: not a source this server may read. Allowed: {urls} "
+            f"{shown}: not a source {reader} may read. Allowed: {urls} "
             f"(FACELENS_STREAM_SCHEMES), {local}."
         )
 
