@@ -167,6 +167,19 @@ class IdempotencyKeyReused(InvalidValue):
     code = "idempotency_key_reused"
 
 
+class SourceNotAllowed(InvalidValue):
+    """A stream source the settings do not let the server read (a scheme, folder, device or
+    network not allowed); the message is the same whether or not such a path exists."""
+
+    code = "source_not_allowed"
+
+
+class TooManyStreams(Conflict):
+    """The server runs as many streams as ``FACELENS_MAX_STREAMS`` allows."""
+
+    code = "too_many_streams"
+
+
 class APIError(FaceLensError):
     """A facelens server answered with an error (after any retries): its HTTP status, its
     error ``code`` and message, and how long it asked to wait (``Retry-After``), if it did."""

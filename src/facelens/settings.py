@@ -124,6 +124,35 @@ class Settings(BaseSettings):
         description="Events carry a small JPEG of the face (base64, at most 160 px) in 'crop'. "
         "Off by default: a face crop is biometric data, and it goes wherever events go.",
     )
+    stream_schemes: str = Field(
+        default="rtsp,rtsps,http,https",
+        description="URL schemes a stream may use (comma-separated, of rtsp, rtsps, http, "
+        "https, rtmp, rtmps); FFmpeg may use no other protocol for it, nor for what it refers "
+        "to (a playlist's segments), and follows no redirect. Server streams and 'facelens "
+        "watch'.",
+    )
+    stream_folders: str = Field(
+        default="",
+        description="Folders whose video files the server's streams may read "
+        "(comma-separated absolute paths; symlinks and '..' are resolved first). None by "
+        "default: the API reads no local file. 'facelens watch' reads any file its user can.",
+    )
+    stream_devices: str = Field(
+        default="",
+        description="Cameras the server's streams may open (comma-separated, e.g. /dev/video0; "
+        "the index 0 is /dev/video0). None by default. 'facelens watch' opens any.",
+    )
+    stream_networks: str = Field(
+        default="",
+        description="Networks (CIDR, comma-separated) that stream URLs may point into: a host "
+        "name is resolved and every address must be inside. Unset: any host.",
+    )
+    max_streams: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=0,
+        description="Most streams the server keeps (each is a process of ~0.3 GB); more are "
+        "refused with 409 'too_many_streams'.",
+    )
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
@@ -250,7 +279,7 @@ class Settings(BaseSettings):
         default="text", description="Server logs: text (one line per request) or json."
     )
 
-    @field_validator("compat_open_networks", "trusted_proxies")
+    @field_validator("compat_open_networks", "trusted_proxies", "stream_networks")
     @classmethod
     def _networks(cls, value: str) -> str:
         for item in value.split(","):
@@ -262,6 +291,30 @@ class Settings(BaseSettings):
                         f"{item.strip()!r} is not a network: write e.g. 192.168.1.0/24 or "
                         "10.0.0.5, comma-separated"
                     ) from None
+        return value
+
+    @field_validator("stream_schemes")
+    @classmethod
+    def _schemes(cls, value: str) -> str:
+        known = ("rtsp", "rtsps", "http", "https", "rtmp", "rtmps")
+        for item in value.split(","):
+            if item.strip() and item.strip().lower() not in known:
+                raise ValueError(
+                    f"{item.strip()!r} is not a stream scheme: give some of {', '.join(known)} "
+                    "(local files go in FACELENS_STREAM_FOLDERS, cameras in "
+                    "FACELENS_STREAM_DEVICES)"
+                )
+        return value
+
+    @field_validator("stream_folders", "stream_devices")
+    @classmethod
+    def _absolute(cls, value: str, info: ValidationInfo) -> str:
+        device = info.field_name == "stream_devices"
+        for item in (i.strip() for i in value.split(",")):
+            if item and not item.startswith("/dev/" if device else "/"):
+                raise ValueError(
+                    f"{item!r} is not {'a device under /dev/' if device else 'an absolute path'}"
+                )
         return value
 
     @field_validator("events_webhook", "events_mqtt")

@@ -379,6 +379,7 @@ def test_server_streams_deliver_to_a_webhook_and_mqtt_with_face_crops_and_count_
             "FACELENS_EVENTS_WEBHOOK": hook.url,
             "FACELENS_EVENTS_MQTT": f"mqtt://127.0.0.1:{broker.port}",
             "FACELENS_EVENT_CROPS": "true",
+            "FACELENS_STREAM_FOLDERS": str(clip.parent),  # the API reads no file unless allowed
         },
     )
     try:
@@ -434,7 +435,7 @@ def test_server_streams_deliver_to_a_webhook_and_mqtt_with_face_crops_and_count_
         assert counted[("facelens_stream_up", clip_label)] == 0  # ended
         # A video watched to its end is not watched again after a restart (no events twice).
         assert server.stop() == 0
-        server = Server(data)
+        server = Server(data, env={"FACELENS_STREAM_FOLDERS": str(clip.parent)})
         time.sleep(3)
         assert server.client.get("/v1/streams/clip").json()["status"]["state"] == "ended"
         again = server.client.get("/v1/events", params={"stream": "clip", "limit": 1000})
@@ -529,6 +530,7 @@ def test_streams_run_in_the_server_survive_a_restart_and_stop_when_deleted(
         assert c.post("/v1/streams", json={"id": "Bad Id!", "source": secret}).status_code == 422
         missing = c.post("/v1/streams", json={"id": "x", "source": "/no/such.mp4"})
         assert missing.status_code == 422
+        assert missing.json()["error"]["code"] == "source_not_allowed"
 
         def status() -> dict[str, Any]:
             found: dict[str, Any] = c.get("/v1/streams/door").json()["status"]
@@ -628,3 +630,74 @@ def test_a_looping_camera_cut_now_and_then_keeps_memory_and_files_flat(
     # Flat: no growth beyond noise (allocator slack) over the run and its reconnects.
     assert rss_after <= rss_before * 1.10 + 20_000, samples
     assert files_after <= files_before + 2, samples
+
+
+def _stream_children(server: Server) -> list[int]:
+    """The server's spawned children that hold no worker: its stream processes."""
+    return [pid for pid in server.worker_pids() if _holds_stream_lock(server.data_dir, pid)]
+
+
+def _holds_stream_lock(data: Path, pid: int) -> bool:
+    lock = data / "streams" / "door" / "lock"
+    return lock.exists() and lock.read_text().strip() == str(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_stream_processes_die_with_a_killed_server_and_a_stream_never_runs_twice(
+    data: Path, clip: Path
+) -> None:
+    camera = MjpegCamera(clip).start()
+    limit = {"FACELENS_MAX_STREAMS": "1"}
+    server = Server(data, env=limit)
+    try:
+        c = server.client
+        # A source the settings do not allow: one answer whether or not the path exists.
+        shadow = c.post("/v1/streams", json={"id": "x", "source": "/etc/shadow"})
+        nope = c.post("/v1/streams", json={"id": "x", "source": "/etc/nope"})
+        assert shadow.status_code == nope.status_code == 422
+        assert (
+            shadow.json()["error"]["message"].replace("/etc/shadow", "/etc/nope")
+            == (nope.json()["error"]["message"])
+        )
+        newline = c.post("/v1/streams", json={"id": "door\n", "source": camera.url})
+        assert newline.status_code == 422 and "stream id" in newline.text
+        assert c.post("/v1/streams", json={"id": "door", "source": camera.url}).status_code == 201
+        more = c.post("/v1/streams", json={"id": "porch", "source": camera.url})
+        assert more.status_code == 409 and more.json()["error"]["code"] == "too_many_streams"
+        wait_until(
+            lambda: c.get("/v1/streams/door").json()["status"].get("frames_processed", 0) > 0,
+            120,
+            "the stream running",
+        )
+        (first,) = _stream_children(server)
+        rss_mb = _rss_kb(first) / 1024
+        assert 100 < rss_mb < 1000, rss_mb  # what the README says a stream costs (~310 MB)
+        server.process.kill()  # SIGKILL: no goodbye
+        server.process.wait()
+        wait_until(lambda: not _alive(first), 30, "the stream process to die with the server")
+        # Killed again while its stream process is still starting up.
+        server = Server(data, env=limit)
+        starting = server.worker_pids()
+        server.process.kill()
+        server.process.wait()
+        wait_until(
+            lambda: not any(_alive(pid) for pid in starting), 60, "every child to die with it"
+        )
+        server = Server(data, env=limit)
+        c = server.client
+        wait_until(
+            lambda: c.get("/v1/streams/door").json()["status"].get("frames_processed", 0) > 0,
+            120,
+            "the stream running after the restart",
+        )
+        assert len(_stream_children(server)) == 1  # one process for the one stream
+    finally:
+        server.stop()
+        camera.stop()

@@ -34,7 +34,8 @@ class StreamIn(BaseModel):
         min_length=1,
         max_length=2000,
         description="rtsp:// or http(s):// URL (MJPEG too), a camera (0, /dev/video0) or a "
-        "video file on the server.",
+        "video file on the server, as the server's FACELENS_STREAM_* settings allow (422 "
+        "'source_not_allowed' otherwise).",
     )
     fps: float | None = Field(
         default=None, gt=0, le=60, description="Unset: as fast as it keeps up."

@@ -88,6 +88,7 @@ def watch(
     cleanly, with a summary."""
     from facelens.video.delivery import Deliveries
     from facelens.video.eventlog import EventLog
+    from facelens.video.policy import SourcePolicy
     from facelens.video.source import FrameSource
     from facelens.video.tracks import Event, StreamTracker
     from facelens.video.watch import VideoOut, Watched, stream_name
@@ -101,9 +102,11 @@ def watch(
                 raise InvalidValue(f"{annotate}: --annotate writes an .mp4 file.")
             annotate.parent.mkdir(parents=True, exist_ok=True)
         readers = []
+        # Any file or camera its user can open; URLs as FACELENS_STREAM_* allow.
+        policy = SourcePolicy.of(state.settings, any_local=True)
         for source in sources:
             try:
-                readers.append(FrameSource(source))
+                readers.append(FrameSource(source, policy))
             except FileNotFoundError:
                 raise InputPathError(
                     f"{source}: no such file (give a video file, a stream URL or a camera)."

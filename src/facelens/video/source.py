@@ -13,6 +13,7 @@ unmasked.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -23,9 +24,18 @@ import cv2
 import numpy as np
 
 from facelens import redact
+from facelens.errors import SourceNotAllowed
 from facelens.models.base import RGBImage
+from facelens.video.policy import SourcePolicy, Target
 
 log = logging.getLogger(__name__)
+
+# A source that ran this long before failing was no flapping one: its back-off starts over.
+STEADY_S = 30.0
+# OpenCV reads its FFmpeg options from this variable at each open: process-wide, so it is set
+# under a lock around the open (several sources of one 'watch' open on their own threads).
+FFMPEG_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_OPENING = threading.Lock()
 
 RECONNECT_FIRST_S = 1.0
 RECONNECT_CAP_S = 30.0
@@ -44,7 +54,7 @@ def backoff_s(
 ) -> float:
     """How long to wait before reconnect ``attempt`` (1, 2, ...): full jitter over a doubling
     window capped at ``cap``, so many cameras that drop at once do not retry in step."""
-    return random.uniform(0, min(cap, first * 2 ** (attempt - 1)))
+    return random.uniform(0, min(cap, first * 2 ** min(attempt - 1, 32)))
 
 
 def is_live(source: str) -> bool:
@@ -69,19 +79,23 @@ class SourceStatus:
 
 
 class FrameSource:
-    """Reads ``source`` on a thread; :meth:`latest` hands out the newest unseen frame."""
+    """Reads ``source`` on a thread; :meth:`latest` hands out the newest unseen frame.
+    ``policy`` says whether the source may be read at all (else :class:`SourceNotAllowed`),
+    how FFmpeg may open it and how large its frames may be."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, policy: SourcePolicy) -> None:
         self.source = source
         self.shown = mask(source)
         self.live = is_live(source)
+        self.policy = policy
+        target = policy.check(source, self.shown, resolve=False)  # resolved at each open
         self._lock = threading.Condition()
         self._frame: Frame | None = None
         self._taken = True  # the newest frame was handed out already
         self._stop = threading.Event()
         self._state, self._detail = "connecting", ""
         self._read = self._dropped = self._reconnects = 0
-        if not self.live and not Path(source).is_file():
+        if target.kind == "file" and not Path(str(target.open_as)).is_file():
             raise FileNotFoundError(source)
         self._thread = threading.Thread(target=self._run, name=f"source {self.shown}", daemon=True)
 
@@ -128,31 +142,37 @@ class FrameSource:
                 log.info("source %s: %s%s", self.shown, state, f" ({detail})" if detail else "")
             self._state, self._detail = state, detail
 
-    def _open(self) -> cv2.VideoCapture | None:
-        if self.source.isdigit():
-            capture = cv2.VideoCapture(int(self.source))
-        elif "://" in self.source:  # FFmpeg would otherwise wait ~30 s on a dead stream
-            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS]
-            timeouts += [cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
-            capture = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, timeouts)
-        else:
-            capture = cv2.VideoCapture(self.source)
-        if capture.isOpened():
-            return capture
-        capture.release()
-        return None
+    def _open(self) -> tuple[cv2.VideoCapture | None, str]:
+        """The opened capture, or None and why not. Frames over the pixel limit are refused
+        here, on their declared size, before the first is decoded into an image."""
+        try:  # again at each open: a host name may resolve elsewhere by now
+            target = self.policy.check(self.source, self.shown)
+        except SourceNotAllowed as exc:
+            return None, exc.message
+        capture = _capture(target)
+        if not capture.isOpened():
+            capture.release()
+            return None, "cannot open"
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > self.policy.max_pixels:
+            capture.release()
+            return None, self._too_large(width, height)
+        return capture, ""
+
+    def _too_large(self, width: int, height: int) -> str:
+        return f"frames of {width}x{height} exceed FACELENS_MAX_PIXELS ({self.policy.max_pixels})"
 
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
             self._set("connecting")
-            capture = self._open()
-            if capture is None:
-                why = "cannot open"
-            else:
-                failures = 0
-                why = self._read_all(capture)
+            capture, why = self._open()
+            if capture is not None:
+                why, steady_s = self._read_all(capture)
                 capture.release()
+                if steady_s >= STEADY_S:  # a source that opens and ends at once backs off
+                    failures = 0
             if not self.live:
                 self._set("ended" if why == "ended" else "stopped", why)
                 break
@@ -169,19 +189,28 @@ class FrameSource:
         with self._lock:
             self._lock.notify_all()
 
-    def _read_all(self, capture: cv2.VideoCapture) -> str:
-        """Read until the source fails or ends; why it stopped."""
+    def _read_all(self, capture: cv2.VideoCapture) -> tuple[str, float]:
+        """Read until the source fails or ends; why it stopped, and for how many seconds it
+        delivered frames."""
         self._set("running")
         file_fps = capture.get(cv2.CAP_PROP_FPS) if not self.live else 0.0
         file_fps = file_fps if 0 < file_fps < 1000 else 25.0
         count = 0
+        first = time.monotonic()
         while not self._stop.is_set():
             if not self.live:  # a file waits for its frame to be taken: none is dropped
                 with self._lock:
                     self._lock.wait_for(lambda: self._taken or self._stop.is_set())
             ok, bgr = capture.read()
+            if count == 0:
+                first = time.monotonic()
+            delivered_s = time.monotonic() - first if count else 0.0
             if not ok or bgr is None:
-                return "ended" if not self.live else "the stream stopped sending frames"
+                why = "ended" if not self.live else "the stream stopped sending frames"
+                return why, delivered_s
+            height, width = bgr.shape[:2]
+            if width * height > self.policy.max_pixels:  # grew after the first frames
+                return self._too_large(width, height), delivered_s
             count += 1
             pixels: RGBImage = np.ascontiguousarray(
                 cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8
@@ -194,4 +223,25 @@ class FrameSource:
                 self._frame = Frame(pixels, self._read, taken_at)
                 self._taken = False
                 self._lock.notify_all()
-        return "stopped"
+        return "stopped", time.monotonic() - first if count else 0.0
+
+
+def _capture(target: Target) -> cv2.VideoCapture:
+    """``target`` opened by OpenCV, FFmpeg bound by the target's options."""
+    if target.kind == "device":
+        return cv2.VideoCapture(target.open_as)
+    with _OPENING:
+        before = os.environ.get(FFMPEG_OPTIONS)
+        # Set, it replaces OpenCV's own default (RTSP over TCP): the options carry it.
+        os.environ[FFMPEG_OPTIONS] = target.ffmpeg_options
+        try:
+            if target.kind == "url":  # FFmpeg would otherwise wait ~30 s on a dead stream
+                timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS]
+                timeouts += [cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
+                return cv2.VideoCapture(str(target.open_as), cv2.CAP_FFMPEG, timeouts)
+            return cv2.VideoCapture(str(target.open_as), cv2.CAP_FFMPEG)
+        finally:
+            if before is None:
+                del os.environ[FFMPEG_OPTIONS]
+            else:
+                os.environ[FFMPEG_OPTIONS] = before

@@ -5,11 +5,16 @@ data directory's ``events.sqlite3`` so streams come back after a restart.
 A stream process reads its source, tracks and names faces, stores events, and writes its status
 (JSON) and newest annotated frame (JPEG) into ``<data>/streams/<id>/``, each replaced atomically,
 for the server to answer ``GET /v1/streams/{id}``, ``snapshot.jpg`` and ``mjpeg`` from.
-A process that dies is started again.
+A process that dies is started again. A stream process dies with the server, and holds
+``<data>/streams/<id>/lock`` while it runs, so one stream never runs twice.
+
+Sources are checked against the settings (:mod:`facelens.video.policy`) when a stream is
+added or changed and when the server starts; at most ``FACELENS_MAX_STREAMS`` are kept.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import multiprocessing
@@ -18,18 +23,20 @@ import re
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from facelens.errors import Conflict, InvalidValue, NotFound
+from facelens.errors import Conflict, InvalidValue, NotFound, TooManyStreams
 from facelens.gallery.db import SQLiteStore
 from facelens.lifetime import die_with_parent
 from facelens.settings import Settings
 from facelens.video.delivery import Deliveries, target_names
 from facelens.video.eventlog import EventLog
+from facelens.video.policy import SourcePolicy
 from facelens.video.source import Frame, FrameSource, is_live, mask
 
 log = logging.getLogger(__name__)
@@ -37,7 +44,11 @@ log = logging.getLogger(__name__)
 STATUS_EVERY_S = 1.0
 SNAPSHOT_EVERY_S = 0.2  # at most 5 annotated frames a second are written
 DRAIN_S = 5.0  # at the server's stop, how long pending events may still take to go
-_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+RUNNING_ELSEWHERE = 3  # the exit code of a stream process whose stream runs already
+# What one stream process holds in memory: VmRSS measured with the sface model on a 640x360
+# MJPEG camera at 15 fps (312 MB; the server itself ~150 MB), as the README says.
+STREAM_RSS_MB = 310
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS streams (
@@ -67,8 +78,37 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
+def hold_lock(folder: Path) -> IO[str] | None:
+    """``folder/lock`` locked for this process while it lives (the kernel lets go when it
+    ends, however it ends), with its pid in it; None if another process holds it."""
+    handle = (folder / "lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 def run_stream(config: StreamConfig, settings: Settings) -> None:
     """A stream process's whole life (the spawned target): until the server stops it."""
+    die_with_parent()  # first: a server killed while this process starts takes it along
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the server decides
+    folder = settings.data_dir / "streams" / config.id
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = hold_lock(folder)
+    if lock is None:
+        holder = (folder / "lock").read_text().strip() or "?"
+        log.error(
+            "stream %s: another process (pid %s) runs it already; this one ends", config.id, holder
+        )
+        raise SystemExit(RUNNING_ELSEWHERE)
+
     import cv2
 
     from facelens.enroll import engine_for
@@ -76,12 +116,7 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
     from facelens.video.tracks import StreamTracker
     from facelens.video.watch import Watched, annotated, watch
 
-    die_with_parent()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the server decides
-    folder = settings.data_dir / "streams" / config.id
-    folder.mkdir(parents=True, exist_ok=True)
+    source = FrameSource(config.source, SourcePolicy.of(settings))  # checked again here
     gallery = open_gallery(settings)
     engine = engine_for(gallery, settings)
     # Stored here with a pending delivery per target; the server's couriers deliver them.
@@ -90,7 +125,7 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
     tracker = StreamTracker(
         config.id, engine, gallery.index, fps=config.fps or 10.0, crops=settings.event_crops
     )
-    watched = Watched(FrameSource(config.source).start(), tracker)
+    watched = Watched(source.start(), tracker)
     last = {"status": 0.0, "snapshot": 0.0}
 
     def snapshot(watched: Watched, frame: Frame) -> None:
@@ -127,6 +162,7 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
     finally:
         events.close()
         gallery.close()
+        lock.close()
 
 
 def server_targets(settings: Settings) -> tuple[str, ...]:
@@ -148,9 +184,15 @@ class StreamManager(SQLiteStore):
     def __init__(self, settings: Settings, target: Any = run_stream) -> None:
         super().__init__(settings.data_dir / "events.sqlite3", _TABLE)
         self.settings = settings
+        self.policy = SourcePolicy.of(settings)
         self._target = target
         self._processes: dict[str, BaseProcess] = {}
         self._context = multiprocessing.get_context("spawn")
+        self._adding = threading.Lock()  # the count and the insert of a new stream, together
+        # Stream processes are started from this one thread, alive as long as the manager: a
+        # process's death signal (PR_SET_PDEATHSIG) comes when the *thread* that started it
+        # ends, and a request's thread may end whenever its pool finds it idle.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-spawner")
         # The streams' events go to the server's targets from here, by couriers reading the
         # outbox the stream processes fill (one courier per target, however many streams).
         self.deliveries = Deliveries(
@@ -183,29 +225,44 @@ class StreamManager(SQLiteStore):
         return found[0]
 
     def create(self, stream_id: str, source: str, fps: float | None) -> StreamConfig:
-        if not _ID.match(stream_id):
+        if not _ID.fullmatch(stream_id):
             raise InvalidValue(
                 f"{stream_id!r} cannot be a stream id: use 1-64 lower-case letters, digits, "
                 "'-' or '_', starting with a letter or digit."
             )
-        _check_source(source)
+        _check_source(source, self.policy, resolve=True)
         config = StreamConfig(stream_id, source, fps, datetime.now(UTC).isoformat())
-        added = self._run(
-            "INSERT INTO streams VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
-            (config.id, config.source, config.fps, config.created_at),
-        )
+        with self._adding:
+            if self.get_or_none(stream_id) is None:
+                self._check_room(len(self.list()))
+            added = self._run(
+                "INSERT INTO streams VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
+                (config.id, config.source, config.fps, config.created_at),
+            )
         if not added:
             raise Conflict(f"A stream {stream_id!r} exists already.")
         self._start(config)
         return config
 
+    def _check_room(self, kept: int) -> None:
+        limit = self.settings.max_streams
+        if kept >= limit:
+            raise TooManyStreams(
+                f"This server keeps at most {limit} streams (FACELENS_MAX_STREAMS), each a "
+                f"process of about {STREAM_RSS_MB} MB: delete one first, or raise the limit."
+            )
+
+    def get_or_none(self, stream_id: str) -> StreamConfig | None:
+        found = self._rows(" WHERE id = ?", (stream_id,))
+        return found[0] if found else None
+
     def update(self, stream_id: str, source: str | None, fps: float | None) -> StreamConfig:
         old = self.get(stream_id)
-        if source is not None:
-            _check_source(source)
         new = StreamConfig(
             old.id, source or old.source, fps if fps is not None else old.fps, old.created_at
         )
+        # An old source the settings refuse now is refused too; a new one's host is looked up.
+        _check_source(new.source, self.policy, resolve=source is not None)
         self._run(
             "UPDATE streams SET source = ?, fps = ? WHERE id = ?", (new.source, new.fps, new.id)
         )
@@ -229,9 +286,12 @@ class StreamManager(SQLiteStore):
         process = self._processes.get(stream_id)
         said = self._said(stream_id)
         if process is None:
-            said["state"] = "ended" if said.get("state") == "ended" else "stopped"
+            if said.get("state") not in ("ended", "refused"):
+                said["state"] = "stopped"
         elif not process.is_alive():
             said["state"] = "ended" if process.exitcode == 0 else "restarting"
+            if process.exitcode == RUNNING_ELSEWHERE:
+                said["detail"] = "another process runs this stream still; retrying"
         return said
 
     def _said(self, stream_id: str) -> dict[str, Any]:
@@ -253,7 +313,7 @@ class StreamManager(SQLiteStore):
             name=f"stream {config.id}",
             daemon=True,
         )
-        process.start()
+        self._spawner.submit(process.start).result()
         self._processes[config.id] = process
         log.info("stream %s: started for %s (pid %s)", config.id, config.shown, process.pid)
 
@@ -268,12 +328,29 @@ class StreamManager(SQLiteStore):
 
     def start_all(self) -> None:
         """Start the configured streams, but for video files watched to their end already
-        (a restart would tell their events again)."""
+        (a restart would tell their events again), and those the settings refuse now (a
+        source not allowed, or more streams than allowed): their status says why."""
+        started = 0
         for config in self.list():
             if not is_live(config.source) and self._said(config.id).get("state") == "ended":
                 log.info("stream %s: its video was watched to the end already", config.id)
                 continue
+            try:
+                _check_source(config.source, self.policy, resolve=False)  # DNS may be down
+                self._check_room(started)
+            except (InvalidValue, TooManyStreams) as exc:
+                self._refuse(config, f"not started: {exc.message}")
+                continue
             self._start(config)
+            started += 1
+
+    def _refuse(self, config: StreamConfig, why: str) -> None:
+        log.warning("stream %s: %s", config.id, why)
+        folder = self.folder(config.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "snapshot.jpg").unlink(missing_ok=True)
+        report = {"state": "refused", "detail": why, "updated_at": datetime.now(UTC).isoformat()}
+        _write_atomically(folder / "status.json", json.dumps(report).encode())
 
     def supervise(self) -> None:
         """Start again the stream processes that died (a crash, or killed by the kernel)."""
@@ -294,18 +371,24 @@ class StreamManager(SQLiteStore):
     def close(self) -> None:
         for stream_id in list(self._processes):
             self._stop(stream_id)
+        self._spawner.shutdown()
         for shown in self.deliveries.close(drain_s=DRAIN_S):
             log.warning("%s: events not delivered yet go when the server is back", shown)
         self.outbox.close()
         super().close()
 
 
-def _check_source(source: str) -> None:
+def _check_source(source: str, policy: SourcePolicy, *, resolve: bool) -> None:
+    """Refuse a source the settings do not allow (:class:`SourceNotAllowed`), or a file that
+    is not there (said only of a path the settings allow); ``resolve``: look a URL's host up
+    too, when networks are set."""
     if not source.strip():
         raise InvalidValue("The source is empty: give a stream URL, a camera or a video file.")
     try:
-        FrameSource(source)  # not started: only checked
+        FrameSource(source, policy)  # not started: only checked
     except FileNotFoundError:
         raise InvalidValue(
             f"{mask(source)}: no such file on the server (give a URL, a camera or a file)."
         ) from None
+    if resolve:
+        policy.check(source, mask(source))

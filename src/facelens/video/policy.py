@@ -1,0 +1,153 @@
+"""Which sources a stream may read, and the FFmpeg options that keep it to them.
+
+A stream makes the server connect to a URL or open a file and show what it got, so its source
+is checked against the settings: URL schemes (``FACELENS_STREAM_SCHEMES``), folders of video
+files (``FACELENS_STREAM_FOLDERS``), cameras (``FACELENS_STREAM_DEVICES``) and, when set, the
+networks a URL's host must resolve into (``FACELENS_STREAM_NETWORKS``). A refusal says the same
+whatever the source is, so it tells nothing about which paths exist: a path outside the allowed
+folders is never looked at (only normalised), one inside is resolved (symlinks, ``..``) and
+checked again. 'facelens watch' may read any file and camera its user can; URLs are checked
+for it too.
+
+What FFmpeg opens for a URL is bound by ``OPENCV_FFMPEG_CAPTURE_OPTIONS``: only the protocols
+of the allowed schemes (a playlist cannot pull ``file:``, ``data:``, ``udp:``, ...), no HTTP
+redirect, RTSP over TCP.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from facelens.errors import SourceNotAllowed
+from facelens.settings import Settings
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# The FFmpeg protocols each scheme needs (RTSP is FFmpeg's demuxer over tcp, or tls).
+SCHEME_PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "http": ("http", "tcp"),
+    "https": ("https", "tls", "tcp"),
+    "rtsp": ("tcp",),
+    "rtsps": ("tls", "tcp"),
+    "rtmp": ("rtmp", "tcp"),
+    "rtmps": ("rtmps", "tls", "tcp"),
+}
+
+
+def _items(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _inside(path: str, folders: tuple[str, ...]) -> bool:
+    return any(path == folder or path.startswith(folder.rstrip("/") + "/") for folder in folders)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What to open for a source that is allowed."""
+
+    kind: Literal["url", "file", "device"]
+    open_as: str | int  # the URL, the file's resolved path, a device path or camera index
+    ffmpeg_options: str  # for OPENCV_FFMPEG_CAPTURE_OPTIONS ('' for cameras)
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePolicy:
+    schemes: tuple[str, ...]
+    folders: tuple[str, ...]  # as configured, normalised
+    real_folders: tuple[str, ...]  # the same with symlinks resolved
+    devices: frozenset[str]
+    networks: tuple[Network, ...]  # empty: any host
+    max_pixels: int
+    any_local: bool = False  # 'facelens watch': any file or camera its user can open
+
+    @classmethod
+    def of(cls, settings: Settings, *, any_local: bool = False) -> SourcePolicy:
+        folders = tuple(os.path.normpath(f) for f in _items(settings.stream_folders))
+        return cls(
+            schemes=tuple(s.lower() for s in _items(settings.stream_schemes)),
+            folders=folders,
+            real_folders=tuple(os.path.realpath(f) for f in folders),
+            devices=frozenset(os.path.normpath(d) for d in _items(settings.stream_devices)),
+            networks=tuple(
+                ipaddress.ip_network(n, strict=False) for n in _items(settings.stream_networks)
+            ),
+            max_pixels=settings.max_pixels,
+            any_local=any_local,
+        )
+
+    def refused(self, shown: str) -> SourceNotAllowed:
+        """The one refusal, whatever was refused and whether or not it exists."""
+        urls = f"{', '.join(self.schemes) or 'no'} URLs"
+        if self.networks:
+            urls += " to hosts in FACELENS_STREAM_NETWORKS"
+        local = (
+            "any file or camera"
+            if self.any_local
+            else "files under FACELENS_STREAM_FOLDERS and cameras in FACELENS_STREAM_DEVICES"
+        )
+        reader = "'facelens watch'" if self.any_local else "this server"
+        return SourceNotAllowed(
+            f"{shown}: not a source {reader} may read. Allowed: {urls} "
+            f"(FACELENS_STREAM_SCHEMES), {local}."
+        )
+
+    def check(self, source: str, shown: str, *, resolve: bool = True) -> Target:
+        """What to open for ``source`` (``shown``: it, credentials masked); raises
+        :class:`SourceNotAllowed` if the settings do not allow it. ``resolve=False`` leaves
+        out the look-up of a URL's host (done again at each open anyway)."""
+        if "://" in source:
+            return self._url(source, shown, resolve)
+        if source.isdigit() or source.startswith("/dev/"):
+            device = f"/dev/video{int(source)}" if source.isdigit() else os.path.normpath(source)
+            if not self.any_local and device not in self.devices:
+                raise self.refused(shown)
+            return Target("device", int(source) if source.isdigit() else device, "")
+        return Target("file", self._file(source, shown), "protocol_whitelist;file")
+
+    def _file(self, source: str, shown: str) -> str:
+        # Normalised without touching the file system: nothing outside the folders is stat'ed.
+        lexical = os.path.normpath(os.path.abspath(source))
+        if self.any_local:
+            return os.path.realpath(lexical)
+        if not _inside(lexical, self.folders + self.real_folders):
+            raise self.refused(shown)
+        resolved = os.path.realpath(lexical)  # a symlink inside may point outside
+        if not _inside(resolved, self.real_folders):
+            raise self.refused(shown)
+        return resolved
+
+    def _url(self, source: str, shown: str, resolve: bool) -> Target:
+        try:
+            parts = urlsplit(source)
+            host = parts.hostname
+            port = parts.port
+        except ValueError:  # a port out of range, a bad IPv6 literal
+            raise self.refused(shown) from None
+        if parts.scheme.lower() not in self.schemes or not host:
+            raise self.refused(shown)
+        if self.networks and resolve and not self._host_inside(host, port):
+            raise self.refused(shown)
+        protocols = sorted({p for s in self.schemes for p in SCHEME_PROTOCOLS[s]})
+        options = f"protocol_whitelist;{','.join(protocols)}|max_redirects;0|rtsp_transport;tcp"
+        return Target("url", source, options)
+
+    def _host_inside(self, host: str, port: int | None) -> bool:
+        """Every address ``host`` resolves to is inside the allowed networks."""
+        try:
+            found = {info[4][0] for info in socket.getaddrinfo(host, port or 0)}
+        except (OSError, UnicodeError):
+            return False
+        addresses = [ipaddress.ip_address(str(a).split("%", 1)[0]) for a in found]
+        addresses = [
+            a.ipv4_mapped if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped else a
+            for a in addresses
+        ]
+        return bool(addresses) and all(
+            any(address in network for network in self.networks) for address in addresses
+        )

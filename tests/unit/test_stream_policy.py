@@ -1,0 +1,134 @@
+"""Which sources a stream may read (``FACELENS_STREAM_*``), and the FFmpeg options that keep
+it to them: no server, no FFmpeg."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from facelens.errors import InvalidValue, SourceNotAllowed
+from facelens.settings import Settings
+from facelens.video.policy import SourcePolicy
+
+
+def policy(tmp_path: Path, *, any_local: bool = False, **settings: str) -> SourcePolicy:
+    return SourcePolicy.of(Settings(data_dir=tmp_path / "data", **settings), any_local=any_local)
+
+
+def refusal(p: SourcePolicy, source: str) -> str:
+    with pytest.raises(SourceNotAllowed) as refused:
+        p.check(source, source)
+    assert refused.value.code == "source_not_allowed"
+    return str(refused.value).removeprefix(f"{source}: ")
+
+
+def test_by_default_only_network_urls_of_four_schemes_are_allowed(tmp_path: Path) -> None:
+    p = policy(tmp_path)
+    for allowed in ("rtsp://cam/live", "rtsps://cam/live", "http://cam/x.mjpg", "https://cam/"):
+        assert p.check(allowed, allowed).kind == "url"
+    refused = {
+        refusal(p, s)
+        for s in (
+            "file:///etc/passwd",
+            "ftp://10.0.0.1/x.mp4",
+            "tcp://10.0.0.1:25",
+            "udp://10.0.0.1:53",
+            "data:text/plain,hi",
+            "concat:/etc/passwd|/etc/group",
+            "http:///nohost",
+            "0",
+            "/dev/video0",
+            "/etc/shadow",
+            "/etc/no-such-file",
+            "relative/clip.mp4",
+        )
+    }
+    assert len(refused) == 1  # one message for every refusal: it tells nothing of the path
+
+
+def test_files_only_under_the_folders_and_never_out_of_them_by_symlink_or_dots(
+    tmp_path: Path,
+) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "door.mp4").write_bytes(b"x")
+    (videos / "escape.mp4").symlink_to("/etc/hostname")
+    (videos / "dangling.mp4").symlink_to("/etc/no-such-file")
+    p = policy(tmp_path, stream_folders=str(videos))
+    target = p.check(str(videos / "door.mp4"), "door")
+    assert (target.kind, target.open_as) == ("file", str(videos / "door.mp4"))
+    assert target.ffmpeg_options == "protocol_whitelist;file"
+    inside_missing = p.check(str(videos / "later.mp4"), "later")  # inside: may be looked at
+    assert inside_missing.kind == "file"
+    messages = {
+        refusal(p, s)
+        for s in (
+            str(videos / "escape.mp4"),
+            str(videos / "dangling.mp4"),
+            f"{videos}/../videos-not/x.mp4",
+            f"{videos}/../../etc/shadow",
+            f"{videos}-2/x.mp4",  # a name that starts like the folder is not inside it
+        )
+    }
+    assert len(messages) == 1
+
+
+def test_cameras_only_those_listed_and_the_cli_reads_any_file_or_camera(tmp_path: Path) -> None:
+    p = policy(tmp_path, stream_devices="/dev/video2")
+    assert p.check("2", "2").open_as == 2
+    assert p.check("/dev/video2", "/dev/video2").kind == "device"
+    refusal(p, "/dev/video0")
+    refusal(p, "0")
+    refusal(p, "/dev/../etc/shadow")
+    cli = policy(tmp_path, any_local=True)
+    assert cli.check("/etc/hostname", "x").open_as == "/etc/hostname"
+    assert cli.check("0", "0").open_as == 0
+    assert refusal(cli, "ftp://h/x").startswith("not a source 'facelens watch' may read")
+
+
+def test_urls_may_be_bound_to_networks_their_host_resolves_into(tmp_path: Path) -> None:
+    local = policy(tmp_path, stream_networks="127.0.0.0/8,::1/128")
+    assert local.check("rtsp://localhost:8554/live", "x").kind == "url"
+    assert local.check("http://127.0.0.1/x", "x").kind == "url"
+    refusal(local, "http://10.1.2.3/x")
+    refusal(local, "http://no-such-host.invalid/x")  # not resolved: not allowed either
+    elsewhere = policy(tmp_path, stream_networks="10.0.0.0/8")
+    assert "FACELENS_STREAM_NETWORKS" in refusal(elsewhere, "http://localhost/x")
+    # Not looked up when asked not to (a server starting before its DNS is up): later, at open.
+    assert elsewhere.check("http://localhost/x", "x", resolve=False).kind == "url"
+
+
+def test_ffmpeg_may_use_only_the_allowed_schemes_protocols_and_follows_no_redirect(
+    tmp_path: Path,
+) -> None:
+    options = policy(tmp_path).check("http://cam/x.m3u8", "x").ffmpeg_options
+    assert dict(item.split(";") for item in options.split("|")) == {
+        "protocol_whitelist": "http,https,tcp,tls",  # no file, data, udp, rtp, ftp, ...
+        "max_redirects": "0",
+        "rtsp_transport": "tcp",
+    }
+    only_rtsp = policy(tmp_path, stream_schemes="rtsp").check("rtsp://cam/x", "x")
+    assert "protocol_whitelist;tcp|" in only_rtsp.ffmpeg_options
+    refusal(policy(tmp_path, stream_schemes="rtsp"), "http://cam/x")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("stream_schemes", "rtsp,file"),
+        ("stream_schemes", "ftp"),
+        ("stream_folders", "videos"),
+        ("stream_devices", "/etc/video0"),
+        ("stream_networks", "10.0.0.0/33"),
+    ],
+)
+def test_bad_stream_settings_are_refused_at_start(setting: str, value: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**{setting: value})
+
+
+def test_a_refusal_is_an_invalid_value(tmp_path: Path) -> None:
+    with pytest.raises(InvalidValue):  # 422 over HTTP, the CLI's exit code for bad values
+        policy(tmp_path).check("/etc/shadow", "/etc/shadow")
