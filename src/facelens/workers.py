@@ -46,6 +46,9 @@ Gone = Callable[[], Awaitable[bool]]
 LOAD_TIMEOUT_S = 120  # loading the models; seconds here, more on a slow disk
 CHECK_EVERY_S = 0.25  # how often a running request looks at its deadline and its client
 GONE_GRACE_S = 2.0  # work for a client that left is finished if it ends this soon
+# At a stop, how long requests already waiting may still get a worker: well inside uvicorn's
+# graceful 15 s and Docker's 10 s before it kills.
+DRAIN_S = 5.0
 
 
 @dataclass(slots=True, eq=False)  # compared and hashed by identity: one process each
@@ -81,7 +84,7 @@ class SpawnedWorkerPool:
         self._pending = 0
         self._starting = 0
         self._closed = False
-        self._draining = False
+        self._drain_until: float | None = None  # set when the server begins to stop
 
     # -- state ---------------------------------------------------------------------------
 
@@ -149,11 +152,16 @@ class SpawnedWorkerPool:
             self._idle.put_nowait(worker)
         log.info("%d worker processes ready (model %s)", len(started), self.model_id)
 
+    @property
+    def _draining(self) -> bool:
+        return self._drain_until is not None
+
     def drain(self) -> None:
-        """The server is stopping: requests not on a worker yet are answered 503 at once
-        (another replica, or this one restarted, will take them), those running finish, and no
-        worker is replaced. Only sets a flag: safe from a signal handler."""
-        self._draining = True
+        """The server is stopping: no new request is taken, those waiting for a worker get
+        one for DRAIN_S more and are then answered 503 (another replica, or this one
+        restarted, will take them), those running finish, and no worker is replaced. Only sets
+        a value: safe from a signal handler."""
+        self._drain_until = time.monotonic() + DRAIN_S
 
     def close(self) -> None:
         """Ask every worker to stop; kill those still busy after 2 s."""
@@ -252,9 +260,10 @@ class SpawnedWorkerPool:
 
     async def _next_worker(self, *, refusable: bool) -> _Process:
         """An idle worker, when one is free. A request that has not started yet is refused
-        once the server drains; further images of a running request still get theirs."""
+        once the server has drained for DRAIN_S; further images of a running request still
+        get theirs."""
         while True:
-            if refusable and self._draining:
+            if refusable and self._drain_until is not None and time.monotonic() > self._drain_until:
                 raise self._stopping()
             try:
                 return await asyncio.wait_for(self._idle.get(), CHECK_EVERY_S)

@@ -151,7 +151,9 @@ def test_a_hundred_live_listeners_on_300k_events_each_get_theirs_and_others_are_
     data = tmp_path / "data"
     EventLog(data / "events.sqlite3").close()
     fill_events(data / "events.sqlite3", BIG)  # 300,000 events, written straight into the table
-    server = Server(data)
+    # A hundred live views from one client: more than the default budget gives one client.
+    roomy = {"FACELENS_MAX_LIVE_VIEWS": "400", "FACELENS_MAX_CONNECTIONS_PER_CLIENT": "200"}
+    server = Server(data, env=roomy)
     try:
         params = [{"person": "ann"}] * 40 + [{"kind": "left"}] * 40 + [{}] * 19
         params += [{"person": "p3", "last": str(BIG - 100)}]  # resumes: catches up first
