@@ -161,6 +161,21 @@ def test_double_take_deepstack_detector_trains_recognises_and_removes(fresh: Tes
     assert [f["name"] for f in deepstack_normalize(again.json())] == ["unknown"]
 
 
+def test_double_take_untrain_of_a_name_nobody_can_have_succeeds_deleting_nothing(
+    fresh: TestClient,
+) -> None:
+    # Double Take's aiserver detector throws when its untrain (POST /delete) is refused; a
+    # name over 200 characters (or with a '/') is no one's: success, as for an unknown name.
+    body, headers = form_data(("image", "a.jpg", photo((GREEN, LEFT))), ("userid", None, b"gus"))
+    assert fresh.post("/v1/vision/face/register", content=body, headers=headers).status_code == 200
+    for userid in ("g" * 201, "gus/../gus", "gus\x00"):
+        body, headers = form_data(("userid", None, userid.encode()))
+        removed = fresh.post("/v1/vision/face/delete", content=body, headers=headers)
+        assert removed.status_code == 200, (userid, removed.text)
+        assert removed.json() == {"success": True, "duration": 0}
+    assert fresh.get("/v1/people/gus").json()["face_count"] == 1  # nobody else was touched
+
+
 def test_double_take_aiserver_detector_sends_no_key(fresh: TestClient) -> None:
     body, headers = form_data(("image", "a.jpg", photo((GREEN, LEFT))), ("userid", None, b"gus"))
     assert fresh.post("/v1/vision/face/register", content=body, headers=headers).status_code == 200
