@@ -541,6 +541,42 @@ def test_compreface_embeddings_recognise_and_verify_what_the_calculator_answers(
     assert (gone.status_code, gone.json()["code"]) == (404, 24)
 
 
+def test_compreface_add_answers_the_subject_as_stored(fresh: TestClient) -> None:
+    base = "/api/v1/recognition"
+    # Padded, decomposed (NFD): stored trimmed and composed, and answered so.
+    added = fresh.post(
+        f"{base}/faces", params={"subject": "  Zoe\u0308  "}, files={"file": photo((RED, LEFT))}
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["subject"] == "Zo\u00eb"
+    assert fresh.get(f"{base}/subjects").json() == {"subjects": ["Zo\u00eb"]}
+    again = fresh.post(
+        f"{base}/faces", params={"subject": "ZO\u00cb"}, files={"file": photo((RED, RIGHT))}
+    )
+    assert again.json()["subject"] == "Zo\u00eb"
+    assert fresh.get(f"{base}/faces").json()["faces"] == [
+        {"image_id": added.json()["image_id"], "subject": "Zo\u00eb"},
+        {"image_id": again.json()["image_id"], "subject": "Zo\u00eb"},
+    ]
+
+
+def test_compreface_an_unreadable_image_is_code_28_on_every_route(fresh: TestClient) -> None:
+    # As in CompreFace, whose API answers 28 for every image its face service refuses.
+    base = "/api/v1/recognition"
+    broken = ("image.jpg", b"\xff\xd8\xff\xe0 not really a jpeg", "text/plain")
+    fresh.post(f"{base}/faces?subject=Ruby", files={"file": photo((RED, LEFT))})
+    image_id = fresh.get(f"{base}/faces").json()["faces"][0]["image_id"]
+    for url in (
+        f"{base}/recognize",
+        f"{base}/faces?subject=newcomer",
+        f"{base}/faces/{image_id}/verify",
+    ):
+        answer = fresh.post(url, files={"file": broken})
+        assert (answer.status_code, answer.json()["code"]) == (400, 28), (url, answer.text)
+        assert "No face" not in answer.json()["message"]  # the message says what was wrong
+    assert fresh.get(f"{base}/subjects").json() == {"subjects": ["Ruby"]}  # nobody added
+
+
 # -- keys ----------------------------------------------------------------------------------------
 
 

@@ -231,7 +231,10 @@ async def add_face(
     subject: Annotated[str, Query(min_length=1)],
     det_prob_threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
 ) -> Response:
-    """The largest face of the photo; the same photo again answers the face it already gave."""
+    """The largest face of the photo; the same photo again answers the face it already gave.
+    ``subject`` is answered as stored (``alice`` adds to an existing ``Alice``; a new name
+    trimmed and in its Unicode form). A photo without a face, or that cannot be read, is code
+    28, as on recognize."""
     svc = services(request)
     image = await read_image(request)
     existing = await run_in_threadpool(svc.gallery.find_person, subject)
@@ -239,11 +242,19 @@ async def add_face(
 
     async def add() -> Response:
         (item,) = await enrol_uploads(
-            request, svc, name, [image], largest=True, largest_hint="", create=True
+            request,
+            svc,
+            name,
+            [image],
+            largest=True,
+            largest_hint="",
+            create=True,
+            raise_errors=True,
         )
         if not item.face_ids:
             raise NoFaceFound(NO_FACE if item.reason == NO_FACE_REASON else str(item.reason))
-        return JSONResponse({"image_id": str(item.face_ids[0]), "subject": name}, status_code=201)
+        face = await run_in_threadpool(svc.gallery.face, item.face_ids[0])
+        return JSONResponse({"image_id": str(face.id), "subject": face.person}, status_code=201)
 
     digest = hashlib.sha256(image.data).hexdigest()
     return await svc.idempotency.run(
