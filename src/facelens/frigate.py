@@ -9,13 +9,15 @@ The contract (``../shared/specs/compat-apis.md`` §4, checked against Frigate's
 is ignored), which Frigate serves for an event in progress even before ``has_snapshot`` (its
 best frame so far, cropped to the person); the name goes back with ``POST
 /api/events/{id}/sub_label {"subLabel", "subLabelScore"}``. The camera's whole frame is never
-used: it holds everyone in view, not the event's person. A snapshot with several faces names
-nobody (which face is the event's person is not known). An event that already has a
-sub-label (from Frigate's face or logo models, or a person) is left alone unless
-``overwrite_sub_labels``. Each event is tried at most ``attempts`` times (on its new and update
-messages, and its end when it has a snapshot) and not again once named. Every attempt's verdict
-is published to ``facelens/frigate/<camera>`` in the shape of Frigate's own
-``tracked_object_update`` face message (``name`` null and ``score`` 0.0 when nobody is named).
+used: it holds everyone in view, not the event's person. Nor is an ended event's snapshot:
+Frigate then answers the stored one as its snapshot settings made it (``crop`` off by default:
+the whole frame), ignoring the query (it marks it cacheable, an event in progress ``no-store``).
+A snapshot with several faces names nobody (which face is the event's person is not known).
+An event that already has a sub-label (from Frigate's face or logo models, or a person) is left
+alone unless ``overwrite_sub_labels``. Each event is tried at most ``attempts`` times (on its
+new and update messages) and not again once named. Every attempt's verdict is published to
+``facelens/frigate/<camera>`` in the shape of Frigate's own ``tracked_object_update`` face
+message (``name`` null and ``score`` 0.0 when nobody is named).
 
 Anyone who can publish to the broker can write to the events topic, so every message is checked
 before anything is done with it: its size, its JSON, and each field the bridge reads against
@@ -58,6 +60,13 @@ def segment(text: str) -> str:
     if text in ("", ".", ".."):
         raise ValueError(f"{text!r} cannot be a path segment")
     return quote(text, safe="")
+
+
+class EventEnded(FaceLensError):
+    """Frigate answered an ended event's stored snapshot (made as its settings say, often
+    the whole frame) instead of one cropped to the person."""
+
+    code = "frigate_event_ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,15 +161,17 @@ class FrigateBridge:
         if not self.wanted(event):
             return None
         tried = self._tried.get(event.id, 0)
-        if event.type == "end":
-            self._tried.pop(event.id, None)  # done with it, whatever happened
+        if event.type == "end":  # done with it, whatever happened; its snapshot is no crop
+            self._tried.pop(event.id, None)
+            self._kept.pop(event.id, None)
+            return None
         if tried < 0:  # named by us: its sub-label is ours
             return None
         if event.sub_label is not None and not self.overwrite_sub_labels:
             self._keep(event)
             return None
-        if tried >= self.attempts or (event.type == "end" and not event.has_snapshot):
-            return None  # tried enough; or ended without a snapshot Frigate could give
+        if tried >= self.attempts:
+            return None
         if tried == 0:
             self.counts.events += 1
         self._remember(self._tried, event.id, tried + 1)
@@ -213,10 +224,7 @@ class FrigateBridge:
                 event.id,
                 shown(event.sub_label),
             )
-        if event.type == "end":
-            self._kept.pop(event.id, None)
-        else:
-            self._remember(self._kept, event.id, None)
+        self._remember(self._kept, event.id, None)
 
     @staticmethod
     def _remember(memory: OrderedDict[str, Any], event_id: str, value: Any) -> None:
@@ -227,12 +235,18 @@ class FrigateBridge:
 
     def _snapshot(self, event: FrigateEvent) -> bytes:
         """The event's snapshot, cropped to its person: Frigate serves it while the event is
-        in progress (its best frame so far) whether or not ``has_snapshot`` says so yet."""
+        in progress (its best frame so far) whether or not ``has_snapshot`` says so yet.
+        :class:`EventEnded` if the event ended meanwhile (the snapshot stored, not cropped)."""
         answer = self.frigate.get(
             f"/api/events/{segment(event.id)}/snapshot.jpg",
             params={"height": SNAPSHOT_HEIGHT, "crop": 1},
         )
         answer.raise_for_status()
+        if "no-store" not in answer.headers.get("cache-control", "no-store"):
+            raise EventEnded(
+                "the event has ended: Frigate answered its stored snapshot, not one cropped "
+                "to the person"
+            )
         return answer.content
 
     def _write_back(self, event: FrigateEvent, face: RecognizedFace) -> bool:

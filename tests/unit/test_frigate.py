@@ -176,10 +176,27 @@ def test_the_events_own_snapshot_is_asked_for_at_frigates_height_never_the_whole
     assert verdict is not None and verdict.name == "obama" and verdict.written
     assert frigate.paths == [f"/api/events/{EVENT}/snapshot.jpg?height=500&crop=1"]
     assert posted == [{"subLabel": "obama", "subLabelScore": 0.8}]
-    # Ended without a snapshot: Frigate has none to give; nothing is fetched.
-    other = "1718900001.5-other1"
-    assert bridge.receive(message(id=other, type="end", has_snapshot=False)) is None
+    # Ended: Frigate would answer its stored snapshot as configured (often the whole frame),
+    # not a crop; an end message is never fetched, with a snapshot or without.
+    for has_snapshot in (True, False):
+        ended = message(id="1718900001.5-other1", type="end", has_snapshot=has_snapshot)
+        assert bridge.receive(ended) is None
     assert len(frigate.paths) == 1 and bridge.counts.attempts == 1
+
+
+def test_a_snapshot_frigate_marks_as_an_ended_events_is_not_used() -> None:
+    # The event ended between its message and the request: Frigate ignores height and crop
+    # and answers the stored snapshot, cacheable (an event in progress is "no-store").
+    seen: list[bytes] = []
+
+    def ended(request: httpx.Request) -> httpx.Response:
+        cache = {"cache-control": "private, max-age=31536000"}
+        return httpx.Response(200, content=b"the whole frame", headers=cache)
+
+    client = httpx.Client(base_url="http://frigate:5000", transport=httpx.MockTransport(ended))
+    bridge = FrigateBridge(client, lambda data, source: seen.append(data) or [face("obama")])
+    assert bridge.receive(message(type="update")) is None
+    assert seen == [] and bridge.counts.failures == 1 and bridge.counts.named == 0
 
 
 def test_a_snapshot_with_several_faces_names_nobody_and_strangers_score_zero() -> None:
