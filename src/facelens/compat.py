@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facelens.matching import UNKNOWN, GalleryIndex, Match, Scoring, identify
+from facelens.models.base import Embeddings
 from facelens.pipeline import Face
 
 NAMED_FLOOR = 0.70
@@ -72,11 +73,21 @@ def score_faces(
     named first, then the others by distance, each with its :func:`similarity`."""
     if not faces:
         return []
-    vectors = np.stack([f.embedding for f in faces])
+    scored = score_vectors(np.stack([f.embedding for f in faces]), index, scoring, top)
+    return [ScoredFace(face, m, c) for face, (m, c) in zip(faces, scored, strict=True)]
+
+
+def score_vectors(
+    vectors: Embeddings, index: GalleryIndex, scoring: Scoring, top: int = 1
+) -> list[tuple[Match, tuple[Candidate, ...]]]:
+    """:func:`score_faces` for bare embeddings (rows of one photo, named jointly): each row's
+    match and up to ``top`` candidates."""
+    if not len(vectors):
+        return []
     matches = identify(vectors, index, scoring)
     distances = index.person_distances(vectors)
     scored = []
-    for row, face, match in zip(distances, faces, matches, strict=True):
+    for row, match in zip(distances, matches, strict=True):
         order = [int(i) for i in np.argsort(row, kind="stable")[: top + 1]]
         named = [] if match.name == UNKNOWN else [index.names.index(match.name)]
         ranked = named + [i for i in order if i not in named]
@@ -88,5 +99,5 @@ def score_faces(
             )
             for i in ranked[:top]
         )
-        scored.append(ScoredFace(face, match, candidates))
+        scored.append((match, candidates))
     return scored

@@ -2,18 +2,27 @@
 bridge fetches the event's snapshot from Frigate's API, recognises it against the gallery, and
 writes the name back as the event's sub-label (what Double Take does, without Double Take).
 
-The contract (``../shared/specs/compat-apis.md`` §4): ``frigate/events`` messages carry
-``{"type": "new"|"update"|"end", "after": {"id", "camera", "label", "has_snapshot", ...}}``;
-the snapshot is ``GET /api/events/{id}/snapshot.jpg?h=500&crop=1`` (or, before Frigate has one,
-the camera's ``/api/{camera}/latest.jpg?h=500``); the name goes back with ``POST
-/api/events/{id}/sub_label {"subLabel", "subLabelScore"}``. Each event is tried at most
-``attempts`` times (on its new and update messages) and not again once named. Every attempt's
-verdict is published to ``facelens/frigate/<camera>`` in the shape of Frigate's own
-``tracked_object_update`` face message (``name`` null for a stranger).
+The contract (``../shared/specs/compat-apis.md`` §4, checked against Frigate's
+``frigate/api/media.py``): ``frigate/events`` messages carry ``{"type": "new"|"update"|"end",
+"after": {"id", "camera", "label", "has_snapshot", "sub_label", ...}}``; the snapshot is ``GET
+/api/events/{id}/snapshot.jpg?height=500&crop=1`` (Frigate reads ``height``; Double Take's ``h``
+is ignored), which Frigate serves for an event in progress even before ``has_snapshot`` (its
+best frame so far, cropped to the person); the name goes back with ``POST
+/api/events/{id}/sub_label {"subLabel", "subLabelScore"}``. The camera's whole frame is never
+used: it holds everyone in view, not the event's person. Nor is an ended event's snapshot:
+Frigate then answers the stored one as its snapshot settings made it (``crop`` off by default:
+the whole frame), ignoring the query (it marks it cacheable, an event in progress ``no-store``).
+A snapshot with several faces names nobody (which face is the event's person is not known).
+An event that already has a sub-label (from Frigate's face or logo models, or a person) is left
+alone unless ``overwrite_sub_labels``. Each event is tried at most ``attempts`` times (on its
+new and update messages) and not again once named. Every attempt's verdict is published to
+``facelens/frigate/<camera>`` in the shape of Frigate's own ``tracked_object_update`` face
+message (``name`` null and ``score`` 0.0 when nobody is named).
 
 Anyone who can publish to the broker can write to the events topic, so every message is checked
 before anything is done with it: its size, its JSON, and each field the bridge reads against
-Frigate's own formats (the event id and camera name go into Frigate API paths, escaped as well).
+Frigate's own formats (the event id goes into Frigate API paths, escaped as well; the camera name
+into the verdict's topic).
 A message that fails a check, or whose handling fails in any way, is logged, counted by reason
 and skipped; the bridge goes on with the next.
 """
@@ -53,18 +62,26 @@ def segment(text: str) -> str:
     return quote(text, safe="")
 
 
+class EventEnded(FaceLensError):
+    """Frigate answered an ended event's stored snapshot (made as its settings say, often
+    the whole frame) instead of one cropped to the person."""
+
+    code = "frigate_event_ended"
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     event: str
     camera: str
-    name: str | None  # None: nobody known in the snapshot
-    confidence: float | None
+    name: str | None  # None: nobody named (no known face, or several faces)
+    confidence: float  # 0.0 when nobody is named, as Frigate sends
     distance: float | None
     attempt: int
     written: bool  # the sub-label was set in Frigate
+    faces: int = 1  # faces found in the snapshot
 
     def as_message(self, timestamp: float) -> dict[str, Any]:
-        """Frigate's own face update shape, with our distance and attempt."""
+        """Frigate's own face update shape, with our distance, attempt and face count."""
         return {
             "type": "face",
             "id": self.event,
@@ -74,6 +91,7 @@ class Verdict:
             "timestamp": timestamp,
             "distance": self.distance,
             "attempt": self.attempt,
+            "faces": self.faces,
         }
 
 
@@ -83,6 +101,7 @@ class BridgeCounts:
     attempts: int = 0
     named: int = 0
     failures: int = 0  # snapshots that could not be fetched or read
+    kept: int = 0  # events left alone: Frigate or a person had named them
     labelled: set[str] = field(default_factory=set)
     rejected: Tally = field(default_factory=Tally)  # messages not handled, by reason
 
@@ -100,6 +119,7 @@ class FrigateBridge:
         cameras: Sequence[str] = (),
         counts: BridgeCounts | None = None,
         announce: Callable[[Verdict], None] = lambda _: None,
+        overwrite_sub_labels: bool = False,
     ) -> None:
         self.frigate = frigate
         self.recognize = recognize
@@ -108,7 +128,9 @@ class FrigateBridge:
         self.cameras = frozenset(cameras)
         self.counts = counts or BridgeCounts()
         self.announce = announce  # each verdict, once made
+        self.overwrite_sub_labels = overwrite_sub_labels
         self._tried: OrderedDict[str, int] = OrderedDict()  # event id → attempts (-1: named)
+        self._kept: OrderedDict[str, None] = OrderedDict()  # events left with their sub-label
 
     def receive(self, payload: bytes) -> Verdict | None:
         """One message from the events topic, whatever it holds: checked, handled, its verdict
@@ -134,18 +156,25 @@ class FrigateBridge:
         return event.label in self.labels and (not self.cameras or event.camera in self.cameras)
 
     def handle(self, event: FrigateEvent) -> Verdict | None:
-        """Try to name the event's person, if it is one, still unnamed and under its
-        attempts; the verdict, or None when nothing was tried."""
+        """Try to name the event's person, if it is one, still unnamed (by us, Frigate or a
+        person) and under its attempts; the verdict, or None when nothing was tried."""
         if not self.wanted(event):
             return None
         tried = self._tried.get(event.id, 0)
-        if event.type == "end":
-            self._tried.pop(event.id, None)  # done with it, whatever happened
-        if tried < 0 or tried >= self.attempts:
+        if event.type == "end":  # done with it, whatever happened; its snapshot is no crop
+            self._tried.pop(event.id, None)
+            self._kept.pop(event.id, None)
+            return None
+        if tried < 0:  # named by us: its sub-label is ours
+            return None
+        if event.sub_label is not None and not self.overwrite_sub_labels:
+            self._keep(event)
+            return None
+        if tried >= self.attempts:
             return None
         if tried == 0:
             self.counts.events += 1
-        self._remember(event.id, tried + 1)
+        self._remember(self._tried, event.id, tried + 1)
         self.counts.attempts += 1
         try:
             faces = self.recognize(self._snapshot(event), f"frigate event {event.id}")
@@ -153,43 +182,71 @@ class FrigateBridge:
             self.counts.failures += 1
             log.warning("frigate event %s: no snapshot to recognise (%s)", event.id, exc)
             return None
-        known = [f for f in faces if f.match.name != UNKNOWN]
-        if not known:
+        if len(faces) != 1 or faces[0].match.name == UNKNOWN:
+            if len(faces) > 1:
+                log.info(
+                    "frigate event %s: %d faces in the snapshot; which is the event's person "
+                    "is not known, so none names it",
+                    event.id,
+                    len(faces),
+                )
             nearest = min(
                 (f.match.distance for f in faces if f.match.distance is not None), default=None
             )
-            return Verdict(event.id, event.camera, None, None, nearest, tried + 1, False)
-        best = max(known, key=lambda f: f.match.confidence)
-        written = self._write_back(event, best)
+            distance = None if nearest is None else round(nearest, 4)
+            return Verdict(
+                event.id, event.camera, None, 0.0, distance, tried + 1, False, len(faces)
+            )
+        (face,) = faces
+        written = self._write_back(event, face)
         if written:
             self.counts.named += 1
-            self.counts.labelled.add(best.match.name)
+            self.counts.labelled.add(face.match.name)
             if event.type != "end":
-                self._remember(event.id, -1)
+                self._remember(self._tried, event.id, -1)
         return Verdict(
             event.id,
             event.camera,
-            best.match.name,
-            round(best.match.confidence, 4),
-            None if best.match.distance is None else round(best.match.distance, 4),
+            face.match.name,
+            round(face.match.confidence, 4),
+            None if face.match.distance is None else round(face.match.distance, 4),
             tried + 1,
             written,
         )
 
-    def _remember(self, event_id: str, tried: int) -> None:
-        self._tried[event_id] = tried
-        self._tried.move_to_end(event_id)
-        while len(self._tried) > REMEMBERED:
-            self._tried.popitem(last=False)
+    def _keep(self, event: FrigateEvent) -> None:
+        """Leave an event named by Frigate or a person alone (counted and logged once)."""
+        if event.id not in self._kept:
+            self.counts.kept += 1
+            log.info(
+                "frigate event %s already has the sub-label %s: left alone "
+                "(--overwrite-sub-labels names it anyway)",
+                event.id,
+                shown(event.sub_label),
+            )
+        self._remember(self._kept, event.id, None)
+
+    @staticmethod
+    def _remember(memory: OrderedDict[str, Any], event_id: str, value: Any) -> None:
+        memory[event_id] = value
+        memory.move_to_end(event_id)
+        while len(memory) > REMEMBERED:
+            memory.popitem(last=False)
 
     def _snapshot(self, event: FrigateEvent) -> bytes:
-        if event.has_snapshot:
-            path = f"/api/events/{segment(event.id)}/snapshot.jpg"
-            params: dict[str, str | int] = {"h": SNAPSHOT_HEIGHT, "crop": 1}
-        else:  # Frigate has no snapshot of it yet: the camera's newest frame
-            path, params = f"/api/{segment(event.camera)}/latest.jpg", {"h": SNAPSHOT_HEIGHT}
-        answer = self.frigate.get(path, params=params)
+        """The event's snapshot, cropped to its person: Frigate serves it while the event is
+        in progress (its best frame so far) whether or not ``has_snapshot`` says so yet.
+        :class:`EventEnded` if the event ended meanwhile (the snapshot stored, not cropped)."""
+        answer = self.frigate.get(
+            f"/api/events/{segment(event.id)}/snapshot.jpg",
+            params={"height": SNAPSHOT_HEIGHT, "crop": 1},
+        )
         answer.raise_for_status()
+        if "no-store" not in answer.headers.get("cache-control", "no-store"):
+            raise EventEnded(
+                "the event has ended: Frigate answered its stored snapshot, not one cropped "
+                "to the person"
+            )
         return answer.content
 
     def _write_back(self, event: FrigateEvent, face: RecognizedFace) -> bool:
@@ -239,6 +296,9 @@ class FrigateMetrics(Collector):
             "snapshot_failures", "Snapshots that could not be fetched or read.", counts.failures
         )
         yield counter("named", "Events whose sub-label was set.", counts.named)
+        yield counter(
+            "kept", "Person events left alone: Frigate or a person had named them.", counts.kept
+        )
         messages, size = self.inbox.waiting()
         queued = GaugeMetricFamily(
             "facelens_frigate_queue_messages", "Messages waiting for recognition."

@@ -32,6 +32,7 @@ EVENT_ID = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?-[a-z0-9]{1,32}")
 CAMERA = re.compile(r"[a-zA-Z0-9_-]{1,100}")
 KINDS = frozenset({"new", "update", "end"})
 LABEL_CHARS = 100
+SUB_LABEL_CHARS = 100  # Frigate refuses longer sub-labels
 SHOWN_CHARS = 60  # of a refused value, in the log
 
 # Why a message was not handled, the label of facelens_frigate_messages_rejected_total.
@@ -45,6 +46,7 @@ REASONS = (
     "camera",  # not a Frigate camera name
     "label",  # not a short printable string
     "has_snapshot",  # not true or false
+    "sub_label",  # not null, a name, or Frigate's [name, score]
     "error",  # checked, but handling it failed (logged)
 )
 
@@ -89,6 +91,7 @@ class FrigateEvent:
     camera: str
     label: str
     has_snapshot: bool
+    sub_label: str | None = None  # the name Frigate (its face or logo models) or a person gave
 
 
 def parse_event(payload: bytes) -> FrigateEvent:
@@ -116,7 +119,25 @@ def parse_event(payload: bytes) -> FrigateEvent:
     has_snapshot = after.get("has_snapshot", False)
     if not isinstance(has_snapshot, bool):
         raise Rejected("has_snapshot", f"has_snapshot {shown(has_snapshot)} is not true or false")
-    return FrigateEvent(event_id, kind, camera, label, has_snapshot)
+    return FrigateEvent(
+        event_id, kind, camera, label, has_snapshot, _sub_label(after.get("sub_label"))
+    )
+
+
+def _sub_label(value: object) -> str | None:
+    """The event's sub-label: ``null`` or blank (none), a name (Frigate before 0.14), or
+    ``[name, score]`` (0.14 on); :class:`Rejected` for anything else."""
+    name = value
+    if isinstance(value, list):
+        score = value[1] if len(value) == 2 else "missing"
+        if not (score is None or (isinstance(score, int | float) and not isinstance(score, bool))):
+            raise Rejected("sub_label", f"sub_label {shown(value)} is not [name, score]")
+        name = value[0]
+    if name is None or (isinstance(name, str) and not name.strip()):
+        return None
+    if not (isinstance(name, str) and len(name) <= SUB_LABEL_CHARS and name.isprintable()):
+        raise Rejected("sub_label", f"sub_label {shown(value)} is not a name or [name, score]")
+    return name
 
 
 class Inbox:

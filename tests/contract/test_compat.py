@@ -161,6 +161,21 @@ def test_double_take_deepstack_detector_trains_recognises_and_removes(fresh: Tes
     assert [f["name"] for f in deepstack_normalize(again.json())] == ["unknown"]
 
 
+def test_double_take_untrain_of_a_name_nobody_can_have_succeeds_deleting_nothing(
+    fresh: TestClient,
+) -> None:
+    # Double Take's aiserver detector throws when its untrain (POST /delete) is refused; a
+    # name over 200 characters (or with a '/') is no one's: success, as for an unknown name.
+    body, headers = form_data(("image", "a.jpg", photo((GREEN, LEFT))), ("userid", None, b"gus"))
+    assert fresh.post("/v1/vision/face/register", content=body, headers=headers).status_code == 200
+    for userid in ("g" * 201, "gus/../gus", "gus\x00"):
+        body, headers = form_data(("userid", None, userid.encode()))
+        removed = fresh.post("/v1/vision/face/delete", content=body, headers=headers)
+        assert removed.status_code == 200, (userid, removed.text)
+        assert removed.json() == {"success": True, "duration": 0}
+    assert fresh.get("/v1/people/gus").json()["face_count"] == 1  # nobody else was touched
+
+
 def test_double_take_aiserver_detector_sends_no_key(fresh: TestClient) -> None:
     body, headers = form_data(("image", "a.jpg", photo((GREEN, LEFT))), ("userid", None, b"gus"))
     assert fresh.post("/v1/vision/face/register", content=body, headers=headers).status_code == 200
@@ -443,6 +458,125 @@ def test_compreface_subjects_crud_and_merge(fresh: TestClient) -> None:
     assert bad.status_code == 400 and bad.json()["code"] == 26
 
 
+def test_compreface_verify_compares_a_photos_faces_with_one_stored_face(
+    fresh: TestClient,
+) -> None:
+    base = "/api/v1/recognition"
+    ruby = fresh.post(f"{base}/faces?subject=Ruby", files={"file": photo((RED, LEFT))})
+    image_id = ruby.json()["image_id"]
+    both = photo((RED, LEFT), (BLUE, RIGHT))
+    # compreface-sdk's faces.verify: multipart "file", the query starting "?&".
+    url = f"{base}/faces/{image_id}/verify?&limit=0&status=true&face_plugins=landmarks"
+    answer = fresh.post(url, files={"file": ("image.jpg", both, "text/plain")})
+    assert answer.status_code == 200, answer.text
+    faces = sorted(answer.json()["result"], key=lambda f: f["box"]["x_min"])
+    assert [f["subject"] for f in faces] == ["Ruby", "Ruby"]
+    assert faces[0]["similarity"] == 1.0 and faces[1]["similarity"] <= UNNAMED_CEILING
+    assert len(faces[0]["landmarks"]) == 5 and "execution_time" in faces[0]
+    assert "plugins_versions" in answer.json()
+    # JSON with base64; limit=1 keeps the largest face (the blue one).
+    as_json = fresh.post(
+        f"{base}/faces/{image_id}/verify?limit=1", json={"file": base64.b64encode(both).decode()}
+    )
+    (largest,) = as_json.json()["result"]
+    assert largest["box"]["x_min"] == 200 and largest["similarity"] <= UNNAMED_CEILING
+    # No such face: 404, code 24; no face in the photo: code 28.
+    for missing in ("999", "x"):
+        gone = fresh.post(f"{base}/faces/{missing}/verify", files={"file": both})
+        assert (gone.status_code, gone.json()["code"]) == (404, 24), gone.text
+    empty = fresh.post(f"{base}/faces/{image_id}/verify", files={"file": photo()})
+    assert (empty.status_code, empty.json()["code"]) == (400, 28)
+
+
+def test_compreface_embeddings_recognise_and_verify_what_the_calculator_answers(
+    fresh: TestClient,
+) -> None:
+    base = "/api/v1/recognition"
+    fresh.post(f"{base}/faces?subject=Ruby", files={"file": photo((RED, LEFT))})
+    blue = fresh.post(f"{base}/faces?subject=Bo", files={"file": photo((BLUE, LEFT))})
+    calculated = fresh.post(
+        f"{base}/recognize?face_plugins=calculator",
+        files={"file": photo((RED, LEFT), (GREEN, RIGHT))},
+    ).json()["result"]
+    red, green = (f["embedding"] for f in sorted(calculated, key=lambda f: f["box"]["x_min"]))
+    # Each embedding on its own: two of Ruby's are both Ruby's (not one per photo).
+    named = fresh.post(
+        f"{base}/embeddings/recognize?prediction_count=2", json={"embeddings": [red, green, red]}
+    )
+    assert named.status_code == 200, named.text
+    rows = named.json()["result"]
+    assert [r["embedding"] for r in rows] == [red, green, red]
+    assert rows[0]["similarities"][0]["subject"] == "Ruby" == rows[2]["similarities"][0]["subject"]
+    assert (
+        rows[0]["similarities"][0]["similarity"] == 1.0 == rows[2]["similarities"][0]["similarity"]
+    )
+    assert len(rows[0]["similarities"]) == 2  # prediction_count
+    assert rows[1]["similarities"][0]["similarity"] <= UNNAMED_CEILING  # a stranger's nearest
+    verified = fresh.post(
+        f"{base}/embeddings/faces/{blue.json()['image_id']}/verify",
+        json={"embeddings": [red, green]},
+    )
+    assert verified.status_code == 200, verified.text
+    assert [r["embedding"] for r in verified.json()["result"]] == [red, green]
+    assert all(r["similarity"] <= UNNAMED_CEILING for r in verified.json()["result"])
+    # Not this model's embeddings, or not embeddings at all: 400, code 26, said why.
+    zeros, huge = [0.0] * len(red), [1e300] * len(red)  # no direction; overflows
+    for body in (
+        {"embeddings": [red[:10]]},
+        {"embeddings": []},
+        {"embedding": red},
+        [red],
+        {"embeddings": [zeros]},
+        {"embeddings": [red, huge]},
+    ):
+        refused = fresh.post(f"{base}/embeddings/recognize", json=body)
+        assert (refused.status_code, refused.json()["code"]) == (400, 26), (body, refused.text)
+    nan = fresh.post(
+        f"{base}/embeddings/recognize",
+        content=json.dumps({"embeddings": [[float("nan")] * len(red)]}),
+        headers={"content-type": "application/json"},
+    )
+    assert nan.json()["code"] == 26 and "finite" in nan.json()["message"]
+    gone = fresh.post(f"{base}/embeddings/faces/999/verify", json={"embeddings": [red]})
+    assert (gone.status_code, gone.json()["code"]) == (404, 24)
+
+
+def test_compreface_add_answers_the_subject_as_stored(fresh: TestClient) -> None:
+    base = "/api/v1/recognition"
+    # Padded, decomposed (NFD): stored trimmed and composed, and answered so.
+    added = fresh.post(
+        f"{base}/faces", params={"subject": "  Zoe\u0308  "}, files={"file": photo((RED, LEFT))}
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["subject"] == "Zo\u00eb"
+    assert fresh.get(f"{base}/subjects").json() == {"subjects": ["Zo\u00eb"]}
+    again = fresh.post(
+        f"{base}/faces", params={"subject": "ZO\u00cb"}, files={"file": photo((RED, RIGHT))}
+    )
+    assert again.json()["subject"] == "Zo\u00eb"
+    assert fresh.get(f"{base}/faces").json()["faces"] == [
+        {"image_id": added.json()["image_id"], "subject": "Zo\u00eb"},
+        {"image_id": again.json()["image_id"], "subject": "Zo\u00eb"},
+    ]
+
+
+def test_compreface_an_unreadable_image_is_code_28_on_every_route(fresh: TestClient) -> None:
+    # As in CompreFace, whose API answers 28 for every image its face service refuses.
+    base = "/api/v1/recognition"
+    broken = ("image.jpg", b"\xff\xd8\xff\xe0 not really a jpeg", "text/plain")
+    fresh.post(f"{base}/faces?subject=Ruby", files={"file": photo((RED, LEFT))})
+    image_id = fresh.get(f"{base}/faces").json()["faces"][0]["image_id"]
+    for url in (
+        f"{base}/recognize",
+        f"{base}/faces?subject=newcomer",
+        f"{base}/faces/{image_id}/verify",
+    ):
+        answer = fresh.post(url, files={"file": broken})
+        assert (answer.status_code, answer.json()["code"]) == (400, 28), (url, answer.text)
+        assert "No face" not in answer.json()["message"]  # the message says what was wrong
+    assert fresh.get(f"{base}/subjects").json() == {"subjects": ["Ruby"]}  # nobody added
+
+
 # -- keys ----------------------------------------------------------------------------------------
 
 
@@ -527,6 +661,42 @@ def test_deepstack_key_is_checked_before_the_form_is_read(tmp_path: Path) -> Non
             headers={"X-API-Key": key},
         )
         assert [p["userid"] for p in right.json()["predictions"]] == ["Ruby"]
+
+
+def test_compreface_verify_and_embedding_routes_need_only_the_recognize_scope(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    store = KeyStore(data / "gallery.sqlite3")
+    _, enrol = store.create("trainer", frozenset({"enrol"}))
+    _, reader = store.create("viewer", frozenset({"recognize"}))
+    base = "/api/v1/recognition"
+    with served(data) as api:
+        added = api.post(
+            f"{base}/faces?subject=Ruby",
+            files={"file": photo((RED, LEFT))},
+            headers={"x-api-key": enrol},
+        )
+        image_id = added.json()["image_id"]
+        key = {"x-api-key": reader}
+        embedding = api.post(
+            f"{base}/recognize?face_plugins=calculator",
+            files={"file": photo((RED, LEFT))},
+            headers=key,
+        ).json()["result"][0]["embedding"]
+        for path, kwargs in (
+            (f"{base}/faces/{image_id}/verify", {"files": {"file": photo((RED, LEFT))}}),
+            (f"{base}/embeddings/recognize", {"json": {"embeddings": [embedding]}}),
+            (f"{base}/embeddings/faces/{image_id}/verify", {"json": {"embeddings": [embedding]}}),
+        ):
+            answer = api.post(path, headers=key, **kwargs)  # type: ignore[arg-type]
+            assert answer.status_code == 200, (path, answer.text)
+        # Changing the gallery still needs enrol.
+        refused = api.post(
+            f"{base}/faces?subject=Bo", files={"file": photo((BLUE, LEFT))}, headers=key
+        )
+        assert refused.status_code == 403, refused.text
 
 
 # -- KServe (Open Inference Protocol) -------------------------------------------------------------

@@ -149,6 +149,12 @@ for person, files in ARGS["people"].items():
     for path in files:
         out["added"].append(faces.add(image_path=path, subject=person))
 out["listed"] = faces.list()
+# The SDK's verify: POST /faces/{image_id}/verify with the probe, against Obama's first face
+# and Biden's (it answered 404 before).
+firsts = {a["subject"]: a["image_id"] for a in reversed(out["added"])}
+out["verify"] = {person: faces.verify(ARGS["verify_probe"], firsts[person], options={
+    "limit": 0, "det_prob_threshold": 0.8, "face_plugins": "landmarks", "status": "true"})
+    for person in ("obama", "biden")}
 for probe in ARGS["probes"]:
     answer = service.recognize(image_path=probe, options={
         "limit": 0, "det_prob_threshold": 0.8, "prediction_count": 1,
@@ -178,11 +184,18 @@ def test_compreface_sdk_recognises_with_options_and_manages_subjects(
         port=port,
         people=people,
         probes=[str(p.file) for p in probes],
+        verify_probe=str(next(p.file for p in probes if p.file.name == "obama1.jpg")),
     )
     total = sum(len(files) for files in people.values())
     assert len(result["added"]) == total
     assert all(a["image_id"].isdigit() for a in result["added"]), result["added"]
     assert result["listed"]["total_elements"] == total
+    # compreface-sdk's faces.verify: the probe's one face is Obama's, not Biden's.
+    (same,) = result["verify"]["obama"]["result"]
+    (other,) = result["verify"]["biden"]["result"]
+    assert same["subject"] == "obama" and same["similarity"] >= 0.70, result["verify"]
+    assert other["subject"] == "biden" and other["similarity"] <= 0.35, result["verify"]
+    assert len(same["landmarks"]) == 5 and "plugins_versions" in result["verify"]["obama"]
     for probe, names in expected(probes).items():
         answer = result["recognized"][probe]
         # Double Take's reading: a name at 40 % similarity and above, else unknown.

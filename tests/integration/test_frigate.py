@@ -28,10 +28,12 @@ pytestmark = pytest.mark.integration
 
 
 class FakeFrigate:
-    """Frigate's API as the bridge uses it: snapshots by event, the newest frame by camera,
-    and sub-labels written back (recorded); 404 for what it does not have. Every request is
-    recorded (method, path). A snapshot of an event in ``hold`` is answered slowly, a byte at a
-    time, until ``release`` is set: the bridge waits for it (never timing out) meanwhile."""
+    """Frigate's API as the bridge may use it: snapshots by event (served whatever the event's
+    ``has_snapshot``, as Frigate does for events in progress), the newest frame by camera (the
+    whole frame, which the bridge must not use), and sub-labels written back (recorded); 404
+    for what it does not have. Every request is recorded (method, path). A snapshot of an event
+    in ``hold`` is answered slowly, a byte at a time, until ``release`` is set: the bridge waits
+    for it (never timing out) meanwhile."""
 
     def __init__(
         self, snapshots: dict[str, bytes], latest: dict[str, bytes], hold: str | None = None
@@ -188,6 +190,9 @@ STRANGER = "1718900003.123456-strang"
 GONE = "1718900004.123456-gone01"
 HOLD = "1718900005.123456-hold01"
 BIG = "1718900006.123456-big001"
+PORCH = "1718900007.123456-porch1"
+KEPT = "1718900008.123456-kept01"
+PAIR = "1718900009.123456-pair01"
 
 
 @pytest.fixture(scope="module")
@@ -201,12 +206,14 @@ def obama(faces_dir: Path) -> bytes:
 
 
 def test_frigate_person_events_get_their_sub_label_and_strangers_none(
-    data: Path, obama: bytes, lfw_dir: Path, tmp_path: Path
+    data: Path, obama: bytes, lfw_dir: Path, faces_dir: Path, tmp_path: Path
 ) -> None:
-    stranger = next(p for p in sorted((lfw_dir / "probes").iterdir()))  # not enrolled here
+    stranger = next(p for p in sorted((lfw_dir / "probes").iterdir())).read_bytes()  # not enrolled
+    two = (faces_dir / "probes" / "two_people.jpg").read_bytes()  # Biden and Obama
     frigate = FakeFrigate(
-        snapshots={OBAMA: obama, STRANGER: stranger.read_bytes()},
-        latest={"front_door": obama},
+        snapshots={OBAMA: obama, STRANGER: stranger, PORCH: stranger, KEPT: obama, PAIR: two},
+        # The porch camera's whole frame shows Obama; the porch event's person is a stranger.
+        latest={"front_door": obama, "porch": obama},
     )
     broker = Broker(tmp_path).start()
     verdicts = Subscriber(broker.port, "facelens/frigate/#")
@@ -227,9 +234,16 @@ def test_frigate_person_events_get_their_sub_label_and_strangers_none(
             frigate_event("end", STRANGER, "garden", "person", True),
             # An event Frigate cannot show: counted, no harm.
             frigate_event("new", GONE, "garden", "person", True),
+            # A stranger in progress before Frigate has a snapshot, on a camera whose whole
+            # frame shows Obama: judged on the event's own snapshot, never the whole frame.
+            frigate_event("new", PORCH, "porch", "person", False),
+            # Named already (Frigate 0.14's [name, score]): left alone, never fetched.
+            frigate_event("update", KEPT, "porch", "person", True, sub_label=["Bob", 0.93]),
+            # Two faces in the snapshot: which is the event's person is not known; no name.
+            frigate_event("update", PAIR, "porch", "person", True),
         )
         wait_until(
-            lambda: len([t for t, _, _ in verdicts.messages]) >= 4,
+            lambda: len([t for t, _, _ in verdicts.messages]) >= 6,
             120,
             f"the verdicts ({verdicts.messages}; {bridge.said})",
         )
@@ -245,26 +259,32 @@ def test_frigate_person_events_get_their_sub_label_and_strangers_none(
     assert [event for event, _ in frigate.sub_labels] == [OBAMA]
     body = frigate.sub_labels[0][1]
     assert body["subLabel"] == "obama" and 0 < body["subLabelScore"] <= 1
-    # What was fetched: the camera's frame for Obama (no snapshot yet), 3 snapshots for the
-    # stranger, nothing for the car.
-    assert [g for g in frigate.gets if OBAMA in g or "front_door" in g] == [
-        "/api/front_door/latest.jpg?h=500"
+    # What was fetched: each event's own snapshot at Frigate's `height` (Obama's before
+    # has_snapshot), 3 for the stranger, never a camera's whole frame, nothing for the car or
+    # the event named already.
+    assert [g for g in frigate.gets if OBAMA in g] == [
+        f"/api/events/{OBAMA}/snapshot.jpg?height=500&crop=1"
     ]
     assert len([g for g in frigate.gets if STRANGER in g]) == 3
-    assert all("snapshot.jpg?h=500&crop=1" in g for g in frigate.gets if STRANGER in g)
-    assert not [g for g in frigate.gets if CAR in g]
-    # Each verdict published in Frigate's own face-update shape.
+    assert all(g.endswith("/snapshot.jpg?height=500&crop=1") for g in frigate.gets), frigate.gets
+    assert not [g for g in frigate.gets if CAR in g or KEPT in g]
+    # Each verdict published in Frigate's own face-update shape; nobody named scores 0.0.
     published = [json.loads(p) for _, p, _ in verdicts.messages]
     front = [v for v in published if v["camera"] == "front_door"]
     garden = [v for v in published if v["camera"] == "garden"]
+    porch = {v["id"]: v for v in published if v["camera"] == "porch"}
     assert [(v["id"], v["name"]) for v in front] == [(OBAMA, "obama")]
-    assert [(v["id"], v["name"], v["attempt"]) for v in garden] == [
-        (STRANGER, None, 1),
-        (STRANGER, None, 2),
-        (STRANGER, None, 3),
+    assert [(v["id"], v["name"], v["score"], v["attempt"]) for v in garden] == [
+        (STRANGER, None, 0.0, 1),
+        (STRANGER, None, 0.0, 2),
+        (STRANGER, None, 0.0, 3),
     ]
+    assert sorted(porch) == [PORCH, PAIR]
+    assert (porch[PORCH]["name"], porch[PORCH]["score"]) == (None, 0.0)
+    assert (porch[PAIR]["name"], porch[PAIR]["faces"]) == (None, 2)
     assert all(v["type"] == "face" for v in published)
-    assert "3 person events" in summary and "1 named (obama)" in summary
+    assert "5 person events" in summary and "1 named (obama)" in summary
+    assert "1 left with the sub-label they had" in summary
     assert "1 snapshots not fetched" in summary
     assert "1 messages rejected (json 1)" in summary
 
@@ -318,7 +338,7 @@ def test_hostile_messages_are_rejected_one_by_one_and_the_bridge_goes_on(
     assert bridge.process.returncode == 0, said
     # Frigate was asked for the good event's snapshot and its sub-label, and nothing else.
     assert frigate.requests == [
-        ("GET", f"/api/events/{OBAMA}/snapshot.jpg?h=500&crop=1"),
+        ("GET", f"/api/events/{OBAMA}/snapshot.jpg?height=500&crop=1"),
         ("POST", f"/api/events/{OBAMA}/sub_label"),
     ]
     assert [(event, body["subLabel"]) for event, body in frigate.sub_labels] == [(OBAMA, "obama")]
@@ -392,8 +412,8 @@ def test_huge_payloads_and_floods_are_dropped_within_byte_caps_and_counted(
     assert drained[("facelens_frigate_queue_bytes", ())] == 0
     assert [event for event, _ in frigate.sub_labels] == [OBAMA]
     assert {path for _, path in frigate.requests} == {
-        f"/api/events/{HOLD}/snapshot.jpg?h=500&crop=1",
-        f"/api/events/{OBAMA}/snapshot.jpg?h=500&crop=1",
+        f"/api/events/{HOLD}/snapshot.jpg?height=500&crop=1",
+        f"/api/events/{OBAMA}/snapshot.jpg?height=500&crop=1",
         f"/api/events/{OBAMA}/sub_label",
     }
     assert f"{len(flood) - fit + 1} messages rejected (too_large 1, queue_full" in said

@@ -15,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from facelens.frigate import BridgeCounts, FrigateBridge, FrigateMetrics, Verdict
 from facelens.frigate_messages import FrigateEvent, Inbox, Rejected, Tally, parse_event
+from facelens.matching import UNKNOWN, Match
+from facelens.models.base import Box
 from facelens.pipeline import RecognizedFace
 
 EVENT = "1718900000.123456-abc123"
@@ -42,6 +44,13 @@ def test_a_frigate_event_is_read_with_its_fields() -> None:
     for good in ("1607123955.475377-mxklsc", "1718900000.1-a1b2c3", "1718900000-zzzzzz"):
         assert parse_event(message(id=good)).id == good
     assert parse_event(message(label="traffic light")).label == "traffic light"
+    # The sub-label as Frigate 0.14 on sends it ([name, score]), as before (a name), or none.
+    assert parse_event(message()).sub_label is None
+    for none in (None, "", "  ", [None, None], ["", 0.0]):
+        assert parse_event(message(sub_label=none)).sub_label is None, none
+    assert parse_event(message(sub_label=["John Smith", 0.79])).sub_label == "John Smith"
+    assert parse_event(message(sub_label=["fedex", None])).sub_label == "fedex"
+    assert parse_event(message(sub_label="Alice")).sub_label == "Alice"
 
 
 @pytest.mark.parametrize(
@@ -77,6 +86,15 @@ def test_a_frigate_event_is_read_with_its_fields() -> None:
         (message(label="x" * 101), "label"),
         (message(has_snapshot="yes"), "has_snapshot"),
         (message(has_snapshot=1), "has_snapshot"),
+        (message(sub_label=7), "sub_label"),
+        (message(sub_label=[]), "sub_label"),
+        (message(sub_label={"name": "x"}), "sub_label"),
+        (message(sub_label=["x", "0.9"]), "sub_label"),
+        (message(sub_label=["x", 0.9, 1]), "sub_label"),
+        (message(sub_label=["x", True]), "sub_label"),
+        (message(sub_label=[["x"], 0.9]), "sub_label"),
+        (message(sub_label="x\ny"), "sub_label"),
+        (message(sub_label="x" * 101), "sub_label"),
     ],
 )
 def test_anything_but_a_frigate_event_in_frigates_formats_is_rejected_with_its_reason(
@@ -123,11 +141,105 @@ class Recorder:
 
 
 def bridge_with(
-    recognize: Any, announce: Any = lambda _: None, snapshot: bytes | None = None
+    recognize: Any,
+    announce: Any = lambda _: None,
+    snapshot: bytes | None = None,
+    **options: Any,
 ) -> tuple[FrigateBridge, Recorder]:
     recorder = Recorder(snapshot)
     client = httpx.Client(base_url="http://frigate:5000", transport=httpx.MockTransport(recorder))
-    return FrigateBridge(client, recognize, announce=announce), recorder
+    return FrigateBridge(client, recognize, announce=announce, **options), recorder
+
+
+def face(name: str, distance: float = 0.3, left: int = 10) -> RecognizedFace:
+    """A recognised face: named, or ``unknown`` (its nearest person ``distance`` away)."""
+    known = name != UNKNOWN
+    match = Match(name, distance, 0.8 if known else 0.2, None, None, False)
+    return RecognizedFace(Box(left, 10, left + 50, 60), match)
+
+
+def test_the_events_own_snapshot_is_asked_for_at_frigates_height_never_the_whole_frame() -> None:
+    posted: list[dict[str, Any]] = []
+
+    class Frigate(Recorder):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "POST":
+                posted.append(json.loads(request.content))
+                return httpx.Response(200, json={"success": True})
+            return super().__call__(request)
+
+    frigate = Frigate(b"a jpeg")
+    client = httpx.Client(base_url="http://frigate:5000", transport=httpx.MockTransport(frigate))
+    bridge = FrigateBridge(client, lambda data, source: [face("obama")])
+    # In progress, no snapshot yet: Frigate serves the event's best frame so far (media.py).
+    verdict = bridge.receive(message(has_snapshot=False))
+    assert verdict is not None and verdict.name == "obama" and verdict.written
+    assert frigate.paths == [f"/api/events/{EVENT}/snapshot.jpg?height=500&crop=1"]
+    assert posted == [{"subLabel": "obama", "subLabelScore": 0.8}]
+    # Ended: Frigate would answer its stored snapshot as configured (often the whole frame),
+    # not a crop; an end message is never fetched, with a snapshot or without.
+    for has_snapshot in (True, False):
+        ended = message(id="1718900001.5-other1", type="end", has_snapshot=has_snapshot)
+        assert bridge.receive(ended) is None
+    assert len(frigate.paths) == 1 and bridge.counts.attempts == 1
+
+
+def test_a_snapshot_frigate_marks_as_an_ended_events_is_not_used() -> None:
+    # The event ended between its message and the request: Frigate ignores height and crop
+    # and answers the stored snapshot, cacheable (an event in progress is "no-store").
+    seen: list[bytes] = []
+
+    def ended(request: httpx.Request) -> httpx.Response:
+        cache = {"cache-control": "private, max-age=31536000"}
+        return httpx.Response(200, content=b"the whole frame", headers=cache)
+
+    client = httpx.Client(base_url="http://frigate:5000", transport=httpx.MockTransport(ended))
+    bridge = FrigateBridge(client, lambda data, source: seen.append(data) or [face("obama")])
+    assert bridge.receive(message(type="update")) is None
+    assert seen == [] and bridge.counts.failures == 1 and bridge.counts.named == 0
+
+
+def test_a_snapshot_with_several_faces_names_nobody_and_strangers_score_zero() -> None:
+    faces: list[RecognizedFace] = []
+    verdicts: list[Verdict] = []
+    bridge, frigate = bridge_with(lambda data, source: faces, verdicts.append, b"a jpeg")
+    # A known face beside a stranger's: which is the event's person is not known.
+    faces[:] = [face("obama", 0.3), face(UNKNOWN, 0.7, left=100)]
+    bridge.receive(message(type="update"))
+    # A stranger alone: no name, score 0.0 as Frigate sends, the nearest distance kept.
+    faces[:] = [face(UNKNOWN, 0.7123456)]
+    bridge.receive(message(type="update"))
+    faces[:] = []  # no face at all
+    bridge.receive(message(type="update"))
+    assert [(v.name, v.confidence, v.faces, v.written) for v in verdicts] == [
+        (None, 0.0, 2, False),
+        (None, 0.0, 1, False),
+        (None, 0.0, 0, False),
+    ]
+    published = [v.as_message(1.0) for v in verdicts]
+    assert [(m["name"], m["score"], m["distance"]) for m in published] == [
+        (None, 0.0, 0.3),
+        (None, 0.0, 0.7123),
+        (None, 0.0, None),
+    ]
+    assert bridge.counts.named == 0 and all("sub_label" not in p for p in frigate.paths)
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_sub_label_frigate_or_a_person_set_is_left_alone_unless_told(overwrite: bool) -> None:
+    bridge, frigate = bridge_with(
+        lambda data, source: [face("obama")], snapshot=b"a jpeg", overwrite_sub_labels=overwrite
+    )
+    named = message(type="update", sub_label=["Bob", 0.93])
+    for payload in (named, named, message(type="end", sub_label=["Bob", 0.93])):
+        bridge.receive(payload)
+    if overwrite:
+        assert frigate.paths[0] == f"/api/events/{EVENT}/snapshot.jpg?height=500&crop=1"
+        assert f"/api/events/{EVENT}/sub_label" in frigate.paths
+        assert bridge.counts.kept == 0
+    else:
+        assert frigate.paths == []  # not fetched, not written
+        assert bridge.counts.kept == 1 and bridge.counts.attempts == 0
 
 
 def test_one_message_whatever_it_does_never_ends_the_bridge(
@@ -156,25 +268,24 @@ def test_one_message_whatever_it_does_never_ends_the_bridge(
     assert counts["error"] == 2 and counts["id"] == 1 and counts["json"] == 1
     assert bridge.counts.attempts == 3  # the crash, the noisy one and the good one
     assert frigate.paths == [
-        f"/api/events/{e}/snapshot.jpg?h=500&crop=1" for e in (crash, "1718900000.3-abc", EVENT)
+        f"/api/events/{e}/snapshot.jpg?height=500&crop=1"
+        for e in (crash, "1718900000.3-abc", EVENT)
     ]
     logged = [r.getMessage() for r in caplog.records]
     assert any("(error): RuntimeError: 'boom\\nINFO forged line'" in line for line in logged)
     assert all("\n" not in line for line in logged)
 
 
-def test_ids_and_cameras_stay_within_their_path_segment_even_past_the_checks() -> None:
+def test_ids_stay_within_their_path_segment_even_past_the_checks() -> None:
     bridge, frigate = bridge_with(lambda data, source: [])
     bridge.handle(parse_event(message(has_snapshot=False)))
     # Past the checks (a future format, a caller of handle), a value still stays in its segment.
     bridge.handle(FrigateEvent("1/../x?y#z", "new", "a/../../restart?", "person", False))
-    bridge.handle(FrigateEvent("1/../x?y#z", "new", "a/../../restart?", "person", True))
     with pytest.raises(ValueError, match="path segment"):  # receive() counts it an error
         bridge.handle(FrigateEvent("..", "new", "..", "person", True))
     assert frigate.paths == [
-        "/api/front_door/latest.jpg?h=500",
-        "/api/a%2F..%2F..%2Frestart%3F/latest.jpg?h=500",
-        "/api/events/1%2F..%2Fx%3Fy%23z/snapshot.jpg?h=500&crop=1",
+        f"/api/events/{EVENT}/snapshot.jpg?height=500&crop=1",
+        "/api/events/1%2F..%2Fx%3Fy%23z/snapshot.jpg?height=500&crop=1",
     ]
 
 

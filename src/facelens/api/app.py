@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 from facelens import __version__
 from facelens.api import (
     compreface,
+    compreface_verify,
     console,
     deepstack,
     errors,
@@ -70,6 +71,7 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(streams.router)
     app.include_router(deepstack.router)
     app.include_router(compreface.router)
+    app.include_router(compreface_verify.router)
     app.include_router(kserve.router)
     app.include_router(kserve.keyed)
     app.include_router(console.router)

@@ -38,6 +38,7 @@ from facelens.enroll import NO_FACE as NO_FACE_REASON
 from facelens.errors import Conflict, InvalidValue, NoFaceFound, NotFound
 from facelens.gallery.base import PersonSummary
 from facelens.matching import UNKNOWN
+from facelens.pipeline import Analysis, Face
 
 PREFIX = "/api/v1/recognition"
 NO_FACE = "No face is found in the given image"
@@ -87,7 +88,7 @@ SUBJECT_BODY = {
 }
 
 
-async def _image(request: Request) -> Upload:
+async def read_image(request: Request) -> Upload:
     """The one image of a request: a multipart part (found by its bytes or file name) or
     JSON ``{"file": "<base64>"}``."""
     body = await request.body()
@@ -101,7 +102,7 @@ async def _image(request: Request) -> Upload:
     return (named or form.images)[0]
 
 
-async def _json_body(request: Request) -> Any:
+async def json_body(request: Request) -> Any:
     body = await request.body()
     if not body.strip():
         return None
@@ -112,7 +113,7 @@ async def _json_body(request: Request) -> Any:
 
 
 async def _subject_field(request: Request) -> str:
-    body = await _json_body(request)
+    body = await json_body(request)
     subject = body.get("subject") if isinstance(body, dict) else None
     if not isinstance(subject, str) or not subject.strip():
         raise InvalidValue('The JSON body needs "subject": the subject\'s name.')
@@ -127,9 +128,57 @@ async def _find(svc: Services, subject: str) -> PersonSummary:
     return person
 
 
-def _plugins(text: str | None) -> set[str]:
+def plugins_of(text: str | None) -> set[str]:
     """Requested face plugins; unknown names (``undefined`` from Double Take) are ignored."""
     return {p.strip().lower() for p in (text or "").split(",") if p.strip()}
+
+
+def face_item(
+    face: Face, plugins: set[str], status: bool, elapsed: int, **fields: Any
+) -> dict[str, Any]:
+    """One found face as CompreFace answers it: its box, ``fields`` (subjects, similarity),
+    and what the plugins and ``status`` add."""
+    item: dict[str, Any] = {
+        "box": {
+            "probability": round(detection_probability(face.score), 5),
+            "x_min": max(0, face.box.left),
+            "y_min": max(0, face.box.top),
+            "x_max": max(0, face.box.right),
+            "y_max": max(0, face.box.bottom),
+        },
+        **fields,
+    }
+    if "landmarks" in plugins:
+        item["landmarks"] = [[round(float(x)), round(float(y))] for x, y in face.landmarks]
+    if "calculator" in plugins:
+        item["embedding"] = [float(v) for v in face.embedding]
+    if status:
+        item["execution_time"] = {"detector": elapsed}
+    return item
+
+
+def answer(svc: Services, result: list[dict[str, Any]], status: bool) -> dict[str, Any]:
+    """``{"result": ...}``, with ``plugins_versions`` when ``status`` asks for it."""
+    body: dict[str, Any] = {"result": result}
+    if status:
+        body["plugins_versions"] = {
+            "detector": f"facelens {__version__}",
+            "calculator": svc.gallery.profile.id,
+        }
+    return body
+
+
+def found_faces(analysis: Analysis, det_prob_threshold: float | None, limit: int) -> list[Face]:
+    """The faces a recognize or verify call answers for: at least ``det_prob_threshold``
+    likely to be faces, the ``limit`` largest (0: all)."""
+    faces = [
+        f
+        for f in analysis.faces
+        if det_prob_threshold is None or detection_probability(f.score) >= det_prob_threshold
+    ]
+    if limit:
+        faces = sorted(faces, key=lambda f: f.box.area, reverse=True)[:limit]
+    return faces
 
 
 @router.post(
@@ -148,55 +197,27 @@ async def recognize(
 ) -> JSONResponse:
     svc = services(request)
     start = time.perf_counter()
-    image = await _image(request)
+    image = await read_image(request)
     analysis = await svc.pool.analyze(image.data, image.label, request.is_disconnected)
-    faces = [
-        f
-        for f in analysis.faces
-        if det_prob_threshold is None or detection_probability(f.score) >= det_prob_threshold
-    ]
-    if limit:
-        faces = sorted(faces, key=lambda f: f.box.area, reverse=True)[:limit]
+    faces = found_faces(analysis, det_prob_threshold, limit)
     count_faces(request, svc, f"{PREFIX}/recognize", len(faces))
     if not faces:
         raise NoFaceFound(NO_FACE)
     index = await run_in_threadpool(svc.gallery.index)
     scoring = svc.gallery.profile.scoring(svc.settings)
-    plugins = _plugins(face_plugins)
+    plugins = plugins_of(face_plugins)
     elapsed = round((time.perf_counter() - start) * 1000)
     result = []
     scored_faces = score_faces(faces, index, scoring, prediction_count)
     for scored in scored_faces:
-        face = scored.face
-        item: dict[str, Any] = {
-            "box": {
-                "probability": round(detection_probability(face.score), 5),
-                "x_min": max(0, face.box.left),
-                "y_min": max(0, face.box.top),
-                "x_max": max(0, face.box.right),
-                "y_max": max(0, face.box.bottom),
-            },
-            "subjects": [
-                {"subject": c.name, "similarity": round(c.similarity, 5)} for c in scored.candidates
-            ],
-        }
-        if "landmarks" in plugins:
-            item["landmarks"] = [[round(float(x)), round(float(y))] for x, y in face.landmarks]
-        if "calculator" in plugins:
-            item["embedding"] = [float(v) for v in face.embedding]
-        if status:
-            item["execution_time"] = {"detector": elapsed}
-        result.append(item)
+        subjects = [
+            {"subject": c.name, "similarity": round(c.similarity, 5)} for c in scored.candidates
+        ]
+        result.append(face_item(scored.face, plugins, status, elapsed, subjects=subjects))
     unknown = sum(1 for f in scored_faces if f.match.name == UNKNOWN)
     svc.metrics.recognized.labels("unknown").inc(unknown)
     svc.metrics.recognized.labels("known").inc(len(faces) - unknown)
-    body: dict[str, Any] = {"result": result}
-    if status:
-        body["plugins_versions"] = {
-            "detector": f"facelens {__version__}",
-            "calculator": svc.gallery.profile.id,
-        }
-    return JSONResponse(body)
+    return JSONResponse(answer(svc, result, status))
 
 
 @router.post(
@@ -210,19 +231,30 @@ async def add_face(
     subject: Annotated[str, Query(min_length=1)],
     det_prob_threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
 ) -> Response:
-    """The largest face of the photo; the same photo again answers the face it already gave."""
+    """The largest face of the photo; the same photo again answers the face it already gave.
+    ``subject`` is answered as stored (``alice`` adds to an existing ``Alice``; a new name
+    trimmed and in its Unicode form). A photo without a face, or that cannot be read, is code
+    28, as on recognize."""
     svc = services(request)
-    image = await _image(request)
+    image = await read_image(request)
     existing = await run_in_threadpool(svc.gallery.find_person, subject)
     name = existing.name if existing is not None else subject
 
     async def add() -> Response:
         (item,) = await enrol_uploads(
-            request, svc, name, [image], largest=True, largest_hint="", create=True
+            request,
+            svc,
+            name,
+            [image],
+            largest=True,
+            largest_hint="",
+            create=True,
+            raise_errors=True,
         )
         if not item.face_ids:
             raise NoFaceFound(NO_FACE if item.reason == NO_FACE_REASON else str(item.reason))
-        return JSONResponse({"image_id": str(item.face_ids[0]), "subject": name}, status_code=201)
+        face = await run_in_threadpool(svc.gallery.face, item.face_ids[0])
+        return JSONResponse({"image_id": str(face.id), "subject": face.person}, status_code=201)
 
     digest = hashlib.sha256(image.data).hexdigest()
     return await svc.idempotency.run(
@@ -276,7 +308,7 @@ async def delete_faces(
     return JSONResponse({"deleted": removed})
 
 
-def _face_id(image_id: str) -> int:
+def face_id_of(image_id: str) -> int:
     if not _FACE_ID.fullmatch(image_id):
         raise NotFound(f"No stored face has id {image_id!r}.")
     return int(image_id)
@@ -285,7 +317,7 @@ def _face_id(image_id: str) -> int:
 async def _delete_face(svc: Services, image_id: str) -> dict[str, str] | None:
     """Delete one face by id; what it was, or None if there is no such face."""
     try:
-        face = await run_in_threadpool(svc.gallery.face, _face_id(image_id))
+        face = await run_in_threadpool(svc.gallery.face, face_id_of(image_id))
         await run_in_threadpool(svc.gallery.remove_face, face.person, face.id)
     except NotFound:
         return None
@@ -314,7 +346,7 @@ async def delete_face(request: Request, image_id: str) -> JSONResponse:
     },
 )
 async def delete_faces_by_id(request: Request) -> JSONResponse:
-    ids = await _json_body(request)
+    ids = await json_body(request)
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise InvalidValue('The JSON body must be a list of image ids, e.g. ["12", "15"].')
     if len(ids) > MAX_DELETE_IDS:
@@ -340,7 +372,7 @@ async def delete_faces_by_id(request: Request) -> JSONResponse:
 )
 async def face_image(request: Request, image_id: str) -> Response:
     gallery = services(request).gallery
-    face = await run_in_threadpool(gallery.face, _face_id(image_id))
+    face = await run_in_threadpool(gallery.face, face_id_of(image_id))
     if not face.has_thumbnail:
         raise NotFound(
             f"Face {image_id} exists, but facelens keeps no photos, and no thumbnail of this "

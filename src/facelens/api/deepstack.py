@@ -310,11 +310,16 @@ async def list_faces(request: Request, form: DeepStackForm) -> JSONResponse:
 
 @router.post("/delete", summary="Delete a person and their faces (DeepStack)")
 async def delete(request: Request, form: DeepStackForm) -> JSONResponse:
-    """Succeeds for a person who does not exist, as DeepStack does."""
+    """Succeeds for a person who does not exist, as DeepStack does: so does a ``userid`` no
+    person can have (over 200 characters, a '/', control characters), deleting nothing.
+    Double Take's ``aiserver`` detector throws on a refused untrain."""
     svc = services(request)
     userid = _userid(form)
     async with write_lock:
-        person = await run_in_threadpool(svc.gallery.find_person, userid)
+        try:
+            person = await run_in_threadpool(svc.gallery.find_person, userid)
+        except InvalidValue:  # not a name anyone can have: nobody to delete
+            person = None
         if person is not None:
             await run_in_threadpool(svc.gallery.remove_person, person.name)
     return _ok()

@@ -32,11 +32,14 @@ async def enrol_uploads(
     largest: bool,
     largest_hint: str,
     create: bool = False,
+    raise_errors: bool = False,
 ) -> list[schemas.EnrolItem]:
     """Enrol each upload's face for ``name``; per photo, what was stored or why not.
 
     With ``create``, the person is created when the first face is stored (a request whose
-    photos all fail leaves no empty person behind); otherwise they must exist.
+    photos all fail leaves no empty person behind); otherwise they must exist. A photo that
+    cannot be analysed (unreadable, the workers busy or too slow) is a skipped item, or with
+    ``raise_errors`` (one photo per call) the error itself, answered as such.
     """
     gallery = svc.gallery
 
@@ -59,6 +62,8 @@ async def enrol_uploads(
                     upload.data, upload.label, request.is_disconnected, queued=False, enrolment=True
                 )
             except (ImageError, WorkTimeout, Unavailable) as exc:
+                if raise_errors:
+                    raise
                 # This photo could not be used; the others still count.
                 return schemas.EnrolItem(
                     image=upload.label, status="skipped", face_ids=[], box=None, reason=exc.message

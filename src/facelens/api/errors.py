@@ -99,11 +99,18 @@ COMPREFACE_PREFIX = "/api/v1/recognition"
 KSERVE_PREFIX = "/v2"
 # CompreFace's codes (ExceptionResponseDto): 10 unknown key, 20 missing key, 26 validation,
 # 28 no face, 42 subject not found, 43 subject exists; 24 for a missing face id (facelens's
-# choice: the spec names none) and 0 for a failure of the server.
+# choice: the spec names none) and 0 for a failure of the server. An image that cannot be read
+# is 28 on every route, as in CompreFace, whose API answers every image its face service
+# refuses with 28 (FacesRestApiClient: any 400 of the core is NoFacesFoundException); too many
+# pixels, bad base64 and an empty body stay validation errors (26).
 _COMPREFACE_CODES: dict[type[errors.FaceLensError], tuple[int, int]] = {
     errors.KeyMissing: (400, 20),
     errors.Unauthorized: (404, 10),
     errors.NoFaceFound: (400, 28),
+    errors.ImageError: (400, 28),
+    errors.ImageTooLarge: (400, 26),
+    errors.BadBase64: (400, 26),
+    errors.EmptyBody: (400, 26),
     errors.PersonNotFound: (404, 42),
     errors.NotFound: (404, 24),
     errors.Conflict: (400, 43),

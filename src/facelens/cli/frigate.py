@@ -50,6 +50,14 @@ def frigate(
     attempts: Annotated[
         int, typer.Option(help="Snapshots tried per event before giving up.", min=1, max=20)
     ] = 3,
+    overwrite_sub_labels: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite-sub-labels",
+            help="Also name events that already have a sub-label (set by Frigate's face or "
+            "logo models, or by a person). Off: they are left alone.",
+        ),
+    ] = False,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -61,8 +69,10 @@ def frigate(
     ] = None,
 ) -> None:
     """Name the people in Frigate's events: for each person event (new, then updates), fetch
-    its snapshot from Frigate, recognise it against the gallery, and set the event's sub-label
-    to the name (up to --attempts snapshots, none after a match). Each verdict is published to
+    its snapshot from Frigate (cropped to the person), recognise it against the gallery, and
+    set the event's sub-label to the name when the snapshot holds one face and facelens names
+    it (up to --attempts snapshots, none after a match). Events that already have a sub-label
+    are left alone unless --overwrite-sub-labels. Each verdict is published to
     facelens/frigate/<camera>. Messages that are not Frigate events (or not in its formats) are
     logged, counted and skipped. Ctrl-C ends with a summary."""
     import httpx
@@ -102,6 +112,7 @@ def frigate(
             cameras=camera or (),
             counts=counts,
             announce=announce,
+            overwrite_sub_labels=overwrite_sub_labels,
         )
 
         err.print(
@@ -129,6 +140,7 @@ def frigate(
             escape(
                 f"{counts.events} person events, {counts.attempts} snapshots tried, "
                 f"{counts.named} named ({', '.join(sorted(counts.labelled)) or 'nobody'}), "
+                f"{counts.kept} left with the sub-label they had, "
                 f"{counts.failures} snapshots not fetched, "
                 f"{sum(rejected.values())} messages rejected"
                 + (f" ({', '.join(f'{r} {n}' for r, n in rejected.items())})" if rejected else "")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.errors import GalleryDamaged, NotFound
+from facelens.errors import GalleryDamaged, NotFound, StorageError
 from facelens.gallery.base import FaceVectors, normalize_name
 from facelens.gallery.file import GalleryFile
 from facelens.matching import GalleryIndex
+from facelens.models.base import Embeddings
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,22 @@ class StoredFaces(GalleryFile):
             self.bad_faces = bad
             matrix = np.stack(vectors) if vectors else np.zeros((0, self.profile.dim), "<f4")
             return FaceVectors(tuple(ids), tuple(people), matrix)
+
+    def face_vector(self, face_id: int) -> Embeddings:
+        """One stored face's embedding (CompreFace's verify by ``image_id``); :class:`NotFound`
+        if there is no such face, :class:`StorageError` if its vector is unusable."""
+        with self._lock:
+            self.check_model()
+            rows = self._read("SELECT embedding FROM faces WHERE id = ?", (face_id,))
+            if not rows:
+                raise NotFound(f"No stored face has id {face_id}.")
+            vector: Embeddings = np.frombuffer(rows[0][0], dtype="<f4")  # type: ignore[call-overload]
+            if not self._usable(vector):
+                raise StorageError(
+                    f"Stored face {face_id} has an unusable vector: 'facelens gallery check' "
+                    "lists such faces."
+                )
+            return vector.copy()
 
     def index(self) -> GalleryIndex:
         """All embeddings for matching, cached until the gallery changes. Once the file is
