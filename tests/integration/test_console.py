@@ -7,14 +7,18 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect
+from playwright.sync_api import Browser, Page, Playwright, Route, expect
 
 from facelens.imaging import encode_image, read_image_file
+from facelens.models.base import Box
+from facelens.video.eventlog import EventLog
+from facelens.video.tracks import Event
 from tests.browser import (
     accessibility_violations,
     axe_script,
@@ -346,6 +350,9 @@ def test_every_screen_passes_axes_wcag_checks(
         expect(page.locator("li.person")).to_have_count(5)
         page.locator("li.person").first.get_by_role("button", name="Faces").click()
         found["People"] = accessibility_violations(page, script)
+        page.locator("li.person").first.get_by_role("button", name="Merge into…").click()
+        found["Merge dialog"] = accessibility_violations(page, script)
+        page.locator("#merge-dialog").get_by_role("button", name="Cancel").click()
         page.get_by_role("tab", name="Gallery health").click()
         page.get_by_role("button", name="Check the gallery").click()
         expect(page.locator("#review-summary")).to_contain_text("checked", timeout=WAIT_MS)
@@ -423,7 +430,7 @@ def test_a_stream_is_added_shown_live_and_removed(page: Page, faces_dir: Path) -
         page.get_by_role("button", name="Add stream").click()
         item = page.locator("li.stream[data-id='hall']")
         expect(item.locator(".status")).to_contain_text("running", timeout=WAIT_MS)
-        expect(item.locator(".status")).to_contain_text("fps", timeout=WAIT_MS)
+        expect(item.locator(".status")).to_contain_text("frames/s", timeout=WAIT_MS)
         view = item.locator("img")
         page.wait_for_function(
             "img => img.naturalWidth === 640", arg=view.element_handle(), timeout=WAIT_MS
@@ -433,3 +440,362 @@ def test_a_stream_is_added_shown_live_and_removed(page: Page, faces_dir: Path) -
         expect(page.locator("li.stream")).to_have_count(0)
     finally:
         camera.stop()
+
+
+# ------------------------------------------------------------------ issue 19: the console
+
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+# The start of an iPhone photo: an ISO media 'ftyp' box of brand 'heic' (the rest does not
+# matter: neither the server nor the page reads further).
+HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200)
+
+
+def people_named(server: Server) -> list[str]:
+    return [p["name"] for p in server.client.get("/v1/people?limit=1000").json()["people"]]
+
+
+def test_a_failed_add_person_leaves_nobody_behind_and_says_why_per_photo(
+    page: Page, server: Server, people_dir: Path, tmp_path: Path
+) -> None:
+    before = people_named(server)
+    pdf = tmp_path / "passport.pdf"
+    pdf.write_bytes(PDF)
+    heic = tmp_path / "IMG_0412.jpg"  # an iPhone's HEIC under a .jpg name: known by its bytes
+    heic.write_bytes(HEIC)
+    cut = tmp_path / "cut.jpg"  # a photo cut short
+    cut.write_bytes((people_dir / "obama" / "obama.jpg").read_bytes()[:600])
+    huge = tmp_path / "huge.png"  # few bytes, more pixels than the server's limit
+    huge.write_bytes(encode_image(np.full((6000, 9000, 3), 180, dtype=np.uint8), format="PNG"))
+    big = tmp_path / "big.jpg"  # more bytes than the server reads in a request (20 MB)
+    big.write_bytes(bytes(21 * 1024 * 1024))
+    add_person(page, "Nobody Here", [pdf])  # a PDF only
+    expect(page.locator("#messages")).to_contain_text("Nobody Here", timeout=WAIT_MS)
+    assert people_named(server) == before  # no empty person left behind
+    expect(page.locator("#messages")).to_contain_text(
+        "Nobody Here was not added: the photo could not be enrolled (why is below)."
+    )
+    add_person(page, "Nobody Here", [pdf, heic, cut, huge, big])
+    outcomes = page.locator("#add-results li")
+    expect(outcomes).to_have_count(5, timeout=WAIT_MS)
+    said = dict(line.split(": ", 1) for line in outcomes.all_text_contents())
+    assert said["passport.pdf"].startswith("not an image facelens can read"), said
+    assert "HEIC" in said["IMG_0412.jpg"], said
+    assert "truncated" in said["cut.jpg"], said
+    assert "FACELENS_MAX_PIXELS" in said["huge.png"], said
+    assert "21.0 MB" in said["big.jpg"] and "FACELENS_MAX_BODY_BYTES" in said["big.jpg"], said
+    expect(page.locator("#messages")).to_contain_text(
+        "Nobody Here was not added: none of the 5 photos could be enrolled"
+    )
+    assert people_named(server) == before  # no empty person left behind
+    expect(page.locator("li.person[data-name='Nobody Here']")).to_have_count(0)
+    # The name stays for another try with other photos; this one works.
+    expect(page.get_by_label("Name", exact=True)).to_have_value("Nobody Here")
+    page.set_input_files("#new-photos", str(people_dir / "obama" / "obama2.jpg"))
+    page.get_by_role("button", name="Add person").click()
+    try:
+        expect(page.locator("li.person[data-name='Nobody Here']")).to_contain_text(
+            "1 face", timeout=WAIT_MS
+        )
+        expect(page.locator("#messages")).to_be_empty()
+    finally:
+        server.client.delete("/v1/people/Nobody Here")
+
+
+def test_an_empty_person_that_cannot_be_deleted_is_said_to_be_kept(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    pdf = tmp_path / "scan.pdf"
+    pdf.write_bytes(PDF)
+
+    def refuse_delete(route: Route) -> None:
+        if route.request.method == "DELETE":
+            busy = '{"error": {"code": "busy", "message": "The server is busy."}}'
+            route.fulfill(status=503, body=busy, content_type="application/json")
+        else:
+            route.continue_()
+
+    page.route("**/v1/people/Kept%20Empty", refuse_delete)
+    try:
+        add_person(page, "Kept Empty", [pdf])
+        expect(page.locator("#messages")).to_contain_text(
+            "Kept Empty is kept with no faces", timeout=WAIT_MS
+        )
+        expect(page.locator("#messages")).to_contain_text("The server is busy.")
+        expect(page.locator("li.person[data-name='Kept Empty']")).to_contain_text("0 faces")
+    finally:
+        server.client.delete("/v1/people/Kept Empty")
+
+
+def test_recognise_says_of_a_pdf_what_the_people_tab_says_and_names_heic(
+    page: Page, tmp_path: Path
+) -> None:
+    pdf = tmp_path / "invoice.pdf"
+    pdf.write_bytes(PDF)
+    add_person(page, "Not Kept", [pdf])
+    expect(page.locator("#add-results li")).to_have_count(1, timeout=WAIT_MS)
+    people_tab_says = page.locator("#add-results li").text_content()
+    heic = tmp_path / "IMG_0413.HEIC"
+    heic.write_bytes(HEIC)
+    recognise(page, pdf, heic)
+    banners = page.locator("#messages > p > span")
+    expect(banners).to_have_count(2)
+    said = banners.all_text_contents()
+    assert people_tab_says in said, said  # "invoice.pdf: not an image facelens can read (…)."
+    card = card_for(page, "invoice.pdf")
+    expect(card.locator("p.error")).to_have_text(  # type: ignore[attr-defined]
+        re.compile(r"^Not an image facelens can read \(use JPEG")
+    )
+    assert "Content-Type" not in page.locator("#recognize").inner_text()
+    heic_card = page.locator("article.result", has=page.locator("h3", has_text="IMG_0413"))
+    expect(heic_card.locator("p.error")).to_contain_text(
+        "It is a HEIC photo (an iPhone's usual format): convert it to JPEG"
+    )
+    assert not any("HEIC" in line for line in said if line.startswith("invoice.pdf"))
+
+
+def test_names_that_differ_only_in_spacing_look_different_everywhere(
+    page: Page, server: Server, people_dir: Path, faces_dir: Path
+) -> None:
+    spaced = "Alex  Lacamoire"  # two spaces: HTML would show one
+    c = server.client
+    assert c.post("/v1/people", json={"name": spaced}).status_code == 201
+    photo = (people_dir / "alex_lacamoire" / "img1.jpg").read_bytes()
+    try:
+        assert c.post(f"/v1/people/{spaced}/faces", files={"images": photo}).status_code == 200
+        shown = "Alex␣␣Lacamoire"
+        # innerText is what a reader sees (whitespace collapsed as rendered).
+        recognise(page, faces_dir / "probes" / "alex_lacamoire1.jpg")
+        card = page.locator("article.result").first
+        assert card.locator("tr.face td").first.inner_text() == shown
+        assert card.locator(".stage .box").first.inner_text() == shown
+        page.get_by_role("tab", name="People").click()
+        person = page.locator(f"li.person[data-name='{spaced}']")
+        assert person.locator("strong").inner_text() == shown
+        expect(person.get_by_role("img", name="2 spaces")).to_have_count(1)
+        person.get_by_role("button", name="Delete").click()
+        assert page.locator("#confirm-text").inner_text().startswith(f"Delete {shown} and")
+        page.locator("#confirm-dialog").get_by_role("button", name="Cancel").click()
+    finally:
+        c.delete(f"/v1/people/{spaced}")
+
+
+def test_the_header_counts_the_people_after_adding_and_deleting_one(
+    page: Page, server: Server, people_dir: Path
+) -> None:
+    status = page.locator("#server-status")
+    n = len(people_named(server))
+    expect(status).to_contain_text(f"· {n} people")
+    add_person(page, "Header Count", [people_dir / "biden" / "biden2.jpg"])
+    person = page.locator("li.person[data-name='Header Count']")
+    try:
+        expect(person).to_have_count(1, timeout=WAIT_MS)
+        expect(status).to_contain_text(f"· {n + 1} people")
+        person.get_by_role("button", name="Delete").click()
+        page.locator("#confirm-dialog").get_by_role("button", name="Delete").click()
+        expect(person).to_have_count(0)
+        expect(status).to_contain_text(f"· {n} people")
+    finally:
+        server.client.delete("/v1/people/Header Count")
+
+
+def test_an_error_banner_goes_with_the_next_action(
+    page: Page, server: Server, people_dir: Path
+) -> None:
+    assert server.client.post("/v1/people", json={"name": "Banner Test"}).status_code == 201
+    try:
+        add_person(page, "Banner Test", [people_dir / "biden" / "biden2.jpg"])  # name taken
+        expect(page.locator("#messages")).to_contain_text("already exists", timeout=WAIT_MS)
+        person = page.locator("li.person[data-name='Banner Test']")
+        person.get_by_role("button", name="Rename").click()
+        page.locator("#prompt-input").fill("Banner Renamed")
+        page.locator("#prompt-dialog").get_by_role("button", name="OK").click()
+        expect(page.locator("li.person[data-name='Banner Renamed']")).to_have_count(1)
+        expect(page.locator("#messages")).to_be_empty()  # not the old "already exists"
+    finally:
+        server.client.delete("/v1/people/Banner Test")
+        server.client.delete("/v1/people/Banner Renamed")
+
+
+def test_merge_into_moves_every_face_and_deletes_the_source(
+    page: Page, server: Server, people_dir: Path
+) -> None:
+    """Needs POST /v1/people/{target}/merge (another branch adds it)."""
+    c = server.client
+    assert c.post("/v1/people", json={"name": "Barack"}).status_code == 201
+    photo = (people_dir / "obama" / "obama2.jpg").read_bytes()
+    try:
+        # The same photo as obama's own: a second stored face of him (another person's copy).
+        assert c.post("/v1/people/Barack/faces", files={"images": photo}).status_code == 200
+        obama_faces = c.get("/v1/people/obama").json()["face_count"]
+        n = len(people_named(server))
+        page.get_by_role("tab", name="People").click()
+        barack = page.locator("li.person[data-name='Barack']")
+        barack.get_by_role("button", name="Merge into…").click()
+        dialog = page.locator("#merge-dialog")
+        expect(dialog).to_be_visible()
+        dialog.get_by_label("Into").select_option("obama")
+        expect(dialog.locator("#merge-text")).to_have_text(
+            "The 1 face of Barack moves to obama, and Barack is deleted. This cannot be undone."
+        )
+        dialog.get_by_role("button", name="Merge").click()
+        expect(barack).to_have_count(0, timeout=WAIT_MS)
+        expect(page.locator("#people-status")).to_contain_text("Barack was merged into obama")
+        expect(page.locator("li.person[data-name='obama']")).to_contain_text(
+            f"{obama_faces + 1} faces"
+        )
+        expect(page.locator("#server-status")).to_contain_text(f"· {n - 1} people")
+        assert "Barack" not in people_named(server)
+    finally:
+        c.delete("/v1/people/Barack")
+        stored = c.get("/v1/people/obama").json()["faces"]
+        for face in stored[2:]:  # obama's own two from his folder stay
+            c.delete(f"/v1/people/obama/faces/{face['id']}")
+
+
+def write_events(data_dir: Path, faces_dir: Path) -> None:
+    """Events as a stream writes them (with a face crop), into the server's own event log."""
+    crop = (faces_dir / "probes" / "obama1.jpg").read_bytes()
+    log = EventLog(data_dir / "events.sqlite3")
+    now = datetime.now(UTC)
+    made = [
+        ("arrived", "lin_manuel_miranda", None, None),
+        ("renamed", "lin_manuel_miranda", "unknown", None),
+        ("left", "lin_manuel_miranda", None, 12.4),
+        ("arrived", "unknown", None, None),
+    ]
+    try:
+        log.add(
+            Event(
+                f"phone-{i}",
+                kind,  # type: ignore[arg-type]
+                "front-door-camera",
+                i,
+                name,
+                None if name == "unknown" else 0.318,
+                0.8,
+                Box(0, 0, 40, 40),
+                now,
+                duration_s=stayed,
+                previous=previous,
+                crop=crop,
+            )
+            for i, (kind, name, previous, stayed) in enumerate(made)
+        )
+    finally:
+        log.close()
+
+
+def test_on_a_phone_every_tab_is_in_sight(browser: Browser, server: Server) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    try:
+        page.goto(server.url + "/")
+        # None hidden behind a sideways scroll that nothing hints at.
+        assert page.locator("nav").evaluate("n => n.scrollWidth <= n.clientWidth")
+        for tab in page.get_by_role("tab").all():
+            box = tab.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    finally:
+        context.close()
+
+
+def test_on_a_phone_the_events_fit_the_screen(
+    browser: Browser, server: Server, faces_dir: Path
+) -> None:
+    write_events(server.data_dir, faces_dir)
+    script = axe_script(REPO / ".cache" / "axe-core")
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, bypass_csp=True
+    )
+    page = context.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.get_by_role("tab", name="Events").click()
+        expect(page.locator("tr.event[data-kind='renamed']").first).to_be_visible()
+        table = page.locator("#events-table")
+        assert table.evaluate("t => t.parentElement.scrollWidth <= t.parentElement.clientWidth")
+        assert table.evaluate("t => t.getBoundingClientRect().right <= window.innerWidth")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        # Each value keeps its heading beside it, on screen and for a screen reader.
+        row = page.locator("tr.event[data-kind='left']").first
+        expect(row.get_by_role("cell", name="Stayed: 12.4 s")).to_be_visible()
+        expect(row.get_by_role("cell", name="Distance: 0.318")).to_be_visible()
+        assert accessibility_violations(page, script) == []
+    finally:
+        context.close()
+
+
+def test_a_stream_card_says_its_state_once_and_the_processed_rate(
+    page: Page, faces_dir: Path
+) -> None:
+    answers: list[dict[str, object]] = []
+
+    def record(route: Route) -> None:
+        response = route.fetch()
+        if route.request.method == "GET":
+            answers.extend(s["status"] for s in response.json()["streams"])
+        route.fulfill(response=response)
+
+    page.route("**/v1/streams", record)
+    clip = faces_dir / "video" / "short_hamilton_clip.mp4"
+    page.get_by_role("tab", name="Streams").click()
+    page.get_by_label("Id").fill("clip")
+    page.get_by_label("Source").fill(str(clip))  # a file on the server: it ends
+    page.get_by_role("spinbutton", name="Frames per second").fill("5")
+    page.get_by_role("button", name="Add stream").click()
+    status = page.locator("li.stream[data-id='clip'] .status")
+    try:
+        expect(status).to_contain_text("processing", timeout=WAIT_MS)
+        rate = re.search(r"processing ([\d.]+) frames/s", status.inner_text())
+        assert rate is not None
+        shown = float(rate.group(1))
+        rates = [float(str(a["fps"])) for a in answers if a.get("state") == "running"]
+        assert any(abs(shown - r) <= 0.05 for r in rates), (shown, rates)
+        # The clip ends: "ended" once (not "ended · ended"), how many frames, no stale rate.
+        expect(status).to_contain_text("ended", timeout=WAIT_MS)
+        text = status.inner_text()
+        assert text.count("ended") == 1, text
+        assert "frames/s" not in text and "fps" not in text, text
+        assert re.search(r"\d+ frames processed", text), text
+    finally:
+        page.unroute("**/v1/streams")
+        item = page.locator("li.stream[data-id='clip']")
+        item.get_by_role("button", name="Remove").click()
+        page.locator("#confirm-dialog").get_by_role("button", name="Remove").click()
+        expect(item).to_have_count(0)
+
+
+def test_an_empty_server_says_what_to_do_on_every_screen(
+    browser: Browser, tmp_path: Path, faces_dir: Path
+) -> None:
+    srv = Server(tmp_path / "data")
+    script = axe_script(REPO / ".cache" / "axe-core")
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(srv.url + "/")
+        expect(page.locator("#server-status")).to_contain_text("0 people")
+        recognise(page, faces_dir / "probes" / "two_people.jpg")
+        card = page.locator("article.result").first
+        # Not "unknown 100%": nobody to compare with, and the page says what to do.
+        assert card.locator("tr.face td:nth-child(2)").all_text_contents() == ["—", "—"]
+        expect(card).to_contain_text("add people with a few photos each in the People tab")
+        found = {"Recognise": accessibility_violations(page, script)}
+        page.get_by_role("tab", name="People").click()
+        expect(page.locator("#people-empty")).to_contain_text("Nobody is enrolled yet")
+        found["People"] = accessibility_violations(page, script)
+        page.get_by_role("tab", name="Gallery health").click()
+        page.get_by_role("button", name="Check the gallery").click()
+        expect(page.locator("#review-summary")).to_contain_text(
+            "add people with a few photos each in the People tab", timeout=WAIT_MS
+        )
+        page.get_by_role("tab", name="Streams").click()
+        expect(page.locator("#streams-empty")).to_contain_text("Add a camera above")
+        found["Streams"] = accessibility_violations(page, script)
+        page.get_by_role("tab", name="Events").click()
+        expect(page.locator("#events-empty")).to_contain_text("No events yet")
+        found["Events"] = accessibility_violations(page, script)
+        assert {screen: v for screen, v in found.items() if v} == {}
+    finally:
+        context.close()
+        assert srv.stop() == 0

@@ -5,12 +5,70 @@
 const $ = (id) => document.getElementById(id);
 const KEY = "facelens-api-key";
 
+// ------------------------------------------------------------------------------------- names
+
+// Whitespace that HTML hides: a run of spaces shows as one, a space at either end or a tab or
+// no-break space not at all. So that "Tom  Cruise" and "Tom Cruise" (two people) do not look
+// alike, each such character is shown as ␣, read out as "2 spaces".
+const HIDDEN_SPACE = /^\s+|\s+$|\s{2,}|[^\S ]+/gu;
+const INNER_HIDDEN_SPACE = /\s{2,}|[^\S ]+/gu; // in a sentence: only what is inside it
+
+function spacesLabel(run) {
+  const n = [...run].length;
+  const plain = /^ +$/.test(run);
+  return plain ? (n === 1 ? "1 space" : `${n} spaces`) : `${n} blank character${n > 1 ? "s" : ""}`;
+}
+
+function withSpacesShown(text, pattern) {
+  const nodes = [];
+  let at = 0;
+  for (const match of text.matchAll(pattern)) {
+    nodes.push(text.slice(at, match.index));
+    const mark = document.createElement("span");
+    mark.className = "spaces";
+    mark.setAttribute("role", "img");
+    mark.setAttribute("aria-label", spacesLabel(match[0]));
+    mark.title = spacesLabel(match[0]);
+    mark.textContent = "␣".repeat([...match[0]].length);
+    nodes.push(mark);
+    at = match.index + match[0].length;
+  }
+  nodes.push(text.slice(at));
+  return nodes.filter((node) => node !== "");
+}
+
+/** A person's name as an element, hidden whitespace shown (see HIDDEN_SPACE). */
+function nameNode(name) {
+  const span = document.createElement("span");
+  span.className = "name";
+  span.append(...withSpacesShown(name, HIDDEN_SPACE));
+  return span;
+}
+
+/** The same as plain text, where no element can go (a canvas, an <option>). */
+function nameText(name) {
+  return name.replace(HIDDEN_SPACE, (run) => "␣".repeat([...run].length));
+}
+
+/** Names, each shown as by nameNode, with commas between. */
+function listed(names) {
+  return names.flatMap((name, i) => (i ? [", ", nameNode(name)] : [nameNode(name)]));
+}
+
+/** Nodes for a sentence made of strings and name elements; a server's message may quote a
+ * name, so runs of spaces inside strings are shown too. */
+function sentence(...parts) {
+  return parts.flatMap((part) =>
+    typeof part === "string" ? withSpacesShown(part, INNER_HIDDEN_SPACE) : [part],
+  );
+}
+
 // ---------------------------------------------------------------------------------- messages
 
-function showError(text) {
+function showError(...parts) {
   const line = document.createElement("p");
   const words = document.createElement("span");
-  words.textContent = text;
+  words.append(...sentence(...parts));
   const close = document.createElement("button");
   close.type = "button";
   close.className = "secondary";
@@ -126,13 +184,13 @@ function answered(dialog, read) {
 }
 
 function confirmAction(text, action) {
-  $("confirm-text").textContent = text;
+  $("confirm-text").replaceChildren(...sentence(...[text].flat()));
   $("confirm-yes").textContent = action;
   return answered($("confirm-dialog"), (value) => value === "yes");
 }
 
 function askText(question, value) {
-  $("prompt-text").textContent = question;
+  $("prompt-text").replaceChildren(...sentence(...[question].flat()));
   $("prompt-input").value = value;
   return answered($("prompt-dialog"), (choice) =>
     choice === "ok" ? $("prompt-input").value.trim() : null,
@@ -142,6 +200,7 @@ function askText(question, value) {
 // ---------------------------------------------------------------------------------- tabs
 
 function selectTab(tab) {
+  if (tab.getAttribute("aria-selected") !== "true") clearErrors(); // they were about the other tab
   for (const other of document.querySelectorAll('[role="tab"]')) {
     const selected = other === tab;
     other.setAttribute("aria-selected", String(selected));
@@ -149,6 +208,7 @@ function selectTab(tab) {
     $(other.getAttribute("aria-controls")).hidden = !selected;
   }
   const panel = tab.getAttribute("aria-controls");
+  showStatus(); // people may have come or gone since (other clients, the command line)
   if (panel === "people") loadPeople();
   if (panel !== "camera") stopCamera();
   if (panel === "events") showEvents();
@@ -182,16 +242,17 @@ function addBoxes(stage, faces, width, height) {
     box.style.width = (100 * (face.box.right - face.box.left)) / width + "%";
     box.style.height = (100 * (face.box.bottom - face.box.top)) / height + "%";
     const label = document.createElement("span");
-    label.textContent = face.name;
+    label.append(nameNode(face.name));
     box.append(label);
     stage.append(box);
   }
 }
 
-function cell(row, text) {
+function cell(row, ...content) {
   const td = document.createElement("td");
-  td.textContent = text;
+  td.append(...content);
   row.append(td);
+  return td;
 }
 
 function facesTable(faces) {
@@ -207,11 +268,47 @@ function facesTable(faces) {
   for (const face of faces) {
     const row = body.insertRow();
     row.className = "face";
-    cell(row, face.name);
-    cell(row, Math.round(face.confidence * 100) + "%");
+    cell(row, nameNode(face.name));
+    // No distance: nobody to compare with, so no confidence either (not "unknown 100%").
+    cell(row, face.distance === null ? "—" : Math.round(face.confidence * 100) + "%");
     cell(row, face.distance === null ? "—" : face.distance.toFixed(3));
   }
   return table;
+}
+
+// ------------------------------------------------------------------------------- files
+
+// HEIC (HEIF with HEVC), an iPhone's usual format: an ISO media file whose first box is 'ftyp'
+// with one of these brands. facelens cannot read it; the user can do something about it.
+const HEIC_BRANDS = new Set(
+  ["heic", "heix", "heim", "heis", "hevc", "hevx", "hevm", "hevs", "mif1", "msf1"],
+);
+const HEIC_HINT =
+  "It is a HEIC photo (an iPhone's usual format): convert it to JPEG, or set the iPhone to " +
+  "take JPEGs (Settings › Camera › Formats › Most Compatible).";
+
+async function isHeic(file) {
+  if (/\.hei[cf]$/i.test(file.name || "") || /^image\/hei[cf]/i.test(file.type)) return true;
+  const head = new Uint8Array(await file.slice(0, 12).arrayBuffer());
+  const text = String.fromCharCode(...head);
+  return text.slice(4, 8) === "ftyp" && HEIC_BRANDS.has(text.slice(8, 12));
+}
+
+/** What the server said about a file, without the file name it starts with (it is shown
+ * beside it); when it could not read the file (``unread``) and the file is a HEIC photo, what
+ * to do about that. */
+async function fileProblem(file, label, message, unread) {
+  const prefix = label + ": ";
+  const said = message.startsWith(prefix) ? message.slice(prefix.length) : message;
+  return unread && (await isHeic(file)) ? `${said} ${HEIC_HINT}` : said;
+}
+
+/** One photo in a multipart form under its own name, as the People tab sends photos: the
+ * server reads it whatever the browser thinks its type is, and its answers name the file. */
+function photoForm(field, file, label) {
+  const form = new FormData();
+  form.append(field, file, label);
+  return { body: form };
 }
 
 // --------------------------------------------------------------------------- recognise
@@ -232,18 +329,28 @@ async function recognizeOne(file) {
   card.append(title, stage, status);
   $("results").prepend(card);
   try {
-    const answer = await api("POST", "/v1/recognize", imageBody(file));
+    const answer = await api("POST", "/v1/recognize", photoForm("image", file, title.textContent));
     addBoxes(stage, answer.faces, answer.width, answer.height);
     const n = answer.faces.length;
     status.textContent = n === 0 ? "No face found." : n === 1 ? "1 face:" : n + " faces:";
     if (n) card.append(facesTable(answer.faces));
+    if (answer.faces.some((face) => face.distance === null)) {
+      const empty = document.createElement("p");
+      empty.className = "hint";
+      empty.textContent =
+        "The gallery holds no faces yet, so no face can be named: add people with a few " +
+        "photos each in the People tab.";
+      card.append(empty);
+    }
     card.dataset.state = "done";
   } catch (error) {
     stage.remove();
+    const unread = error.code === "bad_image";
+    const problem = await fileProblem(file, title.textContent, error.message, unread);
     status.className = "error";
-    status.textContent = error.message;
+    status.textContent = problem.charAt(0).toUpperCase() + problem.slice(1);
     card.dataset.state = "error";
-    showError(`${title.textContent}: ${error.message}`);
+    showError(`${title.textContent}: ${problem}`);
   }
 }
 
@@ -303,7 +410,7 @@ function drawCamera() {
       const colour = face.name === "unknown" ? "#c62828" : "#1a7f37";
       context.strokeStyle = colour;
       context.strokeRect(b.left * s, b.top * s, (b.right - b.left) * s, (b.bottom - b.top) * s);
-      const label = face.name;
+      const label = nameText(face.name);
       const w = context.measureText(label).width + 8;
       const h = Math.max(14, canvas.width / 40) + 6;
       context.fillStyle = colour;
@@ -336,9 +443,8 @@ async function sendFrames() {
         const names = answer.faces.map((f) => f.name);
         const shown = $("camera-faces");
         shown.dataset.faces = String(names.length);
-        shown.textContent = names.length
-          ? `${names.length} in view: ${names.join(", ")}`
-          : "No face in view.";
+        const seen = names.length ? [`${names.length} in view: `, ...listed(names)] : [];
+        shown.replaceChildren(...(seen.length ? seen : ["No face in view."]));
         const now = performance.now();
         camera.done = camera.done.filter((t) => now - t < 3000).concat(now);
         const span = camera.done.length > 1 ? (now - camera.done[0]) / 1000 : 0;
@@ -450,7 +556,7 @@ function button(text, onClick, className = "secondary") {
   const b = document.createElement("button");
   b.type = "button";
   b.className = className;
-  b.textContent = text;
+  b.append(...[text].flat());
   b.addEventListener("click", onClick);
   return b;
 }
@@ -461,6 +567,15 @@ async function guarded(work) {
   } catch (error) {
     showError(error.message);
   }
+}
+
+/** A user's action: the banners of earlier ones go, its own errors are shown, and the
+ * header (ready, how many people) is brought up to date whatever happened. */
+async function act(work) {
+  clearErrors();
+  $("people-status").textContent = "";
+  await guarded(work);
+  await showStatus();
 }
 
 async function loadPeople() {
@@ -478,10 +593,18 @@ async function loadPeople() {
 }
 
 function renderPeople() {
-  const query = $("people-search").value.trim().toLocaleLowerCase();
+  const typed = $("people-search").value.trim();
+  const query = typed.toLocaleLowerCase();
   const shown = everyone.filter((p) => p.name.toLocaleLowerCase().includes(query));
   $("people-count").textContent = `${shown.length} of ${everyone.length} people`;
   $("people-list").replaceChildren(...shown.map(personItem));
+  const empty = $("people-empty");
+  empty.hidden = shown.length > 0;
+  empty.textContent =
+    everyone.length === 0
+      ? "Nobody is enrolled yet. Add a person above with a few photos of their face; " +
+        "then the Recognise and Camera tabs can name them."
+      : `No one's name contains “${typed}”.`;
 }
 
 function personItem(p) {
@@ -491,7 +614,7 @@ function personItem(p) {
   const who = document.createElement("div");
   who.className = "who";
   const name = document.createElement("strong");
-  name.textContent = p.name;
+  name.append(nameNode(p.name));
   const count = document.createElement("div");
   count.textContent = p.face_count === 1 ? "1 face" : `${p.face_count} faces`;
   who.append(name, count);
@@ -505,10 +628,13 @@ function personItem(p) {
   outcomes.className = "outcomes";
   showOutcomes(outcomes, added.get(p.name) || []);
   picker.addEventListener("change", () =>
-    guarded(async () => {
-      const answer = await enrol(p.name, picker.files, outcomes);
-      added.set(p.name, answer.results); // still shown once the list is drawn again
+    act(async () => {
+      const files = [...picker.files];
       picker.value = "";
+      outcomes.replaceChildren();
+      const results = await enrol(p.name, files);
+      added.set(p.name, results); // still shown once the list is drawn again
+      showOutcomes(outcomes, results);
       await loadPeople();
     }),
   );
@@ -518,6 +644,8 @@ function personItem(p) {
   const show = button("Faces", () => toggleFaces(p.name, faces, show));
   show.setAttribute("aria-expanded", "false");
   const face = p.thumbnail_face_id;
+  const mergeInto = button("Merge into…", () => merge(p));
+  mergeInto.hidden = everyone.length < 2; // nobody to merge into
   item.append(
     face === null
       ? initials(p.name)
@@ -526,6 +654,7 @@ function personItem(p) {
     show,
     button("Add photos", () => picker.click()),
     button("Rename", () => rename(p.name)),
+    mergeInto,
     button("Delete", () => remove(p), "danger"),
     picker,
     outcomes,
@@ -559,8 +688,9 @@ async function toggleFaces(name, list, toggle) {
 }
 
 async function removeFace(name, id) {
-  if (!(await confirmAction(`Remove face #${id} of ${name}?`, "Remove"))) return;
-  await guarded(async () => {
+  const question = [`Remove face #${id} of `, nameNode(name), "?"];
+  if (!(await confirmAction(question, "Remove"))) return;
+  await act(async () => {
     await api("DELETE", `${person(name)}/faces/${id}`);
     forgetThumbnails();
     await loadPeople();
@@ -585,44 +715,166 @@ function showOutcomes(list, results) {
   );
 }
 
-async function enrol(name, files, outcomes) {
-  const form = new FormData();
-  for (const file of files) form.append("images", file, file.name);
-  outcomes.replaceChildren();
-  const answer = await api("POST", person(name) + "/faces", { body: form });
-  showOutcomes(outcomes, answer.results);
+/** Enrol each photo in a request of its own, two at a time (the server has a worker per
+ * core): a photo the server refuses whole (too large, say) is then that photo's outcome,
+ * and the others still count. The outcomes in the order of ``files``. */
+async function enrol(name, files) {
+  const results = new Array(files.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < files.length) {
+      const i = next++;
+      results[i] = await enrolOne(name, files[i]);
+    }
+  };
+  await Promise.all([lane(), lane()]);
   forgetThumbnails();
-  return answer;
+  return results;
 }
+
+async function enrolOne(name, file) {
+  const label = file.name || "pasted image";
+  try {
+    const answer = await api("POST", person(name) + "/faces", photoForm("images", file, label));
+    const result = answer.results[0];
+    if (result.status === "skipped" && result.reason) {
+      // Skipped after analysis: no face, several, or not readable (a HEIC photo is never).
+      result.reason = await fileProblem(file, result.image, result.reason, true);
+    }
+    return result;
+  } catch (error) {
+    const reason =
+      error.code === "payload_too_large"
+        ? `${(file.size / 1048576).toFixed(1)} MB is more than this server takes in one ` +
+          "upload: send a smaller photo (or raise FACELENS_MAX_BODY_BYTES)."
+        : await fileProblem(file, label, error.message, error.code === "bad_image");
+    return { image: label, status: "skipped", face_ids: [], reason };
+  }
+}
+
+const counted = (n, what) => (n === 1 ? `1 ${what}` : `${n} ${what}s`);
 
 async function addPerson(event) {
   event.preventDefault();
-  clearErrors();
   const name = $("new-name").value.trim();
-  const files = $("new-photos").files;
-  await guarded(async () => {
-    await api("POST", "/v1/people", { json: { name } });
-    const answer = await enrol(name, files, $("add-results"));
-    if (answer.enrolled === 0) showError(`No photo of ${name} could be enrolled; see why below.`);
-    $("add-person").reset();
+  const files = [...$("new-photos").files];
+  const outcomes = $("add-results");
+  outcomes.replaceChildren();
+  await act(async () => {
+    const created = await api("POST", "/v1/people", { json: { name } });
+    const results = await enrol(created.name, files);
+    showOutcomes(outcomes, results);
+    if (results.some((r) => r.status !== "skipped")) {
+      $("add-person").reset();
+    } else {
+      $("new-photos").value = ""; // the name stays, for other photos
+      await removeEmpty(created.name, files.length);
+    }
     await loadPeople();
   });
 }
 
+/** The person was created for photos none of which could be enrolled: delete them again
+ * (unless someone else enrolled a face meanwhile), and say so either way. */
+async function removeEmpty(name, photos) {
+  const why =
+    photos === 1
+      ? "the photo could not be enrolled (why is below)."
+      : `none of the ${photos} photos could be enrolled (why is below each).`;
+  try {
+    const now = await api("GET", person(name));
+    if (now.face_count === 0) {
+      await api("DELETE", person(name));
+      showError(nameNode(name), " was not added: ", why);
+    } else {
+      showError(nameNode(name), " was kept, as someone else enrolled a face meanwhile; ", why);
+    }
+  } catch (error) {
+    showError(
+      nameNode(name),
+      " is kept with no faces: ",
+      why,
+      ` Deleting the empty person failed (${error.message}): add photos to them or delete `,
+      "them in the list below.",
+    );
+  }
+}
+
 async function rename(name) {
-  const wanted = await askText(`New name for ${name}:`, name);
+  const wanted = await askText(["New name for ", nameNode(name), ":"], name);
   if (!wanted || wanted === name) return;
-  await guarded(async () => {
+  await act(async () => {
     await api("PATCH", person(name), { json: { name: wanted } });
     forgetThumbnails();
     await loadPeople();
   });
 }
 
+async function merge(p) {
+  const target = await chooseMergeTarget(p);
+  if (target === null) return;
+  await act(async () => {
+    const answer = await api("POST", person(target.name) + "/merge", { json: { from: p.name } });
+    const moved = typeof answer.faces_moved === "number" ? answer.faces_moved : p.face_count;
+    forgetThumbnails();
+    added.delete(p.name);
+    await loadPeople();
+    $("people-status").replaceChildren(
+      ...sentence(
+        nameNode(p.name),
+        ` was merged into `,
+        nameNode(target.name),
+        `: ${counted(moved, "face")} moved.`,
+      ),
+    );
+  });
+}
+
+/** Whom to merge ``p`` into, asked in one dialog that says what will happen; null: cancelled. */
+function chooseMergeTarget(p) {
+  const others = everyone.filter((other) => other.name !== p.name);
+  const select = $("merge-target");
+  select.replaceChildren(
+    ...others.map((other) => {
+      const option = document.createElement("option");
+      option.value = other.name;
+      option.textContent = `${nameText(other.name)} (${counted(other.face_count, "face")})`;
+      return option;
+    }),
+  );
+  $("merge-source").replaceChildren(nameNode(p.name));
+  const explain = () => {
+    const [from, into] = [nameNode(p.name), nameNode(others[select.selectedIndex].name)];
+    const n = p.face_count;
+    const what =
+      n === 0
+        ? [from, " has no faces: it is deleted, and ", into, " stays as it is."]
+        : [
+            n === 1 ? "The 1 face of " : `All ${n} faces of `,
+            from,
+            n === 1 ? " moves to " : " move to ",
+            into,
+            ", and ",
+            nameNode(p.name),
+            " is deleted.",
+          ];
+    $("merge-text").replaceChildren(...sentence(...what, " This cannot be undone."));
+  };
+  select.onchange = explain;
+  explain();
+  return answered($("merge-dialog"), (value) =>
+    value === "merge" ? others[select.selectedIndex] : null,
+  );
+}
+
 async function remove(p) {
-  const text = `Delete ${p.name} and their ${p.face_count} stored faces? This cannot be undone.`;
+  const text = [
+    "Delete ",
+    nameNode(p.name),
+    ` and their ${counted(p.face_count, "stored face")}? This cannot be undone.`,
+  ];
   if (!(await confirmAction(text, "Delete"))) return;
-  await guarded(async () => {
+  await act(async () => {
     await api("DELETE", person(p.name));
     forgetThumbnails();
     await loadPeople();
@@ -631,17 +883,19 @@ async function remove(p) {
 
 // ------------------------------------------------------------------------------ review
 
-async function runReview() {
-  clearErrors();
-  await guarded(async () => {
-    $("review-summary").textContent = "Checking…";
-    const answer = await api("GET", "/v1/gallery/review");
-    const n = answer.findings.length;
-    $("review-summary").textContent =
-      `${answer.faces_reviewed} faces checked: ` +
-      (n === 0 ? "nothing to fix." : n === 1 ? "1 thing to look at." : `${n} things to look at.`);
-    $("review-list").replaceChildren(...answer.findings.map(findingItem));
-  });
+const runReview = () => act(review);
+
+async function review() {
+  $("review-summary").textContent = "Checking…";
+  const answer = await api("GET", "/v1/gallery/review");
+  const n = answer.findings.length;
+  $("review-summary").textContent =
+    answer.faces_reviewed === 0
+      ? "The gallery holds no faces yet: add people with a few photos each in the People " +
+        "tab, then check it."
+      : `${answer.faces_reviewed} faces checked: ` +
+        (n === 0 ? "nothing to fix." : n === 1 ? "1 thing to look at." : `${n} things to look at.`);
+  $("review-list").replaceChildren(...answer.findings.map(findingItem));
 }
 
 function findingItem(f) {
@@ -651,19 +905,20 @@ function findingItem(f) {
   const what = document.createElement("div");
   what.className = "what";
   const title = document.createElement("strong");
-  title.textContent = `${f.person}, face #${f.face_id}: ${f.kind}`;
+  title.append(nameNode(f.person), `, face #${f.face_id}: ${f.kind}`);
   const message = document.createElement("div");
-  message.textContent = f.message;
+  message.append(...sentence(f.message));
   what.append(title, message);
   item.append(figure(f.person, f.face_id, "this face"));
   if (f.other_face_id !== null && f.other_person !== null) {
-    item.append(figure(f.other_person, f.other_face_id, `nearest: ${f.other_person}`));
+    const nearest = ["nearest: ", nameNode(f.other_person)];
+    item.append(figure(f.other_person, f.other_face_id, nearest));
   }
   item.append(what);
   if (f.fix === "move") {
     item.append(
       button(
-        `Move to ${f.other_person}`,
+        ["Move to ", nameNode(f.other_person)],
         () =>
           fix(() =>
             api("PATCH", `${person(f.person)}/faces/${f.face_id}`, {
@@ -687,7 +942,7 @@ function findingItem(f) {
 function figure(name, id, caption) {
   const shown = document.createElement("figure");
   const words = document.createElement("figcaption");
-  words.textContent = caption;
+  words.append(...[caption].flat());
   shown.append(
     thumbnail(`${person(name)}/faces/${id}/thumbnail`, name, `Face ${id} of ${name}`),
     words,
@@ -696,10 +951,10 @@ function figure(name, id, caption) {
 }
 
 async function fix(change) {
-  await guarded(async () => {
+  await act(async () => {
     await change();
     forgetThumbnails();
-    await runReview();
+    await review();
   });
 }
 
@@ -736,14 +991,28 @@ async function verify(event) {
 
 const watching = { timer: null, views: new Map() };
 
+/** A stream's status in a line: its state once (the source's detail often repeats it:
+ * "ended", "retrying in 8 s: …"), and while it runs the rate frames are processed at (the
+ * status's fps, not the source's own rate); once it stopped, how many were. */
 function streamStatus(status) {
-  const parts = [status.state];
-  if (status.detail) parts.push(status.detail);
-  if (status.fps !== undefined) parts.push(`${status.fps} fps`);
-  if (status.frames_dropped) parts.push(`${status.frames_dropped} frames dropped`);
-  if (status.reconnects) parts.push(`${status.reconnects} reconnects`);
-  if (status.in_view && status.in_view.length) parts.push("in view: " + status.in_view.join(", "));
-  return parts.join(" · ");
+  const { state, detail } = status;
+  const parts = [];
+  if (!detail || detail === state) parts.push(state);
+  else if (detail.startsWith(state)) parts.push(detail);
+  else parts.push(`${state}: ${detail}`);
+  const running = state === "running";
+  if (running && typeof status.fps === "number") {
+    parts.push(`processing ${status.fps.toFixed(1)} frames/s`);
+  } else if (!running && status.frames_processed) {
+    parts.push(`${counted(status.frames_processed, "frame")} processed`);
+  }
+  if (status.frames_dropped) parts.push(`${counted(status.frames_dropped, "frame")} dropped`);
+  if (status.reconnects) parts.push(counted(status.reconnects, "reconnect"));
+  const nodes = [parts.join(" · ")];
+  if (running && status.in_view && status.in_view.length) {
+    nodes.push(" · in view: ", ...listed(status.in_view));
+  }
+  return nodes;
 }
 
 function streamItem(stream) {
@@ -761,13 +1030,13 @@ function streamItem(stream) {
   source.textContent = stream.source;
   const status = document.createElement("div");
   status.className = "status";
-  status.textContent = streamStatus(stream.status);
+  status.append(...streamStatus(stream.status));
   about.append(title, source, status);
   const remove = button(
     "Remove",
     async () => {
       if (!(await confirmAction(`Stop watching ${stream.id}? Its events stay.`, "Remove"))) return;
-      await guarded(async () => {
+      await act(async () => {
         await api("DELETE", "/v1/streams/" + encodeURIComponent(stream.id));
         await showStreams();
       });
@@ -782,7 +1051,7 @@ async function refreshStreams() {
   const answer = await api("GET", "/v1/streams");
   for (const stream of answer.streams) {
     const item = document.querySelector(`li.stream[data-id="${CSS.escape(stream.id)}"]`);
-    if (item) item.querySelector(".status").textContent = streamStatus(stream.status);
+    if (item) item.querySelector(".status").replaceChildren(...streamStatus(stream.status));
   }
   // The newest annotated frame of each: fetched with the key (an <img> could not send it).
   for (const [id, view] of watching.views) {
@@ -804,6 +1073,7 @@ async function showStreams() {
   await guarded(async () => {
     const answer = await api("GET", "/v1/streams");
     $("stream-list").replaceChildren(...answer.streams.map(streamItem));
+    $("streams-empty").hidden = answer.streams.length > 0;
     await refreshStreams();
     watching.timer = setInterval(() => refreshStreams().catch(() => {}), 1000);
   });
@@ -817,11 +1087,10 @@ function stopStreams() {
 
 async function addStream(event) {
   event.preventDefault();
-  clearErrors();
   const fps = $("stream-fps").value;
   const body = { id: $("stream-id").value.trim(), source: $("stream-source").value.trim() };
   if (fps) body.fps = Number(fps);
-  await guarded(async () => {
+  await act(async () => {
     await api("POST", "/v1/streams", { json: body });
     $("add-stream").reset();
     await showStreams();
@@ -850,16 +1119,25 @@ function eventRow(event) {
   row.className = "event";
   row.dataset.kind = event.kind;
   const when = new Date(event.time);
-  const name = event.kind === "renamed" ? `${event.previous} → ${event.name}` : event.name;
-  for (const text of [
-    when.toLocaleString(),
-    event.stream,
-    event.kind,
-    name,
-    event.distance === null ? "—" : event.distance.toFixed(3),
-    event.duration_s === null ? "" : `${event.duration_s} s`,
-  ]) {
-    cell(row, text);
+  const name =
+    event.kind === "renamed"
+      ? [nameNode(event.previous), " → ", nameNode(event.name)]
+      : [nameNode(event.name)];
+  const cells = [
+    ["Time", when.toLocaleString()],
+    ["Stream", event.stream],
+    ["Event", event.kind],
+    ["Name", ...name],
+    ["Distance", event.distance === null ? "—" : event.distance.toFixed(3)],
+    ["Stayed", event.duration_s === null ? "" : `${event.duration_s} s`],
+  ];
+  // On a phone the rows are laid out as blocks, each cell with its heading beside it; the
+  // roles keep them a table for screen readers, which a CSS display change may drop.
+  row.setAttribute("role", "row");
+  for (const [label, ...content] of cells) {
+    const td = cell(row, ...content);
+    td.dataset.label = label;
+    td.setAttribute("role", "cell");
   }
   if (event.crop) {
     // The face, when the server puts crops in events (FACELENS_EVENT_CROPS); the name is
@@ -885,6 +1163,7 @@ async function showEvents() {
     const page = await api("GET", "/v1/events?" + query);
     if (generation !== live.generation) return;
     $("events-rows").replaceChildren(...page.events.reverse().map(eventRow));
+    showNoEvents();
     follow(page.last);
   });
 }
@@ -919,6 +1198,7 @@ async function follow(after) {
         const data = block.split("\n").find((line) => line.startsWith("data: "));
         if (data) $("events-rows").prepend(eventRow(JSON.parse(data.slice(6))));
       }
+      showNoEvents();
     }
     $("events-live").textContent = "The live stream ended; reopen the tab to follow again.";
   } catch (error) {
@@ -926,6 +1206,15 @@ async function follow(after) {
     $("events-live").textContent = "";
     showError("Events: " + error.message);
   }
+}
+
+function showNoEvents() {
+  const empty = $("events-empty");
+  empty.hidden = $("events-rows").rows.length > 0;
+  empty.textContent = [...eventFilters().keys()].length
+    ? "No events match these filters."
+    : "No events yet. They appear here as a stream (see Streams) or facelens watch on this " +
+      "server's data directory sees faces come and go.";
 }
 
 function stopEvents() {
@@ -941,8 +1230,9 @@ async function showStatus() {
   try {
     const response = await fetch("/readyz");
     const ready = await response.json();
+    const people = ready.people === 1 ? "1 person" : `${ready.people} people`;
     $("server-status").textContent = response.ok
-      ? `Ready · model ${ready.profile} · threshold ${ready.threshold} · ${ready.people} people`
+      ? `Ready · model ${ready.profile} · threshold ${ready.threshold} · ${people}`
       : "Not ready: " + ready.problems.join("; ");
   } catch {
     $("server-status").textContent = PLAIN[0];
@@ -961,6 +1251,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("add-stream").addEventListener("submit", addStream);
   $("events-filter").addEventListener("submit", (event) => {
     event.preventDefault();
+    clearErrors();
     showEvents();
   });
   $("key-button").addEventListener("click", () => askForKey(false));
