@@ -312,3 +312,14 @@ def test_what_tells_a_face_may_have_changed() -> None:
     blue[80:210, 80:200] = BLUE
     assert not looks_changed(look(red, face), look(red, face))
     assert looks_changed(look(red, face), look(blue, face))  # another face, the same place
+
+
+def test_in_view_are_the_faces_of_the_newest_frame_not_those_kept_out_of_sight() -> None:
+    tracker, models = cut_tracker()
+    for n in range(10):
+        tracker.process(coloured(1, RED, n), wait=True)
+    assert [t.shown for t in tracker.in_view()] == ["ann"]
+    models.detect = lambda image: []  # type: ignore[method-assign]  # she steps out of sight
+    tracker.process(coloured(1, RED, 10), wait=True)
+    assert tracker.tracks and tracker.in_view() == []  # kept a while, but not in view
+    tracker.finish()

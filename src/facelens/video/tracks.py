@@ -310,6 +310,7 @@ class StreamTracker:
         self._asked: _Asked | None = None
         self._next_id = 0
         self._cuts = CutDetector()
+        self._newest: float | None = None  # when the newest processed frame was taken
         # The first inference of a model sets it up (~0.1 s): done now, not on a live frame.
         self._embedder.submit(self._warm_up).result()
 
@@ -546,7 +547,7 @@ class StreamTracker:
     def process(self, frame: Frame, *, wait: bool = False) -> list[Event]:
         """Detect, track, embed where due, name, and say what changed. Embeddings asked for
         on an earlier frame are taken when ready; with ``wait``, at once (a video file)."""
-        now = frame.taken_at
+        now = self._newest = frame.taken_at
         self.counts.frames += 1
         cut = self._cuts.cut(frame.pixels)
         seen = self._associate(frame, self.engine.detect(frame.pixels), cut)
@@ -582,6 +583,10 @@ class StreamTracker:
             return []
         last = track.last_seen if track.doubt_since is None else track.sure_seen
         return [self._event("left", track, now, last - track.first_seen)]
+
+    def in_view(self) -> list[Track]:
+        """The tracks seen on the newest processed frame."""
+        return [t for t in self.tracks.values() if t.last_seen == self._newest]
 
     def finish(self) -> list[Event]:
         """The stream ended: the embeddings under way are taken, every track still there

@@ -91,8 +91,10 @@ class Watched:
             "frames_dropped": source.frames_dropped,
             "reconnects": source.reconnects,
             **self.tracker.counts.as_dict(),
-            # A face in doubt (another shot, a jump) shows no name until it is confirmed.
-            "in_view": sorted(t.shown or UNKNOWN for t in self.tracker.tracks.values()),
+            # The faces on the newest processed frame (tracks kept a while out of sight are
+            # not in view); a face in doubt (another shot, a jump) shows no name until it is
+            # confirmed.
+            "in_view": sorted(t.shown or UNKNOWN for t in self.tracker.in_view()),
         }
 
 
