@@ -107,3 +107,28 @@ def test_the_enrolment_report_shows_names_and_paths_as_they_are_never_reordered(
     assert any(
         line.startswith(f"ignored {tmp_path}/[red]ro\\u202eot/a\\u202eb: ") for line in lines
     )
+
+
+def test_merge_moves_every_face_and_the_next_enrolment_follows_it(tmp_path: Path) -> None:
+    people = tmp_path / "people"
+    for folder, box in (("ruby", Box(10, 10, 60, 60)), ("Ruby R", Box(100, 50, 160, 110))):
+        (people / folder).mkdir(parents=True)
+        (people / folder / "a.png").write_bytes(photo((RED, box)))
+    data = tmp_path / "data"
+    assert facelens(data, "enroll", str(people))[0] == 0
+    code, out = facelens(data, "people", "merge", "Ruby R", "ruby")
+    assert code == 0, out
+    assert "merged 'Ruby R' into 'ruby': 1 face moved; 'Ruby R' is removed" in out
+    assert json.loads(facelens(data, "people", "list", "--json")[1]) == [
+        {"name": "ruby", "faces": 2}
+    ]
+    # The folder 'Ruby R' now belongs to ruby: not enrolled again as a person of its own.
+    code, out = facelens(data, "enroll", str(people), "--json")
+    assert code == 0, out
+    (person,) = json.loads(out)["people"]
+    assert (person["name"], person["unchanged"], person["enrolled"]) == ("ruby", 2, 0)
+    assert json.loads(facelens(data, "people", "list", "--json")[1]) == [
+        {"name": "ruby", "faces": 2}
+    ]
+    assert facelens(data, "people", "merge", "ruby", "ruby")[0] == 9  # an unusable value
+    assert facelens(data, "people", "merge", "nobody", "ruby")[0] == 7

@@ -218,7 +218,7 @@ async def add_face(
 
     async def add() -> Response:
         (item,) = await enrol_uploads(
-            request, svc, name, [image], largest=True, largest_hint="", create=True
+            request, svc, name, [image], largest=True, largest_hint="", create="if_missing"
         )
         if not item.face_ids:
             raise NoFaceFound(NO_FACE if item.reason == NO_FACE_REASON else str(item.reason))

@@ -1,0 +1,89 @@
+"""The people in the gallery are the people the user meant, against a real server and model:
+a person is created only with a face, one person under two names is merged (and the review
+offers only the fix the faces support), and verify shows and takes the faces it compares."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.helpers import png_header_only
+from tests.server import Server
+
+pytestmark = pytest.mark.integration
+
+PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = Server(tmp_path_factory.mktemp("people") / "data")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def blank_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 200), "white").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_person_is_created_only_with_a_face_and_each_photo_says_why(
+    server: Server, people_dir: Path
+) -> None:
+    """The console's "Add person" with a PDF, a photo too large to decode and one without a
+    face left an empty person behind: now nobody is created, and each photo says why."""
+    c = server.client
+    bad = [
+        ("images", ("scan.pdf", PDF, "application/pdf")),
+        ("images", ("huge.png", png_header_only(60_000, 60_000), "image/png")),
+        ("images", ("blank.png", blank_png(), "image/png")),
+    ]
+    refused = c.post("/v1/people", data={"name": "Ada"}, files=bad)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "nothing_enrolled"
+    assert "'Ada' was not created" in refused.json()["error"]["message"]
+    reasons = {r["image"]: r["reason"] for r in refused.json()["results"]}
+    assert set(reasons) == {"scan.pdf", "huge.png", "blank.png"}
+    assert "not an image" in reasons["scan.pdf"] and "over the limit" in reasons["huge.png"]
+    assert reasons["blank.png"] == "no face found"
+    assert c.get("/v1/people/Ada").status_code == 404
+    assert "Ada" not in [p["name"] for p in c.get("/v1/people").json()["people"]]
+
+    obama = (people_dir / "obama" / "obama.jpg").read_bytes()
+    created = c.post(
+        "/v1/people", data={"name": "Ada"}, files=[*bad, ("images", ("obama.jpg", obama))]
+    )
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    assert (answer["name"], answer["enrolled"], answer["face_count"]) == ("Ada", 1, 1)
+    assert [r["status"] for r in answer["results"]] == ["skipped"] * 3 + ["enrolled"]
+    assert c.get("/v1/people/Ada").json()["face_count"] == 1
+    taken = c.post("/v1/people", data={"name": "ADA"}, files={"images": obama})
+    assert taken.status_code == 409 and "same name as 'Ada'" in taken.text
+    # A name alone still makes a person with no face, as asked (and the review flags them).
+    empty = c.post("/v1/people", json={"name": "Nobody Yet"})
+    assert empty.json() == {"name": "Nobody Yet", "face_count": 0}
+    assert c.delete("/v1/people/Ada").status_code == 200
+
+
+def test_adding_photos_can_create_the_person_but_never_empty(
+    server: Server, people_dir: Path
+) -> None:
+    c = server.client
+    refused = c.post("/v1/people/Joe/faces?create=true", files={"images": blank_png()})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "nothing_enrolled"
+    assert c.get("/v1/people/Joe").status_code == 404
+    assert c.post("/v1/people/Joe/faces", files={"images": blank_png()}).status_code == 404
+    biden = (people_dir / "biden" / "biden.jpg").read_bytes()
+    made = c.post("/v1/people/Joe/faces?create=true", files={"images": biden})
+    assert made.status_code == 200 and made.json()["face_count"] == 1, made.text
+    again = c.post("/v1/people/Joe/faces?create=true", files={"images": biden}).json()
+    assert [r["status"] for r in again["results"]] == ["already_enrolled"]
+    assert c.delete("/v1/people/Joe").status_code == 200
