@@ -102,8 +102,8 @@ def plan_enrolment(root: Path) -> EnrolmentPlan:
         if twin != entry:
             raise InputPathError(
                 f"{root}: the folders {twin.name!r} and {entry.name!r} name the same person "
-                "(they differ only in case, width, Unicode form, as folders copied from "
-                "macOS can, or characters that show nothing, such as joiners); merge them or "
+                "(they differ only in case, spacing, width, Unicode form, as folders copied "
+                "from macOS can, or characters that show nothing, such as joiners); merge them or "
                 "rename one. Nothing was enrolled."
             )
         people.append(name)

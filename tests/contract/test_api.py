@@ -282,6 +282,53 @@ def test_an_http_client_is_never_told_to_run_a_command(api: TestClient) -> None:
     assert "'facelens people list'" in _not_found("nobody").message
 
 
+def test_names_that_differ_only_in_spacing_are_refused_on_every_route(tmp_path: Path) -> None:
+    """'Tom  Cruise' beside 'Tom Cruise' looked like one name in HTML and led a user to delete
+    the real person: every way a name comes in refuses it, naming who exists, and nothing is
+    merged or created."""
+    spaced = ["Tom  Cruise", "Tom \u3000Cruise", "Tom\u00a0 Cruise", "Tom   Cruise "]
+    face = photo((RED, LEFT))
+    with served(tmp_path) as api:
+        assert api.post("/v1/people", data={"name": "Tom Cruise"}, files={"images": face})
+        api.post("/v1/people", json={"name": "Ann"})
+        for name in spaced:
+            quoted = name.replace(" ", "%20")
+            answers = {
+                "create": api.post("/v1/people", json={"name": name}),
+                "create with photos": api.post(
+                    "/v1/people", data={"name": name}, files={"images": face}
+                ),
+                "add faces, creating": api.post(
+                    f"/v1/people/{quoted}/faces?create=true", files={"images": face}
+                ),
+                "rename": api.patch("/v1/people/Ann", json={"name": name}),
+                "merge": api.post(f"/v1/people/{quoted}/merge", json={"from": "Ann"}),
+                "deepstack register": api.post(
+                    "/v1/vision/face/register", data={"userid": name}, files={"image": face}
+                ),
+                "compreface subject": api.post(
+                    "/api/v1/recognition/subjects", json={"subject": name}
+                ),
+                "compreface face": api.post(
+                    "/api/v1/recognition/faces", params={"subject": name}, files={"file": face}
+                ),
+                "compreface rename": api.put(
+                    "/api/v1/recognition/subjects/Ann", json={"subject": name}
+                ),
+            }
+            for route, answer in answers.items():
+                where = f"{route} {name!r}"
+                if route == "merge":  # a look-alike finds nobody: nobody to merge into
+                    assert answer.status_code == 404, where
+                    continue
+                assert answer.status_code in (400, 409), f"{where}: {answer.text}"
+                assert "'Tom Cruise'" in answer.text, where
+                if route.startswith("create"):
+                    assert "spacing" in answer.text, where
+        people = api.get("/v1/people").json()["people"]
+        assert [(p["name"], p["face_count"]) for p in people] == [("Ann", 0), ("Tom Cruise", 1)]
+
+
 def test_a_person_is_created_with_their_photos_or_not_at_all(tmp_path: Path) -> None:
     """POST /v1/people with photos: the console's one call for "Add person". JSON base64 or a
     multipart form; per photo what happened; if no face, nobody is created."""

@@ -56,8 +56,8 @@ def _exists(name: str) -> Conflict:
 def _lookalike(name: str, stored: str) -> Conflict:
     return Conflict(
         f"{name!r} is the same name as {stored!r}, who exists (names that differ only in case, "
-        "width, Unicode form or characters that show nothing, such as joiners, look alike "
-        f"and are one person). Use {stored!r}, or rename them."
+        "spacing, width, Unicode form or characters that show nothing, such as joiners, look "
+        f"alike and are one person). Use {stored!r}, or rename them."
     )
 
 
