@@ -87,3 +87,53 @@ def test_adding_photos_can_create_the_person_but_never_empty(
     again = c.post("/v1/people/Joe/faces?create=true", files={"images": biden}).json()
     assert [r["status"] for r in again["results"]] == ["already_enrolled"]
     assert c.delete("/v1/people/Joe").status_code == 200
+
+
+def test_the_review_offers_only_the_supported_move_then_a_merge_makes_one_person(
+    server: Server, lfw_dir: Path
+) -> None:
+    """Tom Cruise's four photos under 'Tom Cruise' and a fifth under 'Cruise': the old review
+    offered the right move (Cruise's face to Tom Cruise) and a wrong one (a face of the real
+    four-face person to Cruise)."""
+    c = server.client
+    four = sorted((lfw_dir / "gallery" / "Tom_Cruise").iterdir())
+    (fifth,) = sorted((lfw_dir / "probes").glob("Tom_Cruise_*"))
+    files = [("images", (p.name, p.read_bytes())) for p in four]
+    assert c.post("/v1/people", data={"name": "Tom Cruise"}, files=files).status_code == 201
+    lone = c.post("/v1/people", data={"name": "Cruise"}, files={"images": fifth.read_bytes()})
+    assert lone.status_code == 201, lone.text
+    lone_face = lone.json()["results"][0]["face_ids"][0]
+
+    findings = c.get("/v1/gallery/review").json()["findings"]
+    about_them = [
+        f for f in findings if {f["person"], f["other_person"]} & {"Cruise", "Tom Cruise"}
+    ]
+    assert [
+        (f["kind"], f["person"], f["face_id"], f["fix"], f["other_person"]) for f in about_them
+    ] == [("mismatch", "Cruise", lone_face, "move", "Tom Cruise")]
+    assert ("empty", "Nobody Yet", None, "remove_person") in [
+        (f["kind"], f["person"], f["face_id"], f["fix"]) for f in findings
+    ]
+
+    merge = {"from": "Cruise"}
+    key = {"Idempotency-Key": "merge-cruise-1"}
+    merged = c.post("/v1/people/Tom Cruise/merge", json=merge, headers=key)
+    assert merged.status_code == 200, merged.text
+    assert merged.json() == {
+        "name": "Tom Cruise",
+        "face_count": 5,
+        "merged": "Cruise",
+        "faces_moved": 1,
+        "duplicates_dropped": 0,
+    }
+    replayed = c.post("/v1/people/Tom Cruise/merge", json=merge, headers=key)
+    assert replayed.json() == merged.json() and replayed.headers["idempotent-replayed"] == "true"
+    assert c.get("/v1/people/Cruise").status_code == 404
+    faces = c.get("/v1/people/Tom Cruise").json()["faces"]
+    assert lone_face in [f["id"] for f in faces]
+    assert c.get(f"/v1/people/Tom Cruise/faces/{lone_face}/thumbnail").status_code == 200
+    named = c.post("/v1/recognize", files={"image": fifth.read_bytes()}).json()["faces"]
+    assert [f["name"] for f in named] == ["Tom Cruise"]
+    after = c.get("/v1/gallery/review").json()["findings"]
+    assert not [f for f in after if f["kind"] in ("mismatch", "same_person")]
+    assert c.post("/v1/people/Tom Cruise/merge", json=merge).status_code == 404

@@ -198,12 +198,18 @@ class PhotosOut(_Model):
 
 
 class FindingOut(_Model):
-    kind: Literal["mismatch", "duplicate", "small", "blurry"]
+    kind: Literal["mismatch", "same_person", "duplicate", "small", "blurry", "empty"]
     person: str
-    face_id: int
+    face_id: int | None = Field(
+        description="The face the finding is about; for same_person the one of `person` "
+        "closest to `other_person`; null for empty (a finding about the person)."
+    )
     message: str
-    fix: Literal["move", "remove"] = Field(
-        description="move: to other_person (PATCH .../faces/{id}); remove: DELETE the face."
+    fix: Literal["move", "merge", "remove", "remove_person"] = Field(
+        description="move: the face to other_person (PATCH /v1/people/{person}/faces/{face_id} "
+        '{"to": other_person}); merge: person into other_person (POST '
+        '/v1/people/{other_person}/merge {"from": person}); remove: DELETE the face; '
+        "remove_person: DELETE the person (or add photos of them)."
     )
     other_person: str | None
     other_face_id: int | None
