@@ -177,9 +177,17 @@ def embed_call(image: ImageInput) -> Call[schemas.EmbedOut]:
     return Call("POST", "/v1/embed", _model(schemas.EmbedOut), files=_image_files("image", [image]))
 
 
-def verify_call(first: ImageInput, second: ImageInput) -> Call[schemas.VerifyOut]:
+def verify_call(
+    first: ImageInput,
+    second: ImageInput,
+    *,
+    first_face: int | None = None,
+    second_face: int | None = None,
+) -> Call[schemas.VerifyOut]:
     files = _image_files("first", [first]) + _image_files("second", [second])
-    return Call("POST", "/v1/verify", _model(schemas.VerifyOut), files=files)
+    chosen = {"first_face": first_face, "second_face": second_face}
+    params = {k: v for k, v in chosen.items() if v is not None}
+    return Call("POST", "/v1/verify", _model(schemas.VerifyOut), params=params or None, files=files)
 
 
 def predictor_call(image: ImageInput) -> Call[bytes]:
@@ -412,8 +420,17 @@ class Client(_Base):
     def embed(self, image: ImageInput) -> schemas.EmbedOut:
         return self.run(embed_call(image))
 
-    def verify(self, first: ImageInput, second: ImageInput) -> schemas.VerifyOut:
-        return self.run(verify_call(first, second))
+    def verify(
+        self,
+        first: ImageInput,
+        second: ImageInput,
+        *,
+        first_face: int | None = None,
+        second_face: int | None = None,
+    ) -> schemas.VerifyOut:
+        """Whether the two photos show one person: the largest face of each, or the faces
+        ``first_face`` and ``second_face`` (indexes into the answer's ``images[i].faces``)."""
+        return self.run(verify_call(first, second, first_face=first_face, second_face=second_face))
 
     def predictor(self, image: ImageInput) -> bytes:
         return self.run(predictor_call(image))
@@ -533,8 +550,17 @@ class AsyncClient(_Base):
     async def embed(self, image: ImageInput) -> schemas.EmbedOut:
         return await self.run(embed_call(image))
 
-    async def verify(self, first: ImageInput, second: ImageInput) -> schemas.VerifyOut:
-        return await self.run(verify_call(first, second))
+    async def verify(
+        self,
+        first: ImageInput,
+        second: ImageInput,
+        *,
+        first_face: int | None = None,
+        second_face: int | None = None,
+    ) -> schemas.VerifyOut:
+        return await self.run(
+            verify_call(first, second, first_face=first_face, second_face=second_face)
+        )
 
     async def predictor(self, image: ImageInput) -> bytes:
         return await self.run(predictor_call(image))

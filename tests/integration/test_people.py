@@ -137,3 +137,36 @@ def test_the_review_offers_only_the_supported_move_then_a_merge_makes_one_person
     after = c.get("/v1/gallery/review").json()["findings"]
     assert not [f for f in after if f["kind"] in ("mismatch", "same_person")]
     assert c.post("/v1/people/Tom Cruise/merge", json=merge).status_code == 404
+
+
+def test_verify_answers_every_face_and_compares_the_one_chosen(
+    server: Server, faces_dir: Path, people_dir: Path
+) -> None:
+    """Verify compared the largest face without saying which: now it answers every face's box
+    and which was compared, and compares another when asked."""
+    c = server.client
+    pair = (faces_dir / "probes" / "two_people.jpg").read_bytes()
+    obama = (people_dir / "obama" / "obama.jpg").read_bytes()
+    files = {"first": pair, "second": obama}
+    plain = c.post("/v1/verify", files=files).json()
+    first, second = plain["images"]
+    assert len(first["faces"]) == 2 and len(second["faces"]) == 1
+    with Image.open(io.BytesIO(pair)) as shown:
+        assert (first["width"], first["height"]) == shown.size
+    areas = [(b["right"] - b["left"]) * (b["bottom"] - b["top"]) for b in first["faces"]]
+    assert first["compared"] == areas.index(max(areas)) and second["compared"] == 0
+
+    verdicts = []
+    for index in range(2):
+        chosen = c.post(f"/v1/verify?first_face={index}", files=files).json()
+        assert chosen["images"][0]["compared"] == index
+        verdicts.append(chosen["same_person"])
+    assert sorted(verdicts) == [False, True]
+    # And the other face is Biden's.
+    biden = (people_dir / "biden" / "biden.jpg").read_bytes()
+    other = verdicts.index(False)
+    chosen = c.post(f"/v1/verify?first_face={other}", files={"first": pair, "second": biden})
+    assert chosen.json()["same_person"] is True
+
+    wrong = c.post("/v1/verify?second_face=1", files=files)
+    assert wrong.status_code == 422 and "no face 1" in wrong.json()["error"]["message"]

@@ -88,12 +88,26 @@ class EmbedOut(_Model):
     timings_ms: dict[str, float]
 
 
+class VerifiedImageOut(_Model):
+    width: int
+    height: int
+    faces: list[BoxOut] = Field(
+        description="Every face found, in the order first_face/second_face index them."
+    )
+    compared: int = Field(description="The index in `faces` of the face compared.")
+
+
 class VerifyOut(_Model):
     same_person: bool
     distance: float
     threshold: float
     faces_found: list[int]
     notes: list[str]
+    images: list[VerifiedImageOut] | None = Field(
+        default=None,
+        description="The first and the second image: their size, every face's box and which "
+        "was compared (pick another with ?first_face= or ?second_face=).",
+    )
     timings_ms: dict[str, float]
 
 

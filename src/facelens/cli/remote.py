@@ -135,6 +135,7 @@ def remote_verify(
     with handled(ctx) as state, _client(state, url, api_key) as server:
         result = server.verify(first, second).model_dump(mode="json")
         result.pop("timings_ms", None)
+        result.pop("images", None)  # the local command's JSON has no boxes
         model = server.ready().get("profile", "?")
         if as_json:
             print_json(result)
