@@ -59,6 +59,7 @@ M = TypeVar("M", bound=BaseModel)
 API_KEY_HEADER = "X-API-Key"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 PAGE_SIZE = 500
+HOLDERS_PER_CALL = 1000  # the most SHA-256s POST /v1/gallery/photos takes at once
 
 
 def image_bytes(image: ImageInput) -> tuple[str, bytes]:
@@ -117,7 +118,7 @@ class Call(Generic[T]):
     parse: Callable[[httpx.Response], T]
     params: dict[str, Any] | None = None
     json: Any = None
-    files: list[tuple[str, tuple[str, bytes]]] | None = None
+    files: list[tuple[str, tuple[str | None, bytes]]] | None = None  # None: a text part
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     answers: tuple[int, ...] = ()  # error statuses that are answers, not failures
@@ -143,7 +144,7 @@ def _changes(call: Call[T]) -> Call[T]:
 
 def _image_files(
     field_name: str, images: Iterable[ImageInput]
-) -> list[tuple[str, tuple[str, bytes]]]:
+) -> list[tuple[str, tuple[str | None, bytes]]]:
     return [(field_name, image_bytes(image)) for image in images]
 
 
@@ -176,9 +177,17 @@ def embed_call(image: ImageInput) -> Call[schemas.EmbedOut]:
     return Call("POST", "/v1/embed", _model(schemas.EmbedOut), files=_image_files("image", [image]))
 
 
-def verify_call(first: ImageInput, second: ImageInput) -> Call[schemas.VerifyOut]:
+def verify_call(
+    first: ImageInput,
+    second: ImageInput,
+    *,
+    first_face: int | None = None,
+    second_face: int | None = None,
+) -> Call[schemas.VerifyOut]:
     files = _image_files("first", [first]) + _image_files("second", [second])
-    return Call("POST", "/v1/verify", _model(schemas.VerifyOut), files=files)
+    chosen = {"first_face": first_face, "second_face": second_face}
+    params = {k: v for k, v in chosen.items() if v is not None}
+    return Call("POST", "/v1/verify", _model(schemas.VerifyOut), params=params or None, files=files)
 
 
 def predictor_call(image: ImageInput) -> Call[bytes]:
@@ -212,6 +221,36 @@ def create_person_call(name: str) -> Call[schemas.PersonOut]:
     return _changes(Call("POST", "/v1/people", _model(schemas.PersonOut), json={"name": name}))
 
 
+def create_person_with_photos_call(
+    name: str, images: Iterable[ImageInput], *, largest: bool = False
+) -> Call[schemas.EnrolOut]:
+    return _changes(
+        Call(
+            "POST",
+            "/v1/people",
+            _model(schemas.EnrolOut),
+            params={"largest": "true"} if largest else None,
+            # A text part (no file name) for the name, beside the image files.
+            files=[("name", (None, name.encode())), *_image_files("images", images)],
+        )
+    )
+
+
+def merge_person_call(source: str, target: str) -> Call[schemas.PersonMerged]:
+    return _changes(
+        Call(
+            "POST",
+            f"{_person_path(target)}/merge",
+            _model(schemas.PersonMerged),
+            json={"from": source},
+        )
+    )
+
+
+def photo_holders_call(sha256s: list[str]) -> Call[schemas.PhotosOut]:
+    return Call("POST", "/v1/gallery/photos", _model(schemas.PhotosOut), json={"sha256": sha256s})
+
+
 def rename_person_call(name: str, new_name: str) -> Call[schemas.PersonOut]:
     return _changes(
         Call("PATCH", _person_path(name), _model(schemas.PersonOut), json={"name": new_name})
@@ -223,14 +262,17 @@ def delete_person_call(name: str) -> Call[schemas.PersonDeleted]:
 
 
 def add_faces_call(
-    name: str, images: Iterable[ImageInput], *, largest: bool = False
+    name: str, images: Iterable[ImageInput], *, largest: bool = False, create: bool = False
 ) -> Call[schemas.EnrolOut]:
+    params = {"largest": "true"} if largest else {}
+    if create:
+        params["create"] = "true"
     return _changes(
         Call(
             "POST",
             f"{_person_path(name)}/faces",
             _model(schemas.EnrolOut),
-            params={"largest": "true"} if largest else None,
+            params=params or None,
             files=_image_files("images", images),
         )
     )
@@ -378,8 +420,17 @@ class Client(_Base):
     def embed(self, image: ImageInput) -> schemas.EmbedOut:
         return self.run(embed_call(image))
 
-    def verify(self, first: ImageInput, second: ImageInput) -> schemas.VerifyOut:
-        return self.run(verify_call(first, second))
+    def verify(
+        self,
+        first: ImageInput,
+        second: ImageInput,
+        *,
+        first_face: int | None = None,
+        second_face: int | None = None,
+    ) -> schemas.VerifyOut:
+        """Whether the two photos show one person: the largest face of each, or the faces
+        ``first_face`` and ``second_face`` (indexes into the answer's ``images[i].faces``)."""
+        return self.run(verify_call(first, second, first_face=first_face, second_face=second_face))
 
     def predictor(self, image: ImageInput) -> bytes:
         return self.run(predictor_call(image))
@@ -398,7 +449,28 @@ class Client(_Base):
         return self.run(person_call(name))
 
     def create_person(self, name: str) -> schemas.PersonOut:
+        """A person with no faces yet (see :meth:`create_person_with_photos`)."""
         return self.run(create_person_call(name))
+
+    def create_person_with_photos(
+        self, name: str, images: Iterable[ImageInput], *, largest: bool = False
+    ) -> schemas.EnrolOut:
+        """A new person, created only if a face of ``images`` is enrolled: per photo, what
+        was enrolled or why not. If none is, nobody is created: :class:`APIError`
+        ``nothing_enrolled`` (422) saying why for each photo."""
+        return self.run(create_person_with_photos_call(name, images, largest=largest))
+
+    def merge_person(self, source: str, target: str) -> schemas.PersonMerged:
+        """Every face of ``source`` moves to ``target``; ``source`` is deleted."""
+        return self.run(merge_person_call(source, target))
+
+    def photo_holders(self, sha256s: Iterable[str]) -> list[schemas.PhotoHolder]:
+        """Who holds faces of the photos whose files have these SHA-256s (hex)."""
+        wanted = list(dict.fromkeys(sha256s))
+        found: list[schemas.PhotoHolder] = []
+        for start in range(0, len(wanted), HOLDERS_PER_CALL):
+            found += self.run(photo_holders_call(wanted[start : start + HOLDERS_PER_CALL])).photos
+        return found
 
     def rename_person(self, name: str, new_name: str) -> schemas.PersonOut:
         return self.run(rename_person_call(name, new_name))
@@ -407,9 +479,16 @@ class Client(_Base):
         return self.run(delete_person_call(name))
 
     def add_faces(
-        self, name: str, images: Iterable[ImageInput], *, largest: bool = False
+        self,
+        name: str,
+        images: Iterable[ImageInput],
+        *,
+        largest: bool = False,
+        create: bool = False,
     ) -> schemas.EnrolOut:
-        return self.run(add_faces_call(name, images, largest=largest))
+        """Enrol photos of ``name``; with ``create``, a person who does not exist is created
+        with the first face stored (never empty)."""
+        return self.run(add_faces_call(name, images, largest=largest, create=create))
 
     def delete_face(self, name: str, face_id: int) -> schemas.FaceDeleted:
         return self.run(delete_face_call(name, face_id))
@@ -471,8 +550,17 @@ class AsyncClient(_Base):
     async def embed(self, image: ImageInput) -> schemas.EmbedOut:
         return await self.run(embed_call(image))
 
-    async def verify(self, first: ImageInput, second: ImageInput) -> schemas.VerifyOut:
-        return await self.run(verify_call(first, second))
+    async def verify(
+        self,
+        first: ImageInput,
+        second: ImageInput,
+        *,
+        first_face: int | None = None,
+        second_face: int | None = None,
+    ) -> schemas.VerifyOut:
+        return await self.run(
+            verify_call(first, second, first_face=first_face, second_face=second_face)
+        )
 
     async def predictor(self, image: ImageInput) -> bytes:
         return await self.run(predictor_call(image))
@@ -492,6 +580,22 @@ class AsyncClient(_Base):
     async def create_person(self, name: str) -> schemas.PersonOut:
         return await self.run(create_person_call(name))
 
+    async def create_person_with_photos(
+        self, name: str, images: Iterable[ImageInput], *, largest: bool = False
+    ) -> schemas.EnrolOut:
+        return await self.run(create_person_with_photos_call(name, images, largest=largest))
+
+    async def merge_person(self, source: str, target: str) -> schemas.PersonMerged:
+        return await self.run(merge_person_call(source, target))
+
+    async def photo_holders(self, sha256s: Iterable[str]) -> list[schemas.PhotoHolder]:
+        wanted = list(dict.fromkeys(sha256s))
+        found: list[schemas.PhotoHolder] = []
+        for start in range(0, len(wanted), HOLDERS_PER_CALL):
+            call = photo_holders_call(wanted[start : start + HOLDERS_PER_CALL])
+            found += (await self.run(call)).photos
+        return found
+
     async def rename_person(self, name: str, new_name: str) -> schemas.PersonOut:
         return await self.run(rename_person_call(name, new_name))
 
@@ -499,9 +603,14 @@ class AsyncClient(_Base):
         return await self.run(delete_person_call(name))
 
     async def add_faces(
-        self, name: str, images: Iterable[ImageInput], *, largest: bool = False
+        self,
+        name: str,
+        images: Iterable[ImageInput],
+        *,
+        largest: bool = False,
+        create: bool = False,
     ) -> schemas.EnrolOut:
-        return await self.run(add_faces_call(name, images, largest=largest))
+        return await self.run(add_faces_call(name, images, largest=largest, create=create))
 
     async def delete_face(self, name: str, face_id: int) -> schemas.FaceDeleted:
         return await self.run(delete_face_call(name, face_id))

@@ -8,13 +8,13 @@ run keeps everything finished before the interruption.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from facelens.batch import FileResult, analyze_files
-from facelens.errors import InputPathError, InvalidValue, ModelError
+from facelens.errors import InputPathError, InvalidValue, ModelError, NotFound
 from facelens.gallery import Gallery, NewFace, SourceRecord
 from facelens.gallery.base import name_key, normalize_name
 from facelens.imaging import IMAGE_SUFFIXES
@@ -102,8 +102,8 @@ def plan_enrolment(root: Path) -> EnrolmentPlan:
         if twin != entry:
             raise InputPathError(
                 f"{root}: the folders {twin.name!r} and {entry.name!r} name the same person "
-                "(they differ only in case, width, Unicode form, as folders copied from "
-                "macOS can, or characters that show nothing, such as joiners); merge them or "
+                "(they differ only in case, spacing, width, Unicode form, as folders copied "
+                "from macOS can, or characters that show nothing, such as joiners); merge them or "
                 "rename one. Nothing was enrolled."
             )
         people.append(name)
@@ -161,6 +161,12 @@ def enrolled_before(gallery: Gallery, person: str, sha256: str) -> PhotoOutcome 
     return PhotoOutcome("already_enrolled", [f.id for f in same], same[0].box, None)
 
 
+# Who an upload may create: nobody (the person must exist), the person if missing (DeepStack's
+# register), or a new person only (one who exists is a conflict). Whoever is created is
+# created with the photo's face, in one transaction: never empty.
+Create = Literal["never", "if_missing", "new"]
+
+
 def enroll_photo(
     gallery: Gallery,
     person: str,
@@ -170,14 +176,21 @@ def enroll_photo(
     *,
     take_largest: bool,
     largest_hint: str,
+    create: Create = "never",
 ) -> PhotoOutcome:
-    """Store the face of one analysed photo for an existing ``person``; never the same twice.
+    """Store the face of one analysed photo for ``person``; never the same twice.
 
     The embedding, box and a small thumbnail are kept, never the photo; skipped photos leave
-    no record.
-    :class:`NotFound` if the person does not exist (no one is created here).
+    no record. ``create`` says whether the person may be created with the face; with
+    ``never``, :class:`NotFound` if they do not exist.
     """
-    previous = enrolled_before(gallery, person, sha256)  # also checks that the person exists
+    previous = None
+    if create != "new":
+        try:
+            previous = enrolled_before(gallery, person, sha256)  # also: does the person exist
+        except NotFound:
+            if create == "never":
+                raise
     if previous is not None:
         return previous
     faces, reason = _faces_to_store(analysis.faces, take_largest, largest_hint)
@@ -189,6 +202,7 @@ def enroll_photo(
         f"{UPLOAD_PREFIX}{label}#{sha256[:12]}",
         [NewFace.of(f) for f in faces],
         None,
+        new_person=create == "new",
     )
     return PhotoOutcome("enrolled", ids, faces[0].box, None)
 
@@ -205,20 +219,26 @@ def engine_for(gallery: Gallery, settings: Settings, engine: Engine | None = Non
     return engine
 
 
+def renamed_folders(holders: Mapping[str, set[str]]) -> dict[str, str]:
+    """Folders whose photos the gallery holds under one other name only (the person was
+    renamed, or merged into another, after an earlier enrolment): folder name → that person,
+    who the folder's photos go to. ``holders``: per folder, who holds any of its photos."""
+    return {
+        folder: next(iter(names))
+        for folder, names in holders.items()
+        if len(names) == 1 and folder not in names
+    }
+
+
 def _renamed_folders(plan: EnrolmentPlan, sources: list[SourceRecord]) -> dict[str, str]:
-    """Folders whose files the gallery holds under one other name only (the person was renamed
-    after an earlier enrolment): folder name → that person, who the folder's photos go to."""
+    """:func:`renamed_folders`, by the paths the gallery recorded at earlier enrolments."""
     holders: dict[str, set[str]] = {}
     by_path = {s.path: s.person for s in sources}
     for planned in plan.files:
         holder = by_path.get(str(planned.path))
         if holder is not None:
             holders.setdefault(planned.person, set()).add(holder)
-    return {
-        folder: next(iter(names))
-        for folder, names in holders.items()
-        if len(names) == 1 and folder not in names
-    }
+    return renamed_folders(holders)
 
 
 def enroll_folder(

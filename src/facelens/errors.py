@@ -49,6 +49,12 @@ class NoFaceFound(FaceLensError):
     code = "no_face"
 
 
+class NothingEnrolled(NoFaceFound):
+    """No photo of a request gave a face to enrol, so the person it was to create was not."""
+
+    code = "nothing_enrolled"
+
+
 class InputPathError(FaceLensError):
     """A path given by the user does not exist, is the wrong kind, or holds nothing usable."""
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from facelens.errors import NoFaceFound
+from facelens.errors import InvalidValue, NoFaceFound
 from facelens.imaging import DecodedImage, downscale, face_thumbnail, sharpness
 from facelens.matching import GalleryIndex, Match, Scoring, identify, pair_distance
 from facelens.models.base import (
@@ -90,31 +90,58 @@ class RecognizedFace:
 
 @dataclass(frozen=True, slots=True)
 class Verification:
-    """Whether two images show the same person (largest face of each)."""
+    """Whether two images show the same person: the largest face of each, or the faces
+    chosen (``compared``: their indexes in each analysis's ``faces``)."""
 
     same_person: bool
     distance: float
     threshold: float
     faces_found: tuple[int, int]
+    compared: tuple[int, int] = (0, 0)
+    chosen: tuple[bool, bool] = (False, False)
 
     @classmethod
-    def compare(cls, first: Analysis, second: Analysis, scoring: Scoring) -> Verification:
-        """Compare the largest face of each analysis; needs no model."""
-        faces = []
-        for which, analysis in (("first", first), ("second", second)):
+    def compare(
+        cls,
+        first: Analysis,
+        second: Analysis,
+        scoring: Scoring,
+        choose: tuple[int | None, int | None] = (None, None),
+    ) -> Verification:
+        """Compare the largest face of each analysis, or the face ``choose`` names (its
+        index in that analysis's ``faces``); needs no model."""
+        faces, compared = [], []
+        for which, analysis, index in (("first", first, choose[0]), ("second", second, choose[1])):
             if not analysis.faces:
                 raise NoFaceFound(f"No face was found in the {which} image.")
-            faces.append(analysis.largest())
+            if index is None:  # the largest (the first of equals, as Analysis.largest)
+                index = max(range(len(analysis.faces)), key=lambda k: analysis.faces[k].box.area)
+            elif not 0 <= index < len(analysis.faces):
+                count = len(analysis.faces)
+                raise InvalidValue(
+                    f"The {which} image has {count} face{'s' if count != 1 else ''} "
+                    f"(0 to {count - 1}): there is no face {index} in it."
+                )
+            faces.append(analysis.faces[index])
+            compared.append(index)
         distance = pair_distance(faces[0].embedding, faces[1].embedding, scoring.metric)
         threshold = scoring.threshold
         return cls(
-            distance <= threshold, distance, threshold, (len(first.faces), len(second.faces))
+            distance <= threshold,
+            distance,
+            threshold,
+            (len(first.faces), len(second.faces)),
+            (compared[0], compared[1]),
+            (choose[0] is not None, choose[1] is not None),
         )
 
     def as_dict(self) -> dict[str, Any]:
         notes = [
-            f"image {i} has {n} faces; the largest was used"
-            for i, n in enumerate(self.faces_found, start=1)
+            f"image {i} has {n} faces; "
+            + (f"face {index} was used, as asked" if chosen else "the largest was used")
+            for i, (n, index, chosen) in enumerate(
+                zip(self.faces_found, self.compared, self.chosen, strict=True), start=1
+            )
             if n > 1
         ]
         return {

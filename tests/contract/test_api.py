@@ -280,3 +280,121 @@ def test_an_http_client_is_never_told_to_run_a_command(api: TestClient) -> None:
     from facelens.gallery.sqlite import _not_found
 
     assert "'facelens people list'" in _not_found("nobody").message
+
+
+def test_names_that_differ_only_in_spacing_are_refused_on_every_route(tmp_path: Path) -> None:
+    """'Tom  Cruise' beside 'Tom Cruise' looked like one name in HTML and led a user to delete
+    the real person: every way a name comes in refuses it, naming who exists, and nothing is
+    merged or created."""
+    spaced = ["Tom  Cruise", "Tom \u3000Cruise", "Tom\u00a0 Cruise", "Tom   Cruise "]
+    face = photo((RED, LEFT))
+    with served(tmp_path) as api:
+        assert api.post("/v1/people", data={"name": "Tom Cruise"}, files={"images": face})
+        api.post("/v1/people", json={"name": "Ann"})
+        for name in spaced:
+            quoted = name.replace(" ", "%20")
+            answers = {
+                "create": api.post("/v1/people", json={"name": name}),
+                "create with photos": api.post(
+                    "/v1/people", data={"name": name}, files={"images": face}
+                ),
+                "add faces, creating": api.post(
+                    f"/v1/people/{quoted}/faces?create=true", files={"images": face}
+                ),
+                "rename": api.patch("/v1/people/Ann", json={"name": name}),
+                "merge": api.post(f"/v1/people/{quoted}/merge", json={"from": "Ann"}),
+                "deepstack register": api.post(
+                    "/v1/vision/face/register", data={"userid": name}, files={"image": face}
+                ),
+                "compreface subject": api.post(
+                    "/api/v1/recognition/subjects", json={"subject": name}
+                ),
+                "compreface face": api.post(
+                    "/api/v1/recognition/faces", params={"subject": name}, files={"file": face}
+                ),
+                "compreface rename": api.put(
+                    "/api/v1/recognition/subjects/Ann", json={"subject": name}
+                ),
+            }
+            for route, answer in answers.items():
+                where = f"{route} {name!r}"
+                if route == "merge":  # a look-alike finds nobody: nobody to merge into
+                    assert answer.status_code == 404, where
+                    continue
+                assert answer.status_code in (400, 409), f"{where}: {answer.text}"
+                assert "'Tom Cruise'" in answer.text, where
+                if route.startswith("create"):
+                    assert "spacing" in answer.text, where
+        people = api.get("/v1/people").json()["people"]
+        assert [(p["name"], p["face_count"]) for p in people] == [("Ann", 0), ("Tom Cruise", 1)]
+
+
+def test_a_person_is_created_with_their_photos_or_not_at_all(tmp_path: Path) -> None:
+    """POST /v1/people with photos: the console's one call for "Add person". JSON base64 or a
+    multipart form; per photo what happened; if no face, nobody is created."""
+    pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"
+    with served(tmp_path) as api:
+        none = api.post(
+            "/v1/people",
+            data={"name": "ruby"},
+            files=[("images", ("a.pdf", pdf)), ("images", ("blank.png", photo()))],
+        )
+        assert none.status_code == 422
+        assert set(none.json()) == {"error", "results"}
+        assert none.json()["error"]["code"] == "nothing_enrolled"
+        assert [r["status"] for r in none.json()["results"]] == ["skipped", "skipped"]
+        assert api.get("/v1/people").json()["total"] == 0
+
+        group = base64.b64encode(photo((RED, LEFT), (BLUE, Box(200, 40, 240, 80)))).decode()
+        as_json = api.post(
+            "/v1/people?largest=true",
+            json={"name": "ruby", "images": [group, group]},  # the same photo twice: once
+        )
+        assert as_json.status_code == 201, as_json.text
+        assert as_json.json()["face_count"] == 1
+        results = as_json.json()["results"]
+        assert sorted(r["status"] for r in results) == ["already_enrolled", "enrolled"]
+        assert results[0]["box"] == {"left": 20, "top": 40, "right": 100, "bottom": 120}
+        for body, why in (
+            ({"name": "x", "images": []}, "no image"),
+            ({"name": "x", "images": "abc"}, "list of base64"),
+            ({"name": "x", "photos": []}, "Extra inputs"),
+        ):
+            refused = api.post("/v1/people", json=body)
+            assert refused.status_code == 422 and why in refused.text, refused.text
+        no_photo = api.post("/v1/people", files={"name": (None, b"x")})
+        assert no_photo.status_code == 422 and "holds no photo" in no_photo.text
+        no_name = api.post("/v1/people", files={"images": photo((RED, LEFT))})
+        assert no_name.status_code == 422 and "'name'" in no_name.text
+        assert api.get("/v1/people").json()["total"] == 1
+
+
+def test_merging_people_keeps_every_face_and_is_idempotent(tmp_path: Path) -> None:
+    with served(tmp_path) as api:
+        api.post("/v1/people", data={"name": "ruby"}, files={"images": photo((RED, LEFT))})
+        api.post(
+            "/v1/people",
+            data={"name": "Ruby R"},
+            files=[
+                ("images", ("a.png", photo((RED, RIGHT)))),
+                ("images", ("b.png", photo((RED, LEFT)))),
+            ],
+        )
+        key = {"Idempotency-Key": "merge-1"}
+        merged = api.post("/v1/people/ruby/merge", json={"from": "Ruby R"}, headers=key)
+        assert merged.status_code == 200, merged.text
+        assert merged.json() == {
+            "name": "ruby",
+            "face_count": 3,
+            "merged": "Ruby R",
+            "faces_moved": 2,
+            "duplicates_dropped": 0,
+        }
+        again = api.post("/v1/people/ruby/merge", json={"from": "Ruby R"}, headers=key)
+        assert again.json() == merged.json()
+        assert api.get("/v1/people/Ruby R").status_code == 404
+        both = api.post("/v1/recognize", content=photo((RED, RIGHT))).json()["faces"]
+        assert [f["name"] for f in both] == ["ruby"]
+        assert api.post("/v1/people/ruby/merge", json={"from": "ruby"}).status_code == 422
+        assert api.post("/v1/people/ruby/merge", json={"source": "x"}).status_code == 422
+        assert api.post("/v1/people/nobody/merge", json={"from": "ruby"}).status_code == 404

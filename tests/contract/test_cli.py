@@ -4,6 +4,7 @@ JSON shapes and exit codes in seconds. Real recognition and signals: tests/integ
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,3 +108,55 @@ def test_the_enrolment_report_shows_names_and_paths_as_they_are_never_reordered(
     assert any(
         line.startswith(f"ignored {tmp_path}/[red]ro\\u202eot/a\\u202eb: ") for line in lines
     )
+
+
+def test_merge_moves_every_face_and_the_next_enrolment_follows_it(tmp_path: Path) -> None:
+    people = tmp_path / "people"
+    for folder, box in (("ruby", Box(10, 10, 60, 60)), ("Ruby R", Box(100, 50, 160, 110))):
+        (people / folder).mkdir(parents=True)
+        (people / folder / "a.png").write_bytes(photo((RED, box)))
+    data = tmp_path / "data"
+    assert facelens(data, "enroll", str(people))[0] == 0
+    code, out = facelens(data, "people", "merge", "Ruby R", "ruby")
+    assert code == 0, out
+    assert "merged 'Ruby R' into 'ruby': 1 face moved; 'Ruby R' is removed" in out
+    assert json.loads(facelens(data, "people", "list", "--json")[1]) == [
+        {"name": "ruby", "faces": 2}
+    ]
+    # The folder 'Ruby R' now belongs to ruby: not enrolled again as a person of its own.
+    code, out = facelens(data, "enroll", str(people), "--json")
+    assert code == 0, out
+    (person,) = json.loads(out)["people"]
+    assert (person["name"], person["unchanged"], person["enrolled"]) == ("ruby", 2, 0)
+    assert json.loads(facelens(data, "people", "list", "--json")[1]) == [
+        {"name": "ruby", "faces": 2}
+    ]
+    assert facelens(data, "people", "merge", "ruby", "ruby")[0] == 9  # an unusable value
+    assert facelens(data, "people", "merge", "nobody", "ruby")[0] == 7
+
+
+def test_folders_and_renames_that_differ_only_in_spacing_are_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = tmp_path / "first"
+    (first / "Tom Cruise").mkdir(parents=True)
+    (first / "Tom Cruise" / "a.png").write_bytes(photo((RED, Box(10, 10, 60, 60))))
+    assert facelens(data, "enroll", str(first))[0] == 0
+    spaced = tmp_path / "spaced"
+    (spaced / "Tom  Cruise").mkdir(parents=True)
+    (spaced / "Tom  Cruise" / "b.png").write_bytes(photo((RED, Box(100, 50, 160, 110))))
+    code, out = facelens(data, "enroll", str(spaced))
+    assert code == 8 and "same name as 'Tom Cruise'" in out and "spacing" in out, out
+    both = tmp_path / "both"
+    shutil.copytree(first / "Tom Cruise", both / "Tom Cruise")
+    shutil.copytree(spaced / "Tom  Cruise", both / "Tom  Cruise")
+    code, out = facelens(tmp_path / "other", "enroll", str(both))
+    assert code == 3 and "name the same person" in out, out
+    (first / "Ann").mkdir()
+    (first / "Ann" / "c.png").write_bytes(photo((BLUE, Box(10, 10, 60, 60))))
+    assert facelens(data, "enroll", str(first))[0] == 0
+    code, out = facelens(data, "people", "rename", "Ann", "Tom\u00a0 Cruise")
+    assert code == 8 and "'Tom Cruise' already exists" in out, out
+    assert json.loads(facelens(data, "people", "list", "--json")[1]) == [
+        {"name": "Ann", "faces": 1},
+        {"name": "Tom Cruise", "faces": 1},
+    ]

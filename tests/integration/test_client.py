@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -15,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from facelens.client import Client, RetryPolicy
+from facelens.errors import APIError
 from facelens.keys import KeyStore
 from tests.helpers import Probe
 from tests.server import FACELENS, Server
@@ -196,6 +199,90 @@ def test_remote_exit_codes_follow_the_local_ones(
         env={**os.environ, "FACELENS_REMOTE_DEADLINE_S": "2"},
     )
     assert unreachable.returncode == 10 and "No answer" in unreachable.stderr
+
+
+def reencoded(source: Path, target: Path, quality: int = 91) -> Path:
+    """The photo at ``source`` saved again (other bytes, another SHA-256): a photo no other
+    test of this module's server has enrolled."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.open(source).convert("RGB").save(target, "JPEG", quality=quality)
+    return target
+
+
+def people_on(server: Keyed) -> dict[str, int]:
+    listed = json.loads(remote(server, "people", "list", "--json").stdout)
+    return {p["name"]: p["faces"] for p in listed}
+
+
+def test_remote_enroll_follows_a_rename_and_a_merge_instead_of_making_duplicates(
+    server: Keyed, people_dir: Path, tmp_path: Path
+) -> None:
+    """Local enrolment keeps each file's path, so a renamed person keeps their folder; the
+    server saw only uploads, and 'remote enroll' made the folder's person again with every
+    photo. It now asks the server who holds its photos (by their SHA-256)."""
+    root = tmp_path / "people"
+    biden = sorted((people_dir / "biden").iterdir())
+    for n, photo in enumerate(biden):
+        reencoded(photo, root / "vp" / f"{n}.jpg")
+    first = remote(server, "enroll", str(root), "--json")
+    assert first.returncode == 0, first.stderr
+    assert remote(server, "people", "rename", "vp", "Vice President").returncode == 0
+
+    again = remote(server, "enroll", str(root), "--json")
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)["people"]
+    assert [(p["name"], p["folder"], p["unchanged"], p["enrolled"]) for p in report] == [
+        ("Vice President", "vp", 2, 0)
+    ]
+    assert "was enrolled before as 'Vice President'" in remote(server, "enroll", str(root)).stdout
+    assert "vp" not in people_on(server)
+
+    # One more folder of him under another name, merged into him: followed the same way.
+    reencoded(biden[0], root / "Joe" / "older.jpg", quality=80)
+    assert remote(server, "enroll", str(root)).returncode == 0
+    assert people_on(server)["Joe"] == 1
+    merged = remote(server, "people", "merge", "Joe", "Vice President")
+    assert merged.returncode == 0, merged.stderr
+    assert "merged 'Joe' into 'Vice President': 1 face moved" in merged.stdout
+    third = json.loads(remote(server, "enroll", str(root), "--json").stdout)["people"]
+    assert [(p["name"], p["unchanged"], p["enrolled"]) for p in third] == [("Vice President", 3, 0)]
+    on_server = people_on(server)
+    assert on_server["Vice President"] == 3 and not {"vp", "Joe"} & set(on_server)
+    assert remote(server, "people", "remove", "Vice President").returncode == 0
+
+
+def test_remote_enroll_never_leaves_an_empty_person_nor_a_look_alike(
+    server: Keyed, people_dir: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "people"
+    (root / "Nobody Here").mkdir(parents=True)
+    (root / "Nobody Here" / "blank.png").write_bytes(_blank_png())
+    reencoded(people_dir / "biden" / "biden.jpg", root / "Joe Biden" / "a.jpg")
+    done = remote(server, "enroll", str(root), "--json")
+    assert done.returncode == 1, done.stderr
+    assert "Nobody Here" not in people_on(server)
+    assert people_on(server)["Joe Biden"] == 1
+
+    spaced = tmp_path / "spaced"
+    reencoded(people_dir / "biden" / "biden2.jpg", spaced / "Joe  Biden" / "b.jpg")
+    refused = remote(server, "enroll", str(spaced), "--json")
+    assert refused.returncode == 1
+    ((person,),) = [json.loads(refused.stdout)["people"]]
+    assert "same name as 'Joe Biden'" in person["skipped"][0]["reason"]
+    assert people_on(server)["Joe Biden"] == 1 and "Joe  Biden" not in people_on(server)
+
+    with Client(server.url, api_key=server.key) as client:
+        with pytest.raises(APIError) as nothing:
+            client.create_person_with_photos("Ghost", [_blank_png()])
+        assert (nothing.value.status, nothing.value.code) == (422, "nothing_enrolled")
+        photo = (people_dir / "rose_leslie" / "img1.jpg").read_bytes()
+        made = client.create_person_with_photos("Rose L", [photo, _blank_png()])
+        assert (made.enrolled, made.face_count) == (1, 1)
+        held = client.photo_holders([hashlib.sha256(photo).hexdigest()])
+        assert "Rose L" in {h.person for h in held}
+        assert client.merge_person("Rose L", "Joe Biden").face_count == 2
+    assert "Ghost" not in people_on(server)
+    assert remote(server, "people", "remove", "Joe Biden").returncode == 0
 
 
 def _blank_png() -> bytes:

@@ -102,3 +102,74 @@ def test_distances_over_several_blocks_agree_with_one() -> None:
     finally:
         module._BLOCK = saved
     assert [(f.kind, f.face_id) for f in whole] == [("mismatch", 40)]
+
+
+def test_one_person_under_two_names_is_offered_one_move_not_moves_both_ways() -> None:
+    """'Tom  Cruise' (one face) beside 'Tom Cruise' (four): the old review also offered to
+    move two of the real person's faces to the one-face name, as they were nearer its one
+    face than their own others on average. A face within the threshold of its own person is
+    where it belongs: only the lone face is offered a move."""
+    faces = [(i, "Tom Cruise", near("ann")) for i in range(1, 5)]
+    faces.append((5, "Tom  Cruise", near("ann")))
+    found = review(stored(*faces), [], SCORING)
+    assert [(f.kind, f.person, f.face_id, f.fix, f.other_person) for f in found] == [
+        ("mismatch", "Tom  Cruise", 5, "move", "Tom Cruise")
+    ]
+
+
+def test_two_names_of_several_faces_each_are_offered_a_merge_of_the_smaller() -> None:
+    faces = [(i, "ann", near("ann")) for i in range(1, 5)]
+    faces += [(5, "Ann B", near("ann")), (6, "Ann B", near("ann"))]
+    faces += [(7, "bob", near("bob")), (8, "bob", near("bob"))]
+    (finding,) = review(stored(*faces), [], SCORING)
+    assert (finding.kind, finding.person, finding.fix, finding.other_person) == (
+        "same_person",
+        "Ann B",
+        "merge",
+        "ann",
+    )
+    assert finding.face_id in (5, 6) and finding.other_face_id in range(1, 5)
+    assert "merge 'Ann B' into 'ann'" in finding.message
+
+
+def test_two_one_face_people_alike_are_offered_one_move_the_later_into_the_earlier() -> None:
+    faces = [(3, "ann", near("ann")), (8, "Ann", near("ann")), (9, "bob", near("bob"))]
+    (finding,) = review(stored(*faces), [], SCORING)
+    assert (finding.person, finding.face_id, finding.fix, finding.other_person) == (
+        "Ann",
+        8,
+        "move",
+        "ann",
+    )
+
+
+def test_a_stray_face_is_moved_and_the_lone_face_it_resembles_is_left_alone() -> None:
+    """'cy' holds their own face and one of bob's; 'bob' has one face. Bob's face in cy is
+    beyond the threshold of cy's own (0.7): it moves to bob. Bob's only face is within the
+    threshold of cy as a whole (mean 0.36): the old review also offered to move it to cy."""
+
+    def unit(cos: float) -> np.ndarray:
+        v = np.zeros(64)
+        v[0], v[1] = cos, np.sqrt(1 - cos**2)
+        return v
+
+    faces = [(1, "cy", unit(0.3)), (2, "cy", unit(0.98)), (3, "bob", unit(1.0))]
+    found = review(stored(*faces), [], SCORING)
+    assert [(f.person, f.face_id, f.fix, f.other_person) for f in found] == [
+        ("cy", 2, "move", "bob")
+    ]
+
+
+def test_a_person_with_no_face_is_flagged() -> None:
+    from facelens.gallery.base import PersonSummary
+
+    faces = [(1, "ann", near("ann"))]
+    people = [PersonSummary("ann", 1), PersonSummary("Tom", 0)]
+    (empty,) = review(stored(*faces), [record(1, "ann")], SCORING, people)
+    assert (empty.kind, empty.person, empty.face_id, empty.fix) == (
+        "empty",
+        "Tom",
+        None,
+        "remove_person",
+    )
+    assert "no face" in empty.message

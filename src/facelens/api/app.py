@@ -19,6 +19,7 @@ from facelens.api import (
     health,
     kserve,
     people,
+    photos,
     recognition,
     review,
     streams,
@@ -66,6 +67,7 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(recognition.router)
     app.include_router(people.router)
+    app.include_router(photos.router)
     app.include_router(review.router)
     app.include_router(events.router)
     app.include_router(streams.router)

@@ -227,43 +227,92 @@ def read_images(body: bytes, content_type: str | None, names: tuple[str, ...]) -
     raise UnsupportedMediaType(_unsupported(kind))
 
 
+def _image_parts(parts: list[Part]) -> list[Upload]:
+    """The images of a multipart body: file parts, and parts named ``image`` or ``images``."""
+    return [
+        Upload(filename or name or f"part {i}", data)
+        for i, (name, filename, data) in enumerate(parts, 1)
+        if filename is not None or name in ("image", "images")
+    ]
+
+
+def _json_images(values: object) -> list[Upload]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise InvalidValue("The JSON field 'images' must be a list of base64 strings.")
+    return [
+        Upload(f"images[{i}]", decode_base64(v.encode("ascii", "replace"), what=f"images[{i}]"))
+        for i, v in enumerate(values)
+    ]
+
+
+def _counted(uploads: list[Upload]) -> list[Upload]:
+    if not uploads:
+        raise InvalidValue("The request holds no image: send at least one.")
+    if len(uploads) > MAX_IMAGES_PER_REQUEST:
+        raise InvalidValue(
+            f"{len(uploads)} images in one request; send at most {MAX_IMAGES_PER_REQUEST}."
+        )
+    return uploads
+
+
 def read_image_list(body: bytes, content_type: str | None) -> list[Upload]:
     """Any number of images: multipart file parts, JSON ``images`` list (or ``image``), raw."""
     kind = media_type(content_type)
     uploads: list[Upload]
     if kind == "multipart/form-data":
-        uploads = [
-            Upload(filename or name or f"part {i}", data)
-            for i, (name, filename, data) in enumerate(_multipart(body, content_type or ""), 1)
-            if filename is not None or name in ("image", "images")
-        ]
+        uploads = _image_parts(_multipart(body, content_type or ""))
     elif kind == "application/json":
         obj = _json_object(body)
-        if "images" in obj:
-            values = obj["images"]
-            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                raise InvalidValue("The JSON field 'images' must be a list of base64 strings.")
-            uploads = [
-                Upload(
-                    f"images[{i}]", decode_base64(v.encode("ascii", "replace"), what=f"images[{i}]")
-                )
-                for i, v in enumerate(values)
-            ]
-        else:
-            uploads = [_json_image(obj, "image")]
+        uploads = _json_images(obj["images"]) if "images" in obj else [_json_image(obj, "image")]
     elif kind in ("", *RAW_TYPES) or kind.startswith("image/"):
         if not body:
             raise EmptyBody("The body is empty: send an image (JPEG, PNG or WebP).")
         uploads = [Upload("image", body)]
     else:
         raise UnsupportedMediaType(_unsupported(kind))
-    if not uploads:
-        raise InvalidValue("The request holds no image: add at least one file part.")
-    if len(uploads) > MAX_IMAGES_PER_REQUEST:
-        raise InvalidValue(
-            f"{len(uploads)} images in one request; send at most {MAX_IMAGES_PER_REQUEST}."
-        )
-    return uploads
+    return _counted(uploads)
+
+
+@dataclass(frozen=True, slots=True)
+class NewPerson:
+    """``POST /v1/people``'s body: a name, and the photos to enrol them from (None: JSON
+    without ``images``, a person with no faces yet)."""
+
+    fields: dict[str, Any]
+    images: list[Upload] | None
+
+
+NO_PHOTO = (
+    "The form holds no photo: add at least one image file to enrol the person from (or send "
+    'JSON {"name": ...} to create a person with no faces).'
+)
+
+
+def read_new_person(body: bytes, content_type: str | None) -> NewPerson:
+    """A JSON object (``name``, and optionally ``images`` as base64) or a multipart form (a
+    text field ``name`` and image files); the fields are checked by the caller."""
+    kind = media_type(content_type)
+    if kind == "multipart/form-data":
+        parts = _multipart(body, content_type or "")
+        names = [data for name, filename, data in parts if filename is None and name == "name"]
+        if len(names) != 1:
+            raise InvalidValue(
+                "The multipart body needs one text field 'name' (the person's name) beside the "
+                "image files."
+            )
+        images = _image_parts(parts)
+        if not images:
+            raise InvalidValue(NO_PHOTO)
+        return NewPerson({"name": names[0].decode("utf-8", "replace")}, _counted(images))
+    if kind == "application/json":
+        obj = _json_object(body)
+        listed = _counted(_json_images(obj.pop("images"))) if "images" in obj else None
+        return NewPerson(obj, listed)
+    raise UnsupportedMediaType(
+        f"Content-Type {kind or 'none'!r} is not read here: send JSON "
+        '{"name": "Ada"} (with "images": [<base64>, ...] to enrol photos at once) or a '
+        "multipart/form-data form with a text field 'name' and image files."
+    )
 
 
 @dataclass(frozen=True, slots=True)

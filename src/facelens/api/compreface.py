@@ -248,7 +248,7 @@ async def add_face(
             [image],
             largest=True,
             largest_hint="",
-            create=True,
+            create="if_missing",
             raise_errors=True,
         )
         if not item.face_ids:

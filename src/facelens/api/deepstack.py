@@ -284,7 +284,7 @@ async def register(request: Request, form: DeepStackForm) -> Response:
             form.images,
             largest=True,
             largest_hint="",
-            create=True,
+            create="if_missing",
         )
         used = [i for i in items if i.status != "skipped"]
         if not used:

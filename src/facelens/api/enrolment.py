@@ -3,7 +3,8 @@
 
 Photos are analysed in the workers at once; the gallery is changed one photo at a time under
 one lock, so two retries of one photo cannot both store it, and a person deleted or renamed
-while their photos are analysed is not re-created (unless the caller asked for creation).
+while their photos are analysed is not re-created (unless the caller asked for creation). A
+person is only ever created together with their first face: never empty.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import asyncio
 import hashlib
 
 from fastapi import Request
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from facelens.api import schemas
 from facelens.api.bodies import Upload
 from facelens.api.deps import Services
-from facelens.enroll import NO_FACE, PhotoOutcome, enroll_photo, enrolled_before
-from facelens.errors import ImageError, NotFound, Unavailable, WorkTimeout
+from facelens.api.errors import status_for
+from facelens.enroll import Create, PhotoOutcome, enroll_photo, enrolled_before
+from facelens.errors import ImageError, NotFound, NothingEnrolled, Unavailable, WorkTimeout
 
 write_lock = asyncio.Lock()
 
@@ -31,27 +34,35 @@ async def enrol_uploads(
     *,
     largest: bool,
     largest_hint: str,
-    create: bool = False,
+    create: Create = "never",
     raise_errors: bool = False,
 ) -> list[schemas.EnrolItem]:
     """Enrol each upload's face for ``name``; per photo, what was stored or why not.
 
-    With ``create``, the person is created when the first face is stored (a request whose
-    photos all fail leaves no empty person behind); otherwise they must exist. A photo that
-    cannot be analysed (unreadable, the workers busy or too slow) is a skipped item, or with
-    ``raise_errors`` (one photo per call) the error itself, answered as such.
+    ``create``: with ``never`` the person must exist; else they are created with the first
+    face stored (a request whose photos all fail leaves no empty person behind), and with
+    ``new`` only if nobody of that name exists (:class:`Conflict` otherwise, nothing stored).
+    A photo that cannot be analysed (unreadable, the workers busy or too slow) is a skipped
+    item, or with ``raise_errors`` (one photo per call) the error itself, answered as such.
     """
     gallery = svc.gallery
+    created = False  # by this request (``new``): its later photos go to the person it made
+
+    def mode() -> Create:
+        return "never" if create == "new" and created else create
 
     def previous(sha256: str) -> PhotoOutcome | None:
+        if mode() == "new":
+            return None  # nobody to have enrolled it yet
         try:
             return enrolled_before(gallery, name, sha256)
         except NotFound:
-            if create:
+            if mode() != "never":
                 return None
             raise
 
     async def enrol_one(upload: Upload) -> schemas.EnrolItem:
+        nonlocal created
         sha256 = hashlib.sha256(upload.data).hexdigest()
         outcome = await run_in_threadpool(previous, sha256)
         if outcome is None:
@@ -69,23 +80,22 @@ async def enrol_uploads(
                     image=upload.label, status="skipped", face_ids=[], box=None, reason=exc.message
                 )
 
-            def store() -> PhotoOutcome:
-                if create and not analysis.faces:
-                    return PhotoOutcome("skipped", [], None, NO_FACE)
-                if create:
-                    gallery.ensure_person(name)
-                return enroll_photo(
-                    gallery,
-                    name,
-                    upload.label,
-                    sha256,
-                    analysis,
-                    take_largest=largest,
-                    largest_hint=largest_hint,
-                )
-
             async with write_lock:
-                outcome = await run_in_threadpool(store)
+                # Decided under the lock: the photos of one request are stored one at a time.
+                how = mode()
+                outcome = await run_in_threadpool(
+                    lambda: enroll_photo(
+                        gallery,
+                        name,
+                        upload.label,
+                        sha256,
+                        analysis,
+                        take_largest=largest,
+                        largest_hint=largest_hint,
+                        create=how,
+                    )
+                )
+                created = created or (how == "new" and outcome.status == "enrolled")
         return schemas.EnrolItem(
             image=upload.label,
             status=outcome.status,
@@ -98,3 +108,25 @@ async def enrol_uploads(
     items = await asyncio.gather(*(enrol_one(u) for u in uploads))
     request.state.faces = sum(len(i.face_ids) for i in items)
     return list(items)
+
+
+def nothing_enrolled(request: Request, name: str, items: list[schemas.EnrolItem]) -> Response:
+    """422 when no photo gave a face: nobody was created. Our error shape, and the per-photo
+    ``results`` (as a successful enrolment has them) beside it."""
+    reasons = "; ".join(
+        str(i.reason) if str(i.reason).startswith(f"{i.image}:") else f"{i.image}: {i.reason}"
+        for i in items
+    )
+    error = NothingEnrolled(
+        f"{name!r} was not created: no face was enrolled from "
+        f"{'the photo' if len(items) == 1 else f'the {len(items)} photos'} ({reasons}). "
+        "Nothing was kept."
+    )
+    request.state.error_code = error.code
+    return JSONResponse(
+        {
+            "error": {"code": error.code, "message": error.api_message},
+            "results": [i.model_dump(mode="json") for i in items],
+        },
+        status_code=status_for(error),
+    )

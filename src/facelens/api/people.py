@@ -1,4 +1,5 @@
-"""People routes: create, list, read, rename, delete, and add or remove their faces.
+"""People routes: create (with their photos), list, read, rename, merge, delete, and add,
+move or remove their faces.
 
 Every change is committed before the answer, and workers re-read the gallery index when its
 revision changes, so the next recognition sees it.
@@ -11,15 +12,17 @@ from pathlib import PurePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from facelens.api import schemas
-from facelens.api.bodies import read_image_list
+from facelens.api.bodies import MAX_IMAGES_PER_REQUEST, read_image_list, read_new_person
 from facelens.api.deps import require_enrol_key, services
-from facelens.api.enrolment import enrol_uploads, write_lock
+from facelens.api.enrolment import enrol_uploads, nothing_enrolled, write_lock
 from facelens.enroll import UPLOAD_PREFIX
+from facelens.errors import NotFound
 from facelens.gallery.base import FaceRecord
 
 ERRORS = schemas.error_responses(400, 401, 404, 409, 413, 415, 422, 503)
@@ -70,18 +73,68 @@ def _face_out(face: FaceRecord) -> schemas.FaceRecordOut:
 @router.post(
     "",
     status_code=201,
-    summary="Create a person (no faces yet)",
-    response_model=schemas.PersonOut,
-    openapi_extra=IDEMPOTENCY_DOC,
+    summary="Create a person; with photos, only if a face of one is enrolled",
+    description='JSON `{"name": ...}` creates a person with no faces (`PersonOut`). With '
+    "photos (a multipart form: a text field `name` and image files; or JSON with `images`, "
+    "base64), each photo is enrolled as by `POST /v1/people/{name}/faces` and the person is "
+    "created with the first face stored: `201` with per-photo `results` (`EnrolOut`). If no "
+    "photo gives a face, nobody is created and nothing is kept: `422` `nothing_enrolled`, "
+    "with the per-photo `results` beside the error. A name that exists or looks like one "
+    "that does is `409` before any photo is analysed.",
+    response_model=schemas.EnrolOut | schemas.PersonOut,
+    responses={422: {"model": schemas.NothingEnrolledOut}},
+    openapi_extra={**schemas.new_person_body(MAX_IMAGES_PER_REQUEST), **IDEMPOTENCY_DOC},
 )
-async def create_person(request: Request, person: schemas.PersonIn) -> Response:
+async def create_person(
+    request: Request,
+    largest: Annotated[
+        bool, Query(description="In a photo with several faces, enrol the largest.")
+    ] = False,
+) -> Response:
     svc = services(request)
+    body = read_new_person(await request.body(), request.headers.get("content-type"))
+    try:
+        person = schemas.PersonIn.model_validate(body.fields)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    uploads = body.images
 
-    async def create() -> Response:
-        created = await run_in_threadpool(svc.gallery.add_person, person.name)
-        return _json(schemas.PersonOut(name=created.name, face_count=created.faces), 201)
+    if uploads is None:
 
-    return await svc.idempotency.run(request, request.state.api_key_id, create)
+        async def create() -> Response:
+            created = await run_in_threadpool(svc.gallery.add_person, person.name)
+            return _json(schemas.PersonOut(name=created.name, face_count=created.faces), 201)
+
+        return await svc.idempotency.run(request, request.state.api_key_id, create)
+
+    # Taken (or a look-alike of someone): 409 before any photo is analysed.
+    name = await run_in_threadpool(svc.gallery.check_new_person, person.name)
+
+    async def create_with_faces() -> Response:
+        items = await enrol_uploads(
+            request,
+            svc,
+            name,
+            uploads,
+            largest=largest,
+            largest_hint="add ?largest=true",
+            create="new",
+        )
+        enrolled = sum(1 for i in items if i.status == "enrolled")
+        if not enrolled:
+            return nothing_enrolled(request, name, items)
+        created = await run_in_threadpool(svc.gallery.person, name)
+        return _json(
+            schemas.EnrolOut(
+                name=created.name, results=items, enrolled=enrolled, face_count=created.faces
+            ),
+            201,
+        )
+
+    hashes = "\n".join(hashlib.sha256(u.data).hexdigest() for u in uploads)
+    return await svc.idempotency.run(
+        request, request.state.api_key_id, create_with_faces, f"{name}\n{hashes}".encode()
+    )
 
 
 @router.get(
@@ -161,7 +214,11 @@ async def delete_person(request: Request, name: Name) -> Response:
 @router.post(
     "/{name}/faces",
     summary="Enrol photos of a person; reports per photo what was enrolled or why not",
+    description="With `?create=true` a person who does not exist is created with the first "
+    "face stored (never empty): if no photo gives a face, nobody is created (`422` "
+    "`nothing_enrolled`, with the per-photo `results` beside the error).",
     response_model=schemas.EnrolOut,
+    responses={422: {"model": schemas.NothingEnrolledOut}},
     openapi_extra={**schemas.image_body("images", many=True), **IDEMPOTENCY_DOC},
 )
 async def add_faces(
@@ -170,22 +227,47 @@ async def add_faces(
     largest: Annotated[
         bool, Query(description="In a photo with several faces, enrol the largest.")
     ] = False,
+    create: Annotated[
+        bool, Query(description="Create the person if missing, with the first face enrolled.")
+    ] = False,
 ) -> Response:
     svc = services(request)
-    await run_in_threadpool(svc.gallery.person, name)  # 404 before any work
+    gallery = svc.gallery
+
+    def check() -> bool:
+        """Whether the person exists; 404 (or, creating, 409 for a look-alike) before work."""
+        try:
+            gallery.person(name)
+            return True
+        except NotFound:
+            if not create:
+                raise
+        gallery.check_new_person(name)
+        return False
+
+    existed = await run_in_threadpool(check)
     uploads = read_image_list(await request.body(), request.headers.get("content-type"))
 
     async def enrol() -> Response:
         items = await enrol_uploads(
-            request, svc, name, uploads, largest=largest, largest_hint="add ?largest=true"
+            request,
+            svc,
+            name,
+            uploads,
+            largest=largest,
+            largest_hint="add ?largest=true",
+            create="if_missing" if create else "never",
         )
-        person = await run_in_threadpool(svc.gallery.person, name)
+        enrolled = sum(1 for i in items if i.status == "enrolled")
+        if not existed and not enrolled:
+            try:
+                await run_in_threadpool(gallery.person, name)
+            except NotFound:  # (nor made by someone else meanwhile)
+                return nothing_enrolled(request, name, items)
+        person = await run_in_threadpool(gallery.person, name)
         return _json(
             schemas.EnrolOut(
-                name=person.name,
-                results=items,
-                enrolled=sum(1 for i in items if i.status == "enrolled"),
-                face_count=person.faces,
+                name=person.name, results=items, enrolled=enrolled, face_count=person.faces
             )
         )
 
@@ -249,3 +331,34 @@ async def move_face(
         return _json(schemas.FaceMoved(face_id=face_id, to=person.name, face_count=person.faces))
 
     return await svc.idempotency.run(request, request.state.api_key_id, moved)
+
+
+@router.post(
+    "/{name}/merge",
+    summary="Merge another person into this one: every face of theirs moves here (with its "
+    "thumbnail and the record of its photo), then they are deleted",
+    description='Body `{"from": "<source person>"}`. The fix for one person enrolled '
+    "under two names. A photo both held (the same file twice) is kept once "
+    "(`duplicates_dropped`).",
+    response_model=schemas.PersonMerged,
+    openapi_extra=IDEMPOTENCY_DOC,
+)
+async def merge_person(
+    request: Request, name: Name, merge: Annotated[schemas.MergeIn, Body()]
+) -> Response:
+    svc = services(request)
+
+    async def merged() -> Response:
+        async with write_lock:
+            done = await run_in_threadpool(svc.gallery.merge_person, merge.source, name)
+        return _json(
+            schemas.PersonMerged(
+                name=done.name,
+                face_count=done.faces,
+                merged=done.source,
+                faces_moved=done.moved,
+                duplicates_dropped=done.dropped,
+            )
+        )
+
+    return await svc.idempotency.run(request, request.state.api_key_id, merged)

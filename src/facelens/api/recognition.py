@@ -179,14 +179,37 @@ async def embed(request: Request) -> schemas.EmbedOut:
     )
 
 
+FaceIndex = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=10_000,
+        description="Compare this face of the image (its index in the answer's "
+        "images[i].faces) instead of the largest.",
+    ),
+]
+
+
+def _verified_image(analysis: Analysis, compared: int) -> schemas.VerifiedImageOut:
+    return schemas.VerifiedImageOut(
+        width=analysis.width,
+        height=analysis.height,
+        faces=[schemas.BoxOut(**f.box.as_dict()) for f in analysis.faces],
+        compared=compared,
+    )
+
+
 @router.post(
     "/v1/verify",
     tags=["recognition"],
-    summary="1:1 — do two images show the same person? (largest face of each)",
+    summary="1:1 — do two images show the same person? (the largest face of each, or the "
+    "faces chosen)",
     response_model=schemas.VerifyOut,
     openapi_extra=schemas.image_body("first", "second"),
 )
-async def verify(request: Request) -> schemas.VerifyOut:
+async def verify(
+    request: Request, first_face: FaceIndex = None, second_face: FaceIndex = None
+) -> schemas.VerifyOut:
     svc = services(request)
     start = time.perf_counter()
     images = read_images(
@@ -197,7 +220,16 @@ async def verify(request: Request) -> schemas.VerifyOut:
         svc.pool.analyze(images["second"].data, images["second"].label, request.is_disconnected),
     )
     count_faces(request, svc, "/v1/verify", len(first.faces) + len(second.faces))
-    result = Verification.compare(first, second, svc.gallery.profile.scoring(svc.settings))
+    result = Verification.compare(
+        first, second, svc.gallery.profile.scoring(svc.settings), (first_face, second_face)
+    )
     timings = {f"first_{k}": v for k, v in first.timings_ms.items()}
     timings |= {f"second_{k}": v for k, v in second.timings_ms.items()}
-    return schemas.VerifyOut(**result.as_dict(), timings_ms=_total(timings, start))
+    return schemas.VerifyOut(
+        **result.as_dict(),
+        images=[
+            _verified_image(first, result.compared[0]),
+            _verified_image(second, result.compared[1]),
+        ],
+        timings_ms=_total(timings, start),
+    )

@@ -19,8 +19,9 @@ router = APIRouter(
 
 @router.get(
     "/review",
-    summary="Faces that disagree with their person, near-duplicate photos, and faces too small "
-    "or blurry to trust; each with the fix to offer",
+    summary="Faces that disagree with their person, one person under two names, near-duplicate "
+    "photos, faces too small or blurry to trust, and people with no face; each with the fix "
+    "to offer",
     response_model=schemas.ReviewOut,
 )
 async def review_gallery(request: Request) -> schemas.ReviewOut:
@@ -30,7 +31,8 @@ async def review_gallery(request: Request) -> schemas.ReviewOut:
     def run() -> tuple[int, list[review.Finding]]:
         stored = svc.gallery.face_vectors()
         faces = svc.gallery.faces()
-        return len(faces), review.review(stored, faces, scoring)
+        people = svc.gallery.list_people()
+        return len(faces), review.review(stored, faces, scoring, people)
 
     count, findings = await run_in_threadpool(run)
     return schemas.ReviewOut(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -88,12 +88,26 @@ class EmbedOut(_Model):
     timings_ms: dict[str, float]
 
 
+class VerifiedImageOut(_Model):
+    width: int
+    height: int
+    faces: list[BoxOut] = Field(
+        description="Every face found, in the order first_face/second_face index them."
+    )
+    compared: int = Field(description="The index in `faces` of the face compared.")
+
+
 class VerifyOut(_Model):
     same_person: bool
     distance: float
     threshold: float
     faces_found: list[int]
     notes: list[str]
+    images: list[VerifiedImageOut] | None = Field(
+        default=None,
+        description="The first and the second image: their size, every face's box and which "
+        "was compared (pick another with ?first_face= or ?second_face=).",
+    )
     timings_ms: dict[str, float]
 
 
@@ -159,13 +173,57 @@ class FaceMoved(_Model):
     face_count: int = Field(description="Faces the receiving person has now.")
 
 
-class FindingOut(_Model):
-    kind: Literal["mismatch", "duplicate", "small", "blurry"]
+class MergeIn(_Model):
+    source: str = Field(
+        alias="from",
+        min_length=1,
+        max_length=200,
+        description="The person whose faces move to the target, then deleted.",
+    )
+
+
+class PersonMerged(PersonOut):
+    merged: str = Field(description="The person merged in (deleted).")
+    faces_moved: int = Field(description="Faces of that person the target holds now.")
+    duplicates_dropped: int = Field(
+        description="Their faces of photos the target held already (the same file twice)."
+    )
+
+
+class PhotosIn(_Model):
+    sha256: list[Annotated[str, Field(pattern="^[0-9a-fA-F]{64}$")]] = Field(
+        min_length=1,
+        max_length=1000,
+        description="SHA-256 (hex) of photo files, as read from disk or uploaded.",
+    )
+
+
+class PhotoHolder(_Model):
+    sha256: str
     person: str
-    face_id: int
+    face_ids: list[int]
+
+
+class PhotosOut(_Model):
+    photos: list[PhotoHolder] = Field(
+        description="Who holds faces of each photo asked about that is enrolled (none for "
+        "the others); a photo enrolled for two people is listed twice."
+    )
+
+
+class FindingOut(_Model):
+    kind: Literal["mismatch", "same_person", "duplicate", "small", "blurry", "empty"]
+    person: str
+    face_id: int | None = Field(
+        description="The face the finding is about; for same_person the one of `person` "
+        "closest to `other_person`; null for empty (a finding about the person)."
+    )
     message: str
-    fix: Literal["move", "remove"] = Field(
-        description="move: to other_person (PATCH .../faces/{id}); remove: DELETE the face."
+    fix: Literal["move", "merge", "remove", "remove_person"] = Field(
+        description="move: the face to other_person (PATCH /v1/people/{person}/faces/{face_id} "
+        '{"to": other_person}); merge: person into other_person (POST '
+        '/v1/people/{other_person}/merge {"from": person}); remove: DELETE the face; '
+        "remove_person: DELETE the person (or add photos of them)."
     )
     other_person: str | None
     other_face_id: int | None
@@ -196,6 +254,15 @@ class EnrolOut(_Model):
     face_count: int = Field(description="Faces the person has now.")
 
 
+class NothingEnrolledOut(ErrorOut):
+    """A 422 of an enrolment that was to create the person: when no photo gave a face
+    (code ``nothing_enrolled``), what each photo did, as a successful answer has it."""
+
+    results: list[EnrolItem] | None = Field(
+        default=None, description="Per photo, why nothing was enrolled (nothing_enrolled)."
+    )
+
+
 def image_body(*fields: str, many: bool = False) -> dict[str, Any]:
     """OpenAPI for a body holding images as multipart files, JSON base64, or raw bytes."""
     binary = {"type": "string", "format": "binary"}
@@ -222,6 +289,47 @@ def image_body(*fields: str, many: bool = False) -> dict[str, Any]:
         for raw in ("image/jpeg", "image/png", "image/webp", "application/octet-stream"):
             content[raw] = {"schema": binary}
     return {"requestBody": {"required": True, "content": content}}
+
+
+def new_person_body(max_images: int) -> dict[str, Any]:
+    """OpenAPI for ``POST /v1/people``: JSON (a name, and photos as base64 or none) or a
+    multipart form (a text field ``name`` and image files)."""
+    name = {"type": "string", "minLength": 1, "maxLength": 200}
+    b64 = {"type": "string", "contentEncoding": "base64"}
+    binary = {"type": "string", "format": "binary"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "name": name,
+                            "images": {
+                                "type": "array",
+                                "items": b64,
+                                "minItems": 1,
+                                "maxItems": max_images,
+                            },
+                        },
+                        "required": ["name"],
+                        "additionalProperties": False,
+                    }
+                },
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "name": name,
+                            "images": {"type": "array", "items": binary},
+                        },
+                        "required": ["name", "images"],
+                    }
+                },
+            },
+        }
+    }
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -57,7 +57,9 @@ app = typer.Typer(
     add_completion=False,
     help="Self-hosted face recognition: enrol people from folders, recognise and verify faces.",
 )
-people_app = typer.Typer(no_args_is_help=True, help="List, rename and remove enrolled people.")
+people_app = typer.Typer(
+    no_args_is_help=True, help="List, rename, merge and remove enrolled people."
+)
 app.add_typer(people_app, name="people")
 gallery_app = typer.Typer(
     no_args_is_help=True,

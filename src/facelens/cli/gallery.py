@@ -287,8 +287,8 @@ def gallery_check(ctx: typer.Context) -> None:
                 escape(
                     "look-alike names, stored before facelens refused them: "
                     + ", ".join(map(repr, names))
-                    + "; rename one, or if they are one person move its faces to the other "
-                    "(on the web console) and remove it"
+                    + "; rename one, or if they are one person merge them ('facelens people "
+                    "merge SOURCE TARGET')"
                 )
             )
         out.print(

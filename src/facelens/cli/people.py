@@ -57,6 +57,29 @@ def people_rename(
         out.print(escape(f"renamed {old!r} to {person.name!r} ({person.faces} faces)"))
 
 
+@people_app.command("merge")
+def people_merge(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="The person whose faces move (then removed).")],
+    target: Annotated[str, typer.Argument(help="The person who keeps every face.")],
+) -> None:
+    """Merge SOURCE into TARGET: every face of SOURCE (its thumbnail, the record of its
+    photo) moves to TARGET; SOURCE is removed. For one person enrolled under two names."""
+    with handled(ctx) as state:
+        merged = open_gallery(state).merge_person(source, target)
+        print_merged(merged.source, merged.name, merged.moved, merged.dropped)
+
+
+def print_merged(source: str, target: str, moved: int, dropped: int) -> None:
+    twice = f"; {dropped} of the same photos {target!r} had already were dropped" if dropped else ""
+    out.print(
+        escape(
+            f"merged {source!r} into {target!r}: {moved} face{'s' if moved != 1 else ''} "
+            f"moved{twice}; {source!r} is removed"
+        )
+    )
+
+
 @people_app.command("remove")
 def people_remove(
     ctx: typer.Context,

@@ -119,8 +119,8 @@ def print_enrolment(report: EnrolmentReport, as_json: bool) -> None:
         if r.folder is not None:
             out.print(
                 escape(
-                    f"note: the folder {r.folder!r} was enrolled before as {name!r} (renamed "
-                    f"since); its photos stay with {name!r}. Rename the folder to match."
+                    f"note: the folder {r.folder!r} was enrolled before as {name!r} (renamed or "
+                    f"merged since); its photos stay with {name!r}. Rename the folder to match."
                 )
             )
 

@@ -7,7 +7,9 @@ the exit code of the same local error, and a server that cannot be reached exits
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,11 +28,12 @@ from facelens.cli.app import (
     print_json,
     progress_bar,
 )
-from facelens.cli.people import print_people
+from facelens.cli.people import print_merged, print_people
 from facelens.cli.photos import print_enrolment, print_recognitions, print_verification
 
 if TYPE_CHECKING:
     from facelens.client import Client
+    from facelens.enroll import EnrolmentPlan
 
 remote_app = typer.Typer(
     no_args_is_help=True,
@@ -132,6 +135,7 @@ def remote_verify(
     with handled(ctx) as state, _client(state, url, api_key) as server:
         result = server.verify(first, second).model_dump(mode="json")
         result.pop("timings_ms", None)
+        result.pop("images", None)  # the local command's JSON has no boxes
         model = server.ready().get("profile", "?")
         if as_json:
             print_json(result)
@@ -153,26 +157,23 @@ def remote_enroll(
     api_key: ApiKey = None,
     as_json: AsJson = False,
 ) -> None:
-    """Upload FOLDER/<name>/* to the server: people are created as needed, a photo already
-    enrolled is not enrolled again. Exits 0 only if every photo was enrolled (now or before)."""
+    """Upload FOLDER/<name>/* to the server: a person is created with their first enrolled
+    face (never empty), a photo already enrolled is not enrolled again, and a folder whose
+    photos the server holds under another name (renamed or merged since) goes to that person.
+    Exits 0 only if every photo was enrolled (now or before)."""
     from facelens.enroll import EnrolmentReport, Skipped, plan_enrolment
 
     with handled(ctx) as state, _client(state, url, api_key) as server:
         plan = plan_enrolment(folder)  # every path checked before anything is sent
         report = EnrolmentReport(plan.root, ignored=list(plan.ignored))
-        existing = {p.name for p in server.people()}
+        renamed = _renamed_on(server, plan)
         for name in plan.people:
-            report.person(name)
-            if name not in existing:
-                try:
-                    server.create_person(name)
-                except errors.APIError as exc:
-                    if exc.code != errors.Conflict.code:
-                        raise
+            person = renamed.get(name, name)
+            report.person(person).folder = name if person != name else None
 
         def upload(person: str, path: Path) -> tuple[str, Path, Any]:
             try:
-                return person, path, server.add_faces(person, [path], largest=largest)
+                return person, path, server.add_faces(person, [path], largest=largest, create=True)
             except (errors.APIError, errors.InputPathError) as exc:
                 if isinstance(exc, errors.APIError) and not 400 <= exc.status < 500:
                     raise
@@ -180,7 +181,9 @@ def remote_enroll(
 
         with progress_bar("enrolling") as progress, ThreadPoolExecutor(concurrency) as pool:
             task = progress.add_task("enrolling", total=len(plan.files), current="")
-            futures = [pool.submit(upload, f.person, f.path) for f in plan.files]
+            futures = [
+                pool.submit(upload, renamed.get(f.person, f.person), f.path) for f in plan.files
+            ]
             for future in as_completed(futures):
                 person, path, outcome = future.result()
                 record = report.person(person)
@@ -203,6 +206,27 @@ def remote_enroll(
                 "enrolled[/yellow] (listed above)."
             )
             raise typer.Exit(EXIT_PARTIAL)
+
+
+def _renamed_on(server: Client, plan: EnrolmentPlan) -> dict[str, str]:
+    """Folders whose photos the server holds under one other name only: folder → that
+    person. Asked by the photos' SHA-256, which the server keeps for every enrolled photo
+    and which follows a face through renames, merges and moves (a file's path or name, as
+    local enrolment uses, means nothing to a server that never saw the folder)."""
+    from facelens.enroll import renamed_folders
+
+    digests: dict[Path, str] = {}
+    for planned in plan.files:
+        with suppress(OSError):  # an unreadable file is reported when it is uploaded
+            digests[planned.path] = hashlib.sha256(planned.path.read_bytes()).hexdigest()
+    holders: dict[str, set[str]] = {}
+    for held in server.photo_holders(digests.values()):
+        holders.setdefault(held.sha256, set()).add(held.person)
+    by_folder: dict[str, set[str]] = {}
+    for planned in plan.files:
+        for person in holders.get(digests.get(planned.path, ""), ()):
+            by_folder.setdefault(planned.person, set()).add(person)
+    return renamed_folders(by_folder)
 
 
 @remote_app.command("health")
@@ -248,6 +272,20 @@ def remote_people_rename(
     with handled(ctx) as state, _client(state, url, api_key) as server:
         person = server.rename_person(old, new)
         out.print(escape(f"renamed {old!r} to {person.name!r} ({person.face_count} faces)"))
+
+
+@remote_people_app.command("merge")
+def remote_people_merge(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="The person whose faces move (then removed).")],
+    target: Annotated[str, typer.Argument(help="The person who keeps every face.")],
+    url: Url = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Merge SOURCE into TARGET: every face of SOURCE moves to TARGET; SOURCE is removed."""
+    with handled(ctx) as state, _client(state, url, api_key) as server:
+        merged = server.merge_person(source, target)
+        print_merged(merged.merged, merged.name, merged.faces_moved, merged.duplicates_dropped)
 
 
 @remote_people_app.command("remove")

@@ -93,6 +93,26 @@ class PersonSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Merged:
+    """What merging ``source`` into ``name`` did: ``faces`` is what ``name`` has now."""
+
+    name: str
+    faces: int
+    source: str
+    moved: int  # faces of ``source`` that ``name`` holds now
+    dropped: int  # faces of photos ``name`` held already (the same file twice)
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """A person holding faces of the photo whose file has the SHA-256 ``sha256``."""
+
+    sha256: str
+    person: str
+    face_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class FaceRecord:
     """One stored face of a person: its id, the file it came from, its box there."""
 
@@ -178,9 +198,18 @@ class Gallery(Protocol):
     def sources(self, person: str | None = None) -> list[SourceRecord]: ...
 
     def record_source(
-        self, person: str, sha256: str, path: str, faces: Sequence[NewFace], reason: str | None
+        self,
+        person: str,
+        sha256: str,
+        path: str,
+        faces: Sequence[NewFace],
+        reason: str | None,
+        *,
+        new_person: bool = False,
     ) -> list[int]:
-        """Atomically store one file's outcome: its faces (none if skipped, with ``reason``).
+        """Atomically store one file's outcome: its faces (none if skipped, with ``reason``),
+        creating ``person`` if need be (with ``new_person``, one who exists is a conflict:
+        they are created with this face or not at all).
 
         A previous record of the same person and path with other content is replaced.
         Returns the ids of the faces stored.

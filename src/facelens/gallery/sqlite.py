@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.errors import Conflict, ModelError, NotFound, PersonNotFound
+from facelens.errors import Conflict, InvalidValue, ModelError, NotFound, PersonNotFound
 from facelens.gallery import schema
 from facelens.gallery.base import (
     FaceRecord,
+    Holder,
+    Merged,
     NewFace,
     PersonSummary,
     SourceRecord,
@@ -44,6 +46,18 @@ def _not_found(name: str) -> NotFound:
     return PersonNotFound(
         f"No person named {name!r}; 'facelens people list' shows who is enrolled.",
         api_message=f"No person named {name!r}; GET /v1/people lists who is enrolled.",
+    )
+
+
+def _exists(name: str) -> Conflict:
+    return Conflict(f"A person named {name!r} already exists.")
+
+
+def _lookalike(name: str, stored: str) -> Conflict:
+    return Conflict(
+        f"{name!r} is the same name as {stored!r}, who exists (names that differ only in case, "
+        "spacing, width, Unicode form or characters that show nothing, such as joiners, look "
+        f"alike and are one person). Use {stored!r}, or rename them."
     )
 
 
@@ -109,29 +123,37 @@ class SQLiteGallery(StoredFaces):
                 return str(stored)
         return None
 
-    def _create(self, db: sqlite3.Connection, name: str) -> None:
-        """Create ``name`` unless it exists as spelled; another spelling of it is a conflict."""
+    def _create(self, db: sqlite3.Connection, name: str, *, new: bool = False) -> None:
+        """Create ``name`` unless it exists as spelled (with ``new``, that is a conflict too);
+        another spelling of it is a conflict."""
         if db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone():
+            if new:
+                raise _exists(name)
             return  # the usual case (a file enrolled for an existing person): no scan
         stored = self._same_identity(db, name)
-        if stored == name:
-            return
         if stored is not None:
-            raise Conflict(
-                f"{name!r} is the same name as {stored!r}, who exists (names that differ only in "
-                "case, width, Unicode form or characters that show nothing, such as joiners, "
-                f"look alike and are one person). Use {stored!r}, or rename them."
-            )
+            raise _lookalike(name, stored)
         db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, now_text()))
 
     def add_person(self, name: str) -> PersonSummary:
         name = normalize_name(name)
         with self._transaction() as db:
-            if db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone():
-                raise Conflict(f"A person named {name!r} already exists.")
-            self._create(db, name)
+            self._create(db, name, new=True)
             self._bump(db)
         return PersonSummary(name, 0)
+
+    def check_new_person(self, name: str) -> str:
+        """``name`` as it would be stored, if a person of that name could be created now; the
+        :class:`Conflict` :meth:`add_person` would raise if not. Writes nothing: a caller
+        checks before long work (analysing photos), then creates with the first face."""
+        name = normalize_name(name)
+        if self._read("SELECT 1 FROM people WHERE name = ?", (name,)):
+            raise _exists(name)
+        key = name_key(name)
+        for (stored,) in self._read("SELECT name FROM people"):
+            if name_key(str(stored)) == key:
+                raise _lookalike(name, str(stored))
+        return name
 
     def ensure_person(self, name: str) -> PersonSummary:
         name = normalize_name(name)
@@ -309,26 +331,42 @@ class SQLiteGallery(StoredFaces):
             self._bump(db)
         return int(removed)
 
-    def merge_person(self, old: str, into: str) -> PersonSummary:
-        """Move every face of ``old`` to ``into`` (both exist) and delete ``old``. A photo both
-        hold (the same upload) is kept once."""
+    def merge_person(self, old: str, into: str) -> Merged:
+        """Move every face of ``old`` to ``into`` (both exist), with their thumbnails and the
+        records of the photos they came from (so folder enrolment knows where a folder went),
+        and delete ``old``. A photo both hold (same path, same content) is kept once: ``old``'s
+        copy of its faces is dropped as a duplicate. A path both hold with other content (the
+        file changed between two enrolments) keeps ``into``'s record; ``old``'s faces of it
+        stay, without a record of their photo."""
         old, into = normalize_name(old), normalize_name(into)
-        with self._transaction() as db:
+        with self._transaction(erases=True) as db:
             source, target = self._person_id(db, old), self._person_id(db, into)
-            if source != target:
-                db.execute(
-                    "DELETE FROM sources WHERE person_id = ? AND path IN "
-                    "(SELECT path FROM sources WHERE person_id = ?)",
-                    (source, target),
-                )
-                db.execute("UPDATE sources SET person_id = ? WHERE person_id = ?", (target, source))
-                db.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (target, source))
-                db.execute("DELETE FROM people WHERE id = ?", (source,))
-                self._bump(db)
+            if source == target:
+                raise InvalidValue(f"{old!r} and {into!r} are one person: nothing to merge.")
+            shared = (
+                "SELECT s.id FROM sources s JOIN sources t ON t.path = s.path AND t.person_id = ? "
+                "WHERE s.person_id = ?"
+            )
+            twins = f"{shared} AND s.sha256 = t.sha256"
+            dropped = db.execute(
+                f"SELECT COUNT(*) FROM faces WHERE source_id IN ({twins})", (target, source)
+            ).fetchone()[0]
+            db.execute(f"DELETE FROM sources WHERE id IN ({twins})", (target, source))  # + faces
+            db.execute(
+                f"UPDATE faces SET source_id = NULL WHERE source_id IN ({shared})", (target, source)
+            )
+            db.execute(f"DELETE FROM sources WHERE id IN ({shared})", (target, source))
+            moved = db.execute(
+                "SELECT COUNT(*) FROM faces WHERE person_id = ?", (source,)
+            ).fetchone()[0]
+            db.execute("UPDATE sources SET person_id = ? WHERE person_id = ?", (target, source))
+            db.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (target, source))
+            db.execute("DELETE FROM people WHERE id = ?", (source,))
+            self._bump(db)
             count = db.execute(
                 "SELECT COUNT(*) FROM faces WHERE person_id = ?", (target,)
             ).fetchone()[0]
-        return PersonSummary(into, int(count))
+        return Merged(into, int(count), old, int(moved), int(dropped))
 
     # -- enrolment records ------------------------------------------------------------------
 
@@ -354,14 +392,39 @@ class SQLiteGallery(StoredFaces):
             for n, h, p, s, r, t in rows
         ]
 
+    def holders(self, sha256s: Sequence[str]) -> list[Holder]:
+        """Who holds faces of the photos with these SHA-256s (of the file's bytes), with the
+        ids of those faces: a photo keeps its hash through renames, merges and moves, so a
+        client enrolling a folder again finds where its photos went."""
+        found: dict[tuple[str, str], list[int]] = {}
+        wanted = sorted({h.lower() for h in sha256s})
+        for start in range(0, len(wanted), 500):  # under SQLite's limit of bound values
+            chunk = wanted[start : start + 500]
+            rows = self._read(
+                "SELECT s.sha256, p.name, f.id FROM sources s JOIN people p ON p.id = s.person_id "
+                "JOIN faces f ON f.source_id = s.id WHERE s.sha256 IN "
+                f"({', '.join('?' * len(chunk))}) ORDER BY s.sha256, p.name, f.id",
+                chunk,
+            )
+            for sha, name, face_id in rows:
+                found.setdefault((str(sha), str(name)), []).append(int(str(face_id)))
+        return [Holder(sha, name, tuple(ids)) for (sha, name), ids in found.items()]
+
     def record_source(
-        self, person: str, sha256: str, path: str, faces: Sequence[NewFace], reason: str | None
+        self,
+        person: str,
+        sha256: str,
+        path: str,
+        faces: Sequence[NewFace],
+        reason: str | None,
+        *,
+        new_person: bool = False,
     ) -> list[int]:
         person = normalize_name(person)
         now = now_text()
         with self._transaction() as db:
             self._require_bound(db)  # never store vectors of one model in another's gallery
-            self._create(db, person)
+            self._create(db, person, new=new_person)
             person_id = self._person_id(db, person)
             db.execute("DELETE FROM sources WHERE person_id = ? AND path = ?", (person_id, path))
             cursor = db.execute(
