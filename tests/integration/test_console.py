@@ -62,7 +62,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, people_dir: Path) -> Iterat
         timeout=600,
     )
     assert enrolled.returncode == 0, enrolled.stderr
-    srv = Server(root / "data")
+    # The stream tests watch the shared clip: a file, which the API reads only from here.
+    srv = Server(root / "data", env={"FACELENS_STREAM_FOLDERS": str(people_dir.parent / "video")})
     yield srv
     assert srv.stop() == 0
 
