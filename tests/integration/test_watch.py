@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import cv2
 import httpx
 import pytest
 
@@ -84,12 +85,34 @@ def test_the_clip_names_its_people_once_per_track_and_they_leave_at_the_end(
     assert processed == read == 275  # a file: every frame, none dropped
     assert embeddings * 5 < processed
     assert stored_ids(data) - before == {e["id"] for e in events}  # stored before printed
-    assert (tmp_path / "out.mp4").stat().st_size > 10_000
+    # The annotated video plays at the clip's speed: its 275 frames at its 29.97 fps.
+    assert video_shape(tmp_path / "out.mp4") == (29.97, 275)
     # A file gives the same events every time.
     again = events_of(watch(data, str(clip)).stdout)
     assert [(e["kind"], e["track"], e["name"]) for e in again] == [
         (e["kind"], e["track"], e["name"]) for e in events
     ]
+
+
+def video_shape(path: Path) -> tuple[float, int]:
+    """An .mp4's frame rate and its number of frames, as a player reads them."""
+    capture = cv2.VideoCapture(str(path))
+    fps, frames = round(capture.get(cv2.CAP_PROP_FPS), 2), 0
+    while capture.grab():
+        frames += 1
+    capture.release()
+    return fps, frames
+
+
+def test_an_annotated_video_at_a_lower_rate_still_plays_at_the_clips_speed(
+    data: Path, clip: Path, tmp_path: Path
+) -> None:
+    # --fps 5 processes every sixth frame of the 29.97 fps clip; each is shown until the next,
+    # so the video lasts as long as the clip (it wrote 5 fps, 20% fast; unset, 10 fps, 3x slow).
+    result = watch(data, str(clip), "--fps", "5", "--annotate", str(tmp_path / "out.mp4"))
+    assert result.returncode == 0, result.stderr
+    fps, frames = video_shape(tmp_path / "out.mp4")
+    assert fps == 29.97 and 270 <= frames <= 275
 
 
 def recognised(data: Path, crops: list[str], folder: Path) -> list[list[str]]:

@@ -139,7 +139,7 @@ def watch(
             )
             for r in readers
         ]
-        video = VideoOut(annotate, fps or 10.0) if annotate is not None else None
+        video = VideoOut(annotate) if annotate is not None else None
 
         def printed(found: list[Event]) -> None:
             if events is EventsOut.jsonl:
