@@ -9,6 +9,7 @@ import io
 import json
 import re
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -194,6 +195,15 @@ def test_bad_sources_and_options_are_refused_before_any_work(data: Path, tmp_pat
     assert missing.returncode != 0 and "no such file" in missing.stderr
     two = watch(data, "a.mp4", "b.mp4", "--annotate", str(tmp_path / "x.mp4"))
     assert two.returncode != 0 and "one source" in two.stderr
+
+
+def test_a_metrics_port_in_use_exits_13_at_once(data: Path, clip: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = watch(data, str(clip), "--metrics-port", str(port))
+    assert result.returncode == 13, result.stderr  # cannot listen (9 was an unusable value)
+    assert f"--metrics-port {port}: cannot listen there" in result.stderr
+    assert result.stdout == ""  # before any frame was read
 
 
 def finish(process: subprocess.Popen[str], reader: threading.Thread) -> str:
