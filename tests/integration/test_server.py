@@ -661,6 +661,48 @@ def test_a_busy_port_fails_at_once_with_a_hint(server: Server, tmp_path: Path) -
     assert time.monotonic() - started < 10  # before loading any model
 
 
+SCRIPTS_RUN = Path(__file__).resolve().parents[2] / "scripts" / "run"
+
+
+def test_scripts_run_knows_the_options_of_facelens_itself() -> None:
+    import typer.main
+
+    from facelens.cli import app
+
+    expected = {
+        name if param.is_flag else f"{name}="
+        for param in typer.main.get_command(app).params
+        if param.param_type_name == "option"
+        for name in (*param.opts, *param.secondary_opts)
+    }
+    listed = re.search(r"^global_options=\(([^)]*)\)$", SCRIPTS_RUN.read_text(), re.MULTILINE)
+    assert listed is not None and set(listed.group(1).split()) == expected
+
+
+def test_scripts_run_with_options_only_serves_and_with_a_command_runs_it(tmp_path: Path) -> None:
+    venv = SCRIPTS_RUN.parents[1] / ".venv" / "pyvenv.cfg"
+    before = venv.stat()
+    data = ("--data-dir", str(tmp_path / "data"))
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # 'serve --port' fails fast on it
+        port = taken.getsockname()[1]
+        served = subprocess.run(
+            [SCRIPTS_RUN, *data, "--port", str(port)], capture_output=True, text=True, timeout=300
+        )
+    assert served.returncode == 13, served.stderr  # was 2: "No such option: --port"
+    assert f"Cannot listen on 127.0.0.1:{port}" in served.stderr
+    listed = subprocess.run(
+        [SCRIPTS_RUN, *data, "people", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+    # Installing is done once: scripts/setup no longer re-creates .venv on every run (it took
+    # pyenv's shim for another Python than .venv's).
+    after = venv.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
 def test_api_keys_guard_every_call_and_revocation_is_immediate(
     tmp_path: Path, probes: list[Probe]
 ) -> None:
