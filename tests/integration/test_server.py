@@ -512,6 +512,18 @@ def test_deleting_makes_faces_unknown_at_once(
         assert srv.stop() == 0
 
 
+def test_an_encoded_slash_in_a_person_path_is_refused_not_routed(server: Server) -> None:
+    # Decoded by the server, obama%2Ffaces%2F<id> is obama/faces/<id>: it deleted that face.
+    face_id = server.enrolment["obama"]["results"][0]["face_ids"][0]  # type: ignore[attr-defined]
+    faces = server.client.get("/v1/people/obama").json()["face_count"]
+    answer = server.client.delete(f"/v1/people/obama%2Ffaces%2F{face_id}")
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "encoded_slash"
+    assert server.client.get("/v1/people/obama").json()["face_count"] == faces
+    # Counted by its code like any refused request.
+    assert 'facelens_errors_total{code="encoded_slash"}' in server.client.get("/metrics").text
+
+
 # -- operations -----------------------------------------------------------------------------------
 
 
