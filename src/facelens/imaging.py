@@ -124,13 +124,13 @@ def image_files(paths: Sequence[Path]) -> ImageFiles:
             entries = sorted(e for e in path.iterdir() if not e.name.startswith("."))
         except OSError as exc:
             raise InputPathError(f"{path}: cannot be listed ({exc.strerror or exc}).") from None
-        images = [e for e in entries if e.suffix.lower() in IMAGE_SUFFIXES and not e.is_dir()]
+        images = {e for e in entries if e.suffix.lower() in IMAGE_SUFFIXES and not e.is_dir()}
         if not images:
             raise InputPathError(
                 f"{path}: holds no images ({SUPPORTED_TEXT}, by their names); sub-folders are "
                 "not searched: give them too."
             )
-        files += images
+        files += [e for e in entries if e in images]
         left_out += [e for e in entries if e not in images]
     return ImageFiles(tuple(files), tuple(left_out))
 
