@@ -96,6 +96,14 @@ class InvalidValue(FaceLensError):
     code = "invalid_value"
 
 
+class CannotListen(FaceLensError):
+    """A port cannot be listened on: another program uses it, it needs privileges, or the
+    address is not this machine's. Its own kind (and exit code), so that a script can tell a
+    busy port, worth another port or a retry, from a mistake in what it asked."""
+
+    code = "cannot_listen"
+
+
 class ModelError(FaceLensError):
     """A model cannot be loaded, or the gallery was built with a different model."""
 

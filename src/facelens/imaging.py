@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import stat
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,39 @@ def read_file_bytes(path: Path, *, max_pixels: int) -> bytes:
         raise InputPathError(f"{path}: no such file.") from None
     except OSError as exc:
         raise InputPathError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFiles:
+    """The files a batch of photos is made of, and the entries of its folders left out."""
+
+    files: tuple[Path, ...]
+    left_out: tuple[Path, ...]  # not images by their names, or sub-folders
+
+
+def image_files(paths: Sequence[Path]) -> ImageFiles:
+    """``paths`` with each folder replaced by its image files (by their names, sorted): what
+    the shell's ``FOLDER/*`` gives, so neither its sub-folders nor hidden files. Files are
+    checked when they are read (a pipe or a device is refused then, a folder's too)."""
+    files: list[Path] = []
+    left_out: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        try:
+            entries = sorted(e for e in path.iterdir() if not e.name.startswith("."))
+        except OSError as exc:
+            raise InputPathError(f"{path}: cannot be listed ({exc.strerror or exc}).") from None
+        images = {e for e in entries if e.suffix.lower() in IMAGE_SUFFIXES and not e.is_dir()}
+        if not images:
+            raise InputPathError(
+                f"{path}: holds no images ({SUPPORTED_TEXT}, by their names); sub-folders are "
+                "not searched: give them too."
+            )
+        files += [e for e in entries if e in images]
+        left_out += [e for e in entries if e not in images]
+    return ImageFiles(tuple(files), tuple(left_out))
 
 
 def read_image_file(path: Path, *, max_pixels: int) -> DecodedImage:

@@ -193,7 +193,7 @@ def test_the_console_page_is_served_with_a_strict_policy(api: TestClient) -> Non
         answer = api.get(f"/console/{asset}")
         assert answer.status_code == 200 and kind in answer.headers["content-type"]
         assert f"/console/{asset}" in page.text
-    assert api.get("/console/..%2Fapi%2Fapp.py").status_code == 404
+    assert api.get("/console/..%2Fapi%2Fapp.py").status_code == 400  # encoded slashes: refused
     assert api.get("/console/index.html").status_code == 404  # only the listed assets
 
 
@@ -398,3 +398,25 @@ def test_merging_people_keeps_every_face_and_is_idempotent(tmp_path: Path) -> No
         assert api.post("/v1/people/ruby/merge", json={"from": "ruby"}).status_code == 422
         assert api.post("/v1/people/ruby/merge", json={"source": "x"}).status_code == 422
         assert api.post("/v1/people/nobody/merge", json={"from": "ruby"}).status_code == 404
+
+
+def test_an_encoded_slash_never_reaches_another_route(api: TestClient) -> None:
+    # Decoded, x%2Ffaces%2F1 is x/faces/1: a person's name that would delete x's face 1.
+    assert api.post("/v1/people", json={"name": "slash"}).status_code == 201
+    enrolled = api.post("/v1/people/slash/faces", files={"images": photo((GREEN, LEFT))})
+    face_id = enrolled.json()["results"][0]["face_ids"][0]
+    for method, path in (
+        ("DELETE", f"/v1/people/slash%2Ffaces%2F{face_id}"),
+        ("DELETE", f"/v1/people/slash%2ffaces%2f{face_id}"),
+        ("GET", "/v1/people/slash%2Ffaces"),
+    ):
+        answer = api.request(method, path)
+        assert answer.status_code == 400, (path, answer.text)
+        assert answer.json()["error"]["code"] == "encoded_slash"
+    assert api.get("/v1/people/slash").json()["face_count"] == 1
+    # The APIs of other products answer in their own error shape.
+    compreface = api.delete("/api/v1/recognition/subjects/slash%2Fx")
+    assert compreface.status_code == 400 and compreface.json()["code"] == 26
+    kserve = api.get("/v2/models/face-detect%2F..")
+    assert kserve.status_code == 400 and set(kserve.json()) == {"error"}
+    assert api.get("/v1/people/a%252Fb").status_code == 404  # a literal '%2F' in a name

@@ -270,7 +270,8 @@ def test_asking_a_gallery_for_another_model_is_refused_with_the_way_out(
     tmp_path: Path, people_dir: Path
 ) -> None:
     run(tmp_path, "--model", "dlib", "enroll", str(people_dir))
-    for command in (["info"], ["enroll", str(people_dir)], ["recognize", str(people_dir)]):
+    photos = str(people_dir / "obama")  # a folder: recognised are its photos
+    for command in (["info"], ["enroll", str(people_dir)], ["recognize", photos]):
         result = run(tmp_path, "--model", "sface", *command, check=False)
         assert result.returncode == 6, command
         assert "built with the dlib model" in result.stderr
@@ -434,6 +435,33 @@ def test_a_pipe_or_device_given_as_a_photo_is_refused_without_reading_it(tmp_pat
     result = run(tmp_path / "data", "recognize", str(fifo), "/dev/zero", check=False)
     assert result.returncode == 3
     assert result.stdout.count("is not a regular file") == 2
+
+
+def test_recognize_a_folder_does_its_images_and_notes_what_it_left_out(
+    enrolled: Path, faces_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "photos"
+    (folder / "older").mkdir(parents=True)
+    for name in ("obama1.jpg", "kit_with_rose.jpg"):
+        shutil.copy(faces_dir / "probes" / name, folder / name)
+    shutil.copy(faces_dir / "probes" / "obama3.jpg", folder / "older" / "obama3.jpg")
+    (folder / "notes.txt").write_text("not a photo")
+    (folder / ".hidden.jpg").write_text("what FOLDER/* leaves out too")
+    os.mkfifo(folder / "camera.jpg")  # an image by its name; reading it would wait forever
+    result = run(enrolled, "recognize", str(folder), "--json", check=False)
+    assert result.returncode == 1, result.stderr  # one file of the batch failed (was 3)
+    listing = {Path(e["file"]).name: e for e in json.loads(result.stdout)}
+    assert list(listing) == ["camera.jpg", "kit_with_rose.jpg", "obama1.jpg"]  # by name
+    assert "is not a regular file" in listing["camera.jpg"]["error"]
+    assert sorted(f["name"] for f in listing["kit_with_rose.jpg"]["faces"]) == [
+        "kit_harington",
+        "rose_leslie",
+    ]
+    assert [f["name"] for f in listing["obama1.jpg"]["faces"]] == ["obama"]
+    assert f"{folder}: left out notes.txt, older/ (not images by their names" in result.stderr
+    nothing = run(enrolled, "recognize", str(folder), str(tmp_path), check=False)  # no image
+    assert nothing.returncode == 3 and f"{tmp_path}: holds no images" in nothing.stderr
+    assert nothing.stdout == ""  # refused before any photo was done
 
 
 def test_a_file_name_cannot_drive_the_terminal(tmp_path: Path) -> None:

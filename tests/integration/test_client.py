@@ -158,6 +158,10 @@ def test_remote_commands_work_like_the_local_ones(
     assert listed.returncode == 0, listed.stderr
     names = {e["file"]: sorted(f["name"] for f in e["faces"]) for e in json.loads(listed.stdout)}
     assert names == {str(p.file): sorted(p.expected) for p in probes}
+    whole = remote(server, "recognize", str(probes[0].file.parent), "--json")  # a folder
+    assert whole.returncode == 0, whole.stderr
+    found = {e["file"]: sorted(f["name"] for f in e["faces"]) for e in json.loads(whole.stdout)}
+    assert list(found) == sorted(found) and {file: found[file] for file in names} == names
     annotated = remote(
         server, "recognize", str(probes[0].file), "--annotate", str(tmp_path / "out")
     )

@@ -512,6 +512,18 @@ def test_deleting_makes_faces_unknown_at_once(
         assert srv.stop() == 0
 
 
+def test_an_encoded_slash_in_a_person_path_is_refused_not_routed(server: Server) -> None:
+    # Decoded by the server, obama%2Ffaces%2F<id> is obama/faces/<id>: it deleted that face.
+    face_id = server.enrolment["obama"]["results"][0]["face_ids"][0]  # type: ignore[attr-defined]
+    faces = server.client.get("/v1/people/obama").json()["face_count"]
+    answer = server.client.delete(f"/v1/people/obama%2Ffaces%2F{face_id}")
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "encoded_slash"
+    assert server.client.get("/v1/people/obama").json()["face_count"] == faces
+    # Counted by its code like any refused request.
+    assert 'facelens_errors_total{code="encoded_slash"}' in server.client.get("/metrics").text
+
+
 # -- operations -----------------------------------------------------------------------------------
 
 
@@ -656,9 +668,51 @@ def test_a_busy_port_fails_at_once_with_a_hint(server: Server, tmp_path: Path) -
         text=True,
         timeout=60,
     )
-    assert result.returncode == 9
+    assert result.returncode == 13  # cannot listen: its own code, not 9 (an unusable value)
     assert "another program uses it; choose another --port" in result.stderr
     assert time.monotonic() - started < 10  # before loading any model
+
+
+SCRIPTS_RUN = Path(__file__).resolve().parents[2] / "scripts" / "run"
+
+
+def test_scripts_run_knows_the_options_of_facelens_itself() -> None:
+    import typer.main
+
+    from facelens.cli import app
+
+    expected = {
+        name if param.is_flag else f"{name}="
+        for param in typer.main.get_command(app).params
+        if param.param_type_name == "option"
+        for name in (*param.opts, *param.secondary_opts)
+    }
+    listed = re.search(r"^global_options=\(([^)]*)\)$", SCRIPTS_RUN.read_text(), re.MULTILINE)
+    assert listed is not None and set(listed.group(1).split()) == expected
+
+
+def test_scripts_run_with_options_only_serves_and_with_a_command_runs_it(tmp_path: Path) -> None:
+    venv = SCRIPTS_RUN.parents[1] / ".venv" / "pyvenv.cfg"
+    before = venv.stat()
+    data = ("--data-dir", str(tmp_path / "data"))
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # 'serve --port' fails fast on it
+        port = taken.getsockname()[1]
+        served = subprocess.run(
+            [SCRIPTS_RUN, *data, "--port", str(port)], capture_output=True, text=True, timeout=300
+        )
+    assert served.returncode == 13, served.stderr  # was 2: "No such option: --port"
+    assert f"Cannot listen on 127.0.0.1:{port}" in served.stderr
+    listed = subprocess.run(
+        [SCRIPTS_RUN, *data, "people", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+    # Installing is done once: scripts/setup no longer re-creates .venv on every run (it took
+    # pyenv's shim for another Python than .venv's).
+    after = venv.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
 def test_api_keys_guard_every_call_and_revocation_is_immediate(

@@ -9,6 +9,7 @@ import io
 import json
 import re
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -18,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import cv2
 import httpx
 import pytest
 
@@ -84,12 +86,34 @@ def test_the_clip_names_its_people_once_per_track_and_they_leave_at_the_end(
     assert processed == read == 275  # a file: every frame, none dropped
     assert embeddings * 5 < processed
     assert stored_ids(data) - before == {e["id"] for e in events}  # stored before printed
-    assert (tmp_path / "out.mp4").stat().st_size > 10_000
+    # The annotated video plays at the clip's speed: its 275 frames at its 29.97 fps.
+    assert video_shape(tmp_path / "out.mp4") == (29.97, 275)
     # A file gives the same events every time.
     again = events_of(watch(data, str(clip)).stdout)
     assert [(e["kind"], e["track"], e["name"]) for e in again] == [
         (e["kind"], e["track"], e["name"]) for e in events
     ]
+
+
+def video_shape(path: Path) -> tuple[float, int]:
+    """An .mp4's frame rate and its number of frames, as a player reads them."""
+    capture = cv2.VideoCapture(str(path))
+    fps, frames = round(capture.get(cv2.CAP_PROP_FPS), 2), 0
+    while capture.grab():
+        frames += 1
+    capture.release()
+    return fps, frames
+
+
+def test_an_annotated_video_at_a_lower_rate_still_plays_at_the_clips_speed(
+    data: Path, clip: Path, tmp_path: Path
+) -> None:
+    # --fps 7 processes every fifth frame of the 29.97 fps clip (6 a second): written at 7 fps
+    # they played 14% fast (unset, at 10 fps, 3x slow). Each is now shown until the next.
+    result = watch(data, str(clip), "--fps", "7", "--annotate", str(tmp_path / "out.mp4"))
+    assert result.returncode == 0, result.stderr
+    fps, frames = video_shape(tmp_path / "out.mp4")
+    assert fps == 29.97 and abs(frames / fps - 275 / 29.97) < 0.2  # the clip's 9.2 s
 
 
 def recognised(data: Path, crops: list[str], folder: Path) -> list[list[str]]:
@@ -171,6 +195,15 @@ def test_bad_sources_and_options_are_refused_before_any_work(data: Path, tmp_pat
     assert missing.returncode != 0 and "no such file" in missing.stderr
     two = watch(data, "a.mp4", "b.mp4", "--annotate", str(tmp_path / "x.mp4"))
     assert two.returncode != 0 and "one source" in two.stderr
+
+
+def test_a_metrics_port_in_use_exits_13_at_once(data: Path, clip: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = watch(data, str(clip), "--metrics-port", str(port))
+    assert result.returncode == 13, result.stderr  # cannot listen (9 was an unusable value)
+    assert f"--metrics-port {port}: cannot listen there" in result.stderr
+    assert result.stdout == ""  # before any frame was read
 
 
 def finish(process: subprocess.Popen[str], reader: threading.Thread) -> str:

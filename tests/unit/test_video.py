@@ -22,7 +22,7 @@ from facelens.video.eventlog import EventLog
 from facelens.video.metrics import StreamMetrics
 from facelens.video.source import RECONNECT_CAP_S, Frame, backoff_s, is_live, mask
 from facelens.video.tracks import Event, StreamCounts, StreamTracker, _closer_half, frontal
-from facelens.video.watch import RATE_WINDOW_S, RateMeter, stream_name
+from facelens.video.watch import RATE_WINDOW_S, RateMeter, VideoOut, Watched, stream_name
 
 
 def test_credentials_in_urls_are_masked() -> None:
@@ -323,3 +323,56 @@ def test_in_view_are_the_faces_of_the_newest_frame_not_those_kept_out_of_sight()
     tracker.process(coloured(1, RED, 10), wait=True)
     assert tracker.tracks and tracker.in_view() == []  # kept a while, but not in view
     tracker.finish()
+
+
+def video_written(path: Path) -> tuple[float, list[float]]:
+    """An .mp4's frame rate and the mean grey of each of its frames."""
+    capture = cv2.VideoCapture(str(path))
+    fps, greys = capture.get(cv2.CAP_PROP_FPS), []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        greys.append(float(image.mean()))
+    capture.release()
+    return fps, greys
+
+
+def grey(value: int, number: int, taken_at: float) -> Frame:
+    return Frame(np.full((64, 96, 3), value, dtype=np.uint8), number, taken_at)
+
+
+def test_an_annotated_file_gets_each_of_its_frames_once_at_its_own_rate(tmp_path: Path) -> None:
+    tracker, _ = cut_tracker()
+    video = VideoOut(tmp_path / "out.mp4")
+    for n in range(30):  # a 25 fps file, every frame processed: its frames carry its times
+        video(Watched(None, tracker), grey(8 * n, n + 1, (n + 1) / 25))  # type: ignore[arg-type]
+    video.close()
+    fps, greys = video_written(tmp_path / "out.mp4")
+    assert fps == 25  # it wrote 10 fps whatever the file's rate
+    assert len(greys) == 30
+    assert all(abs(g - 8 * n) < 4 for n, g in enumerate(greys))  # in order, none repeated
+
+
+def test_an_annotated_camera_plays_at_real_speed_whatever_was_dropped(tmp_path: Path) -> None:
+    tracker, _ = cut_tracker()
+    video = VideoOut(tmp_path / "out.mp4")
+    jitter = np.random.default_rng(1).uniform(-0.01, 0.01, 100)
+    # A 20 fps camera whose every fourth frame is processed (the rest dropped), for 3 s; a
+    # live source's times are those the frames were read at.
+    times = [1000 + number / 20 + jitter[number] for number in range(1, 61, 4)]
+    for k, (number, taken_at) in enumerate(zip(range(1, 61, 4), times, strict=True)):
+        video(Watched(None, tracker), grey(16 * k, number, taken_at))  # type: ignore[arg-type]
+    video.close()
+    fps, greys = video_written(tmp_path / "out.mp4")
+    assert abs(fps - 20) < 1  # the camera's rate, as read
+    assert abs(len(greys) / fps - (times[-1] - times[0] + 1 / fps)) < 0.15  # real speed
+    shown = [round(g / 16) for g in greys]
+    assert shown == sorted(shown) and set(shown) == set(range(len(times)))  # each, in order
+    # A camera away for a minute is not held for a minute.
+    video = VideoOut(tmp_path / "gap.mp4")
+    for number, taken_at in ((1, 0.0), (2, 0.1), (3, 60.0), (4, 60.1)):
+        video(Watched(None, tracker), grey(100, number, taken_at))  # type: ignore[arg-type]
+    video.close()
+    fps, greys = video_written(tmp_path / "gap.mp4")
+    assert fps == 10 and len(greys) == 3 + round(VideoOut.MAX_HOLD_S * 10)

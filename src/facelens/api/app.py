@@ -28,6 +28,7 @@ from facelens.api.admission import Admission, AdmissionMiddleware
 from facelens.api.deps import Services
 from facelens.api.guard import BrowserGuard, origins
 from facelens.api.observability import ObservabilityMiddleware
+from facelens.api.paths import PathGuard
 from facelens.models.profiles import DEFAULT_MODEL, PROFILES
 
 DESCRIPTION = """Self-hosted face recognition. The web console is at [`/`](/).
@@ -79,8 +80,9 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(console.router)
     settings = svc.settings
     # Outermost last: observability (ids, logs, metrics) → admission (how many at once) →
-    # browser guard → CORS → routes. The server's protocol counts connections in the same
-    # Admission (app.state.admission).
+    # browser guard → CORS → path guard → routes. The server's protocol counts connections
+    # in the same Admission (app.state.admission).
+    app.add_middleware(PathGuard)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -32,6 +32,7 @@ STATUS: dict[type[errors.FaceLensError], int] = {
     errors.StorageError: 503,
     errors.ModelError: 503,
     errors.Unavailable: 503,
+    errors.CannotListen: 503,  # the CLI's (a port in use); a request never causes it
     errors.WorkTimeout: 504,
     errors.RequestTimeout: 408,
     errors.ClientGone: errors.ClientGone.status,

@@ -21,7 +21,7 @@ from facelens.api.app import create_app
 from facelens.api.deps import Services
 from facelens.api.idempotency import IdempotencyStore
 from facelens.api.observability import Metrics, configure_logging
-from facelens.errors import InvalidValue
+from facelens.errors import CannotListen
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.keys import KeyStore, given_keys
 from facelens.settings import Settings
@@ -51,7 +51,7 @@ def bind(host: str, port: int) -> socket.socket:
         )[0]
         sock = socket.socket(family, kind, proto)
     except OSError as exc:
-        raise InvalidValue(
+        raise CannotListen(
             f"Cannot listen on {host!r}: {exc.strerror or exc}. Use an address of this machine, "
             "e.g. --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every network)."
         ) from None
@@ -67,7 +67,7 @@ def bind(host: str, port: int) -> socket.socket:
             "(this machine only) or --host 0.0.0.0 (every network)",
         }
         hint = hints.get(exc.errno or 0, exc.strerror or str(exc))
-        raise InvalidValue(f"Cannot listen on {host}:{port}: {hint}.") from None
+        raise CannotListen(f"Cannot listen on {host}:{port}: {hint}.") from None
     return sock
 
 

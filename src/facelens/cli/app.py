@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 # Exit codes, one per kind of failure, so scripts can tell them apart.
 EXIT_PARTIAL = 1  # a batch finished but some inputs failed
 EXIT_DAMAGED = 12  # the gallery is damaged (one that cannot be read or written is 5)
+EXIT_CANNOT_LISTEN = 13  # a port in use (or privileged, or an address not this machine's)
 EXIT_CODES: dict[type[errors.FaceLensError], int] = {
     errors.InputPathError: 3,
     errors.ImageError: 4,
@@ -48,6 +49,7 @@ EXIT_CODES: dict[type[errors.FaceLensError], int] = {
     errors.Unavailable: 10,
     errors.Unauthorized: 11,
     errors.Forbidden: 11,
+    errors.CannotListen: EXIT_CANNOT_LISTEN,
 }
 EXIT_INTERRUPTED = 130
 

@@ -17,7 +17,7 @@ from facelens.cli.app import (
     open_gallery,
     until_stopped,
 )
-from facelens.errors import InvalidValue
+from facelens.errors import CannotListen, InvalidValue
 
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector
@@ -157,6 +157,6 @@ def serve_metrics(port: int, collector: Collector) -> None:
     try:
         start_http_server(port, addr="127.0.0.1", registry=registry)
     except OSError as exc:
-        raise InvalidValue(
+        raise CannotListen(
             f"--metrics-port {port}: cannot listen there ({exc.strerror})."
         ) from None

@@ -128,7 +128,12 @@ def print_enrolment(report: EnrolmentReport, as_json: bool) -> None:
 @app.command()
 def recognize(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="Photos to recognise.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Photos to recognise, or folders: a folder's images (not its sub-folders')."
+        ),
+    ],
     annotate: Annotated[
         Path | None,
         typer.Option(
@@ -143,6 +148,7 @@ def recognize(
     from facelens.recognition import recognize_bytes
 
     with handled(ctx) as state:
+        files = batch_files(files)
         if annotate is not None:
             prepare_output_dir(annotate)
         gallery = open_gallery(state, read_only=True)
@@ -182,6 +188,29 @@ def recognize(
             raise typer.Exit(
                 codes.pop() if len(failed) == len(unique) and len(codes) == 1 else EXIT_PARTIAL
             )
+
+
+def batch_files(paths: list[Path]) -> list[Path]:
+    """The photos ``paths`` give, a folder's images in its place; what a folder held besides
+    is left out with a note (on stderr: ``--json`` stays a list of the photos)."""
+    from facelens.imaging import image_files
+
+    found = image_files(paths)
+    by_folder: dict[Path, list[str]] = {}
+    for entry in found.left_out:
+        by_folder.setdefault(entry.parent, []).append(
+            f"{entry.name}/" if entry.is_dir() else entry.name
+        )
+    for folder, names in by_folder.items():
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        err.print(
+            "[yellow]note:[/yellow] "
+            + escape(
+                f"{folder}: left out {shown} (not images by their names; sub-folders are not "
+                "searched: give them too)."
+            )
+        )
+    return list(found.files)
 
 
 def prepare_output_dir(folder: Path) -> None:

@@ -69,7 +69,12 @@ def _client(state: State, url: str | None, api_key: str | None) -> Client:
 @remote_app.command("recognize")
 def remote_recognize(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="Photos to recognise.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Photos to recognise, or folders: a folder's images (not its sub-folders')."
+        ),
+    ],
     annotate: Annotated[
         Path | None,
         typer.Option(
@@ -81,9 +86,10 @@ def remote_recognize(
     as_json: AsJson = False,
 ) -> None:
     """Name the faces in photos; a bad file is reported and the others still done."""
-    from facelens.cli.photos import prepare_output_dir, unique_name
+    from facelens.cli.photos import batch_files, prepare_output_dir, unique_name
 
     with handled(ctx) as state, _client(state, url, api_key) as server:
+        files = batch_files(files)
         if annotate is not None:
             prepare_output_dir(annotate)
         listing: list[dict[str, Any]] = []

@@ -20,7 +20,7 @@ from facelens.cli.app import (
     open_gallery,
     until_stopped,
 )
-from facelens.errors import InputPathError, InvalidValue
+from facelens.errors import CannotListen, InputPathError, InvalidValue
 
 DRAIN_S = 20.0  # at the end, how long events still pending may take to go
 
@@ -142,7 +142,7 @@ def watch(
             )
             for r in readers
         ]
-        video = VideoOut(annotate, fps or 10.0) if annotate is not None else None
+        video = VideoOut(annotate) if annotate is not None else None
 
         def printed(found: list[Event]) -> None:
             if events is EventsOut.jsonl:
@@ -208,6 +208,6 @@ def serve_metrics(port: int, statuses: Callable[[], dict[str, dict[str, Any]]]) 
     try:
         start_http_server(port, addr="127.0.0.1", registry=registry)
     except OSError as exc:
-        raise InvalidValue(
+        raise CannotListen(
             f"--metrics-port {port}: cannot listen there ({exc.strerror})."
         ) from None

@@ -5,6 +5,7 @@ process."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
@@ -110,21 +111,79 @@ def annotated(frame: Frame, tracker: StreamTracker) -> np.ndarray:
 
 
 class VideoOut:
-    """Writes the processed frames of a stream, faces boxed and named, to an .mp4 file."""
+    """Writes the processed frames of a stream, faces boxed and named, to an .mp4 file that
+    plays at real speed: at the source's frame rate (a file's own; a live source's as read,
+    measured over its first frames), each processed frame shown until the next one's time,
+    so frames skipped (``--fps``) or dropped (recognition slower than a camera) leave no
+    gap. A file processed whole gets each of its frames once, at its own rate."""
 
-    def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps = path, fps
+    MEASURE_FRAMES = 10  # the rate is measured over the first frames written ...
+    MEASURE_S = 1.0  # ... or the first second of them, whichever comes first
+    FALLBACK_FPS = 10.0  # a video of one frame (or of frames seconds apart): any rate does
+    MAX_FPS = 1000.0  # a live source's burst does not make a rate past a file's largest
+    MAX_HOLD_S = 5.0  # a frame is held at most this long (a camera away for minutes is cut)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fps: float | None = None  # known once measured
         self._writer: cv2.VideoWriter | None = None
+        self._waiting: list[tuple[int, float, np.ndarray]] = []  # (number, time, BGR image)
+        self._start = 0.0  # the time of the first frame
+        self._cut = 0  # slots left out of long holds
+        self._written = 0  # frames written, held ones included
+        self._last: np.ndarray | None = None
 
     def __call__(self, watched: Watched, frame: Frame) -> None:
         drawn = cv2.cvtColor(annotated(frame, watched.tracker), cv2.COLOR_RGB2BGR)
-        if self._writer is None:
-            height, width = drawn.shape[:2]
-            fourcc = cv2.VideoWriter.fourcc(*"mp4v")
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
+        if self._writer is not None:
+            self._put(frame.taken_at, drawn)
+            return
+        self._waiting.append((frame.number, frame.taken_at, drawn))
+        first = self._waiting[0]
+        if len(self._waiting) >= self.MEASURE_FRAMES or (
+            frame.taken_at - first[1] >= self.MEASURE_S
+        ):
+            self._open()
+
+    def _open(self) -> None:
+        # Frames read per second of the source's time: a file's frames carry its own times,
+        # a live source's the times they were read; numbers count every frame read, processed
+        # or not. Pairs further apart than a second (a camera away) do not count.
+        pairs = [
+            (n1 - n0, t1 - t0)
+            for (n0, t0, _), (n1, t1, _) in itertools.pairwise(self._waiting)
+            if n1 > n0 and 0 < t1 - t0 <= self.MEASURE_S
+        ]
+        read, span = sum(n for n, _ in pairs), sum(t for _, t in pairs)
+        self.fps = min(read / span, self.MAX_FPS) if pairs else self.FALLBACK_FPS
+        _, t0, image = self._waiting[0]
+        height, width = image.shape[:2]
+        fourcc = cv2.VideoWriter.fourcc(*"mp4v")
+        self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
+        self._start = t0
+        waiting, self._waiting = self._waiting, []
+        for _, taken_at, drawn in waiting:
+            self._put(taken_at, drawn)
+
+    def _put(self, taken_at: float, drawn: np.ndarray) -> None:
+        assert self._writer is not None and self.fps is not None
+        # The frame's place in the output; one that comes early (a live source's jitter)
+        # takes the next free place rather than being lost.
+        slot = round((taken_at - self._start) * self.fps) - self._cut
+        latest = self._written - 1 + round(self.MAX_HOLD_S * self.fps)
+        if slot > latest:
+            self._cut += slot - latest
+            slot = latest
+        while self._last is not None and self._written < slot:
+            self._writer.write(self._last)  # the previous frame, until this one's time
+            self._written += 1
         self._writer.write(drawn)
+        self._written += 1
+        self._last = drawn
 
     def close(self) -> None:
+        if self._writer is None and self._waiting:
+            self._open()
         if self._writer is not None:
             self._writer.release()
 
