@@ -958,35 +958,6 @@ async function fix(change) {
   });
 }
 
-// ------------------------------------------------------------------------------ verify
-
-async function verify(event) {
-  event.preventDefault();
-  clearErrors();
-  const form = new FormData();
-  form.append("first", $("verify-first").files[0]);
-  form.append("second", $("verify-second").files[0]);
-  const out = $("verify-result");
-  out.textContent = "Comparing…";
-  try {
-    const answer = await api("POST", "/v1/verify", { body: form });
-    const verdict = document.createElement("p");
-    verdict.className = "verdict " + (answer.same_person ? "same" : "different");
-    verdict.textContent = answer.same_person ? "The same person" : "Different people";
-    const detail = document.createElement("p");
-    detail.textContent = `Distance ${answer.distance.toFixed(3)}; the same person at most ${answer.threshold}.`;
-    out.replaceChildren(verdict, detail);
-    for (const note of answer.notes) {
-      const p = document.createElement("p");
-      p.textContent = note;
-      out.append(p);
-    }
-  } catch (error) {
-    out.textContent = "";
-    showError(error.message);
-  }
-}
-
 // ----------------------------------------------------------------------------- streams
 
 const watching = { timer: null, views: new Map() };
@@ -1247,7 +1218,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("add-person").addEventListener("submit", addPerson);
   $("people-search").addEventListener("input", renderPeople);
   $("review-run").addEventListener("click", runReview);
-  $("verify-form").addEventListener("submit", verify);
   $("add-stream").addEventListener("submit", addStream);
   $("events-filter").addEventListener("submit", (event) => {
     event.preventDefault();
