@@ -891,3 +891,83 @@ def test_verify_shows_both_photos_with_the_faces_boxed_and_compares_the_face_pic
     expect(photos.nth(1).locator("button.pick[data-index='1']")).to_have_attribute(
         "aria-pressed", "true"
     )
+
+
+def test_gallery_health_merges_one_person_under_two_names_and_deletes_an_empty_one(
+    browser: Browser, tmp_path: Path, people_dir: Path, faces_dir: Path
+) -> None:
+    srv = Server(tmp_path / "data")
+    c = srv.client
+    script = axe_script(REPO / ".cache" / "axe-core")
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1200, "height": 900})
+    try:
+        photos = {
+            "obama": [people_dir / "obama" / n for n in ("obama.jpg", "obama2.jpg")],
+            "Barack": [faces_dir / "probes" / n for n in ("obama1.jpg", "obama3.jpg")],
+        }
+        for name, files in photos.items():
+            assert c.post("/v1/people", json={"name": name}).status_code == 201
+            for file in files:
+                enrolled = c.post(f"/v1/people/{name}/faces", files={"images": file.read_bytes()})
+                assert enrolled.json()["enrolled"] == 1, enrolled.text
+        assert c.post("/v1/people", json={"name": "Nobody Yet"}).status_code == 201
+
+        page = context.new_page()
+        page.goto(srv.url + "/")
+        page.get_by_role("tab", name="Gallery health").click()
+        page.get_by_role("button", name="Check the gallery").click()
+        expect(page.locator("#review-summary")).to_contain_text("faces checked", timeout=WAIT_MS)
+        same = page.locator("li.finding[data-kind='same_person']")
+        empty = page.locator("li.finding[data-kind='empty']")
+        expect(same).to_have_count(1)
+        expect(empty).to_have_count(1)
+        expect(same.locator("strong")).to_have_text("Barack and obama: one person under two names?")
+        expect(empty.locator("strong")).to_have_text("Nobody Yet: no faces")
+        assert "null" not in page.locator("#review-list").inner_text()
+        # Each finding offers its own fix, and no other.
+        expect(same.get_by_role("button")).to_have_text(["Merge into obama"])
+        expect(empty.get_by_role("button")).to_have_text(["Delete Nobody Yet"])
+        assert accessibility_violations(page, script) == []
+
+        # The merge asks first, naming both; Cancel changes nothing.
+        same.get_by_role("button", name="Merge into obama").click()
+        dialog = page.locator("#confirm-dialog")
+        expect(dialog.locator("#confirm-text")).to_have_text(
+            "Merge Barack into obama? Every face of Barack moves to obama, and Barack is "
+            "deleted. This cannot be undone."
+        )
+        assert accessibility_violations(page, script) == []
+        dialog.get_by_role("button", name="Cancel").click()
+        assert c.get("/v1/people/Barack").json()["face_count"] == 2
+        same.get_by_role("button", name="Merge into obama").click()
+        dialog.get_by_role("button", name="Merge").click()
+        expect(page.locator("#review-status")).to_have_text(
+            "Barack was merged into obama: 2 faces moved.", timeout=WAIT_MS
+        )
+        expect(same).to_have_count(0)
+        assert c.get("/v1/people/Barack").status_code == 404
+        assert c.get("/v1/people/obama").json()["face_count"] == 4
+
+        # A face enrolled since the check: the person is no longer empty and is kept.
+        biden = (people_dir / "biden" / "biden.jpg").read_bytes()
+        added = c.post("/v1/people/Nobody Yet/faces", files={"images": biden}).json()
+        empty.get_by_role("button", name="Delete Nobody Yet").click()
+        expect(page.locator("#messages")).to_contain_text(
+            "Nobody Yet has 1 face now, so was not deleted.", timeout=WAIT_MS
+        )
+        expect(empty).to_have_count(0)  # checked again: not empty any more
+        assert c.get("/v1/people/Nobody Yet").json()["face_count"] == 1
+        face = added["results"][0]["face_ids"][0]
+        assert c.delete(f"/v1/people/Nobody Yet/faces/{face}").status_code == 200
+        page.get_by_role("button", name="Check the gallery").click()
+        empty.get_by_role("button", name="Delete Nobody Yet").click()
+        expect(page.locator("#review-status")).to_have_text(
+            "Nobody Yet was deleted.", timeout=WAIT_MS
+        )
+        expect(page.locator("#messages")).to_be_empty()
+        expect(page.locator("li.finding")).to_have_count(0)
+        expect(page.locator("#review-summary")).to_contain_text("nothing to fix")
+        assert c.get("/v1/people/Nobody Yet").status_code == 404
+    finally:
+        context.close()
+        assert srv.stop() == 0
