@@ -26,8 +26,35 @@ def _recognise(page: Page, *files: Path) -> None:
     expect(page.locator("article.result[data-state]")).to_have_count(len(files), timeout=WAIT_MS)
 
 
+def _two_names_and_nobody(server: Server) -> None:
+    """For the gallery health screen: one person under two names, and a person with no photo."""
+    server.client.post("/v1/people", json={"name": "Barack"})
+    for probe in ("obama1.jpg", "obama3.jpg"):
+        photo = (shared_faces() / "probes" / probe).read_bytes()
+        server.client.post("/v1/people/Barack/faces", files={"images": photo})
+    server.client.post("/v1/people", json={"name": "Kit"})
+
+
+def _verify(page: Page, first: Path, second: Path) -> None:
+    """Compare two photos, then pick the other face of the second (the largest is compared
+    first)."""
+    page.get_by_role("tab", name="Verify").click()
+    page.set_input_files("#verify-first", str(first))
+    page.set_input_files("#verify-second", str(second))
+    page.get_by_role("button", name="Compare", exact=True).click()
+    other = page.locator("#verify-photos [data-photo='second'] button.pick[aria-pressed='false']")
+    expect(other).to_have_count(1, timeout=WAIT_MS)
+    other.click()
+    expect(page.locator("#verify-result")).to_contain_text("as chosen", timeout=WAIT_MS)
+    page.evaluate("document.activeElement.blur()")  # no focus ring on the face picked
+
+
+def shared_faces() -> Path:
+    return shared_data("faces", "FACELENS_TEST_FACES", "probes.csv", "people")
+
+
 def main(out: Path) -> None:
-    faces = shared_data("faces", "FACELENS_TEST_FACES", "probes.csv", "people")
+    faces = shared_faces()
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -52,11 +79,14 @@ def main(out: Path) -> None:
                     page.get_by_role("tab", name="People").click()
                     expect(page.locator("li.person img.avatar")).to_have_count(6)
                     page.screenshot(path=out / "people.png")
+                    _two_names_and_nobody(server)
                     page.get_by_role("tab", name="Gallery health").click()
                     page.get_by_role("button", name="Check the gallery").click()
                     expect(page.locator("li.finding").first).to_be_visible(timeout=WAIT_MS)
                     page.wait_for_timeout(500)  # thumbnails
                     page.screenshot(path=out / "gallery-health.png")
+                    _verify(page, probes / "obama-480p.jpg", probes / "two_people.jpg")
+                    page.screenshot(path=out / "verify.png")
                     camera = MjpegCamera(faces / "video" / "short_hamilton_clip.mp4").start()
                     try:
                         server.client.post(

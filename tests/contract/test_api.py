@@ -189,7 +189,12 @@ def test_the_console_page_is_served_with_a_strict_policy(api: TestClient) -> Non
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     policy = page.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
-    for asset, kind in (("app.js", "javascript"), ("app.css", "css"), ("icon.svg", "svg")):
+    for asset, kind in (
+        ("app.js", "javascript"),
+        ("verify.js", "javascript"),
+        ("app.css", "css"),
+        ("icon.svg", "svg"),
+    ):
         answer = api.get(f"/console/{asset}")
         assert answer.status_code == 200 and kind in answer.headers["content-type"]
         assert f"/console/{asset}" in page.text

@@ -9,11 +9,13 @@ import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, Route, expect
+from PIL import Image
+from playwright.sync_api import Browser, Locator, Page, Playwright, Route, expect
 
 from facelens.imaging import encode_image, read_image_file
 from facelens.models.base import Box
@@ -200,7 +202,7 @@ def test_verify_says_same_or_different_with_the_distance(page: Page, faces_dir: 
     for second, verdict in (("obama1.jpg", "The same person"), ("two_people.jpg", None)):
         page.set_input_files("#verify-first", str(probes / "obama-480p.jpg"))
         page.set_input_files("#verify-second", str(probes / second))
-        page.get_by_role("button", name="Compare").click()
+        page.get_by_role("button", name="Compare", exact=True).click()
         if verdict:
             expect(page.locator("#verify-result .verdict")).to_have_text(verdict, timeout=WAIT_MS)
         else:  # the largest face of two_people.jpg is obama's too, and the page says it chose
@@ -208,7 +210,7 @@ def test_verify_says_same_or_different_with_the_distance(page: Page, faces_dir: 
         expect(page.locator("#verify-result")).to_contain_text("Distance")
     page.set_input_files("#verify-second", str(probes / "obama_and_biden.jpg"))
     page.set_input_files("#verify-first", str(faces_dir / "people" / "biden" / "biden2.jpg"))
-    page.get_by_role("button", name="Compare").click()
+    page.get_by_role("button", name="Compare", exact=True).click()
     expect(page.locator("#verify-result .verdict")).to_be_visible(timeout=WAIT_MS)
 
 
@@ -361,6 +363,12 @@ def test_every_screen_passes_axes_wcag_checks(
         for tab in ("Camera", "Verify", "Streams", "Events"):
             page.get_by_role("tab", name=tab).click()
             found[tab] = accessibility_violations(page, script)
+        page.get_by_role("tab", name="Verify").click()
+        page.set_input_files("#verify-first", str(faces_dir / "probes" / "obama1.jpg"))
+        page.set_input_files("#verify-second", str(faces_dir / "probes" / "two_people.jpg"))
+        page.get_by_role("button", name="Compare", exact=True).click()
+        expect(page.locator("#verify-photos button.pick")).to_have_count(3, timeout=WAIT_MS)
+        found["Verify, both photos"] = accessibility_violations(page, script)
         page.get_by_role("button", name="API key").click()
         found["API key dialog"] = accessibility_violations(page, script)
         assert {screen: v for screen, v in found.items() if v} == {}
@@ -797,6 +805,169 @@ def test_an_empty_server_says_what_to_do_on_every_screen(
         expect(page.locator("#events-empty")).to_contain_text("No events yet")
         found["Events"] = accessibility_violations(page, script)
         assert {screen: v for screen, v in found.items() if v} == {}
+    finally:
+        context.close()
+        assert srv.stop() == 0
+
+
+# ------------------------------------------- issue 19, section 3: verify and gallery health
+
+
+def turned_on_its_side(photo: Path, target: Path) -> Path:
+    """``photo`` stored turned 90° anticlockwise, with EXIF orientation 6 ("turn it 90°
+    clockwise to show it"): upright again for whoever applies the tag."""
+    with Image.open(photo) as upright:
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        upright.transpose(Image.Transpose.ROTATE_90).save(target, quality=95, exif=exif)
+    return target
+
+
+def boxes_lie_where_the_server_found_the_faces(figure: Locator, image: dict[str, Any]) -> None:
+    """Each face's button covers the face's box on the photo as shown (the box in pixels of
+    the EXIF-turned photo, which the browser must show turned the same way)."""
+    photo = figure.locator("img")
+    natural = photo.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert natural == [image["width"], image["height"]]
+    shown = photo.bounding_box()
+    assert shown is not None
+    scale_x, scale_y = shown["width"] / image["width"], shown["height"] / image["height"]
+    assert scale_x == pytest.approx(scale_y, rel=0.01)  # shown upright, not turned or stretched
+    picks = figure.locator("button.pick")
+    expect(picks).to_have_count(len(image["faces"]))
+    for index, face in enumerate(image["faces"]):
+        pick = picks.nth(index)
+        assert pick.get_attribute("data-index") == str(index)
+        got = pick.bounding_box()
+        assert got is not None
+        assert got["x"] == pytest.approx(shown["x"] + face["left"] * scale_x, abs=1.5)
+        assert got["y"] == pytest.approx(shown["y"] + face["top"] * scale_y, abs=1.5)
+        assert got["width"] == pytest.approx((face["right"] - face["left"]) * scale_x, abs=1.5)
+        assert got["height"] == pytest.approx((face["bottom"] - face["top"]) * scale_y, abs=1.5)
+        pressed = "true" if index == image["compared"] else "false"
+        expect(pick).to_have_attribute("aria-pressed", pressed)
+
+
+def test_verify_shows_both_photos_with_the_faces_boxed_and_compares_the_face_picked(
+    page: Page, faces_dir: Path, tmp_path: Path
+) -> None:
+    probes = faces_dir / "probes"
+    # two_people.jpg holds obama (face 0, on the left) and biden (face 1, the largest).
+    second = turned_on_its_side(probes / "two_people.jpg", tmp_path / "two_people_turned.jpg")
+    page.get_by_role("tab", name="Verify").click()
+    page.set_input_files("#verify-first", str(probes / "obama-480p.jpg"))
+    page.set_input_files("#verify-second", str(second))
+    with page.expect_response("**/v1/verify*", timeout=WAIT_MS) as asked:
+        page.get_by_role("button", name="Compare", exact=True).click()
+    answer = asked.value.json()
+    assert asked.value.request.url.endswith("/v1/verify")  # the largest of each, at first
+    assert [len(i["faces"]) for i in answer["images"]] == [1, 2]
+    assert answer["images"][1]["width"] > answer["images"][1]["height"]  # upright: landscape
+    result = page.locator("#verify-result")
+    expect(result.locator(".verdict")).to_have_text("Different people", timeout=WAIT_MS)
+    expect(result).to_contain_text("face 2 (the largest) was compared")
+    photos = page.locator("#verify-photos figure")
+    expect(photos).to_have_count(2)
+    for figure, image in zip(photos.all(), answer["images"], strict=True):
+        boxes_lie_where_the_server_found_the_faces(figure, image)
+
+    # By keyboard: Tab to obama's face in the second photo and press Enter.
+    obama = page.get_by_role("button", name="Face 1 of 2 in the second photo, at the top left")
+    obama.focus()
+    with page.expect_response("**/v1/verify*", timeout=WAIT_MS) as asked:
+        page.keyboard.press("Enter")
+    assert asked.value.request.url.endswith("/v1/verify?second_face=0")
+    expect(result.locator(".verdict")).to_have_text("The same person", timeout=WAIT_MS)
+    expect(result).to_contain_text("face 1 (as chosen) was compared")
+    picked = photos.nth(1).locator("button.pick[data-index='0']")
+    expect(picked).to_have_attribute("aria-pressed", "true")
+    expect(picked).to_have_accessible_name(re.compile(r"compared$"))
+    expect(picked).to_be_focused()  # the focus stays on the face picked
+    boxes_lie_where_the_server_found_the_faces(photos.nth(1), asked.value.json()["images"][1])
+
+    # With the mouse, back to biden's.
+    photos.nth(1).locator("button.pick[data-index='1']").click()
+    expect(result.locator(".verdict")).to_have_text("Different people", timeout=WAIT_MS)
+    expect(photos.nth(1).locator("button.pick[data-index='1']")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+
+
+def test_gallery_health_merges_one_person_under_two_names_and_deletes_an_empty_one(
+    browser: Browser, tmp_path: Path, people_dir: Path, faces_dir: Path
+) -> None:
+    srv = Server(tmp_path / "data")
+    c = srv.client
+    script = axe_script(REPO / ".cache" / "axe-core")
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1200, "height": 900})
+    try:
+        photos = {
+            "obama": [people_dir / "obama" / n for n in ("obama.jpg", "obama2.jpg")],
+            "Barack": [faces_dir / "probes" / n for n in ("obama1.jpg", "obama3.jpg")],
+        }
+        for name, files in photos.items():
+            assert c.post("/v1/people", json={"name": name}).status_code == 201
+            for file in files:
+                enrolled = c.post(f"/v1/people/{name}/faces", files={"images": file.read_bytes()})
+                assert enrolled.json()["enrolled"] == 1, enrolled.text
+        assert c.post("/v1/people", json={"name": "Nobody Yet"}).status_code == 201
+
+        page = context.new_page()
+        page.goto(srv.url + "/")
+        page.get_by_role("tab", name="Gallery health").click()
+        page.get_by_role("button", name="Check the gallery").click()
+        expect(page.locator("#review-summary")).to_contain_text("faces checked", timeout=WAIT_MS)
+        same = page.locator("li.finding[data-kind='same_person']")
+        empty = page.locator("li.finding[data-kind='empty']")
+        expect(same).to_have_count(1)
+        expect(empty).to_have_count(1)
+        expect(same.locator("strong")).to_have_text("Barack and obama: one person under two names?")
+        expect(empty.locator("strong")).to_have_text("Nobody Yet: no faces")
+        assert "null" not in page.locator("#review-list").inner_text()
+        # Each finding offers its own fix, and no other.
+        expect(same.get_by_role("button")).to_have_text(["Merge into obama"])
+        expect(empty.get_by_role("button")).to_have_text(["Delete Nobody Yet"])
+        assert accessibility_violations(page, script) == []
+
+        # The merge asks first, naming both; Cancel changes nothing.
+        same.get_by_role("button", name="Merge into obama").click()
+        dialog = page.locator("#confirm-dialog")
+        expect(dialog.locator("#confirm-text")).to_have_text(
+            "Merge Barack into obama? Every face of Barack moves to obama, and Barack is "
+            "deleted. This cannot be undone."
+        )
+        assert accessibility_violations(page, script) == []
+        dialog.get_by_role("button", name="Cancel").click()
+        assert c.get("/v1/people/Barack").json()["face_count"] == 2
+        same.get_by_role("button", name="Merge into obama").click()
+        dialog.get_by_role("button", name="Merge").click()
+        expect(page.locator("#review-status")).to_have_text(
+            "Barack was merged into obama: 2 faces moved.", timeout=WAIT_MS
+        )
+        expect(same).to_have_count(0)
+        assert c.get("/v1/people/Barack").status_code == 404
+        assert c.get("/v1/people/obama").json()["face_count"] == 4
+
+        # A face enrolled since the check: the person is no longer empty and is kept.
+        biden = (people_dir / "biden" / "biden.jpg").read_bytes()
+        added = c.post("/v1/people/Nobody Yet/faces", files={"images": biden}).json()
+        empty.get_by_role("button", name="Delete Nobody Yet").click()
+        expect(page.locator("#messages")).to_contain_text(
+            "Nobody Yet has 1 face now, so was not deleted.", timeout=WAIT_MS
+        )
+        expect(empty).to_have_count(0)  # checked again: not empty any more
+        assert c.get("/v1/people/Nobody Yet").json()["face_count"] == 1
+        face = added["results"][0]["face_ids"][0]
+        assert c.delete(f"/v1/people/Nobody Yet/faces/{face}").status_code == 200
+        page.get_by_role("button", name="Check the gallery").click()
+        empty.get_by_role("button", name="Delete Nobody Yet").click()
+        expect(page.locator("#review-status")).to_have_text(
+            "Nobody Yet was deleted.", timeout=WAIT_MS
+        )
+        expect(page.locator("#messages")).to_be_empty()
+        expect(page.locator("li.finding")).to_have_count(0)
+        expect(page.locator("#review-summary")).to_contain_text("nothing to fix")
+        assert c.get("/v1/people/Nobody Yet").status_code == 404
     finally:
         context.close()
         assert srv.stop() == 0

@@ -15,6 +15,7 @@ router = APIRouter(include_in_schema=False)
 
 ASSETS: dict[str, str] = {
     "app.js": "text/javascript; charset=utf-8",
+    "verify.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }
