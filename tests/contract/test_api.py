@@ -264,6 +264,17 @@ def test_key_scopes_limit_what_a_key_may_do(tmp_path: Path) -> None:
         assert call("recognize", "POST", f"{ds}/register", files=image, data={"userid": "y"}) == 403
         assert call("recognize", "POST", f"{ds}/delete", data={"userid": "x"}) == 403
         assert call("enrol", "POST", f"{ds}/delete", data={"userid": "x"}) == 200
+        # A subject named "recognize" is no recognition: renaming or deleting it changes the
+        # gallery (before, any path ending in /recognize passed as a read).
+        assert call("enrol", "POST", f"{cf}/subjects", json={"subject": "recognize"}) == 201
+        rename = {"subject": "renamed"}
+        assert call("recognize", "PUT", f"{cf}/subjects/recognize", json=rename) == 403
+        assert call("recognize", "DELETE", f"{cf}/subjects/recognize") == 403
+        assert (
+            call("recognize", "POST", f"{cf}/embeddings/recognize", json={"embeddings": []}) != 403
+        )
+        # Sending given-up events out again is an operator's call.
+        assert call("enrol", "POST", "/v1/events/deliveries/retry") == 403
 
 
 def test_an_http_client_is_never_told_to_run_a_command(api: TestClient) -> None:
