@@ -42,12 +42,24 @@ def mask(text: str) -> str:
     return _QUERY_VALUE.sub(rf"\g<key>{HIDDEN}", _CREDENTIALS.sub(f"{HIDDEN}@", text))
 
 
+# Control characters (C0 but tab, DEL, C1, and the bidi overrides) in a message: a peer's
+# text (a webhook receiver's answer, a camera's error) could otherwise clear the terminal,
+# forge log lines (CR, LF) or reorder what a reader sees.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\x1b``, ``\n``, ``\u202e``)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 class MaskSecrets(logging.Filter):
-    """Masks secrets in URLs of each record it passes: its message and its traceback."""
+    """Masks secrets in URLs of each record it passes (its message and its traceback), and
+    shows control characters in its message as escapes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = mask(message)
+        masked = printable(mask(message))
         if masked != message:
             record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:

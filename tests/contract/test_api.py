@@ -269,6 +269,17 @@ def test_key_scopes_limit_what_a_key_may_do(tmp_path: Path) -> None:
         assert call("recognize", "POST", f"{ds}/register", files=image, data={"userid": "y"}) == 403
         assert call("recognize", "POST", f"{ds}/delete", data={"userid": "x"}) == 403
         assert call("enrol", "POST", f"{ds}/delete", data={"userid": "x"}) == 200
+        # A subject named "recognize" is no recognition: renaming or deleting it changes the
+        # gallery (before, any path ending in /recognize passed as a read).
+        assert call("enrol", "POST", f"{cf}/subjects", json={"subject": "recognize"}) == 201
+        rename = {"subject": "renamed"}
+        assert call("recognize", "PUT", f"{cf}/subjects/recognize", json=rename) == 403
+        assert call("recognize", "DELETE", f"{cf}/subjects/recognize") == 403
+        assert (
+            call("recognize", "POST", f"{cf}/embeddings/recognize", json={"embeddings": []}) != 403
+        )
+        # Sending given-up events out again is an operator's call.
+        assert call("enrol", "POST", "/v1/events/deliveries/retry") == 403
 
 
 def test_an_http_client_is_never_told_to_run_a_command(api: TestClient) -> None:
@@ -425,3 +436,32 @@ def test_an_encoded_slash_never_reaches_another_route(api: TestClient) -> None:
     kserve = api.get("/v2/models/face-detect%2F..")
     assert kserve.status_code == 400 and set(kserve.json()) == {"error"}
     assert api.get("/v1/people/a%252Fb").status_code == 404  # a literal '%2F' in a name
+
+
+def test_metrics_are_collected_off_the_event_loop(tmp_path: Path) -> None:
+    """/metrics (keyless, never refused) collected on the event loop: with a large outbox of
+    events, 64 scrapers made /healthz wait past a liveness probe's time limit."""
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow:  # a collector that takes as long as the test says
+        def collect(self) -> Iterator[object]:
+            entered.set()
+            release.wait(10)
+            return iter(())
+
+    with served(tmp_path) as api:
+        api.app.state.services.metrics.registry.register(Slow())  # type: ignore[attr-defined]
+        scrape = threading.Thread(target=api.get, args=("/metrics",))
+        scrape.start()
+        assert entered.wait(10)
+        answers: list[int] = []
+        probe = threading.Thread(target=lambda: answers.append(api.get("/healthz").status_code))
+        probe.start()
+        probe.join(5)
+        answered_meanwhile = list(answers)
+        release.set()
+        scrape.join(10)
+        probe.join(10)
+    assert answered_meanwhile == [200]

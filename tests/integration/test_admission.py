@@ -318,3 +318,99 @@ def test_sigterm_refuses_the_waiting_requests_in_json_and_finishes_the_running_o
     assert all(a.headers["retry-after"] == "2" for a in refused)
     assert all("server is stopping" in a.json()["error"]["message"] for a in refused)
     assert "Traceback" not in srv.log()
+
+
+def trickle(srv: Server, source: str) -> socket.socket:
+    """A keyless DeepStack form begun, whose body then comes a byte at a time."""
+    sock = connect(srv, source)
+    sock.sendall(
+        b"POST /v1/vision/face/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 1000000\r\n\r\n--x"
+    )
+    return sock
+
+
+def test_slow_bodies_from_several_addresses_cannot_take_everybodys_places(tmp_path: Path) -> None:
+    """Four addresses, each with 16 form bodies sent a byte every second: before, they held
+    every place of FACELENS_MAX_REQUESTS for as long as they trickled (the per-part timeout
+    never fired), and a key holder anywhere else got 503."""
+    env = {"FACELENS_SERVER_API_KEYS": KEY, "FACELENS_READ_TIMEOUT_S": "3"}
+    srv = Server(tmp_path / "data", env=env)
+    keyed = {"X-API-Key": KEY}
+    try:
+        with held([]) as slow:
+            for n in range(2, 6):
+                slow += [trickle(srv, f"127.0.0.{n}") for _ in range(16)]
+            for second in range(8):  # a byte a second, from every one
+                for sock in slow:
+                    with suppress(OSError):
+                        sock.send(b"-")
+                if second in (1, 6):
+                    answer = httpx.get(srv.url + "/v1/people", headers=keyed)
+                    assert answer.status_code == 200, answer.text
+                time.sleep(1)
+            # The trickles themselves were cut off once they fell behind the pace (DeepStack's
+            # dialect says 400 for what /v1 calls 408 request_timeout).
+            answers = [sock.recv(4096) for sock in slow]
+            assert all(a.startswith(b"HTTP/1.1 400") for a in answers), answers[0][:200]
+            assert all(b"slower than 32 KiB a second" in a for a in answers), answers[0]
+    finally:
+        assert srv.stop() == 0
+
+
+def test_answers_nobody_reads_do_not_hold_connections_forever(tmp_path: Path) -> None:
+    """Clients that ask for answers and never read them: their connections stayed busy, and
+    with enough of them every other client got 503 for as long as they liked."""
+    env = {
+        "FACELENS_MAX_CONNECTIONS": "8",
+        "FACELENS_MAX_CONNECTIONS_PER_CLIENT": "4",
+        "FACELENS_READ_TIMEOUT_S": "8",  # and to read on, once the client stops reading
+    }
+    srv = Server(tmp_path / "data", env=env)
+    try:
+        with held([]) as stuck:
+            for n in range(8):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.bind((f"127.0.0.{2 + n // 4}", 0))
+                sock.connect(address(srv))
+                ask = b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                with suppress(OSError):
+                    for _ in range(60):  # pipelined, never read
+                        sock.sendall(ask)
+                        time.sleep(0.002)
+                    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                stuck.append(sock)
+            answer = request(srv, "/v1/people", "127.0.0.9")
+            assert status(answer) == 503 and b"connections are busy" in answer, answer[:300]
+            deadline = time.monotonic() + 30
+            while status(request(srv, "/v1/people", "127.0.0.9")) != 200:
+                assert time.monotonic() < deadline, "the unread answers kept every connection"
+                time.sleep(0.5)
+        assert "stopped reading its answer" in srv.log()
+    finally:
+        assert srv.stop() == 0
+
+
+def test_a_pipelined_request_in_progress_is_not_taken_for_idle(tmp_path: Path) -> None:
+    """A request pipelined behind another counted as idle once the first was answered, and a
+    new connection of the same client closed it mid-request."""
+    srv = Server(tmp_path / "data", env={"FACELENS_MAX_CONNECTIONS_PER_CLIENT": "1"})
+    try:
+        with connect(srv) as first:
+            first.sendall(
+                b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                b"POST /v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: image/jpeg\r\nContent-Length: 10\r\n\r\n0123"
+            )
+            time.sleep(0.5)  # the first answered; the second waits for the rest of its body
+            # Another connection of the same client: past its share, its only one being busy.
+            assert status(request(srv, "/v1/people")) == 503
+            assert status(request(srv, "/healthz")) == 200  # health checks still get in
+            first.sendall(b"456789")
+            got = b""
+            while got.count(b"HTTP/1.1 ") < 2 and (part := first.recv(65536)):
+                got += part
+        assert got.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 400" in got, got[:300]
+    finally:
+        assert srv.stop() == 0

@@ -44,3 +44,17 @@ def test_guarded_logs_mask_what_any_logger_says_and_silence_httpx_requests(
     assert "s3cret" not in caplog.text and "t0ken" not in caplog.text
     guard_logs(debug=True)  # again: one filter each, not two
     assert sum(isinstance(f, MaskSecrets) for f in logging.getLogger("httpx").filters) == 1
+
+
+@pytest.mark.usefixtures("guarded")
+def test_a_peers_text_cannot_drive_the_terminal_or_forge_log_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A webhook receiver answered 500 with '\\x1b[2J' and a bell: they reached the log raw."""
+    guard_logs()
+    caplog.set_level(logging.INFO)
+    answer = "\x1b[2J\x07oops\r\nINFO facelens: forged line \u202etxt.exe"
+    logging.getLogger("facelens.video.delivery").warning("webhook answered 500: %s", answer)
+    line = caplog.records[-1].getMessage()
+    assert not any(ch in line for ch in "\x1b\x07\r\n\u202e"), line
+    assert "\\x1b[2J\\x07oops\\r\\nINFO facelens: forged line \\u202etxt.exe" in line

@@ -28,10 +28,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from facelens.api.errors import send_error
+from facelens.api.observability import with_safety_headers
 from facelens.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _LIVE_VIEW = re.compile(r"/v1/events/stream|/v1/streams/[^/]+/mjpeg")
 RETRY_AFTER_S = 2
 HEADROOM = 16  # connections kept past the cap, when none is idle, for health checks
+CLIENT_HEADROOM = 4  # and past one client's share
+LINGER_S = 1.0  # a refused connection is closed this long after its answer
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
@@ -72,8 +75,9 @@ class Admission:
     trusted_proxies: Networks = ()
     open: int = 0
     by_client: dict[str, set[GuardedH11Protocol]] = field(default_factory=dict)
-    requests: Counter[str] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)  # in progress, per client
     live_views: Counter[str] = field(default_factory=Counter)
+    working: int = 0  # requests counted in the server's budget (bodies in whole)
 
     def trusted(self, host: str) -> bool:
         try:
@@ -87,9 +91,12 @@ class Admission:
         """More connections are open than allowed (none was idle to close)."""
         return self.open > self.max_connections
 
-    def refusal(self, path: str, client: str) -> str | None:
+    def refusal(self, path: str, client: str, *, working: bool = True) -> str | None:
         """Why a request cannot be taken now, or None (then it is counted until :meth:`leave`).
-        Health checks are neither counted nor refused (the middleware lets them by)."""
+        A request still receiving its body (``working`` false) counts in its client's share
+        only, and in the server's budget once the body is in (:meth:`start_work`): a slow
+        upload holds its client's places, never everybody's. Health checks are neither counted
+        nor refused (the middleware lets them by)."""
         if self.crowded:
             return (
                 f"All {self.max_connections} connections are busy with requests "
@@ -97,11 +104,11 @@ class Admission:
             )
         if _LIVE_VIEW.fullmatch(path):
             budget, limit, name = self.live_views, self.max_live_views, "FACELENS_MAX_LIVE_VIEWS"
-            what = "live views (event streams, MJPEG)"
+            what, total = "live views (event streams, MJPEG)", self.live_views.total()
         else:
             budget, limit, name = self.requests, self.max_requests, "FACELENS_MAX_REQUESTS"
-            what = "requests"
-        if budget.total() >= limit:
+            what, total = "requests", self.working if working else 0
+        if total >= limit:
             return f"{limit} {what} are in progress, the most this server takes ({name})."
         if budget[client] >= quarter(limit):
             return (
@@ -109,13 +116,39 @@ class Admission:
                 f"may have (a quarter of {name})."
             )
         budget[client] += 1
+        if working and not _LIVE_VIEW.fullmatch(path):
+            self.working += 1
         return None
 
-    def leave(self, path: str, client: str) -> None:
-        budget = self.live_views if _LIVE_VIEW.fullmatch(path) else self.requests
+    def start_work(self) -> str | None:
+        """A request's body came in whole: why it cannot be worked on now, or None (then it
+        counts in the server's budget until :meth:`leave`)."""
+        if self.working >= self.max_requests:
+            return (
+                f"{self.max_requests} requests are in progress, the most this server takes "
+                "(FACELENS_MAX_REQUESTS)."
+            )
+        self.working += 1
+        return None
+
+    def leave(self, path: str, client: str, *, worked: bool = True) -> None:
+        live = _LIVE_VIEW.fullmatch(path)
+        budget = self.live_views if live else self.requests
         budget[client] -= 1
         if budget[client] <= 0:
             del budget[client]
+        if worked and not live:
+            self.working -= 1
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request sends a body (a declared length above 0, or chunks)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.strip() not in (b"", b"0")
+        if name == b"transfer-encoding":
+            return True
+    return False
 
 
 class AdmissionMiddleware:
@@ -132,7 +165,15 @@ class AdmissionMiddleware:
         client = scope.get("client")
         group = client_group(client[0]) if client else ""
         path = scope["path"]
-        refused = self.admission.refusal(path, group)
+        uploading = _has_body(scope)
+        if scope.get("state", {}).get("beyond_client_share"):
+            refused: str | None = (
+                f"This client has more connections open than it may "
+                f"({self.admission.max_connections_per_client}, "
+                "FACELENS_MAX_CONNECTIONS_PER_CLIENT), each busy; try again shortly."
+            )
+        else:
+            refused = self.admission.refusal(path, group, working=not uploading)
         if refused is not None:
             scope.setdefault("state", {})["error_code"] = Unavailable.code
             log.warning("refused %s %s from %s: %s", scope["method"], path, group, refused)
@@ -144,10 +185,26 @@ class AdmissionMiddleware:
                 headers=[(b"retry-after", str(RETRY_AFTER_S).encode())],
             )
             return
+        worked = not uploading
+
+        async def receive_then_work() -> Message:
+            nonlocal worked
+            message = await receive()
+            if (
+                not worked
+                and message["type"] == "http.request"
+                and not message.get("more_body", False)
+            ):
+                refused = self.admission.start_work()
+                if refused is not None:
+                    raise Unavailable(refused)
+                worked = True
+            return message
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive_then_work if uploading else receive, send)
         finally:
-            self.admission.leave(path, group)
+            self.admission.leave(path, group, worked=worked)
 
 
 def _refusal_bytes() -> bytes:
@@ -160,11 +217,29 @@ def _refusal_bytes() -> bytes:
             }
         }
     ).encode()
-    head = (
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-        f"retry-after: {RETRY_AFTER_S}\r\nconnection: close\r\ncontent-length: {len(body)}\r\n\r\n"
+    return _raw_answer(503, "Service Unavailable", body, [(b"retry-after", b"%d" % RETRY_AFTER_S)])
+
+
+def _raw_answer(
+    status: int,
+    reason: str,
+    body: bytes,
+    extra: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
+) -> bytes:
+    """A whole JSON answer written straight to a connection (before or without h11), with the
+    headers every answer carries."""
+    headers = with_safety_headers(
+        [
+            (b"content-type", b"application/json"),
+            *extra,
+            (b"connection", b"close"),
+            (b"content-length", str(len(body)).encode()),
+        ]
     )
-    return head.encode() + body
+    head = f"HTTP/1.1 {status} {reason}\r\n".encode() + b"".join(
+        name + b": " + value + b"\r\n" for name, value in headers
+    )
+    return head + b"\r\n" + body
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -200,15 +275,61 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
     def handle_events(self) -> None:
+        busy = self.cycle is not None and not self.cycle.response_complete
         super().handle_events()
         if self.cycle is not None and not self.cycle.response_complete:
             self._disarm()  # a whole request head arrived
             self.idle_since = None
+            if not busy and self.beyond_share():
+                # Kept past its client's share (nothing of theirs was idle to close): the
+                # middleware answers only health checks on it. Told before the request runs.
+                self.scope["state"]["beyond_client_share"] = True
+
+    def beyond_share(self) -> bool:
+        """Whether this connection's client has more connections open than its share."""
+        mine = self.admission.by_client.get(self.group)
+        return mine is not None and len(mine) > self.admission.max_connections_per_client
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return  # read and dropped until it is closed: the refusal must be readable
+        super().data_received(data)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm()  # the next request's head must come in time too
+        # The next request's head must come in time too; unless a pipelined one has already
+        # started (then the connection is busy, not idle, and must not be closed to make room).
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self._arm()
+
+    # -- answers nobody reads -----------------------------------------------------------------
+
+    _write_timer: asyncio.TimerHandle | None = None
+
+    def pause_writing(self) -> None:
+        """The client stopped reading (its socket buffers are full): it has as long as a
+        request's head would to read on, else the connection is closed. Otherwise an answer
+        nobody reads keeps its connection busy, and enough of them lock everyone out."""
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(self.header_timeout_s, self._not_reading)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _not_reading(self) -> None:
+        self._write_timer = None
+        log.warning("closed a connection from %s: it stopped reading its answer", self.group)
+        self.transport.abort()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request h11 cannot parse, in our shape and headers."""
+        body = json.dumps({"error": {"code": "bad_request", "message": msg}}).encode()
+        self.transport.write(_raw_answer(400, "Bad Request", body))
+        self.transport.close()
 
     # -- the connection limits ----------------------------------------------------------------
 
@@ -223,7 +344,14 @@ class GuardedH11Protocol(H11Protocol):
         if not admission.trusted(host):
             mine = admission.by_client.setdefault(self.group, set())
             mine.add(self)
-            if len(mine) > admission.max_connections_per_client and not _close_idlest(mine, self):
+            share = admission.max_connections_per_client
+            # Over its share with nothing of its own idle to close: kept, up to a headroom
+            # (health checks get in; other requests on it are refused: handle_events).
+            if (
+                len(mine) > share
+                and not _close_idlest(mine, self)
+                and len(mine) > share + CLIENT_HEADROOM
+            ):
                 self._refuse()
                 return
         # Over the cap with nothing idle to close: kept (health checks get in; other requests
@@ -235,10 +363,16 @@ class GuardedH11Protocol(H11Protocol):
         ):
             self._refuse()
 
+    refused = False
+
     def _refuse(self) -> None:
+        """Answer 503 and close. What the client sends meanwhile is read and dropped for a
+        moment first: closing with it unread would reset the connection, losing the answer."""
         log.warning("refused a connection from %s: every connection is busy", self.group)
+        self.refused = True
+        self._disarm()
         self.transport.write(_refusal_bytes())
-        self.transport.close()
+        self.loop.call_later(LINGER_S, self.transport.close)
         self._forget()
 
     def _forget(self) -> None:
@@ -253,6 +387,9 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         self._forget()
         super().connection_lost(exc)
 

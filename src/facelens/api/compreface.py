@@ -53,7 +53,9 @@ router = APIRouter(
     tags=["CompreFace"],
     # Reading (GET, and recognition's POST) needs a key's recognize scope, changing subjects
     # and faces its enrol scope.
-    dependencies=[Depends(require("enrol", compat=True, reading_posts=("/recognize",)))],
+    dependencies=[
+        Depends(require("enrol", compat=True, reading_posts=frozenset({f"{PREFIX}/recognize"})))
+    ],
     responses={
         status: {"description": 'CompreFace\'s error: {"message": "...", "code": N}'}
         for status in (400, 404, 500)

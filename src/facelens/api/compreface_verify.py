@@ -48,9 +48,7 @@ router = APIRouter(
     prefix=PREFIX,
     tags=["CompreFace"],
     # Every route here only reads: a key's recognize scope is enough.
-    dependencies=[
-        Depends(require("enrol", compat=True, reading_posts=("/verify", "/embeddings/recognize")))
-    ],
+    dependencies=[Depends(require("recognize", compat=True))],
     responses={
         status: {"description": 'CompreFace\'s error: {"message": "...", "code": N}'}
         for status in (400, 404, 500)

@@ -103,17 +103,20 @@ def _from_open_network(request: Request, settings: Settings) -> bool:
 
 
 def require(
-    write: Scope = "enrol", *, compat: bool = False, reading_posts: tuple[str, ...] = ()
+    write: Scope = "enrol", *, compat: bool = False, reading_posts: frozenset[str] = frozenset()
 ) -> Callable[..., Awaitable[str]]:
-    """A dependency checking the caller's key: reading (GET, HEAD, and POSTs to paths ending
-    in ``reading_posts``) needs ``recognize``, anything else ``write``. ``compat``: also open
-    to the networks of ``FACELENS_COMPAT_OPEN_NETWORKS`` (clients that cannot send a key)."""
+    """A dependency checking the caller's key: reading (GET, HEAD, and POSTs to the route
+    templates of ``reading_posts``) needs ``recognize``, anything else ``write``. ``compat``:
+    also open to the networks of ``FACELENS_COMPAT_OPEN_NETWORKS`` (clients that cannot send
+    a key). Routes are told by their template, never by the path a caller sent (a subject
+    named "recognize" is no recognition)."""
 
     async def dependency(
         request: Request, given: Annotated[str | None, Security(_api_key_header)] = None
     ) -> str:
+        template = getattr(request.scope.get("route"), "path", None)
         reads = request.method in SAFE_METHODS or (
-            bool(reading_posts) and request.url.path.rstrip("/").endswith(reading_posts)
+            request.method == "POST" and template in reading_posts
         )
         scope: Scope = "recognize" if reads else write
         return await authorize(request, given, compat=compat, scope=scope)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from facelens.api import schemas
-from facelens.api.deps import Services, require_api_key, services
+from facelens.api.deps import Services, require_admin_key, require_api_key, services
 from facelens.errors import InvalidValue, NotFound
 from facelens.video.eventlog import EVENTS_FILE, EventLog, Filter
 from facelens.video.tail import Stored
@@ -288,9 +288,10 @@ async def deliveries(request: Request) -> DeliveriesOut:
 @router.post(
     "/deliveries/retry",
     summary="Put the events given up on (of one target, or of all) back in line: they go "
-    "next, oldest first",
+    "next, oldest first (an admin key's call: it sends events out again)",
     response_model=Retried,
-    responses=schemas.error_responses(404),
+    responses=schemas.error_responses(403, 404),
+    dependencies=[Depends(require_admin_key)],
 )
 async def retry_deliveries(
     request: Request,

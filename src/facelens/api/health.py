@@ -73,4 +73,9 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     svc = services(request)
     svc.metrics.queue.set(svc.pool.pending)
-    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # Collecting reads the streams' status files and the events' outbox: off the event loop
+    # (a large outbox took seconds, and /healthz waited behind it), and one scrape at a time
+    # (this route is keyless and never refused: 64 at once took every thread).
+    async with svc.metrics.one_scrape:
+        text = await run_in_threadpool(generate_latest, svc.metrics.registry)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -66,9 +66,11 @@ def _canonical(body: bytes) -> bytes:
 class IdempotencyStore(SQLiteStore):
     """Stored first answers, by (API key id or '', Idempotency-Key)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, writable: Callable[[], None] = lambda: None) -> None:
         super().__init__(path, _SCHEMA)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Raises when the file may not be written (the gallery's, sharing it: damaged).
+        self.writable = writable
 
     def get(self, scope: str, key: str) -> Stored | None:
         self._run("DELETE FROM idempotency WHERE created_at < ?", (time.time() - TTL_S,))
@@ -138,6 +140,7 @@ class IdempotencyStore(SQLiteStore):
             raise InvalidValue(
                 f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters (a UUID is ideal)."
             )
+        await run_in_threadpool(self.writable)  # nothing claimed in a damaged file
         if content is None:
             content = _canonical(await request.body())
         digest = hashlib.sha256()

@@ -26,6 +26,10 @@ log = logging.getLogger("facelens.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Metric labels take bounded values: a junk method name is "other", not a new series.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# After FACELENS_READ_TIMEOUT_S, a body must keep coming at least this fast on average
+# (bytes a second): a 20 MB photo then needs about 0.3 Mbit/s; a trickle of a byte every few
+# seconds held its request (and the server's places) for as long as it went on.
+MIN_BODY_RATE = 32 * 1024
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -51,6 +55,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.one_scrape = asyncio.Lock()  # /metrics collects one scrape at a time
         self.latency = Histogram(
             "facelens_http_request_duration_seconds",
             "Time to answer an HTTP request, by route template, method and status.",
@@ -170,6 +175,13 @@ class ObservabilityMiddleware:
                 body_done = not message.get("more_body", False)
                 if received > self.max_body_bytes:
                     raise PayloadTooLarge(self._too_large())
+                # A byte now and then keeps each part in time: the pace counts too.
+                late = time.perf_counter() - start - self.read_timeout_s
+                if not body_done and late > 0 and received < MIN_BODY_RATE * late:
+                    raise RequestTimeout(
+                        f"The request body arrives slower than {MIN_BODY_RATE // 1024} KiB a "
+                        "second; send it at once."
+                    )
             return message
 
         try:

@@ -99,7 +99,7 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
         raise
     settings = settings.with_model(gallery.profile.name)
     keys = KeyStore(settings.gallery_path, given)
-    idempotency = IdempotencyStore(settings.gallery_path)
+    idempotency = IdempotencyStore(settings.gallery_path, gallery.check_writable)
     pool = SpawnedWorkerPool(settings)
     try:
         log.info(

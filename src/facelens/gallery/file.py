@@ -106,17 +106,24 @@ class GalleryFile:
             raise self._mark_damaged(problems)
         self._vouched = stamp
 
-    @contextmanager
-    def _transaction(self, *, erases: bool = False) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back whole on any error; none into a damaged file.
-        ``erases``: it deletes biometric data, so the WAL is emptied into the file afterwards
-        (whose deleted content ``secure_delete`` overwrote): no copy of it stays on disk."""
+    def check_writable(self) -> None:
+        """Raise unless the file may be written: not damaged (known, or found now if someone
+        else changed it since we last vouched for it), not opened only for reading. For the
+        stores that write beside the gallery in the same file, too (idempotency records)."""
         with self._lock:
             if self._damaged is not None:
                 raise GalleryDamaged(self._damaged)
             if self.read_only:
                 raise StorageError(f"The gallery {self.path} was opened only for reading.")
             self._check_if_changed()
+
+    @contextmanager
+    def _transaction(self, *, erases: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back whole on any error; none into a damaged file.
+        ``erases``: it deletes biometric data, so the WAL is emptied into the file afterwards
+        (whose deleted content ``secure_delete`` overwrote): no copy of it stays on disk."""
+        with self._lock:
+            self.check_writable()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
