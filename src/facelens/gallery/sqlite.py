@@ -22,7 +22,9 @@ from facelens.gallery.base import (
     NewFace,
     PersonSummary,
     SourceRecord,
-    name_key,
+    check_new_name,
+    looks_alike,
+    name_keys,
     normalize_name,
     spelling_key,
 )
@@ -56,8 +58,9 @@ def _exists(name: str) -> Conflict:
 def _lookalike(name: str, stored: str) -> Conflict:
     return Conflict(
         f"{name!r} is the same name as {stored!r}, who exists (names that differ only in case, "
-        "spacing, width, Unicode form or characters that show nothing, such as joiners, look "
-        f"alike and are one person). Use {stored!r}, or rename them."
+        "spacing, width, Unicode form, characters that show nothing, such as joiners, or "
+        "letters of another alphabet shaped like theirs, such as a Cyrillic or Greek 'o' for "
+        f"a Latin one, look alike and are one person). Use {stored!r}, or rename them."
     )
 
 
@@ -114,12 +117,11 @@ class SQLiteGallery(StoredFaces):
     # -- people -----------------------------------------------------------------------------
 
     @staticmethod
-    def _same_identity(db: sqlite3.Connection, name: str) -> str | None:
-        """The stored name that is the same person as ``name`` (it looks alike: see
-        ``name_key``), if any."""
-        key = name_key(name)
+    def _same_identity(db: sqlite3.Connection, name: str, besides: str | None = None) -> str | None:
+        """The stored name (other than ``besides``) that is the same person as ``name`` (it
+        looks alike: see ``name_keys``), if any."""
         for (stored,) in db.execute("SELECT name FROM people"):
-            if name_key(str(stored)) == key:
+            if str(stored) != besides and looks_alike(str(stored), name):
                 return str(stored)
         return None
 
@@ -133,6 +135,7 @@ class SQLiteGallery(StoredFaces):
         stored = self._same_identity(db, name)
         if stored is not None:
             raise _lookalike(name, stored)
+        check_new_name(name)
         db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, now_text()))
 
     def add_person(self, name: str) -> PersonSummary:
@@ -149,10 +152,10 @@ class SQLiteGallery(StoredFaces):
         name = normalize_name(name)
         if self._read("SELECT 1 FROM people WHERE name = ?", (name,)):
             raise _exists(name)
-        key = name_key(name)
         for (stored,) in self._read("SELECT name FROM people"):
-            if name_key(str(stored)) == key:
+            if looks_alike(str(stored), name):
                 raise _lookalike(name, str(stored))
+        check_new_name(name)
         return name
 
     def ensure_person(self, name: str) -> PersonSummary:
@@ -246,12 +249,14 @@ class SQLiteGallery(StoredFaces):
         old, new = normalize_name(old), normalize_name(new)
         with self._transaction() as db:
             person = self._person_id(db, old)
-            taken = self._same_identity(db, new)
-            if taken is not None and name_key(taken) != name_key(old):
+            taken = self._same_identity(db, new, besides=old)
+            if taken is not None:
                 alike = "" if taken == new else f" ({new!r} looks the same)"
                 raise Conflict(
                     f"A person named {taken!r} already exists{alike}; remove or rename them first."
                 )
+            if new != old:
+                check_new_name(new)
             db.execute("UPDATE people SET name = ? WHERE id = ?", (new, person))
             count = db.execute(
                 "SELECT COUNT(*) FROM faces WHERE person_id = ?", (person,)
@@ -291,12 +296,26 @@ class SQLiteGallery(StoredFaces):
             return None
 
     def lookalikes(self) -> list[list[str]]:
-        """Groups of stored names that look alike (see ``name_key``): stored before facelens
-        refused them, each group is probably one person under several names."""
-        groups: dict[str, list[str]] = {}
-        for (stored,) in self._read("SELECT name FROM people ORDER BY name"):
-            groups.setdefault(name_key(str(stored)), []).append(str(stored))
-        return [names for names in groups.values() if len(names) > 1]
+        """Groups of stored names that look alike (see ``name_keys``; a group holds every name
+        linked by a chain of look-alikes): stored before facelens refused them, each group is
+        probably one person under several names."""
+        names = [str(stored) for (stored,) in self._read("SELECT name FROM people ORDER BY name")]
+        parent = list(range(len(names)))  # union-find over the names' keys
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        holder: dict[str, int] = {}  # key -> the first name that has it
+        for i, name in enumerate(names):
+            for key in name_keys(name):
+                parent[root(i)] = root(holder.setdefault(key, i))
+        groups: dict[int, list[str]] = {}
+        for i, name in enumerate(names):
+            groups.setdefault(root(i), []).append(name)
+        return [group for group in groups.values() if len(group) > 1]
 
     def face(self, face_id: int) -> FaceRecord:
         """One stored face by id, whoever it belongs to; :class:`NotFound` if none."""
