@@ -6,14 +6,24 @@ was committed and leaves no half-written file behind.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from facelens.errors import Conflict, InvalidValue, ModelError, NotFound, PersonNotFound
+from facelens.errors import (
+    Conflict,
+    InvalidValue,
+    ModelError,
+    NotFound,
+    PersonNotFound,
+    StorageError,
+)
 from facelens.gallery import schema
 from facelens.gallery.base import (
     FaceRecord,
@@ -34,6 +44,11 @@ from facelens.models.base import Box
 from facelens.models.profiles import ModelProfile, profile_for
 from facelens.settings import ModelName
 
+if TYPE_CHECKING:
+    from facelens.video.eventlog import Renamed
+
+log = logging.getLogger(__name__)
+
 
 def forget_event_crops(data_dir: Path, names: list[str]) -> int:
     """Blank the face crops of stored events (``events.sqlite3`` beside the gallery) that name
@@ -42,6 +57,39 @@ def forget_event_crops(data_dir: Path, names: list[str]) -> int:
     from facelens.video.eventlog import forget_crops_in  # the light event log, no video code
 
     return forget_crops_in(data_dir, names)
+
+
+@contextmanager
+def renaming_events(data_dir: Path) -> Iterator[Callable[[str, str], None]]:
+    """Within a gallery transaction that renames a person or merges them into another: a call
+    giving their stored events (``events.sqlite3`` beside the gallery) the new name, so that
+    deleting them later blanks the crops of their events, which name them by the name they had
+    when recorded. Undone if the transaction fails after it. The one place every rename and
+    merge goes through (HTTP, CLI, the CompreFace route)."""
+    from facelens.video.eventlog import rename_in, undo_rename_in
+
+    done: list[Renamed] = []
+
+    def rename(old: str, new: str) -> None:
+        renamed = rename_in(data_dir, old, new)
+        if renamed is not None:
+            done.append(renamed)
+
+    try:
+        yield rename
+    except BaseException:
+        for renamed in done:  # the gallery keeps the old name: so do the events
+            try:
+                undo_rename_in(data_dir, renamed)
+            except StorageError as exc:
+                log.error(
+                    "the events of %r keep the name %r after a failed rename: %s; rename "
+                    "them again (or the person back) to put them in line",
+                    renamed.old,
+                    renamed.new,
+                    exc,
+                )
+        raise
 
 
 def _not_found(name: str) -> NotFound:
@@ -247,7 +295,7 @@ class SQLiteGallery(StoredFaces):
 
     def rename_person(self, old: str, new: str) -> PersonSummary:
         old, new = normalize_name(old), normalize_name(new)
-        with self._transaction() as db:
+        with renaming_events(self.path.parent) as rename_events, self._transaction() as db:
             person = self._person_id(db, old)
             taken = self._same_identity(db, new, besides=old)
             if taken is not None:
@@ -262,6 +310,8 @@ class SQLiteGallery(StoredFaces):
                 "SELECT COUNT(*) FROM faces WHERE person_id = ?", (person,)
             ).fetchone()[0]
             self._bump(db)
+            if new != old:
+                rename_events(old, new)  # last: nothing after it can fail but the commit
         return PersonSummary(new, int(count))
 
     def remove_person(self, name: str) -> int:
@@ -358,7 +408,10 @@ class SQLiteGallery(StoredFaces):
         file changed between two enrolments) keeps ``into``'s record; ``old``'s faces of it
         stay, without a record of their photo."""
         old, into = normalize_name(old), normalize_name(into)
-        with self._transaction(erases=True) as db:
+        with (
+            renaming_events(self.path.parent) as rename_events,
+            self._transaction(erases=True) as db,
+        ):
             source, target = self._person_id(db, old), self._person_id(db, into)
             if source == target:
                 raise InvalidValue(f"{old!r} and {into!r} are one person: nothing to merge.")
@@ -385,6 +438,7 @@ class SQLiteGallery(StoredFaces):
             count = db.execute(
                 "SELECT COUNT(*) FROM faces WHERE person_id = ?", (target,)
             ).fetchone()[0]
+            rename_events(old, into)  # last: nothing after it can fail but the commit
         return Merged(into, int(count), old, int(moved), int(dropped))
 
     # -- enrolment records ------------------------------------------------------------------
