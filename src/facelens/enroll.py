@@ -16,7 +16,7 @@ from typing import Literal
 from facelens.batch import FileResult, analyze_files
 from facelens.errors import InputPathError, InvalidValue, ModelError, NotFound
 from facelens.gallery import Gallery, NewFace, SourceRecord
-from facelens.gallery.base import name_key, normalize_name
+from facelens.gallery.base import name_keys, normalize_name
 from facelens.imaging import IMAGE_SUFFIXES
 from facelens.models.base import Box
 from facelens.pipeline import Analysis, Engine, Face
@@ -88,7 +88,7 @@ def plan_enrolment(root: Path) -> EnrolmentPlan:
     except OSError as exc:
         raise InputPathError(f"{root}: cannot be read ({exc.strerror or exc}).") from None
     people, files, ignored = [], [], []
-    folders: dict[str, Path] = {}  # name_key → the folder that took it
+    folders: dict[str, Path] = {}  # each of a name's keys (name_keys) → the folder that took it
     for entry in entries:
         if not entry.is_dir():
             ignored.append(Skipped(entry, "not inside a person's folder"))
@@ -98,14 +98,17 @@ def plan_enrolment(root: Path) -> EnrolmentPlan:
         except InvalidValue as exc:
             ignored.append(Skipped(entry, f"folder name is not a usable person name: {exc}"))
             continue
-        twin = folders.setdefault(name_key(name), entry)
-        if twin != entry:
+        keys = name_keys(name)
+        twin = next((folders[key] for key in keys if key in folders), None)
+        if twin is not None:
             raise InputPathError(
                 f"{root}: the folders {twin.name!r} and {entry.name!r} name the same person "
                 "(they differ only in case, spacing, width, Unicode form, as folders copied "
-                "from macOS can, or characters that show nothing, such as joiners); merge them or "
-                "rename one. Nothing was enrolled."
+                "from macOS can, characters that show nothing, such as joiners, or letters of "
+                "another alphabet shaped like Latin ones); merge them or rename one. Nothing "
+                "was enrolled."
             )
+        folders.update(dict.fromkeys(keys, entry))
         people.append(name)
         for path in sorted(filter(_visible, entry.iterdir())):
             if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:

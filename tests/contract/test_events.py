@@ -72,6 +72,51 @@ def test_a_person_deleted_over_http_or_the_cli_takes_their_event_crops_along(
     assert crops(data) == {"ann": False, "bob": False, "cleo": False, "dan": True}
 
 
+def test_a_person_renamed_or_merged_any_way_keeps_their_events_and_a_delete_blanks_them(
+    tmp_path: Path,
+) -> None:
+    """Events carry the name they were recorded under and a delete blanks the crops of events
+    naming the person: renamed (or merged into another) by HTTP, CompreFace or the CLI, their
+    events follow, so their history is found under the new name and a delete takes it along."""
+    data = tmp_path / "data"
+    people = ("ann", "bob", "cleo", "dan", "eve", "fay", "gus", "hal")
+    with served(data) as api:
+        for name in people:
+            assert api.post("/v1/people", json={"name": name}).status_code == 201
+        log = EventLog(data / "events.sqlite3")  # a stream's, open meanwhile
+        log.add([seen(n, name, n) for n, name in enumerate((*people, "zed"), start=1)])
+        log.close()
+        assert api.patch("/v1/people/ann", json={"name": "anna"}).status_code == 200
+        history = api.get("/v1/events", params={"person": "anna"}).json()["events"]
+        assert [(e["id"], e["name"], e["crop"] is not None) for e in history] == [
+            ("id1", "anna", True)
+        ]
+        assert api.post("/v1/people/cleo/merge", json={"from": "bob"}).status_code == 200
+        compreface = "/api/v1/recognition/subjects"
+        assert api.put(f"{compreface}/dan", json={"subject": "dana"}).status_code == 200
+        assert api.put(f"{compreface}/eve", json={"subject": "fay"}).status_code == 200  # merge
+        for name in ("anna", "cleo", "dana", "fay"):
+            assert api.delete(f"/v1/people/{name}").status_code == 200, name
+    cli = CliRunner()
+    for args in (["rename", "gus", "gustav"], ["merge", "hal", "gustav"], ["remove", "gustav"]):
+        result = cli.invoke(app, ["--data-dir", str(data), "people", *args])
+        assert result.exit_code == 0, result.output
+    log = EventLog(data / "events.sqlite3")
+    stored = [(e["name"], e["crop"] is not None) for _, e in log.events(limit=100)]
+    log.close()
+    assert stored == [
+        ("anna", False),
+        ("cleo", False),  # bob's, merged into cleo
+        ("cleo", False),
+        ("dana", False),
+        ("fay", False),  # eve's, merged into fay
+        ("fay", False),
+        ("gustav", False),
+        ("gustav", False),  # hal's, merged into gustav
+        ("zed", True),  # nobody enrolled
+    ]
+
+
 def test_deliveries_list_each_outbox_and_retry_puts_dead_events_back(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with served(data) as api:

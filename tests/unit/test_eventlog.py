@@ -191,6 +191,33 @@ def test_a_deleted_persons_crops_are_blanked_on_their_tracks_and_overwritten(
     log.close()
 
 
+def test_a_renamed_persons_events_take_the_new_name_and_undo_gives_the_old_one_back(
+    tmp_path: Path,
+) -> None:
+    log = EventLog(tmp_path / "events.sqlite3", targets=("hook",))
+    log.add(
+        [
+            event(1, "obama", track=1),
+            event(2, "biden", "renamed", track=1, previous="obama"),  # track 1 was obama
+            event(3, "barack", track=2),  # a person of that name before (since deleted)
+            event(4, "obamas", track=3),
+        ]
+    )
+    before = [(e["name"], e["previous"]) for _, e in log.events(limit=10)]
+    done = log.rename("obama", "barack")
+    assert (done.named, done.previous) == ((1,), (2,))
+    after = [(e["name"], e["previous"]) for _, e in log.events(limit=10)]
+    assert after == [("barack", None), ("biden", "barack"), ("barack", None), ("obamas", None)]
+    assert [e["id"] for _, e in log.events(name="barack")] == ["id1", "id3"]
+    assert log.events(name="obama") == []
+    # What is still to go goes out as stored: under the name the person has now.
+    assert [e["name"] for _, e in log.pending("hook")] == ["barack", "biden", "barack", "obamas"]
+    log.undo_rename(done)
+    assert [(e["name"], e["previous"]) for _, e in log.events(limit=10)] == before
+    assert [e["id"] for _, e in log.events(name="obama")] == ["id1"]
+    log.close()
+
+
 def test_no_event_log_no_crops_to_forget(tmp_path: Path) -> None:
     assert forget_crops_in(tmp_path, ["ann"]) == 0
     assert not (tmp_path / "events.sqlite3").exists()

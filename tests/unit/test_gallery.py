@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +16,11 @@ from facelens.gallery import NewFace, SQLiteGallery
 from facelens.gallery.base import normalize_name
 from facelens.gallery.db import check_file
 from facelens.gallery.schema import LATEST
+from facelens.gallery.sqlite import renaming_events
 from facelens.models.base import Box
 from facelens.models.profiles import DEFAULT_MODEL, PROFILES
+from facelens.video.eventlog import EventLog
+from facelens.video.tracks import Event
 
 
 def face(seed: int) -> NewFace:
@@ -445,3 +450,87 @@ def test_a_version_3_gallery_gains_sharpness_and_thumbnails_empty(tmp_path: Path
     gallery = SQLiteGallery(path)
     assert [(f.sharpness, f.has_thumbnail) for f in gallery.faces()] == [(None, False)] * 2
     assert gallery.list_people()[0].thumbnail_face_id is None
+
+
+def seen(n: int, name: str, kind: str = "arrived", previous: str | None = None) -> Event:
+    """Event ``n`` of track ``n`` on one stream, naming ``name``, with a face crop."""
+    return Event(
+        f"id{n}",
+        kind,  # type: ignore[arg-type]
+        "door",
+        n,
+        name,
+        0.3,
+        0.9,
+        Box(0, 0, 10, 10),
+        datetime.now(UTC),
+        previous=previous,
+        crop=os.urandom(300),
+    )
+
+
+def stored_events(data_dir: Path) -> dict[str, tuple[str, bool]]:
+    """Each stored event's name and whether it still has a crop, by id."""
+    log = EventLog(data_dir / "events.sqlite3")
+    try:
+        return {e["id"]: (e["name"], e["crop"] is not None) for _, e in log.events(limit=100)}
+    finally:
+        log.close()
+
+
+def test_renamed_or_merged_people_take_their_events_along_and_a_delete_blanks_their_crops(
+    tmp_path: Path,
+) -> None:
+    """Events name a person as they were named when recorded; deleting a person blanks the
+    crops of events naming them: so a rename or merge renames their events too."""
+    gallery = SQLiteGallery(tmp_path / "gallery.sqlite3")
+    for name in ("ann", "bob", "cleo"):
+        gallery.add_person(name)
+    log = EventLog(tmp_path / "events.sqlite3")  # a stream's, open meanwhile
+    log.add([seen(1, "ann"), seen(2, "bob"), seen(3, "cleo"), seen(4, "dan")])
+    gallery.rename_person("ann", "anna")
+    gallery.merge_person("bob", "cleo")
+    assert stored_events(tmp_path) == {
+        "id1": ("anna", True),
+        "id2": ("cleo", True),
+        "id3": ("cleo", True),
+        "id4": ("dan", True),
+    }
+    gallery.remove_person("anna")
+    gallery.remove_person("cleo")
+    assert stored_events(tmp_path) == {
+        "id1": ("anna", False),
+        "id2": ("cleo", False),
+        "id3": ("cleo", False),
+        "id4": ("dan", True),
+    }
+    log.close()
+
+
+def test_a_rename_whose_events_cannot_be_renamed_is_not_made(tmp_path: Path) -> None:
+    gallery = SQLiteGallery(tmp_path / "gallery.sqlite3")
+    gallery.add_person("ann")
+    gallery.add_person("bob")
+    (tmp_path / "events.sqlite3").write_bytes(b"not a database" * 100)
+    with pytest.raises(StorageError):
+        gallery.rename_person("ann", "anna")
+    with pytest.raises(StorageError):
+        gallery.merge_person("ann", "bob")
+    assert [p.name for p in gallery.list_people()] == ["ann", "bob"]
+
+
+def test_events_renamed_for_a_gallery_change_that_fails_get_their_old_name_back(
+    tmp_path: Path,
+) -> None:
+    log = EventLog(tmp_path / "events.sqlite3")
+    log.add([seen(1, "ann"), seen(2, "anna"), seen(3, "bob", "renamed", previous="ann")])
+    with pytest.raises(StorageError), renaming_events(tmp_path) as rename:
+        rename("ann", "anna")
+        assert [e["name"] for _, e in log.events(limit=10)] == ["anna", "anna", "bob"]
+        raise StorageError("the gallery's commit failed")
+    assert [(e["name"], e["previous"]) for _, e in log.events(limit=10)] == [
+        ("ann", None),
+        ("anna", None),  # named so before: left alone
+        ("bob", "ann"),
+    ]
+    log.close()

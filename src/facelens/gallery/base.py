@@ -5,6 +5,7 @@ Callers depend only on this Protocol; SQLite is the embedded default, PostgreSQL
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from facelens.errors import InvalidValue
+from facelens.gallery.homoglyphs import latin_skeleton, mixed_script_word
 from facelens.matching import UNKNOWN, GalleryIndex
 from facelens.models.base import Box, Embeddings
 from facelens.models.profiles import ModelProfile
@@ -42,7 +44,8 @@ def _shows_nothing(c: str) -> bool:
 def normalize_name(name: str) -> str:
     """A person's name as stored: NFC, trimmed. Refuses empty names (or names of invisible
     characters only), control characters, '/' (names are path segments of the HTTP API) and
-    'unknown' however spelled (the name of nobody)."""
+    'unknown' in any case, width or form (the name of nobody). A name given to someone is
+    checked further (:func:`check_new_name`); this is also how a stored name is looked up."""
     cleaned = unicodedata.normalize("NFC", name).strip()
     if not cleaned:
         raise InvalidValue("A person's name cannot be empty.")
@@ -68,14 +71,51 @@ def normalize_name(name: str) -> str:
 
 
 def name_key(name: str) -> str:
-    """What makes two names one person (a second spelling is refused, never merged): names
-    that look alike are equal here. Compatibility forms are unified (NFKC: full width), case is
-    folded (also 'ß' as 'ss'), characters that show nothing are dropped (joiners, variation
-    selectors) and runs of spaces are one. So 'Obama', 'obama', 'oba<ZWJ>ma' and the same
-    letters in full width are one identity, spelled as first stored."""
+    """One name in any spelling of the same letters: compatibility forms are unified (NFKC:
+    full width), case is folded (also 'ß' as 'ss'), characters that show nothing are dropped
+    (joiners, variation selectors) and runs of spaces are one. So 'Obama', 'obama',
+    'oba<ZWJ>ma' and the same letters in full width have one key. See :func:`name_keys`."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
     shown = unicodedata.normalize("NFC", "".join(c for c in folded if not _shows_nothing(c)))
     return " ".join(shown.split())
+
+
+@functools.lru_cache(maxsize=8192)
+def name_keys(name: str) -> frozenset[str]:
+    """What makes two names one person (a second spelling is refused, never merged): two names
+    sharing a key look alike. Besides :func:`name_key`, the keys of the name's Latin skeleton
+    (letters of Cyrillic, Greek, Armenian or Cherokee that look like Latin ones read as those,
+    see ``homoglyphs``) as written, in capitals and in small letters: case never tells people
+    apart, so OBAMA in Greek capitals is 'OBAMA' is 'obama', and 'obama' with a Cyrillic
+    small o is 'obama' too. A name wholly in another script keeps its own keys ('Владимир')."""
+    skeletons = (latin_skeleton(shown) for shown in (name, name.upper(), name.lower()))
+    return frozenset({name_key(name), *map(name_key, skeletons)})
+
+
+def looks_alike(name: str, other: str) -> bool:
+    """Whether two names are one person's (see :func:`name_keys`)."""
+    return not name_keys(name).isdisjoint(name_keys(other))
+
+
+def check_new_name(name: str) -> None:
+    """Refuse, for a name a person is given (created, or renamed to), what a lookup still
+    finds in names stored before the rule: a look-alike of 'unknown' (with a Cyrillic o, say),
+    and a word mixing Latin, Cyrillic, Greek, Armenian or Cherokee letters
+    (UTS #39's mixed-script restriction; 'Иван Smith' is two words and fine). ``name`` is
+    normalized (:func:`normalize_name`). Check for look-alikes of stored people first: that
+    message names who the name looks like."""
+    if looks_alike(name, UNKNOWN):
+        raise InvalidValue(
+            f"{name!r} looks like {UNKNOWN!r}, what facelens calls a face nobody matches; "
+            "choose a name."
+        )
+    mixed = mixed_script_word(name)
+    if mixed is not None:
+        word, scripts = mixed
+        raise InvalidValue(
+            f"The name {name!r} mixes {' and '.join(scripts)} letters in one word ({word!r}), "
+            "as names made to look like another do; write each word in one alphabet."
+        )
 
 
 def spelling_key(name: str) -> str:

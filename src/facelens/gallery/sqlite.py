@@ -6,14 +6,24 @@ was committed and leaves no half-written file behind.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from facelens.errors import Conflict, InvalidValue, ModelError, NotFound, PersonNotFound
+from facelens.errors import (
+    Conflict,
+    InvalidValue,
+    ModelError,
+    NotFound,
+    PersonNotFound,
+    StorageError,
+)
 from facelens.gallery import schema
 from facelens.gallery.base import (
     FaceRecord,
@@ -22,7 +32,9 @@ from facelens.gallery.base import (
     NewFace,
     PersonSummary,
     SourceRecord,
-    name_key,
+    check_new_name,
+    looks_alike,
+    name_keys,
     normalize_name,
     spelling_key,
 )
@@ -32,6 +44,11 @@ from facelens.models.base import Box
 from facelens.models.profiles import ModelProfile, profile_for
 from facelens.settings import ModelName
 
+if TYPE_CHECKING:
+    from facelens.video.eventlog import Renamed
+
+log = logging.getLogger(__name__)
+
 
 def forget_event_crops(data_dir: Path, names: list[str]) -> int:
     """Blank the face crops of stored events (``events.sqlite3`` beside the gallery) that name
@@ -40,6 +57,39 @@ def forget_event_crops(data_dir: Path, names: list[str]) -> int:
     from facelens.video.eventlog import forget_crops_in  # the light event log, no video code
 
     return forget_crops_in(data_dir, names)
+
+
+@contextmanager
+def renaming_events(data_dir: Path) -> Iterator[Callable[[str, str], None]]:
+    """Within a gallery transaction that renames a person or merges them into another: a call
+    giving their stored events (``events.sqlite3`` beside the gallery) the new name, so that
+    deleting them later blanks the crops of their events, which name them by the name they had
+    when recorded. Undone if the transaction fails after it. The one place every rename and
+    merge goes through (HTTP, CLI, the CompreFace route)."""
+    from facelens.video.eventlog import rename_in, undo_rename_in
+
+    done: list[Renamed] = []
+
+    def rename(old: str, new: str) -> None:
+        renamed = rename_in(data_dir, old, new)
+        if renamed is not None:
+            done.append(renamed)
+
+    try:
+        yield rename
+    except BaseException:
+        for renamed in done:  # the gallery keeps the old name: so do the events
+            try:
+                undo_rename_in(data_dir, renamed)
+            except StorageError as exc:
+                log.error(
+                    "the events of %r keep the name %r after a failed rename: %s; rename "
+                    "them again (or the person back) to put them in line",
+                    renamed.old,
+                    renamed.new,
+                    exc,
+                )
+        raise
 
 
 def _not_found(name: str) -> NotFound:
@@ -56,8 +106,9 @@ def _exists(name: str) -> Conflict:
 def _lookalike(name: str, stored: str) -> Conflict:
     return Conflict(
         f"{name!r} is the same name as {stored!r}, who exists (names that differ only in case, "
-        "spacing, width, Unicode form or characters that show nothing, such as joiners, look "
-        f"alike and are one person). Use {stored!r}, or rename them."
+        "spacing, width, Unicode form, characters that show nothing, such as joiners, or "
+        "letters of another alphabet shaped like theirs, such as a Cyrillic or Greek 'o' for "
+        f"a Latin one, look alike and are one person). Use {stored!r}, or rename them."
     )
 
 
@@ -114,12 +165,11 @@ class SQLiteGallery(StoredFaces):
     # -- people -----------------------------------------------------------------------------
 
     @staticmethod
-    def _same_identity(db: sqlite3.Connection, name: str) -> str | None:
-        """The stored name that is the same person as ``name`` (it looks alike: see
-        ``name_key``), if any."""
-        key = name_key(name)
+    def _same_identity(db: sqlite3.Connection, name: str, besides: str | None = None) -> str | None:
+        """The stored name (other than ``besides``) that is the same person as ``name`` (it
+        looks alike: see ``name_keys``), if any."""
         for (stored,) in db.execute("SELECT name FROM people"):
-            if name_key(str(stored)) == key:
+            if str(stored) != besides and looks_alike(str(stored), name):
                 return str(stored)
         return None
 
@@ -133,6 +183,7 @@ class SQLiteGallery(StoredFaces):
         stored = self._same_identity(db, name)
         if stored is not None:
             raise _lookalike(name, stored)
+        check_new_name(name)
         db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, now_text()))
 
     def add_person(self, name: str) -> PersonSummary:
@@ -149,10 +200,10 @@ class SQLiteGallery(StoredFaces):
         name = normalize_name(name)
         if self._read("SELECT 1 FROM people WHERE name = ?", (name,)):
             raise _exists(name)
-        key = name_key(name)
         for (stored,) in self._read("SELECT name FROM people"):
-            if name_key(str(stored)) == key:
+            if looks_alike(str(stored), name):
                 raise _lookalike(name, str(stored))
+        check_new_name(name)
         return name
 
     def ensure_person(self, name: str) -> PersonSummary:
@@ -244,19 +295,23 @@ class SQLiteGallery(StoredFaces):
 
     def rename_person(self, old: str, new: str) -> PersonSummary:
         old, new = normalize_name(old), normalize_name(new)
-        with self._transaction() as db:
+        with renaming_events(self.path.parent) as rename_events, self._transaction() as db:
             person = self._person_id(db, old)
-            taken = self._same_identity(db, new)
-            if taken is not None and name_key(taken) != name_key(old):
+            taken = self._same_identity(db, new, besides=old)
+            if taken is not None:
                 alike = "" if taken == new else f" ({new!r} looks the same)"
                 raise Conflict(
                     f"A person named {taken!r} already exists{alike}; remove or rename them first."
                 )
+            if new != old:
+                check_new_name(new)
             db.execute("UPDATE people SET name = ? WHERE id = ?", (new, person))
             count = db.execute(
                 "SELECT COUNT(*) FROM faces WHERE person_id = ?", (person,)
             ).fetchone()[0]
             self._bump(db)
+            if new != old:
+                rename_events(old, new)  # last: nothing after it can fail but the commit
         return PersonSummary(new, int(count))
 
     def remove_person(self, name: str) -> int:
@@ -291,12 +346,26 @@ class SQLiteGallery(StoredFaces):
             return None
 
     def lookalikes(self) -> list[list[str]]:
-        """Groups of stored names that look alike (see ``name_key``): stored before facelens
-        refused them, each group is probably one person under several names."""
-        groups: dict[str, list[str]] = {}
-        for (stored,) in self._read("SELECT name FROM people ORDER BY name"):
-            groups.setdefault(name_key(str(stored)), []).append(str(stored))
-        return [names for names in groups.values() if len(names) > 1]
+        """Groups of stored names that look alike (see ``name_keys``; a group holds every name
+        linked by a chain of look-alikes): stored before facelens refused them, each group is
+        probably one person under several names."""
+        names = [str(stored) for (stored,) in self._read("SELECT name FROM people ORDER BY name")]
+        parent = list(range(len(names)))  # union-find over the names' keys
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        holder: dict[str, int] = {}  # key -> the first name that has it
+        for i, name in enumerate(names):
+            for key in name_keys(name):
+                parent[root(i)] = root(holder.setdefault(key, i))
+        groups: dict[int, list[str]] = {}
+        for i, name in enumerate(names):
+            groups.setdefault(root(i), []).append(name)
+        return [group for group in groups.values() if len(group) > 1]
 
     def face(self, face_id: int) -> FaceRecord:
         """One stored face by id, whoever it belongs to; :class:`NotFound` if none."""
@@ -339,7 +408,10 @@ class SQLiteGallery(StoredFaces):
         file changed between two enrolments) keeps ``into``'s record; ``old``'s faces of it
         stay, without a record of their photo."""
         old, into = normalize_name(old), normalize_name(into)
-        with self._transaction(erases=True) as db:
+        with (
+            renaming_events(self.path.parent) as rename_events,
+            self._transaction(erases=True) as db,
+        ):
             source, target = self._person_id(db, old), self._person_id(db, into)
             if source == target:
                 raise InvalidValue(f"{old!r} and {into!r} are one person: nothing to merge.")
@@ -366,6 +438,7 @@ class SQLiteGallery(StoredFaces):
             count = db.execute(
                 "SELECT COUNT(*) FROM faces WHERE person_id = ?", (target,)
             ).fetchone()[0]
+            rename_events(old, into)  # last: nothing after it can fail but the commit
         return Merged(into, int(count), old, int(moved), int(dropped))
 
     # -- enrolment records ------------------------------------------------------------------

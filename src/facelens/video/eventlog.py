@@ -112,6 +112,17 @@ class Filter:
 
 
 @dataclass(frozen=True, slots=True)
+class Renamed:
+    """Which events :meth:`EventLog.rename` gave the name ``new`` (by sequence number): those
+    it named ``old``, and the renamed ones whose previous name was ``old``."""
+
+    old: str
+    new: str
+    named: tuple[int, ...]
+    previous: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Outbox:
     """One target's outbox: events still to go, events given up on, and why the one it is
     trying now failed last (None: it has not failed)."""
@@ -349,6 +360,43 @@ class EventLog:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return blanked
 
+    def rename(self, old: str, new: str) -> Renamed:
+        """Give the events that name person ``old`` (as their name, or as a renamed track's
+        previous name) the name ``new``, in the column and the body alike: a person renamed or
+        merged keeps their history (``?person=`` the new name finds it) and deleting them later
+        blanks its crops. Events still to be delivered go out as stored, under ``new``."""
+        with self._transaction() as db:
+            named = db.execute(
+                "UPDATE events SET name = ?1, body = json_set(body, '$.name', ?1) "
+                "WHERE name = ?2 RETURNING seq",
+                (new, old),
+            ).fetchall()
+            previous = db.execute(
+                "UPDATE events SET body = json_set(body, '$.previous', ?1) WHERE kind = "
+                "'renamed' AND json_extract(body, '$.previous') = ?2 RETURNING seq",
+                (new, old),
+            ).fetchall()
+        return Renamed(old, new, tuple(r[0] for r in named), tuple(r[0] for r in previous))
+
+    def undo_rename(self, done: Renamed) -> None:
+        """Give back the name ``done.old`` to the events :meth:`rename` changed (by sequence
+        number: events that named ``done.new`` before keep it)."""
+        with self._transaction() as db:
+            for start in range(0, len(done.named), 500):  # under SQLite's limit of bound values
+                chunk = done.named[start : start + 500]
+                db.execute(
+                    "UPDATE events SET name = ?, body = json_set(body, '$.name', ?) "
+                    f"WHERE seq IN ({', '.join('?' * len(chunk))})",
+                    (done.old, done.old, *chunk),
+                )
+            for start in range(0, len(done.previous), 500):
+                chunk = done.previous[start : start + 500]
+                db.execute(
+                    "UPDATE events SET body = json_set(body, '$.previous', ?) "
+                    f"WHERE seq IN ({', '.join('?' * len(chunk))})",
+                    (done.old, *chunk),
+                )
+
     def close(self) -> None:
         self._pruning.set()
         if self._pruner is not None:
@@ -416,3 +464,33 @@ def forget_crops_in(data_dir: Path, names: Iterable[str]) -> int:
     if blanked:
         log.info("blanked the face crops of %d events of deleted people", blanked)
     return blanked
+
+
+def rename_in(data_dir: Path, old: str, new: str) -> Renamed | None:
+    """Give the stored events of person ``old`` of ``data_dir``'s gallery their new name (see
+    :meth:`EventLog.rename`); None when there is no event log there."""
+    path = data_dir / EVENTS_FILE
+    if not path.is_file():
+        return None
+    events = EventLog(path)
+    try:
+        done = events.rename(old, new)
+    except sqlite3.Error as exc:
+        raise storage_error(path, exc) from None
+    finally:
+        events.close()
+    if done.named or done.previous:
+        log.info("%d stored events of %r now name %r", len(done.named), old, new)
+    return done
+
+
+def undo_rename_in(data_dir: Path, done: Renamed) -> None:
+    """Undo :func:`rename_in` (the gallery's change it went with did not happen)."""
+    path = data_dir / EVENTS_FILE
+    events = EventLog(path)
+    try:
+        events.undo_rename(done)
+    except sqlite3.Error as exc:
+        raise storage_error(path, exc) from None
+    finally:
+        events.close()
