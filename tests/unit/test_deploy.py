@@ -121,3 +121,18 @@ def test_the_image_and_compose_use_real_settings_and_paths(paths: set[str]) -> N
     for text in (dockerfile, " ".join(compose["services"]["facelens"]["healthcheck"]["test"])):
         probed = re.findall(rf"http://127\.0\.0\.1:{DEFAULT_PORT}(/\w+)", text)
         assert probed and set(probed) <= paths
+
+
+def test_every_deployment_beyond_loopback_gets_a_key_or_does_not_start() -> None:
+    """The server refuses to listen beyond loopback without a key: the manifests give it one
+    from a Secret that must exist, and nothing deployed turns the refusal off."""
+    for container in containers(rendered()) + containers([yaml.safe_load(KSERVE.read_text())]):
+        env = {e["name"]: e for e in container["env"]}
+        assert env["FACELENS_HOST"]["value"] == "0.0.0.0"
+        secret = env["FACELENS_SERVER_API_KEYS"]["valueFrom"]["secretKeyRef"]
+        assert (secret["name"], secret["key"]) == ("facelens-api-keys", "keys")
+        assert secret.get("optional", False) is False, container["name"]
+        assert "FACELENS_ALLOW_NO_KEYS" not in env
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["facelens"]
+    assert "FACELENS_ALLOW_NO_KEYS" not in compose["environment"]
+    assert "FACELENS_ALLOW_NO_KEYS" not in (ROOT / "Dockerfile").read_text()

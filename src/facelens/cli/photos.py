@@ -393,6 +393,15 @@ def serve(
         str | None,
         typer.Option(help="text or json (env FACELENS_LOG_FORMAT).", show_default=False),
     ] = None,
+    allow_no_keys: Annotated[
+        bool,
+        typer.Option(
+            "--allow-no-keys",
+            help="Listen beyond loopback even with no API key, as something else guards the "
+            "port (env FACELENS_ALLOW_NO_KEYS; otherwise serve refuses, exit 2).",
+            show_default=False,
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP service: /predictor, the /v1 JSON API (docs at /docs), /metrics.
 
@@ -401,7 +410,13 @@ def serve(
     from facelens.api.server import serve as run_server  # FastAPI loads only for serve
 
     state: State = ctx.obj
-    given = {"host": host, "port": port, "workers": workers, "log_format": log_format}
+    given = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_format": log_format,
+        "allow_no_keys": allow_no_keys or None,  # unset: the environment's
+    }
     settings = validated_settings(
         {
             **state.settings.model_dump(exclude_unset=True),
