@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import platform
 import shutil
 import signal
 import sqlite3
@@ -26,8 +28,10 @@ pytestmark = pytest.mark.integration
 FACELENS = str(Path(sys.executable).with_name("facelens"))
 
 
-def run(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "FACELENS_DATA_DIR": str(data_dir)}
+def run(
+    data_dir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **(env or {}), "FACELENS_DATA_DIR": str(data_dir)}
     result = subprocess.run([FACELENS, *args], env=env, capture_output=True, text=True, timeout=300)
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
@@ -370,6 +374,41 @@ def test_asking_a_gallery_for_another_model_is_refused_with_the_way_out(
     # Left unset, the gallery's own model is used, with its threshold.
     info = run(tmp_path, "info").stdout
     assert "dlib:" in info and str(PROFILES["dlib"].threshold) in info
+
+
+def test_version_is_the_packages() -> None:
+    shown = subprocess.run([FACELENS, "--version"], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == f"facelens {importlib.metadata.version('facelens')}"
+
+
+def test_info_shows_the_platform_cores_memory_and_the_settings_in_force(tmp_path: Path) -> None:
+    key = "a-secret-key-of-the-server-0123"
+    env = {"FACELENS_WORKERS": "3", "FACELENS_SERVER_API_KEYS": key}
+    shown = json.loads(run(tmp_path, "info", "--json", env=env).stdout)
+    assert shown["version"] == importlib.metadata.version("facelens")
+    machine = shown["platform"]
+    assert machine["machine"] == platform.machine()
+    assert machine["python"].endswith(platform.python_version())
+    assert machine["cores"] == os.cpu_count()
+    assert 0 < machine["usable_cores"] <= machine["cores"]
+    mem_total = next(
+        int(line.split()[1]) * 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    assert machine["memory_bytes"] == mem_total
+    settings = shown["settings"]
+    assert settings["FACELENS_WORKERS"] == {"value": 3, "set": True}
+    assert settings["FACELENS_PORT"] == {"value": 5000, "set": False}
+    assert settings["FACELENS_DATA_DIR"] == {"value": str(tmp_path), "set": True}
+    assert settings["FACELENS_SERVER_API_KEYS"] == {"value": "(set, hidden)", "set": True}
+    assert shown["workers"] == 3 and shown["server_memory_mb"] == 100 + 3 * 270
+    text = run(tmp_path, "info", env=env)
+    assert platform.machine() in text.stdout and "* FACELENS_WORKERS" in text.stdout
+    assert key not in text.stdout + text.stderr
+    # More workers than the memory holds: said before 'serve' finds out.
+    greedy = run(tmp_path, "info", env={"FACELENS_WORKERS": "100000"})
+    assert "lower FACELENS_WORKERS" in " ".join(greedy.stderr.split())
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])

@@ -206,6 +206,14 @@ def validated_settings(overrides: dict[str, Any]) -> Settings:
         raise typer.Exit(EXIT_SETTINGS) from None
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from facelens import __version__
+
+        out.print(f"facelens {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -243,6 +251,15 @@ def main_options(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks and debug logs.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
