@@ -39,9 +39,12 @@ FROM ${BASE}
 LABEL org.opencontainers.image.title="facelens" \
       org.opencontainers.image.description="Self-hosted face recognition for the edge" \
       org.opencontainers.image.licenses="MIT"
+# /data is the user's and group 0's: the image also runs as any uid in group 0 (OpenShift's
+# arbitrary uids), and a new named volume copies that. Not readable by others: biometric data.
 RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home facelens; \
     mkdir -p /data; \
-    chown facelens:facelens /data
+    chown facelens:0 /data; \
+    chmod 0770 /data
 COPY --from=build /opt/facelens /opt/facelens
 ENV PATH=/opt/facelens/bin:$PATH \
     FACELENS_HOST=0.0.0.0 \

@@ -1,9 +1,11 @@
 """What scripts/test-container checks over loopback against the running image.
 
-    python -m tests.container_checks before-restart|after-restart URL
+    python -m tests.container_checks before-restart|after-restart|any-uid URL KEY
 
-Not a pytest module: the container script runs it twice, around a restart of the container,
-and any failed check exits non-zero with what was expected and what came.
+Not a pytest module: the container script runs it twice, around a restart of the container
+(and once against the image run as an arbitrary uid), and any failed check exits non-zero with
+what was expected and what came. KEY is the API key the container was given: it listens on
+every interface of the container, so it refuses to start without one.
 """
 
 from __future__ import annotations
@@ -40,15 +42,22 @@ def names(client: httpx.Client, photo: Path) -> list[str]:
     return sorted(f["name"] for f in answer.json()["faces"])
 
 
-def before_restart(url: str) -> None:
+def keyed(url: str, key: str) -> httpx.Client:
+    return httpx.Client(base_url=url, timeout=60, headers={"X-API-Key": key})
+
+
+def before_restart(url: str, key: str) -> None:
     faces = faces_dir()
-    client = httpx.Client(base_url=url, timeout=60)
-    check(client.get("/healthz").json() == {"status": "ok"}, "/healthz")
-    ready = client.get("/readyz").json()
+    client = keyed(url, key)
+    check(httpx.get(f"{url}/healthz").json() == {"status": "ok"}, "/healthz (no key needed)")
+    ready = httpx.get(f"{url}/readyz", timeout=60).json()
     check(ready["status"] == "ready" and ready["workers_ready"] == 2, f"/readyz ({ready})")
-    # The original demo's client, verbatim.
+    check(ready["people"] is None, "/readyz without a key does not tell how many people")
+    check(client.get("/readyz").json()["people"] == 0, "/readyz with the key tells: 0 people")
+    check(httpx.get(f"{url}/v1/people").status_code == 401, "the API needs the key")
+    # The original demo's client, verbatim but for the key it must now send.
     encode = base64.b64encode((faces / "probes" / "obama_and_biden.jpg").read_bytes())
-    r = requests.post(f"{url}/predictor", data=encode, timeout=60)
+    r = requests.post(f"{url}/predictor", data=encode, timeout=60, headers={"X-API-Key": key})
     image = Image.open(io.BytesIO(base64.b64decode(r.content)))
     check(r.status_code == 200 and image.format == "JPEG", "/predictor with the original client")
     probe = faces / "probes" / "obama1.jpg"
@@ -68,8 +77,8 @@ def before_restart(url: str) -> None:
     )
 
 
-def after_restart(url: str) -> None:
-    client = httpx.Client(base_url=url, timeout=60)
+def after_restart(url: str, key: str) -> None:
+    client = keyed(url, key)
     people = client.get("/v1/people").json()["people"]
     check([p["name"] for p in people] == [PERSON], "the person survived the restart")
     cover = people[0]["thumbnail_face_id"]
@@ -78,6 +87,20 @@ def after_restart(url: str) -> None:
     check(names(client, faces_dir() / "probes" / "obama1.jpg") == [PERSON], "still recognised")
 
 
+def any_uid(url: str, key: str) -> None:
+    """The image run as an arbitrary uid in group 0 (OpenShift) on a new volume: it writes."""
+    client = keyed(url, key)
+    check(client.get("/readyz").json()["status"] == "ready", "ready as an arbitrary uid")
+    check(client.post("/v1/people", json={"name": PERSON}).status_code == 201, "create a person")
+    photo = sorted((faces_dir() / "people" / PERSON).iterdir())[0]
+    enrolled = client.post(
+        f"/v1/people/{PERSON}/faces", files=[("images", (photo.name, photo.read_bytes()))]
+    )
+    check(enrolled.status_code == 200 and enrolled.json()["enrolled"] == 1, "enrol a photo")
+    check(client.get("/readyz").json()["people"] == 1, "stored in the volume")
+
+
 if __name__ == "__main__":
-    phase, address = sys.argv[1], sys.argv[2]
-    {"before-restart": before_restart, "after-restart": after_restart}[phase](address)
+    phase, address, api_key = sys.argv[1], sys.argv[2], sys.argv[3]
+    checks = {"before-restart": before_restart, "after-restart": after_restart, "any-uid": any_uid}
+    checks[phase](address, api_key)

@@ -104,6 +104,13 @@ class CannotListen(FaceLensError):
     code = "cannot_listen"
 
 
+class UnsafeSettings(FaceLensError):
+    """Settings that together would expose biometric data (a server listening beyond loopback
+    with no API key); refused before anything starts, saying how to make them safe."""
+
+    code = "unsafe_settings"
+
+
 class ModelError(FaceLensError):
     """A model cannot be loaded, or the gallery was built with a different model."""
 

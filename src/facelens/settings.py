@@ -171,6 +171,14 @@ class Settings(BaseSettings):
         le=65535,
         description="Port 'facelens serve' listens on (0: any free port).",
     )
+    allow_no_keys: bool = Field(
+        default=False,
+        description="Let 'facelens serve' listen beyond loopback with no API key. Off: it "
+        "refuses to start on such an address until a key exists (FACELENS_SERVER_API_KEYS or "
+        "'facelens keys create'), so a missed step cannot leave the gallery open to the "
+        "network. Set it only when something else guards the port (a host-only publish, a "
+        "firewall, an authenticating proxy).",
+    )
     allowed_hosts: str = Field(
         default="",
         description="Host names the server answers to besides IP addresses, localhost and the "

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from facelens.api.console import POLICY
+from facelens.keys import KeyStore
 from facelens.models.base import Box
 from tests import fake_model
 from tests.contract.conftest import served
@@ -481,3 +482,23 @@ def test_metrics_are_collected_off_the_event_loop(tmp_path: Path) -> None:
         scrape.join(10)
         probe.join(10)
     assert answered_meanwhile == [200]
+
+
+def test_readiness_tells_how_many_people_only_to_key_holders_when_keys_are_on(
+    tmp_path: Path,
+) -> None:
+    """Anyone who can reach the port may probe readiness, but the size of the gallery is the
+    key holders' to know."""
+    data = tmp_path / "data"
+    with served(data) as api:  # keys off: everyone is told
+        assert api.post("/v1/people", json={"name": "ruby"}).status_code == 201
+        assert api.get("/readyz").json()["people"] == 1
+    store = KeyStore(data / "gallery.sqlite3")
+    _, key = store.create("probe", frozenset({"recognize"}))
+    store.close()
+    with served(data) as api:
+        for headers in ({}, {"X-API-Key": key + "x"}):
+            ready = api.get("/readyz", headers=headers)
+            assert ready.status_code == 200 and ready.json()["status"] == "ready"
+            assert ready.json()["people"] is None
+        assert api.get("/readyz", headers={"X-API-Key": key}).json()["people"] == 1

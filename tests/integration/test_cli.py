@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import platform
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +28,10 @@ pytestmark = pytest.mark.integration
 FACELENS = str(Path(sys.executable).with_name("facelens"))
 
 
-def run(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "FACELENS_DATA_DIR": str(data_dir)}
+def run(
+    data_dir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **(env or {}), "FACELENS_DATA_DIR": str(data_dir)}
     result = subprocess.run([FACELENS, *args], env=env, capture_output=True, text=True, timeout=300)
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
@@ -242,6 +248,95 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path: Path, people_dir: Path) 
     assert "another --data-dir" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder other users can reach (pytest's own is its user's only)."""
+    folder = Path(tempfile.mkdtemp(prefix="facelens-owners-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def as_user(uid: int, gid: int) -> list[str]:
+    """The command prefix that runs a command as ``uid``:``gid`` with no other group, as a
+    container runs it. It keeps only CAP_DAC_READ_SEARCH, so that it can run this test's
+    Python (under root's home here); that capability reads, it never grants writing."""
+    if os.geteuid() != 0:
+        raise AssertionError("this test changes users: run the tests as root (CI does)")
+    return [
+        "setpriv",
+        f"--reuid={uid}",
+        f"--regid={gid}",
+        "--clear-groups",
+        "--inh-caps=+dac_read_search",
+        "--ambient-caps=+dac_read_search",
+    ]
+
+
+def test_a_data_dir_of_another_user_says_whose_it_is_and_the_chown(shared_tmp: Path) -> None:
+    """A root-owned folder bind-mounted as a container's /data, the server running as 10001."""
+    data = shared_tmp / "data"
+    data.mkdir(mode=0o755)  # root's
+    served = subprocess.run(
+        [*as_user(10001, 10001), FACELENS, "--data-dir", str(data), "serve"],
+        env={**os.environ, "FACELENS_SERVER_API_KEYS": "a-key-of-sixteen-chars-or-more"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert served.returncode == 5, served.stderr
+    said = " ".join(served.stderr.split())
+    assert f"{data} belongs to uid 0 and gid 0 (mode 755)" in said, said
+    assert "this process runs as uid 10001, gid 10001" in said
+    assert f"'chown -R 10001 {data}'" in said and "another --data-dir" in said
+    assert "Traceback" not in said and "starting" not in said
+    # A data folder to be made inside one it may not write says the same of that folder.
+    listed = subprocess.run(
+        [*as_user(10001, 10001), FACELENS, "--data-dir", str(data / "sub"), "people", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 5 and f"'chown -R 10001 {data}'" in listed.stderr, listed.stderr
+    # A folder anyone may write, holding a gallery made by root: the file is the culprit.
+    run(data, "keys", "create", "made-by-root")
+    data.chmod(0o777)
+    made = subprocess.run(
+        [*as_user(10001, 10001), FACELENS, "--data-dir", str(data), "keys", "create", "door"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    said = " ".join(made.stderr.split())
+    assert made.returncode == 5 and f"{data / 'gallery.sqlite3'} belongs to uid 0" in said, said
+    assert f"'chown -R 10001 {data}'" in said
+
+
+def test_any_uid_in_group_0_works_on_group_writable_data(shared_tmp: Path) -> None:
+    """The image's /data (uid 10001, group 0, mode 0770) used by an arbitrary uid in group 0,
+    as OpenShift runs containers: facelens needs no ownership, only the group's rights."""
+    data = shared_tmp / "data"
+    data.mkdir()
+    os.chown(data, 10001, 0)
+    data.chmod(0o770)
+    arbitrary = as_user(1000650000, 0)
+    made = subprocess.run(
+        [*arbitrary, FACELENS, "--data-dir", str(data), "keys", "create", "door"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    assert (data / "gallery.sqlite3").stat().st_uid == 1000650000
+    listed = subprocess.run(
+        [*arbitrary, FACELENS, "--data-dir", str(data), "keys", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0 and "door" in listed.stdout, listed.stderr
+
+
 def test_unwritable_annotate_folder_fails_before_work(tmp_path: Path, faces_dir: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -279,6 +374,41 @@ def test_asking_a_gallery_for_another_model_is_refused_with_the_way_out(
     # Left unset, the gallery's own model is used, with its threshold.
     info = run(tmp_path, "info").stdout
     assert "dlib:" in info and str(PROFILES["dlib"].threshold) in info
+
+
+def test_version_is_the_packages() -> None:
+    shown = subprocess.run([FACELENS, "--version"], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == f"facelens {importlib.metadata.version('facelens')}"
+
+
+def test_info_shows_the_platform_cores_memory_and_the_settings_in_force(tmp_path: Path) -> None:
+    key = "a-secret-key-of-the-server-0123"
+    env = {"FACELENS_WORKERS": "3", "FACELENS_SERVER_API_KEYS": key}
+    shown = json.loads(run(tmp_path, "info", "--json", env=env).stdout)
+    assert shown["version"] == importlib.metadata.version("facelens")
+    machine = shown["platform"]
+    assert machine["machine"] == platform.machine()
+    assert machine["python"].endswith(platform.python_version())
+    assert machine["cores"] == os.cpu_count()
+    assert 0 < machine["usable_cores"] <= machine["cores"]
+    mem_total = next(
+        int(line.split()[1]) * 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    assert machine["memory_bytes"] == mem_total
+    settings = shown["settings"]
+    assert settings["FACELENS_WORKERS"] == {"value": 3, "set": True}
+    assert settings["FACELENS_PORT"] == {"value": 5000, "set": False}
+    assert settings["FACELENS_DATA_DIR"] == {"value": str(tmp_path), "set": True}
+    assert settings["FACELENS_SERVER_API_KEYS"] == {"value": "(set, hidden)", "set": True}
+    assert shown["workers"] == 3 and shown["server_memory_mb"] == 100 + 3 * 270
+    text = run(tmp_path, "info", env=env)
+    assert platform.machine() in text.stdout and "* FACELENS_WORKERS" in text.stdout
+    assert key not in text.stdout + text.stderr
+    # More workers than the memory holds: said before 'serve' finds out.
+    greedy = run(tmp_path, "info", env={"FACELENS_WORKERS": "100000"})
+    assert "lower FACELENS_WORKERS" in " ".join(greedy.stderr.split())
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])

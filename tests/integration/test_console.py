@@ -278,11 +278,16 @@ def test_the_key_is_asked_once_and_kept_for_the_session(
     try:
         page = browser.new_page()
         page.goto(srv.url + "/")
+        # How many people are enrolled is the key holders' to know: not in the header yet.
+        status = page.locator("#server-status")
+        expect(status).to_contain_text("Ready · model")
+        assert "people" not in status.inner_text() and "null" not in status.inner_text()
         page.get_by_role("tab", name="Recognise").click()
         page.set_input_files("#recognize-files", str(faces_dir / "probes" / "obama1.jpg"))
         expect(page.locator("#key-dialog")).to_be_visible()
         page.locator("#key-input").fill(key)
         page.get_by_role("button", name="Use this key").click()
+        expect(status).to_contain_text("· 0 people")
         expect(page.locator("article.result[data-state='done']")).to_have_count(1, timeout=WAIT_MS)
         page.set_input_files("#recognize-files", str(faces_dir / "probes" / "obama3.jpg"))
         expect(page.locator("article.result[data-state='done']")).to_have_count(2, timeout=WAIT_MS)

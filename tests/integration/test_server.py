@@ -755,9 +755,50 @@ def test_api_keys_guard_every_call_and_revocation_is_immediate(
         assert srv.stop() == 0
 
 
-def test_listening_on_every_network_without_keys_warns_loudly(tmp_path: Path) -> None:
-    """Bind address and log format from the environment, as a container sets them."""
-    srv = Server(tmp_path / "data", env={"FACELENS_HOST": "0.0.0.0", "FACELENS_LOG_FORMAT": "json"})
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [(["--host", "0.0.0.0"], {}), ([], {"FACELENS_HOST": "0.0.0.0"})],
+    ids=["option", "environment"],
+)
+def test_listening_on_every_network_without_keys_is_refused_with_the_way_out(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    """A container's key file skipped: the server must not open the gallery to the network."""
+    data = tmp_path / "data"
+    refused = subprocess.run(
+        [FACELENS, "--data-dir", str(data), "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+    assert refused.returncode == 2, refused.stderr  # an unsafe setting, not a busy port (13)
+    message = " ".join(refused.stderr.split())
+    assert "Refusing to listen on 0.0.0.0 with no API key" in message
+    for way_out in (
+        "FACELENS_SERVER_API_KEYS",
+        f"facelens --data-dir {data} keys create NAME",
+        "--host 127.0.0.1",
+        "FACELENS_ALLOW_NO_KEYS=true",
+    ):
+        assert way_out in message, way_out
+    assert "starting" not in refused.stderr  # no worker was started, no model loaded
+    # A key in the environment (a container's env file) is enough: it starts.
+    key = "a-key-from-an-env-file-0123"
+    srv = Server(data, *args, env={**env, "FACELENS_SERVER_API_KEYS": key})
+    try:
+        assert srv.client.get("/v1/people").status_code == 401
+        assert srv.client.get("/v1/people", headers={"X-API-Key": key}).status_code == 200
+    finally:
+        assert srv.stop() == 0
+
+
+def test_listening_on_every_network_without_keys_when_allowed_warns_loudly(
+    tmp_path: Path,
+) -> None:
+    """Bind address, permission and log format from the environment, as a container sets them."""
+    env = {"FACELENS_HOST": "0.0.0.0", "FACELENS_LOG_FORMAT": "json", "FACELENS_ALLOW_NO_KEYS": "1"}
+    srv = Server(tmp_path / "data", env=env)
     try:
         assert srv.url.startswith("http://0.0.0.0:")
         assert srv.client.get("/v1/people", headers={"X-Request-ID": "json-1"}).status_code == 200
@@ -765,6 +806,7 @@ def test_listening_on_every_network_without_keys_warns_loudly(tmp_path: Path) ->
         entries = [json.loads(line) for line in srv.log().splitlines() if line.startswith("{")]
         warning = next(e for e in entries if "NO API KEYS" in e["message"])
         assert warning["level"] == "warning"
+        assert "FACELENS_SERVER_API_KEYS" in warning["message"]
         access = next(e for e in entries if e.get("request_id") == "json-1")
         assert (access["method"], access["path"], access["status"]) == ("GET", "/v1/people", 200)
         assert access["latency_ms"] >= 0

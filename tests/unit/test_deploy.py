@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,76 @@ def test_the_image_and_compose_use_real_settings_and_paths(paths: set[str]) -> N
     for text in (dockerfile, " ".join(compose["services"]["facelens"]["healthcheck"]["test"])):
         probed = re.findall(rf"http://127\.0\.0\.1:{DEFAULT_PORT}(/\w+)", text)
         assert probed and set(probed) <= paths
+
+
+def test_every_deployment_beyond_loopback_gets_a_key_or_does_not_start() -> None:
+    """The server refuses to listen beyond loopback without a key: the manifests give it one
+    from a Secret that must exist, and nothing deployed turns the refusal off."""
+    for container in containers(rendered()) + containers([yaml.safe_load(KSERVE.read_text())]):
+        env = {e["name"]: e for e in container["env"]}
+        assert env["FACELENS_HOST"]["value"] == "0.0.0.0"
+        secret = env["FACELENS_SERVER_API_KEYS"]["valueFrom"]["secretKeyRef"]
+        assert (secret["name"], secret["key"]) == ("facelens-api-keys", "keys")
+        assert secret.get("optional", False) is False, container["name"]
+        assert "FACELENS_ALLOW_NO_KEYS" not in env
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["facelens"]
+    assert "FACELENS_ALLOW_NO_KEYS" not in compose["environment"]
+    assert "FACELENS_ALLOW_NO_KEYS" not in (ROOT / "Dockerfile").read_text()
+
+
+SERVICE = ROOT / "deploy" / "systemd" / "facelens.service"
+
+
+def systemd_analyze(*args: str) -> subprocess.CompletedProcess[str]:
+    found = shutil.which("systemd-analyze")
+    if found is None:
+        raise AssertionError(
+            "systemd-analyze is needed to check deploy/systemd/facelens.service: scripts/test "
+            "installs Debian's 'systemd' package when run as root."
+        )
+    return subprocess.run([found, *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    """Every ``Key=value`` of a unit file (keys may repeat), comments left out."""
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
+def test_the_systemd_unit_is_valid_and_hardened(tmp_path: Path) -> None:
+    text = SERVICE.read_text()
+    unit = unit_settings(text)
+    # systemd-analyze also checks that ExecStart's program exists: the one installed here
+    # stands in for /opt/facelens/bin/facelens, nothing else changes.
+    installed = Path(sys.executable).with_name("facelens")
+    (tmp_path / SERVICE.name).write_text(
+        text.replace("ExecStart=/opt/facelens/bin/facelens ", f"ExecStart={installed} ")
+    )
+    verified = systemd_analyze("verify", str(tmp_path / SERVICE.name))
+    assert verified.returncode == 0 and verified.stderr == "", verified.stderr
+    # Runs 'facelens serve' at boot as its own user, on its own data directory.
+    assert unit["ExecStart"] == ["/opt/facelens/bin/facelens serve"]
+    assert unit["WantedBy"] == ["multi-user.target"]
+    assert unit["User"] == ["facelens"] and unit["StateDirectory"] == ["facelens"]
+    assert "FACELENS_DATA_DIR=/var/lib/facelens" in unit["Environment"]
+    assert unit["Restart"] == ["on-failure"]
+    for key, value in {
+        "ProtectSystem": "strict",
+        "ReadWritePaths": "/var/lib/facelens",
+        "NoNewPrivileges": "yes",
+        "PrivateTmp": "yes",
+        "ProtectHome": "yes",
+        "UMask": "0077",
+    }.items():
+        assert unit[key] == [value], key
+    assert "FACELENS_ALLOW_NO_KEYS" not in text
+    exposure = systemd_analyze("security", "--offline=yes", str(SERVICE))
+    level = re.search(
+        r"Overall exposure level for facelens\.service: ([\d.]+) (\w+)", exposure.stdout
+    )
+    assert level is not None, exposure.stdout + exposure.stderr
+    assert float(level.group(1)) <= 2.0 and level.group(2) == "OK", level.group(0)

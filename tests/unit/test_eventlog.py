@@ -252,3 +252,36 @@ def test_an_outbox_of_an_earlier_release_gains_its_columns(tmp_path: Path) -> No
         columns = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
     assert {"state", "last_error", "tried_at"} <= columns
     log.close()
+
+
+def test_an_events_file_from_before_the_outbox_states_is_upgraded_in_place(
+    tmp_path: Path,
+) -> None:
+    """docs/upgrading.md: events.sqlite3 gains columns when opened, rewriting nothing; an event
+    still owed to a target stays owed."""
+    path = tmp_path / "events.sqlite3"
+    with sqlite3.connect(path) as db:  # the first release's outbox: no state, error or time
+        db.executescript(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL "
+            "UNIQUE, time TEXT NOT NULL, stream TEXT NOT NULL, kind TEXT NOT NULL, name TEXT "
+            "NOT NULL, body TEXT NOT NULL);"
+            "CREATE TABLE deliveries (target TEXT NOT NULL, seq INTEGER NOT NULL REFERENCES "
+            "events(seq) ON DELETE CASCADE, attempts INTEGER NOT NULL DEFAULT 0, "
+            "PRIMARY KEY (target, seq));"
+        )
+        body = json.dumps(event(1, "ann").as_dict())
+        db.execute(
+            "INSERT INTO events (id, time, stream, kind, name, body) "
+            "VALUES ('id1', ?, 'door', 'arrived', 'ann', ?)",
+            (event(1, "ann").time.isoformat(), body),
+        )
+        db.execute("INSERT INTO deliveries VALUES ('webhook', 1, 3)")
+    log = EventLog(path, targets=["webhook"])
+    try:
+        ((seq, owed),) = log.pending("webhook")
+        assert (seq, owed["id"], owed["name"]) == (1, "id1", "ann")
+        assert [(o.target, o.pending, o.dead, o.attempts) for o in log.outboxes()] == [
+            ("webhook", 1, 0, 3)
+        ]
+    finally:
+        log.close()

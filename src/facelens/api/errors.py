@@ -33,6 +33,7 @@ STATUS: dict[type[errors.FaceLensError], int] = {
     errors.ModelError: 503,
     errors.Unavailable: 503,
     errors.CannotListen: 503,  # the CLI's (a port in use); a request never causes it
+    errors.UnsafeSettings: 503,  # the CLI's ('serve' open without keys); nor this
     errors.WorkTimeout: 504,
     errors.RequestTimeout: 408,
     errors.ClientGone: errors.ClientGone.status,

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from facelens.api.deps import services
+from facelens.api.deps import API_KEY_HEADER, Services, services
 from facelens.errors import FaceLensError
 
 router = APIRouter(tags=["operations"])
@@ -27,9 +27,22 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+async def _may_count_people(request: Request, svc: Services) -> bool:
+    """Whether the caller may be told how many people are enrolled: always when keys are off;
+    else only with a valid key. Probes need no key: they are told ready or not all the same."""
+    if not await run_in_threadpool(svc.keys.enabled):
+        return True
+    given = request.headers.get(API_KEY_HEADER)
+    if not given:
+        return False
+    return await run_in_threadpool(svc.keys.check, given) is not None
+
+
 @router.get(
     "/readyz",
     summary="Ready: workers hold the models and the gallery is readable",
+    description="Needs no API key. When keys are on, `people` (how many are enrolled) is "
+    f"answered only to a caller sending a valid key in `{API_KEY_HEADER}`; else it is null.",
     responses={503: {"description": "Not ready, with the reason"}},
 )
 async def readyz(request: Request) -> JSONResponse:
@@ -58,7 +71,7 @@ async def readyz(request: Request) -> JSONResponse:
         "profile": svc.gallery.profile.name,
         "model": svc.pool.model_id,
         "threshold": svc.gallery.profile.scoring(svc.settings).threshold,
-        "people": people,
+        "people": people if await _may_count_people(request, svc) else None,
         "queue": svc.pool.pending,
     }
     return JSONResponse(body, status_code=503 if problems else 200)

@@ -21,7 +21,7 @@ from facelens.api.app import create_app
 from facelens.api.deps import Services
 from facelens.api.idempotency import IdempotencyStore
 from facelens.api.observability import Metrics, configure_logging
-from facelens.errors import CannotListen
+from facelens.errors import CannotListen, UnsafeSettings
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.keys import KeyStore, given_keys
 from facelens.settings import Settings
@@ -41,6 +41,24 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def refuse_open_without_keys(settings: Settings, keyed: bool) -> None:
+    """:class:`UnsafeSettings` for a server that would listen beyond loopback with no API key,
+    unless ``FACELENS_ALLOW_NO_KEYS`` says something else guards the port: one skipped step
+    (the key of a container's env file) must not open the gallery to the network."""
+    if keyed or is_loopback(settings.host) or settings.allow_no_keys:
+        return
+    raise UnsafeSettings(
+        f"Refusing to listen on {settings.host} with no API key: anyone who can reach the port "
+        "could read and change the gallery (biometric data). Give the server a key: set "
+        "FACELENS_SERVER_API_KEYS (e.g. to the output of 'openssl rand -hex 24'; in a "
+        "container, with -e or its env file), or create one with 'facelens --data-dir "
+        f"{settings.data_dir} keys create NAME' (for a container, run that command in the "
+        "image with the same volume); or listen on this machine only (--host 127.0.0.1). If "
+        "something else guards the port (published to 127.0.0.1 only, a firewall, an "
+        "authenticating proxy), set FACELENS_ALLOW_NO_KEYS=true (or serve --allow-no-keys)."
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -102,6 +120,8 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
     idempotency = IdempotencyStore(settings.gallery_path, gallery.check_writable)
     pool = SpawnedWorkerPool(settings)
     try:
+        keyed = keys.enabled()
+        refuse_open_without_keys(settings, keyed)  # before any model loads
         log.info(
             "starting %d worker processes (loading the %s model: %s)",
             settings.workers,
@@ -109,12 +129,12 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
             gallery.profile.summary,
         )
         pool.start()
-        keyed = keys.enabled()
         if not keyed and not is_loopback(settings.host):
             log.warning(
-                "*** facelens listens on %s with NO API KEYS: anyone who can reach this port "
-                "can read and change the gallery (biometric data). Create a key with "
-                "'facelens keys create NAME' and restart, or bind 127.0.0.1. ***",
+                "*** facelens listens on %s with NO API KEYS (FACELENS_ALLOW_NO_KEYS): anyone "
+                "who can reach this port can read and change the gallery (biometric data). "
+                "Unless something else guards it, set FACELENS_SERVER_API_KEYS or create a key "
+                "with 'facelens keys create NAME', and restart. ***",
                 settings.host,
             )
         if settings.open_networks:

@@ -9,6 +9,7 @@ from facelens.cli import (  # noqa: F401  (registers commands)
     people,
     photos,
     remote,
+    system,
     watch,
 )
 from facelens.cli.app import app

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 # Exit codes, one per kind of failure, so scripts can tell them apart.
 EXIT_PARTIAL = 1  # a batch finished but some inputs failed
+EXIT_SETTINGS = 2  # wrong usage or an invalid setting (typer's own code for usage errors)
 EXIT_DAMAGED = 12  # the gallery is damaged (one that cannot be read or written is 5)
 EXIT_CANNOT_LISTEN = 13  # a port in use (or privileged, or an address not this machine's)
 EXIT_CODES: dict[type[errors.FaceLensError], int] = {
@@ -50,6 +51,7 @@ EXIT_CODES: dict[type[errors.FaceLensError], int] = {
     errors.Unauthorized: 11,
     errors.Forbidden: 11,
     errors.CannotListen: EXIT_CANNOT_LISTEN,
+    errors.UnsafeSettings: EXIT_SETTINGS,
 }
 EXIT_INTERRUPTED = 130
 
@@ -201,7 +203,15 @@ def validated_settings(overrides: dict[str, Any]) -> Settings:
             f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
         )
         err.print(f"[red]error:[/red] invalid setting: {escape(problems)}")
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_SETTINGS) from None
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from facelens import __version__
+
+        out.print(f"facelens {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -241,6 +251,15 @@ def main_options(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks and debug logs.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,

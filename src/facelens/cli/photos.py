@@ -1,4 +1,4 @@
-"""Commands on photos: enrol a folder, recognise, verify; and info, serve."""
+"""Commands on photos: enrol a folder, recognise, verify; and serve."""
 
 from __future__ import annotations
 
@@ -332,42 +332,6 @@ def print_verification(result: dict[str, Any], model: str) -> None:
 
 
 @app.command()
-def info(ctx: typer.Context) -> None:
-    """Load the models, open the gallery, and show the model and settings in force."""
-    with handled(ctx) as state:
-        s = state.settings
-        gallery = open_gallery(state, read_only=True)
-        engine = engine_for_gallery(state, gallery)
-        people = gallery.list_people()
-        gallery.close()
-        profile = engine.profile
-        rows: list[tuple[str, str]] = [
-            ("data dir", str(s.data_dir)),
-            ("gallery", str(s.gallery_path)),
-            ("people", f"{len(people)} ({sum(p.faces for p in people)} faces)"),
-            ("model", f"{profile.name}: {profile.summary}"),
-            ("model id", profile.id),
-            ("weights", profile.weights),
-            (
-                "detector",
-                f"{engine.detector.name} (detects at <= {engine.detect_max_side} px"
-                + (f", upsample {s.upsample})" if engine.detector.name in ("hog", "cnn") else ")"),
-            ),
-            ("embedding", f"{profile.dim} numbers, {profile.metric} distance"),
-            ("threshold", str(engine.scoring.threshold)),
-            ("workers", str(s.workers)),
-            ("max pixels", f"{s.max_pixels:,}"),
-        ]
-        table = Table(title="facelens", show_header=False)
-        for key, value in rows:
-            table.add_row(key, escape(value))
-        out.print(table)
-        out.print(
-            "ready: [bold]facelens enroll FOLDER[/bold] then [bold]facelens recognize PHOTO[/bold]"
-        )
-
-
-@app.command()
 def serve(
     ctx: typer.Context,
     host: Annotated[
@@ -393,6 +357,15 @@ def serve(
         str | None,
         typer.Option(help="text or json (env FACELENS_LOG_FORMAT).", show_default=False),
     ] = None,
+    allow_no_keys: Annotated[
+        bool,
+        typer.Option(
+            "--allow-no-keys",
+            help="Listen beyond loopback even with no API key, as something else guards the "
+            "port (env FACELENS_ALLOW_NO_KEYS; otherwise serve refuses, exit 2).",
+            show_default=False,
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP service: /predictor, the /v1 JSON API (docs at /docs), /metrics.
 
@@ -401,7 +374,13 @@ def serve(
     from facelens.api.server import serve as run_server  # FastAPI loads only for serve
 
     state: State = ctx.obj
-    given = {"host": host, "port": port, "workers": workers, "log_format": log_format}
+    given = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_format": log_format,
+        "allow_no_keys": allow_no_keys or None,  # unset: the environment's
+    }
     settings = validated_settings(
         {
             **state.settings.model_dump(exclude_unset=True),

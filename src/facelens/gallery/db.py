@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import stat
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +71,37 @@ def _disk_state(path: Path) -> str | None:
     return "full" if found.f_bavail * found.f_frsize < _NEARLY_FULL_BYTES else None
 
 
+def not_ours(path: Path) -> str | None:
+    """Why this process may not write ``path`` (a file, or the folder to hold it) and what to
+    do: whose it is and whose we are, with the ``chown`` that fixes it. None if it may.
+
+    Containers meet this first: a host folder bind-mounted as root's, or an image run as an
+    arbitrary uid (OpenShift) on a volume another uid made."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the folder to be made in
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        culprit = folder
+    elif path.exists() and not os.access(path, os.W_OK):
+        culprit = path
+    else:
+        return None
+    try:
+        st = culprit.stat()
+    except OSError:
+        return None
+    uid, gid = os.geteuid(), os.getegid()
+    fix = folder if culprit == path else culprit
+    return (
+        f"{culprit} belongs to uid {st.st_uid} and gid {st.st_gid} (mode "
+        f"{stat.S_IMODE(st.st_mode):o}) and this process runs as uid {uid}, gid {gid}, which "
+        f"may not write it: give the folder to this user ('chown -R {uid} {fix}'; for a "
+        "container, the host folder mounted there), or to a group it is in ('chgrp -R "
+        f"{gid} {fix} && chmod -R g+rwX {fix}'), or choose another --data-dir / "
+        "FACELENS_DATA_DIR"
+    )
+
+
 def storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
     """Our error for a failure of SQLite on ``path``: :class:`GalleryDamaged` for damage, else a
     :class:`StorageError` that says what to fix and never advises discarding the file."""
@@ -81,8 +113,11 @@ def storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
     if code is None:  # raised by Python's sqlite3 module itself: only its text tells
         code = _FULL if "full" in text else _READONLY if "readonly" in text else None
     disk = _disk_state(path) if code in _UNREACHABLE else None
+    ownership = not_ours(path) if code in (_READONLY, _CANTOPEN, _PERM) else None
     if code == _FULL or disk == "full":
         hint = f"the disk is full; free some space and run the command again ({_NOT_DAMAGE})"
+    elif ownership is not None and disk is None:
+        hint = ownership
     elif code == _READONLY or disk == "read only":
         hint = (
             "it is read only (a read-only filesystem or mount, or its permissions); make it "
@@ -125,9 +160,14 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        hint = not_ours(path) if exc.errno in (errno.EACCES, errno.EPERM) else None
         raise StorageError(
             f"Cannot create the data directory {path.parent}: {exc.strerror or exc}. "
-            "Fix its permissions or choose another --data-dir / FACELENS_DATA_DIR."
+            + (
+                f"{hint[0].upper()}{hint[1:]}."
+                if hint
+                else "Fix its permissions or choose another --data-dir / FACELENS_DATA_DIR."
+            )
         ) from None
     try:
         db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -198,21 +199,48 @@ class GalleryFile:
     def backup(self, target: Path) -> None:
         """A consistent copy of the whole gallery file (keys included) at ``target``, a new
         file readable by its owner only (it holds biometric data)."""
+        with self._lock:
+            self._copy(self._db, target)
+
+    def _copy(self, source: sqlite3.Connection, target: Path) -> None:
+        """SQLite's online backup of ``source`` into the new file ``target`` (mode 0600)."""
         try:
             os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except OSError as exc:
             raise os_storage_error(target, exc, "write the backup") from None
-        with self._lock:
+        try:
+            copy = sqlite3.connect(target)
             try:
-                copy = sqlite3.connect(target)
-                try:
-                    self._db.backup(copy)
-                finally:
-                    copy.close()
-            except sqlite3.Error as exc:
-                raise (
-                    self._failure(exc) if is_damage(exc) else storage_error(target, exc)
-                ) from None
+                source.backup(copy)
+            finally:
+                copy.close()
+        except sqlite3.Error as exc:
+            raise (self._failure(exc) if is_damage(exc) else storage_error(target, exc)) from None
+
+    def backup_before_upgrade(self, version: int) -> Path:
+        """Copy the file, as it is at schema ``version``, beside itself before its schema is
+        upgraded (as ``gallery backup`` copies it: consistent, its owner's only). An older
+        facelens refuses a newer schema, so this copy is the way back; it holds biometric
+        data, so it is named in the log, to be deleted once the new version is proven."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = self.path.with_name(f"{self.path.name}.schema-v{version}-{stamp}.bak")
+        try:
+            # Read by a connection of its own: ours holds the upgrade's write transaction (a
+            # backup cannot read from a connection that writes), which also keeps anyone
+            # else from changing the file until the upgrade is committed.
+            reader = connect_read_only(self.path)
+            try:
+                self._copy(reader, target)
+            finally:
+                reader.close()
+        except StorageError as exc:
+            target.unlink(missing_ok=True)
+            raise StorageError(
+                f"The gallery {self.path} must be upgraded (schema version {version} to "
+                f"{schema.LATEST}), and a copy of it is made first, which failed: "
+                f"{exc.message} Nothing was changed."
+            ) from None
+        return target
 
     def switch_model(
         self, profile: ModelProfile, kept: Mapping[int, NewFace], expected: Collection[int]

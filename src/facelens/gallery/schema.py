@@ -1,8 +1,11 @@
 """The gallery's SQLite schema, its numbered migrations, and the model it is bound to.
 
 A new gallery is created at the latest version. An older one is brought up to date when opened,
-one numbered migration at a time, each in the same transaction as the version it records: a
-migration that fails leaves the file as it was. Never edit a released migration; add one.
+one numbered migration at a time, all in the one transaction that records the version: a
+migration that fails leaves the file as it was. Before the first migration runs, the caller is
+told (``before``) so that it can copy the file as it was (``SQLiteGallery`` does, beside it): an
+older facelens refuses a newer schema, so the copy is the way back. Never edit a released
+migration; add one. docs/upgrading.md says what an upgrade does to each file.
 """
 
 from __future__ import annotations
@@ -135,8 +138,9 @@ def _refuse_newer(version: int) -> None:
         )
 
 
-def upgrade(db: sqlite3.Connection) -> None:
-    """Create the schema, or bring it to :data:`LATEST`; the caller holds a write transaction."""
+def upgrade(db: sqlite3.Connection, before: Callable[[int], None] | None = None) -> None:
+    """Create the schema, or bring it to :data:`LATEST`; the caller holds a write transaction.
+    ``before(version)`` is called before an existing gallery's schema is changed."""
     exists = db.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
     ).fetchone()
@@ -145,6 +149,8 @@ def upgrade(db: sqlite3.Connection) -> None:
             db.execute(statement)
     version = int(_meta(db, "schema_version") or 1)
     _refuse_newer(version)
+    if exists and version < LATEST and before is not None:
+        before(version)
     for target in range(version + 1, LATEST + 1):
         MIGRATIONS[target](db)
         _set_meta(db, "schema_version", str(target))

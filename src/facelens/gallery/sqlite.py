@@ -125,19 +125,34 @@ class SQLiteGallery(StoredFaces):
     ) -> None:
         # A file that does not exist yet is created, so it is opened for writing.
         super().__init__(path, read_only=read_only and path.is_file())
+        copies: list[tuple[int, Path]] = []  # the file as it was before a schema upgrade
         try:
             profile = self._stored_profile() if self.read_only else None
             if profile is None:  # a new gallery, or one whose schema must be upgraded first
                 self._open_for_writing()
                 with self._transaction() as db:
-                    schema.upgrade(db)
+                    schema.upgrade(
+                        db, before=lambda v: copies.append((v, self.backup_before_upgrade(v)))
+                    )
                     profile = schema.bound_profile(db)
                     if profile is None:
                         profile = profile_for(model)
                         schema.record_profile(db, profile)
         except BaseException:
             self._db.close()
+            for _, copy in copies:  # nothing was changed: the copy holds nothing more
+                copy.unlink(missing_ok=True)
             raise
+        for version, copy in copies:
+            log.warning(
+                "gallery %s: upgraded from schema version %d to %d; the file as it was is kept "
+                "in %s, to go back to the earlier facelens (it holds biometric data: delete it "
+                "once this version has proven itself)",
+                path,
+                version,
+                schema.LATEST,
+                copy,
+            )
         if model is not None and model != profile.name:
             self._db.close()
             raise ModelError(

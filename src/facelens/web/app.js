@@ -166,6 +166,7 @@ function askForKey(required) {
           if (dialog.returnValue === "clear") sessionStorage.removeItem(KEY);
           resolve(false);
         }
+        showStatus(); // the count of people is shown to key holders only
       },
       { once: true },
     );
@@ -1278,11 +1279,16 @@ function stopEvents() {
 
 async function showStatus() {
   try {
-    const response = await fetch("/readyz");
+    // With keys on, the server tells how many people only to a key holder (else null).
+    const key = sessionStorage.getItem(KEY);
+    const response = await fetch("/readyz", key ? { headers: { "X-API-Key": key } } : {});
     const ready = await response.json();
-    const people = ready.people === 1 ? "1 person" : `${ready.people} people`;
+    let people = ""; // not told: keys are on and this tab holds no valid key
+    if (typeof ready.people === "number") {
+      people = ready.people === 1 ? " · 1 person" : ` · ${ready.people} people`;
+    }
     $("server-status").textContent = response.ok
-      ? `Ready · model ${ready.profile} · threshold ${ready.threshold} · ${people}`
+      ? `Ready · model ${ready.profile} · threshold ${ready.threshold}${people}`
       : "Not ready: " + ready.problems.join("; ");
   } catch {
     $("server-status").textContent = PLAIN[0];
