@@ -534,3 +534,16 @@ def test_events_renamed_for_a_gallery_change_that_fails_get_their_old_name_back(
         ("bob", "ann"),
     ]
     log.close()
+
+
+def test_a_new_data_directory_and_its_files_are_for_their_owner_only(tmp_path: Path) -> None:
+    """They hold biometric data: a data directory made 0755 and a gallery 0644 could be read
+    by every user of the machine."""
+    from facelens.video.eventlog import EventLog
+
+    data = tmp_path / "data"
+    SQLiteGallery(data / "gallery.sqlite3").close()
+    EventLog(data / "events.sqlite3").close()
+    assert data.stat().st_mode & 0o777 == 0o700
+    for name in ("gallery.sqlite3", "events.sqlite3"):
+        assert (data / name).stat().st_mode & 0o777 == 0o600, name

@@ -4,6 +4,7 @@ stores that live beside the gallery in the same file (API keys, idempotency reco
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sqlite3
@@ -158,7 +159,9 @@ def connect(path: Path) -> sqlite3.Connection:
     """An autocommit connection in WAL mode, shareable across threads (callers lock). Deleted
     content is overwritten (``secure_delete``), so removed faces leave no copy in the file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Made for its owner only: it holds biometric data (the embeddings, thumbnails and
+        # event crops). A directory or file that exists keeps the mode it has.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         hint = not_ours(path) if exc.errno in (errno.EACCES, errno.EPERM) else None
         raise StorageError(
@@ -169,6 +172,9 @@ def connect(path: Path) -> sqlite3.Connection:
                 else "Fix its permissions or choose another --data-dir / FACELENS_DATA_DIR."
             )
         ) from None
+    if not path.exists():  # SQLite makes its -wal and -shm with the main file's mode
+        with contextlib.suppress(OSError):  # SQLite says why, below
+            path.touch(mode=0o600, exist_ok=True)
     try:
         db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA foreign_keys = ON")
