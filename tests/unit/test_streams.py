@@ -60,6 +60,18 @@ def test_local_files_are_refused_alike_whether_or_not_they_exist(manager: Stream
     assert manager.list() == []  # nothing refused was kept
 
 
+def test_odd_digits_and_control_characters_in_a_source_are_refused_not_a_crash(
+    manager: StreamManager,
+) -> None:
+    # "²" is a digit to str.isdigit (int() then failed), a NUL failed in realpath: both 500s.
+    with pytest.raises(SourceNotAllowed):
+        manager.create("a", "²", None)
+    for source in ("/etc/hostname\x00/etc/passwd", "rtsp://cam/live\n"):
+        with pytest.raises(InvalidValue, match="control character"):
+            manager.create("a", source, None)
+    assert manager.list() == []
+
+
 def test_a_stream_id_with_a_trailing_newline_is_refused(manager: StreamManager) -> None:
     with pytest.raises(InvalidValue, match="cannot be a stream id"):
         manager.create("door\n", CAMERA, None)

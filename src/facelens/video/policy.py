@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from facelens.errors import SourceNotAllowed
+from facelens.errors import InvalidValue, SourceNotAllowed
 from facelens.settings import Settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -37,6 +37,12 @@ SCHEME_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "rtmp": ("rtmp", "tcp"),
     "rtmps": ("rtmps", "tls", "tcp"),
 }
+
+
+def is_camera_index(source: str) -> bool:
+    """A camera given by its index: ASCII digits only (a superscript two or a full-width
+    digit is a digit to :meth:`str.isdigit`, and no camera)."""
+    return source.isascii() and source.isdigit()
 
 
 def _items(value: str) -> list[str]:
@@ -100,14 +106,21 @@ class SourcePolicy:
     def check(self, source: str, shown: str, *, resolve: bool = True) -> Target:
         """What to open for ``source`` (``shown``: it, credentials masked); raises
         :class:`SourceNotAllowed` if the settings do not allow it. ``resolve=False`` leaves
-        out the look-up of a URL's host (done again at each open anyway)."""
+        out the look-up of a URL's host (done again at each open anyway). A source with a
+        control character (a NUL, a newline) is refused as such (:class:`InvalidValue`)."""
+        if any(ord(c) < 32 or ord(c) == 127 for c in source):
+            raise InvalidValue(
+                f"{shown!r}: not a stream source: it holds a control character (a NUL, a "
+                "line break, ...)."
+            )
         if "://" in source:
             return self._url(source, shown, resolve)
-        if source.isdigit() or source.startswith("/dev/"):
-            device = f"/dev/video{int(source)}" if source.isdigit() else os.path.normpath(source)
+        if is_camera_index(source) or source.startswith("/dev/"):
+            index = int(source) if is_camera_index(source) else None
+            device = os.path.normpath(source) if index is None else f"/dev/video{index}"
             if not self.any_local and device not in self.devices:
                 raise self.refused(shown)
-            return Target("device", int(source) if source.isdigit() else device, "")
+            return Target("device", device if index is None else index, "")
         return Target("file", self._file(source, shown), "protocol_whitelist;file")
 
     def _file(self, source: str, shown: str) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 from facelens import redact
 from facelens.errors import SourceNotAllowed
 from facelens.models.base import RGBImage
-from facelens.video.policy import SourcePolicy, Target
+from facelens.video.policy import SourcePolicy, Target, is_camera_index
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def backoff_s(
 
 def is_live(source: str) -> bool:
     """Cameras and network streams are live (they reconnect); files end."""
-    return source.isdigit() or source.startswith("/dev/") or "://" in source
+    return is_camera_index(source) or source.startswith("/dev/") or "://" in source
 
 
 @dataclass(frozen=True, slots=True)
