@@ -1,7 +1,8 @@
 """Stream sources read by OpenCV's FFmpeg, with the server's settings, from real local servers
 (HTTP redirects, playlists, SDP, MJPEG; GStreamer's RTSP camera): FFmpeg follows no redirect,
-a playlist pulls no other protocol, frames over the pixel limit are not decoded, a flapping
-source backs off, and the real cameras still work."""
+a playlist pulls no other protocol, nor segments from outside the allowed folders or networks,
+frames over the pixel limit are not decoded, a flapping source backs off, and the real cameras
+and video files still work."""
 
 from __future__ import annotations
 
@@ -34,14 +35,17 @@ Route = Callable[[BaseHTTPRequestHandler], None]
 
 
 class Web:
-    """An HTTP server on a free loopback port answering its ``routes`` (path → handler)."""
+    """An HTTP server on a free port of a loopback address answering its ``routes`` (path →
+    handler); ``requests``: the path and Host header of each request."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.routes: dict[str, Route] = {}
+        self.requests: list[tuple[str, str | None]] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # the http.server interface
+                outer.requests.append((self.path, self.headers.get("Host")))
                 route = outer.routes.get(self.path)
                 if route is None:
                     self.send_response(404)
@@ -52,9 +56,10 @@ class Web:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://{host}:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -76,9 +81,9 @@ def body(content: bytes, content_type: str, status: int = 200) -> Route:
 class Listener:
     """A TCP port that counts the connections made to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
+        self.socket.bind((host, port))
         self.socket.listen(8)
         self.port = int(self.socket.getsockname()[1])
         self.connections = 0
@@ -296,3 +301,110 @@ def test_the_real_cameras_are_read_with_the_servers_settings(
         source.stop()
         camera.stop()
     assert FFMPEG_OPTIONS not in os.environ  # set only around each open
+
+
+def test_with_networks_set_a_playlist_gets_no_segment_from_another_host(
+    tmp_path: Path, segment: bytes
+) -> None:
+    other_host = Web("127.0.0.2")
+    other_host.routes["/segment.ts"] = body(segment, "video/mp2t")
+    web = Web()
+    web.routes["/door.ts"] = body(segment, "video/mp2t")
+    web.routes["/door.m3u8"] = playlist(f"{other_host.url}/segment.ts")
+    policy = SourcePolicy.of(Settings(data_dir=tmp_path / "data", stream_networks="127.0.0.1/32"))
+    try:
+        # MPEG-TS over HTTP from the allowed host is read: the harness works.
+        assert first_attempt(FrameSource(f"{web.url}/door.ts", policy)).frames_read
+        status = first_attempt(FrameSource(f"{web.url}/door.m3u8", policy))
+        assert status.frames_read == 0 and status.state == "retrying"
+        time.sleep(0.5)
+        assert other_host.requests == []
+    finally:
+        web.close()
+        other_host.close()
+
+
+def frames_of(path: Path, policy: SourcePolicy) -> tuple[int, SourceStatus]:
+    """How many frames a video file gives, read to its end, and the source's last status."""
+    source = FrameSource(str(path), policy).start()
+    count = 0
+    deadline = time.monotonic() + 60
+    try:
+        while not source.ended and time.monotonic() < deadline:
+            if source.latest(1) is not None:
+                count += 1
+    finally:
+        source.stop()
+    return count, source.status()
+
+
+@pytest.mark.parametrize("kind", ["hls", "concat"])
+def test_a_file_in_an_allowed_folder_leads_ffmpeg_to_no_file_outside_it(
+    tmp_path: Path, segment: bytes, kind: str
+) -> None:
+    videos, private = tmp_path / "videos", tmp_path / "private"
+    videos.mkdir()
+    private.mkdir()
+    (private / "private.ts").write_bytes(segment)
+    (videos / "door.ts").write_bytes(segment)
+    # The policy would refuse this link itself; a concat list inside names it all the same.
+    (videos / "link.ts").symlink_to(private / "private.ts")
+    hls = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{}\n#EXT-X-ENDLIST\n"
+    lists = {
+        "hls": ("door.m3u8", hls.format(private / "private.ts")),
+        "concat": ("door.ffconcat", "ffconcat version 1.0\nfile link.ts\n"),
+    }
+    name, text = lists[kind]
+    (videos / name).write_text(text)
+    policy = SourcePolicy.of(Settings(data_dir=tmp_path / "data", stream_folders=str(videos)))
+    assert frames_of(videos / "door.ts", policy)[0] == 10  # the same video inside: read
+    count, status = frames_of(videos / name, policy)
+    assert count == 0 and status.state == "stopped" and status.detail == "cannot open"
+
+
+def _video(path: Path, container: str, codec: str, pixels: str, rate: int) -> Path:
+    """Ten 160x120 frames in ``container``, written by PyAV's FFmpeg."""
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, options={"x265-params": "log-level=error"})
+        stream.width, stream.height, stream.pix_fmt = 160, 120, pixels
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), 20 * i, np.uint8), "rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "container", "codec", "pixels", "rate"),
+    [
+        ("h264.mp4", "mp4", "libx264", "yuv420p", 10),
+        ("mpeg4.mov", "mov", "mpeg4", "yuv420p", 10),
+        ("mpeg4.3gp", "3gp", "mpeg4", "yuv420p", 10),
+        ("mpeg4.mkv", "matroska", "mpeg4", "yuv420p", 10),
+        ("vp8.webm", "webm", "libvpx", "yuv420p", 10),
+        ("mpeg2.ts", "mpegts", "mpeg2video", "yuv420p", 10),
+        ("flv1.flv", "flv", "flv", "yuv420p", 10),
+        ("mjpeg.avi", "avi", "mjpeg", "yuvj420p", 10),
+        ("wmv2.wmv", "asf", "wmv2", "yuv420p", 10),
+        ("mpeg1.mpg", "mpeg", "mpeg1video", "yuv420p", 25),
+        ("mpeg2.m2v", "mpeg2video", "mpeg2video", "yuv420p", 10),
+        ("mpeg4.m4v", "m4v", "mpeg4", "yuv420p", 10),
+        ("raw.h264", "h264", "libx264", "yuv420p", 10),
+        ("raw.hevc", "hevc", "libx265", "yuv420p", 10),
+        ("raw.mjpeg", "mjpeg", "mjpeg", "yuvj420p", 10),
+        ("vp8.ivf", "ivf", "libvpx", "yuv420p", 10),
+        ("mpeg4.nut", "nut", "mpeg4", "yuv420p", 10),
+        ("raw.y4m", "yuv4mpegpipe", "rawvideo", "yuv420p", 10),
+    ],
+)
+def test_video_files_of_the_usual_containers_still_open_from_the_allowed_folders(
+    tmp_path: Path, name: str, container: str, codec: str, pixels: str, rate: int
+) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    video = _video(videos / name, container, codec, pixels, rate)
+    policy = SourcePolicy.of(Settings(data_dir=tmp_path / "data", stream_folders=str(videos)))
+    count, status = frames_of(video, policy)
+    assert (count, status.state) == (10, "ended"), status

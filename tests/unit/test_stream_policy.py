@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from facelens.errors import InvalidValue, SourceNotAllowed
 from facelens.settings import Settings
-from facelens.video.policy import SourcePolicy
+from facelens.video.policy import CONTAINERS, SourcePolicy
 
 
 def policy(tmp_path: Path, *, any_local: bool = False, **settings: str) -> SourcePolicy:
@@ -59,7 +59,8 @@ def test_files_only_under_the_folders_and_never_out_of_them_by_symlink_or_dots(
     p = policy(tmp_path, stream_folders=str(videos))
     target = p.check(str(videos / "door.mp4"), "door")
     assert (target.kind, target.open_as) == ("file", str(videos / "door.mp4"))
-    assert target.ffmpeg_options == "protocol_whitelist;file"
+    options = dict(item.split(";") for item in target.ffmpeg_options.split("|"))
+    assert options == {"protocol_whitelist": "file", "format_whitelist": ",".join(CONTAINERS)}
     inside_missing = p.check(str(videos / "later.mp4"), "later")  # inside: may be looked at
     assert inside_missing.kind == "file"
     messages = {
@@ -84,6 +85,7 @@ def test_cameras_only_those_listed_and_the_cli_reads_any_file_or_camera(tmp_path
     refusal(p, "/dev/../etc/shadow")
     cli = policy(tmp_path, any_local=True)
     assert cli.check("/etc/hostname", "x").open_as == "/etc/hostname"
+    assert cli.check("/etc/hostname", "x").ffmpeg_options == "protocol_whitelist;file"
     assert cli.check("0", "0").open_as == 0
 
 

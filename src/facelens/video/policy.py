@@ -9,9 +9,12 @@ folders is never looked at (only normalised), one inside is resolved (symlinks, 
 checked again. 'facelens watch' may read any file and camera its user can; URLs are checked
 for it too.
 
-What FFmpeg opens for a URL is bound by ``OPENCV_FFMPEG_CAPTURE_OPTIONS``: only the protocols
-of the allowed schemes (a playlist cannot pull ``file:``, ``data:``, ``udp:``, ...), no HTTP
-redirect, RTSP over TCP.
+What FFmpeg opens is bound by ``OPENCV_FFMPEG_CAPTURE_OPTIONS``: for a URL, only the
+protocols of the allowed schemes (a playlist cannot pull ``file:``, ``data:``, ``udp:``, ...), no
+HTTP redirect, RTSP over TCP. For a file of the allowed folders, and for a URL when networks are
+set, only the demuxers of cameras and video files (:data:`CONTAINERS`): none that opens other
+resources by itself (an HLS playlist, a concat list, an image sequence), which could lead FFmpeg
+out of the folders or to hosts outside the networks.
 """
 
 from __future__ import annotations
@@ -37,6 +40,34 @@ SCHEME_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "rtmp": ("rtmp", "tcp"),
     "rtmps": ("rtmps", "tls", "tcp"),
 }
+
+# The demuxers FFmpeg may use where what it reads must stay in bounds (see the module's doc):
+# the containers of cameras (RTSP, MJPEG over HTTP, MPEG-TS, FLV for RTMP, raw H.264/H.265) and
+# of video files. Left out, among others: hls, dash, concat, image2 (file sequences), sdp and
+# rtp (UDP), each of which opens more than the one input. FFmpeg (libavformat 62) probes first
+# and checks the list after: a playlist is refused, not read as something else. "mov" and
+# "matroska" are the first names of "mov,mp4,m4a,3gp,3g2,mj2" and "matroska,webm".
+CONTAINERS = (
+    "rtsp",
+    "mpjpeg",
+    "mjpeg",
+    "mpegts",
+    "flv",
+    "live_flv",
+    "mov",
+    "matroska",
+    "avi",
+    "asf",
+    "mpeg",
+    "mpegvideo",
+    "m4v",
+    "h264",
+    "hevc",
+    "ivf",
+    "nut",
+    "yuv4mpegpipe",
+)
+_CONTAINER_OPTION = f"format_whitelist;{','.join(CONTAINERS)}"
 
 
 def is_camera_index(source: str) -> bool:
@@ -121,7 +152,10 @@ class SourcePolicy:
             if not self.any_local and device not in self.devices:
                 raise self.refused(shown)
             return Target("device", device if index is None else index, "")
-        return Target("file", self._file(source, shown), "protocol_whitelist;file")
+        options = "protocol_whitelist;file"
+        if not self.any_local:  # kept to the folders: no playlist reaching out of them
+            options += f"|{_CONTAINER_OPTION}"
+        return Target("file", self._file(source, shown), options)
 
     def _file(self, source: str, shown: str) -> str:
         # Normalised without touching the file system: nothing outside the folders is stat'ed.
@@ -148,6 +182,8 @@ class SourcePolicy:
             raise self.refused(shown)
         protocols = sorted({p for s in self.schemes for p in SCHEME_PROTOCOLS[s]})
         options = f"protocol_whitelist;{','.join(protocols)}|max_redirects;0|rtsp_transport;tcp"
+        if self.networks:
+            options += f"|{_CONTAINER_OPTION}"  # no playlist's segments on other hosts
         return Target("url", source, options)
 
     def _host_inside(self, host: str, port: int | None) -> bool:
