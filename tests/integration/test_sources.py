@@ -1,15 +1,19 @@
 """Stream sources read by OpenCV's FFmpeg, with the server's settings, from real local servers
-(HTTP redirects, playlists, SDP, MJPEG; GStreamer's RTSP camera): FFmpeg follows no redirect,
-a playlist pulls no other protocol, nor segments from outside the allowed folders or networks,
-frames over the pixel limit are not decoded, a flapping source backs off, and the real cameras
-and video files still work."""
+(HTTP redirects, playlists, SDP, MJPEG; GStreamer's RTSP camera; a rebinding DNS server): FFmpeg
+follows no redirect, a playlist pulls no other protocol, nor segments from outside the allowed
+folders or networks, a DNS answer that changes after the check moves no connection, frames over
+the pixel limit are not decoded, a flapping source backs off, and the real cameras and video
+files still work."""
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +29,7 @@ from facelens.settings import Settings
 from facelens.video import source as source_module
 from facelens.video.policy import SourcePolicy
 from facelens.video.source import FFMPEG_OPTIONS, FrameSource, SourceStatus
+from tests.dns import RebindingDns
 from tests.mjpeg import MjpegCamera
 from tests.mqtt import free_port, wait_until
 from tests.rtsp import RtspCamera
@@ -286,13 +291,18 @@ def test_a_source_that_opens_and_ends_at_once_backs_off(
     assert attempts[:6] == [1, 2, 3, 4, 5, 6]  # growing waits, not the first one every time
 
 
+@pytest.mark.parametrize("networks", ["", "127.0.0.0/8"])
 @pytest.mark.parametrize("kind", ["mjpeg", "rtsp"])
 def test_the_real_cameras_are_read_with_the_servers_settings(
-    server_policy: SourcePolicy, clip: Path, tmp_path: Path, kind: str
+    clip: Path, tmp_path: Path, kind: str, networks: str
 ) -> None:
+    # With networks set, by a host name: FFmpeg gets the address checked, and only the
+    # demuxers of cameras and video files.
+    policy = SourcePolicy.of(Settings(data_dir=tmp_path / "data", stream_networks=networks))
     camera = MjpegCamera(clip) if kind == "mjpeg" else RtspCamera(clip, tmp_path)
     camera.start()
-    source = FrameSource(camera.url, server_policy).start()
+    url = camera.url.replace("127.0.0.1", "localhost") if networks else camera.url
+    source = FrameSource(url, policy).start()
     try:
         wait_until(lambda: source.status().frames_read >= 5, 120, "frames")
         frame = source.latest(5)
@@ -301,6 +311,56 @@ def test_the_real_cameras_are_read_with_the_servers_settings(
         source.stop()
         camera.stop()
     assert FFMPEG_OPTIONS not in os.environ  # set only around each open
+
+
+READ_ONCE = """
+import dataclasses, json, sys, time
+from facelens.settings import Settings
+from facelens.video.policy import SourcePolicy
+from facelens.video.source import FrameSource
+settings = Settings(data_dir=sys.argv[2], stream_networks=sys.argv[3])
+source = FrameSource(sys.argv[1], SourcePolicy.of(settings)).start()
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    status = source.status()
+    if status.frames_read > 0 or status.state == "retrying":
+        break
+    time.sleep(0.05)
+source.stop()
+print(json.dumps(dataclasses.asdict(source.status())))
+"""
+
+
+def test_a_dns_answer_that_changes_after_the_check_does_not_move_the_connection(
+    tmp_path: Path,
+) -> None:
+    # The name resolves into the allowed network once (the check), then elsewhere (what
+    # FFmpeg would look up itself): FFmpeg must connect to the address checked.
+    ok, jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 128, np.uint8))
+    assert ok
+    part = b"--f\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg.tobytes() + b"\r\n"
+    allowed = Web("127.0.0.1")
+    allowed.routes["/cam.mjpg"] = body(part * 20, "multipart/x-mixed-replace; boundary=f")
+    elsewhere = Listener("127.0.0.2", allowed.port)  # the same port on a host not allowed
+    dns = RebindingDns(tmp_path, first="127.0.0.1", then="127.0.0.2")
+    url = f"http://cam.rebind.test:{allowed.port}/cam.mjpg"
+    try:
+        read = subprocess.run(
+            dns.command(sys.executable, "-c", READ_ONCE, url, str(tmp_path), "127.0.0.1/32"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert read.returncode == 0, read.stderr
+        status = json.loads(read.stdout.splitlines()[-1])
+        assert elsewhere.connections == 0
+        assert status["frames_read"] > 0, status
+        assert allowed.requests == [("/cam.mjpg", f"cam.rebind.test:{allowed.port}")]
+        assert dns.queries == ["cam.rebind.test"]  # looked up once: by the check
+    finally:
+        dns.close()
+        allowed.close()
+        elsewhere.close()
 
 
 def test_with_networks_set_a_playlist_gets_no_segment_from_another_host(

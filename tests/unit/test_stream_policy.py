@@ -3,6 +3,7 @@ it to them: no server, no FFmpeg."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 
 from facelens.errors import InvalidValue, SourceNotAllowed
 from facelens.settings import Settings
-from facelens.video.policy import CONTAINERS, SourcePolicy
+from facelens.video.policy import CONTAINERS, SourcePolicy, ffmpeg_value
 
 
 def policy(tmp_path: Path, *, any_local: bool = False, **settings: str) -> SourcePolicy:
@@ -122,6 +123,48 @@ def test_urls_may_be_bound_to_networks_their_host_resolves_into(tmp_path: Path) 
     assert "FACELENS_STREAM_NETWORKS" in refusal(elsewhere, "http://localhost/x")
     # Not looked up when asked not to (a server starting before its DNS is up): later, at open.
     assert elsewhere.check("http://localhost/x", "x", resolve=False).kind == "url"
+
+
+def test_with_networks_set_ffmpeg_gets_the_address_checked_and_the_host_name_as_header(
+    tmp_path: Path,
+) -> None:
+    local = policy(tmp_path, stream_networks="127.0.0.0/8,::1/128")
+    first = socket.getaddrinfo("localhost", 8080)[0][4][0]  # the resolver's first answer
+    at = f"[{first}]" if ":" in first else first
+    http = local.check("http://user:p%40ss@localhost:8080/cam.mjpg?token=t", "x")
+    assert http.open_as == f"http://user:p%40ss@{at}:8080/cam.mjpg?token=t"
+    options = dict(item.split(";", 1) for item in http.ffmpeg_options.split("|"))
+    # Escaped for av_dict_parse_string, which would trim the trailing CRLF and the space.
+    assert options["headers"] == ffmpeg_value("Host: localhost:8080\r\n")
+    assert options["headers"] == "Host:\\ localhost:8080\\\r\\\n"
+    assert options["format_whitelist"] == ",".join(CONTAINERS)  # no playlist: no other host
+    rtsp = local.check("rtsp://LocalHost/live", "x")
+    assert rtsp.open_as == f"rtsp://{at}/live" and "headers" not in rtsp.ffmpeg_options
+    literal = local.check("http://127.0.0.2:81/x", "x")  # an address already: as it is
+    assert literal.open_as == "http://127.0.0.2:81/x" and "headers" not in literal.ffmpeg_options
+    # Not resolved, nothing to pin; and without networks, any host as it is, playlists too.
+    assert local.check("http://localhost/x", "x", resolve=False).open_as == "http://localhost/x"
+    anywhere = policy(tmp_path).check("http://localhost/x.m3u8", "x")
+    assert anywhere.open_as == "http://localhost/x.m3u8"
+    assert "format_whitelist" not in anywhere.ffmpeg_options
+
+
+def test_option_values_are_escaped_for_ffmpeg() -> None:
+    assert ffmpeg_value("a|b;c'd\\e f") == "a\\|b\\;c\\'d\\\\e\\ f"
+
+
+def test_ffmpeg_may_use_only_the_allowed_schemes_protocols_and_follows_no_redirect(
+    tmp_path: Path,
+) -> None:
+    options = policy(tmp_path).check("http://cam/x.m3u8", "x").ffmpeg_options
+    assert dict(item.split(";") for item in options.split("|")) == {
+        "protocol_whitelist": "http,https,tcp,tls",  # no file, data, udp, rtp, ftp, ...
+        "max_redirects": "0",
+        "rtsp_transport": "tcp",
+    }
+    only_rtsp = policy(tmp_path, stream_schemes="rtsp").check("rtsp://cam/x", "x")
+    assert "protocol_whitelist;tcp|" in only_rtsp.ffmpeg_options
+    refusal(policy(tmp_path, stream_schemes="rtsp"), "http://cam/x")
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,9 @@ protocols of the allowed schemes (a playlist cannot pull ``file:``, ``data:``, `
 HTTP redirect, RTSP over TCP. For a file of the allowed folders, and for a URL when networks are
 set, only the demuxers of cameras and video files (:data:`CONTAINERS`): none that opens other
 resources by itself (an HLS playlist, a concat list, an image sequence), which could lead FFmpeg
-out of the folders or to hosts outside the networks.
+out of the folders or to hosts outside the networks. And when networks are set, a URL's host is
+resolved once per connection, every address checked, and FFmpeg given the address checked (so a
+DNS answer that changes in between cannot send it elsewhere).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import os
 import socket
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from facelens.errors import InvalidValue, SourceNotAllowed
 from facelens.settings import Settings
@@ -68,6 +70,14 @@ CONTAINERS = (
     "yuv4mpegpipe",
 )
 _CONTAINER_OPTION = f"format_whitelist;{','.join(CONTAINERS)}"
+# The characters av_dict_parse_string would take as separators, quotes or trimmed space.
+_OPTION_SPECIAL = frozenset("\\'|; \t\r\n")
+
+
+def ffmpeg_value(value: str) -> str:
+    """``value`` escaped for ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` (read by av_dict_parse_string:
+    ``;`` between key and value, ``|`` between options, outer white space trimmed)."""
+    return "".join("\\" + c if c in _OPTION_SPECIAL else c for c in value)
 
 
 def is_camera_index(source: str) -> bool:
@@ -91,6 +101,8 @@ class Target:
     kind: Literal["url", "file", "device"]
     open_as: str | int  # the URL, the file's resolved path, a device path or camera index
     ffmpeg_options: str  # for OPENCV_FFMPEG_CAPTURE_OPTIONS ('' for cameras)
+    # A URL's open_as may hold the address its host was resolved to and checked at (networks
+    # set): the host name then goes in the options (HTTP's Host header).
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,25 +190,56 @@ class SourcePolicy:
             raise self.refused(shown) from None
         if parts.scheme.lower() not in self.schemes or not host:
             raise self.refused(shown)
-        if self.networks and resolve and not self._host_inside(host, port):
-            raise self.refused(shown)
         protocols = sorted({p for s in self.schemes for p in SCHEME_PROTOCOLS[s]})
         options = f"protocol_whitelist;{','.join(protocols)}|max_redirects;0|rtsp_transport;tcp"
-        if self.networks:
-            options += f"|{_CONTAINER_OPTION}"  # no playlist's segments on other hosts
-        return Target("url", source, options)
+        if not self.networks:
+            return Target("url", source, options)
+        options += f"|{_CONTAINER_OPTION}"  # no playlist's segments on other hosts
+        if not resolve:
+            return Target("url", source, options)
+        addresses = self._addresses_inside(host, port)
+        if not addresses:
+            raise self.refused(shown)
+        if _is_address(host):
+            return Target("url", source, options)
+        # FFmpeg connects to the address checked, not to what the name resolves to by then.
+        if parts.scheme.lower() in ("http", "https"):
+            header = f"Host: {parts.netloc.rpartition('@')[2]}\r\n"  # as FFmpeg would send it
+            options += f"|headers;{ffmpeg_value(header)}"
+        return Target("url", _with_address(parts, addresses[0]), options)
 
-    def _host_inside(self, host: str, port: int | None) -> bool:
-        """Every address ``host`` resolves to is inside the allowed networks."""
+    def _addresses_inside(self, host: str, port: int | None) -> list[str]:
+        """The addresses ``host`` resolves to, in the resolver's order, if every one is inside
+        the allowed networks; else none."""
         try:
-            found = {info[4][0] for info in socket.getaddrinfo(host, port or 0)}
+            infos = socket.getaddrinfo(host, port or 0)
         except (OSError, UnicodeError):
-            return False
-        addresses = [ipaddress.ip_address(str(a).split("%", 1)[0]) for a in found]
-        addresses = [
-            a.ipv4_mapped if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped else a
-            for a in addresses
-        ]
-        return bool(addresses) and all(
-            any(address in network for network in self.networks) for address in addresses
-        )
+            return []
+        found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        for text in found:
+            address = ipaddress.ip_address(text.split("%", 1)[0])
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                address = address.ipv4_mapped
+            if not any(address in network for network in self.networks):
+                return []
+        return found
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _with_address(parts: SplitResult, address: str) -> str:
+    """The URL of ``parts`` with its host replaced by ``address`` (credentials, port, path and
+    query kept)."""
+    credentials, _, _ = parts.netloc.rpartition("@")
+    netloc = f"[{address}]" if ":" in address else address
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    if credentials:
+        netloc = f"{credentials}@{netloc}"
+    return urlunsplit(parts._replace(netloc=netloc))
