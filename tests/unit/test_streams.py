@@ -120,6 +120,37 @@ def test_stored_streams_the_settings_refuse_now_are_not_started_and_say_why(
         streams.close()
 
 
+def test_changes_of_one_stream_at_once_leave_one_process_and_delete_stops_it(
+    manager: StreamManager,
+) -> None:
+    manager.create("door", CAMERA, None)
+    wait_for(manager.folder("door") / "started")
+    at_once = threading.Barrier(4)
+    failed: list[BaseException] = []
+
+    def change(n: int) -> None:
+        at_once.wait()
+        try:
+            manager.update("door", f"{CAMERA}?n={n}", None)
+        except BaseException as exc:
+            failed.append(exc)
+
+    changes = [threading.Thread(target=change, args=(n,)) for n in range(4)]
+    for thread in changes:
+        thread.start()
+    for thread in changes:
+        thread.join()
+    assert failed == []
+
+    def processes() -> list[multiprocessing.process.BaseProcess]:
+        # Every process this test's manager started and that still runs, lost track of or not.
+        return [p for p in multiprocessing.active_children() if p.name == "stream door"]
+
+    assert len(processes()) == 1
+    manager.delete("door")
+    assert processes() == []
+
+
 def test_a_stream_outlives_the_request_thread_that_added_it(manager: StreamManager) -> None:
     # A server adds a stream on a request thread, which its pool ends when idle; the stream's
     # death signal must not come with that thread's end, only with the server's.
