@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import urlsplit
 
 # A key is masked when its name contains one of these (case-insensitive): token, access_token,
 # key, api_key, apikey, password, pass, passwd, pwd, secret, client_secret, auth, sig,
@@ -40,6 +41,28 @@ def mask(text: str) -> str:
     """``text`` (a URL, or a message holding URLs) with any ``user:password@`` replaced by
     ``***@`` and the values of secret-looking query keys by ``***``."""
     return _QUERY_VALUE.sub(rf"\g<key>{HIDDEN}", _CREDENTIALS.sub(f"{HIDDEN}@", text))
+
+
+def endpoint(url: str) -> str:
+    """Where ``url`` goes, shown as ``scheme://host[:port]/…``: its path and query hidden as
+    well as its credentials (``***@``), for a webhook's path may be its secret (a Home
+    Assistant webhook id, a token in the path)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port out of range, a bad IPv6 literal: nothing of it shown
+        return HIDDEN
+    if not parts.scheme or not host:
+        return HIDDEN
+    shown = f"{parts.scheme}://"
+    if "@" in parts.netloc:
+        shown += f"{HIDDEN}@"
+    shown += f"[{host}]" if ":" in host else host
+    if port is not None:
+        shown += f":{port}"
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        shown += "/…"
+    return shown
 
 
 class MaskSecrets(logging.Filter):

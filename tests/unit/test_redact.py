@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from facelens.redact import MaskSecrets, guard_logs, mask
+from facelens.redact import MaskSecrets, endpoint, guard_logs, mask
 
 
 def test_secrets_in_urls_are_masked_in_credentials_and_query() -> None:
@@ -44,3 +44,12 @@ def test_guarded_logs_mask_what_any_logger_says_and_silence_httpx_requests(
     assert "s3cret" not in caplog.text and "t0ken" not in caplog.text
     guard_logs(debug=True)  # again: one filter each, not two
     assert sum(isinstance(f, MaskSecrets) for f in logging.getLogger("httpx").filters) == 1
+
+
+def test_a_target_is_shown_as_its_scheme_host_and_port_only() -> None:
+    hook = "http://user:pw@homeassistant.lan:8123/api/webhook/f8a2-secret-id?token=t&channel=1"
+    assert endpoint(hook) == "http://***@homeassistant.lan:8123/…"
+    assert endpoint("https://hooks.example/") == "https://hooks.example"
+    assert endpoint("mqtt://broker.lan") == "mqtt://broker.lan"
+    assert endpoint("mqtts://u:p@[fd00::5]:8883") == "mqtts://***@[fd00::5]:8883"
+    assert endpoint("http://h:99999/x") == "***"  # not a URL: nothing of it
