@@ -10,8 +10,14 @@ and status; a key holding a secret under a harmless name (``?k=``) is the price 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import fcntl
 import logging
+import os
 import re
+import sys
+import threading
 from urllib.parse import urlsplit
 
 # A key is masked when its name contains one of these (case-insensitive): token, access_token,
@@ -35,6 +41,10 @@ _QUERY_VALUE = re.compile(
     re.IGNORECASE,
 )
 HIDDEN = "***"
+# A line of standard error longer than this is masked and passed on in pieces (FFmpeg's lines
+# are short; a URL of a stream source is at most 2,000 characters).
+_LONGEST_LINE = 16_384
+_PIPE_BYTES = 1 << 20  # what standard error may hold while the relay catches up
 
 
 def mask(text: str) -> str:
@@ -96,3 +106,53 @@ def guard_logs(*, debug: bool = False) -> None:
                 target.addFilter(MaskSecrets())
     for name in _URL_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def guard_stderr() -> None:
+    """Mask secrets in what this process writes to standard error by any means, C libraries
+    included (FFmpeg prints the URLs it fails on, a playlist's segment with its token): fd 2
+    becomes a pipe, whose lines a thread masks and writes on to the real standard error. For
+    the server's stream processes; the lines still written at exit are passed on first."""
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    with contextlib.suppress(OSError):  # a burst while the relay waits does not block
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    relay = threading.Thread(
+        target=_relay, args=(read_end, real), name="stderr masking", daemon=True
+    )
+    relay.start()
+
+    def finish() -> None:
+        sys.stderr.flush()
+        os.dup2(real, 2)  # the pipe's last writer closed: the relay reads to its end
+        relay.join(timeout=5)
+
+    atexit.register(finish)
+
+
+def _relay(read_end: int, real: int) -> None:
+    pending = b""
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(65536):
+            pending += chunk
+            lines = pending.split(b"\n")
+            pending = lines.pop()
+            if len(pending) > _LONGEST_LINE:
+                lines.append(pending)
+                pending = b""
+            _write_masked(real, lines)
+    if pending:
+        _write_masked(real, [pending])
+
+
+def _write_masked(fd: int, lines: list[bytes]) -> None:
+    text = "".join(mask(line.decode("utf-8", "surrogateescape")) + "\n" for line in lines)
+    data = memoryview(text.encode("utf-8", "surrogateescape"))
+    while data:
+        try:
+            data = data[os.write(fd, data) :]
+        except OSError:  # the real standard error is gone: nothing more to say
+            return

@@ -1,16 +1,18 @@
 """The server's streams, with a real server, real stream processes and real requests: changes
-of one stream at once leave one process, which its deletion stops."""
+of one stream at once leave one process, which its deletion stops; what FFmpeg prints in a
+stream process reaches the server's log masked; a webhook is shown without its path."""
 
 from __future__ import annotations
 
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.mjpeg import MjpegCamera
-from tests.mqtt import wait_until
+from tests.mqtt import free_port, wait_until
 from tests.server import Server
 
 pytestmark = pytest.mark.integration
@@ -73,3 +75,60 @@ def test_changes_of_one_stream_at_once_leave_one_process_that_its_deletion_stops
     finally:
         server.stop()
         camera.stop()
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    """A playlist whose segment's URL carries a token, and a segment that is refused (FFmpeg
+    then prints the segment's URL); a webhook receiver that refuses every event."""
+
+    def do_GET(self) -> None:  # the http.server interface
+        if self.path.startswith("/live.m3u8"):
+            port = self.server.server_address[1]
+            text = (
+                "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXTINF:3.0,\n"
+                f"http://127.0.0.1:{port}/segment.ts?token=SEGTOKEN99\n#EXT-X-ENDLIST\n"
+            )
+            self._answer(200, text.encode())
+        else:
+            self._answer(401, b"")
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._answer(503, b"busy")
+
+    def _answer(self, status: int, content: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_no_secret_of_a_segment_or_a_webhook_path_reaches_the_log_or_the_answers(
+    tmp_path: Path,
+) -> None:
+    hostile = ThreadingHTTPServer(("127.0.0.1", free_port()), _Hostile)
+    hostile.daemon_threads = True
+    threading.Thread(target=hostile.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{hostile.server_address[1]}"
+    webhook = f"{origin}/api/webhook/ha-secret-webhook-id-123"  # the id is the secret
+    server = Server(tmp_path / "data", env={"FACELENS_EVENTS_WEBHOOK": webhook})
+    try:
+        c = server.client
+        created = c.post("/v1/streams", json={"id": "hls", "source": f"{origin}/live.m3u8"})
+        assert created.status_code == 201, created.text
+        # FFmpeg's own line, from the stream process's standard error.
+        wait_until(lambda: "loading first segment" in server.log(), 180, "FFmpeg's error line")
+        assert "segment.ts?token=***'" in server.log()
+        (target,) = c.get("/v1/events/deliveries").json()["targets"]
+        assert target["url"] == f"{origin}/…"
+        assert c.delete("/v1/streams/hls").status_code == 200
+    finally:
+        server.stop()
+        hostile.shutdown()
+        hostile.server_close()
+    log = server.log()
+    assert f"stream events go to webhook {origin}/…" in log
+    assert "SEGTOKEN99" not in log and "ha-secret-webhook-id-123" not in log

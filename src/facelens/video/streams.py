@@ -33,6 +33,7 @@ from typing import IO, Any
 from facelens.errors import Conflict, InvalidValue, NotFound, TooManyStreams
 from facelens.gallery.db import SQLiteStore
 from facelens.lifetime import die_with_parent
+from facelens.redact import guard_stderr
 from facelens.settings import Settings
 from facelens.video.delivery import Deliveries, target_names
 from facelens.video.eventlog import EventLog
@@ -96,6 +97,7 @@ def hold_lock(folder: Path) -> IO[str] | None:
 def run_stream(config: StreamConfig, settings: Settings) -> None:
     """A stream process's whole life (the spawned target): until the server stops it."""
     die_with_parent()  # first: a server killed while this process starts takes it along
+    guard_stderr()  # FFmpeg prints the URLs it fails on, secrets and all
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the server decides
