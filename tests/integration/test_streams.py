@@ -1,6 +1,7 @@
 """The server's streams, with a real server, real stream processes and real requests: changes
-of one stream at once leave one process, which its deletion stops; what FFmpeg prints in a
-stream process reaches the server's log masked; a webhook is shown without its path."""
+of one stream at once leave one process, which its deletion stops; odd sources are refused;
+what FFmpeg prints in a stream process reaches the server's log masked; a webhook is shown
+without its path."""
 
 from __future__ import annotations
 
@@ -75,6 +76,19 @@ def test_changes_of_one_stream_at_once_leave_one_process_that_its_deletion_stops
     finally:
         server.stop()
         camera.stop()
+
+
+def test_odd_sources_are_refused_with_422_not_a_crash(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data")
+    try:
+        # A superscript two (a digit to str.isdigit), a NUL in a path, a line break.
+        for source in ("²", "/videos/door.mp4\x00/etc/passwd", "rtsp://cam/live\n"):
+            answer = server.client.post("/v1/streams", json={"id": "odd", "source": source})
+            assert answer.status_code == 422, answer.text
+        assert server.client.get("/v1/streams").json()["streams"] == []
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()
 
 
 class _Hostile(BaseHTTPRequestHandler):
