@@ -10,8 +10,15 @@ and status; a key holding a secret under a harmless name (``?k=``) is the price 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import fcntl
 import logging
+import os
 import re
+import sys
+import threading
+from urllib.parse import urlsplit
 
 # A key is masked when its name contains one of these (case-insensitive): token, access_token,
 # key, api_key, apikey, password, pass, passwd, pwd, secret, client_secret, auth, sig,
@@ -34,6 +41,10 @@ _QUERY_VALUE = re.compile(
     re.IGNORECASE,
 )
 HIDDEN = "***"
+# A line of standard error longer than this is masked and passed on in pieces (FFmpeg's lines
+# are short; a URL of a stream source is at most 2,000 characters).
+_LONGEST_LINE = 16_384
+_PIPE_BYTES = 1 << 20  # what standard error may hold while the relay catches up
 
 
 def mask(text: str) -> str:
@@ -51,6 +62,28 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 def printable(text: str) -> str:
     """``text`` with control characters shown as escapes (``\x1b``, ``\n``, ``\u202e``)."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def endpoint(url: str) -> str:
+    """Where ``url`` goes, shown as ``scheme://host[:port]/…``: its path and query hidden as
+    well as its credentials (``***@``), for a webhook's path may be its secret (a Home
+    Assistant webhook id, a token in the path)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port out of range, a bad IPv6 literal: nothing of it shown
+        return HIDDEN
+    if not parts.scheme or not host:
+        return HIDDEN
+    shown = f"{parts.scheme}://"
+    if "@" in parts.netloc:
+        shown += f"{HIDDEN}@"
+    shown += f"[{host}]" if ":" in host else host
+    if port is not None:
+        shown += f":{port}"
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        shown += "/…"
+    return shown
 
 
 class MaskSecrets(logging.Filter):
@@ -85,3 +118,53 @@ def guard_logs(*, debug: bool = False) -> None:
                 target.addFilter(MaskSecrets())
     for name in _URL_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def guard_stderr() -> None:
+    """Mask secrets in what this process writes to standard error by any means, C libraries
+    included (FFmpeg prints the URLs it fails on, a playlist's segment with its token): fd 2
+    becomes a pipe, whose lines a thread masks and writes on to the real standard error. For
+    the server's stream processes; the lines still written at exit are passed on first."""
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    with contextlib.suppress(OSError):  # a burst while the relay waits does not block
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    relay = threading.Thread(
+        target=_relay, args=(read_end, real), name="stderr masking", daemon=True
+    )
+    relay.start()
+
+    def finish() -> None:
+        sys.stderr.flush()
+        os.dup2(real, 2)  # the pipe's last writer closed: the relay reads to its end
+        relay.join(timeout=5)
+
+    atexit.register(finish)
+
+
+def _relay(read_end: int, real: int) -> None:
+    pending = b""
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(65536):
+            pending += chunk
+            lines = pending.split(b"\n")
+            pending = lines.pop()
+            if len(pending) > _LONGEST_LINE:
+                lines.append(pending)
+                pending = b""
+            _write_masked(real, lines)
+    if pending:
+        _write_masked(real, [pending])
+
+
+def _write_masked(fd: int, lines: list[bytes]) -> None:
+    text = "".join(mask(line.decode("utf-8", "surrogateescape")) + "\n" for line in lines)
+    data = memoryview(text.encode("utf-8", "surrogateescape"))
+    while data:
+        try:
+            data = data[os.write(fd, data) :]
+        except OSError:  # the real standard error is gone: nothing more to say
+            return

@@ -82,7 +82,7 @@ def test_a_webhook_the_server_delivers_to_never_shows_its_secrets_and_gives_up_v
 
         wait_until(lambda: shown()["dead"] == 1, 30, "the redirected event given up on")
         status = shown()
-        assert status["url"] == receiver.url.replace("://", "://***@") + "?token=***"
+        assert status["url"] == f"http://***@127.0.0.1:{receiver.port}/…"  # no path, no query
         assert (status["pending"], status["delivered"], status["given_up"]) == (0, 1, 1)
         labels = {"target": target, "state": "dead"}
         assert metric(server.url, "facelens_event_outbox", labels) == 1

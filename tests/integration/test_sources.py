@@ -1,14 +1,19 @@
 """Stream sources read by OpenCV's FFmpeg, with the server's settings, from real local servers
-(HTTP redirects, playlists, SDP, MJPEG; GStreamer's RTSP camera): FFmpeg follows no redirect,
-a playlist pulls no other protocol, frames over the pixel limit are not decoded, a flapping
-source backs off, and the real cameras still work."""
+(HTTP redirects, playlists, SDP, MJPEG; GStreamer's RTSP camera; a rebinding DNS server): FFmpeg
+follows no redirect, a playlist pulls no other protocol, nor segments from outside the allowed
+folders or networks, a DNS answer that changes after the check moves no connection, frames over
+the pixel limit are not decoded, a flapping source backs off, and the real cameras and video
+files still work."""
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +29,7 @@ from facelens.settings import Settings
 from facelens.video import source as source_module
 from facelens.video.policy import SourcePolicy
 from facelens.video.source import FFMPEG_OPTIONS, FrameSource, SourceStatus
+from tests.dns import RebindingDns
 from tests.mjpeg import MjpegCamera
 from tests.mqtt import free_port, wait_until
 from tests.rtsp import RtspCamera
@@ -34,14 +40,17 @@ Route = Callable[[BaseHTTPRequestHandler], None]
 
 
 class Web:
-    """An HTTP server on a free loopback port answering its ``routes`` (path → handler)."""
+    """An HTTP server on a free port of a loopback address answering its ``routes`` (path →
+    handler); ``requests``: the path and Host header of each request."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.routes: dict[str, Route] = {}
+        self.requests: list[tuple[str, str | None]] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # the http.server interface
+                outer.requests.append((self.path, self.headers.get("Host")))
                 route = outer.routes.get(self.path)
                 if route is None:
                     self.send_response(404)
@@ -52,9 +61,10 @@ class Web:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://{host}:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -76,9 +86,9 @@ def body(content: bytes, content_type: str, status: int = 200) -> Route:
 class Listener:
     """A TCP port that counts the connections made to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
+        self.socket.bind((host, port))
         self.socket.listen(8)
         self.port = int(self.socket.getsockname()[1])
         self.connections = 0
@@ -238,10 +248,37 @@ def test_frames_over_the_pixel_limit_are_refused_before_decoding(
         source = FrameSource(camera.url, small)
         status = first_attempt(source)
         assert status.frames_read == 0
-        assert status.detail.endswith("frames of 640x360 exceed FACELENS_MAX_PIXELS (100000)")
+        # Not even FFmpeg's probe decodes one (so the size is not known to say).
+        assert status.detail.endswith("none over FACELENS_MAX_PIXELS (100000) is decoded)")
         assert source.latest(0.1) is None
     finally:
         camera.stop()
+
+
+def test_frames_that_grow_over_the_pixel_limit_later_are_not_decoded(tmp_path: Path) -> None:
+    # OpenCV hands every frame back at the first one's size (here 160x120), whatever FFmpeg
+    # decoded: only FFmpeg's decoder can refuse the larger ones, before decoding them.
+    def jpeg(width: int, height: int) -> bytes:
+        ok, encoded = cv2.imencode(".jpg", np.full((height, width, 3), 128, np.uint8))
+        assert ok
+        return b"--f\r\nContent-Type: image/jpeg\r\n\r\n" + encoded.tobytes() + b"\r\n"
+
+    frames = jpeg(160, 120) * 5 + jpeg(640, 480) * 40
+    web = Web()
+    web.routes["/grows.mjpg"] = body(frames, "multipart/x-mixed-replace; boundary=f")
+    small = SourcePolicy.of(Settings(data_dir=tmp_path / "data", max_pixels=100_000))
+    source = FrameSource(f"{web.url}/grows.mjpg", small).start()
+    try:
+        wait_until(
+            lambda: source.status().state == "retrying" or source.status().frames_read > 5,
+            60,
+            "the frames over the limit",
+        )
+        status = source.status()
+    finally:
+        source.stop()
+        web.close()
+    assert status.frames_read <= 5 and status.state == "retrying", status
 
 
 @pytest.fixture
@@ -281,13 +318,18 @@ def test_a_source_that_opens_and_ends_at_once_backs_off(
     assert attempts[:6] == [1, 2, 3, 4, 5, 6]  # growing waits, not the first one every time
 
 
+@pytest.mark.parametrize("networks", ["", "127.0.0.0/8"])
 @pytest.mark.parametrize("kind", ["mjpeg", "rtsp"])
 def test_the_real_cameras_are_read_with_the_servers_settings(
-    server_policy: SourcePolicy, clip: Path, tmp_path: Path, kind: str
+    clip: Path, tmp_path: Path, kind: str, networks: str
 ) -> None:
+    # With networks set, by a host name: FFmpeg gets the address checked, and only the
+    # demuxers of cameras and video files.
+    policy = SourcePolicy.of(Settings(data_dir=tmp_path / "data", stream_networks=networks))
     camera = MjpegCamera(clip) if kind == "mjpeg" else RtspCamera(clip, tmp_path)
     camera.start()
-    source = FrameSource(camera.url, server_policy).start()
+    url = camera.url.replace("127.0.0.1", "localhost") if networks else camera.url
+    source = FrameSource(url, policy).start()
     try:
         wait_until(lambda: source.status().frames_read >= 5, 120, "frames")
         frame = source.latest(5)
@@ -296,3 +338,160 @@ def test_the_real_cameras_are_read_with_the_servers_settings(
         source.stop()
         camera.stop()
     assert FFMPEG_OPTIONS not in os.environ  # set only around each open
+
+
+READ_ONCE = """
+import dataclasses, json, sys, time
+from facelens.settings import Settings
+from facelens.video.policy import SourcePolicy
+from facelens.video.source import FrameSource
+settings = Settings(data_dir=sys.argv[2], stream_networks=sys.argv[3])
+source = FrameSource(sys.argv[1], SourcePolicy.of(settings)).start()
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    status = source.status()
+    if status.frames_read > 0 or status.state == "retrying":
+        break
+    time.sleep(0.05)
+source.stop()
+print(json.dumps(dataclasses.asdict(source.status())))
+"""
+
+
+def test_a_dns_answer_that_changes_after_the_check_does_not_move_the_connection(
+    tmp_path: Path,
+) -> None:
+    # The name resolves into the allowed network once (the check), then elsewhere (what
+    # FFmpeg would look up itself): FFmpeg must connect to the address checked.
+    ok, jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 128, np.uint8))
+    assert ok
+    part = b"--f\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg.tobytes() + b"\r\n"
+    allowed = Web("127.0.0.1")
+    allowed.routes["/cam.mjpg"] = body(part * 20, "multipart/x-mixed-replace; boundary=f")
+    elsewhere = Listener("127.0.0.2", allowed.port)  # the same port on a host not allowed
+    dns = RebindingDns(tmp_path, first="127.0.0.1", then="127.0.0.2")
+    url = f"http://cam.rebind.test:{allowed.port}/cam.mjpg"
+    try:
+        read = subprocess.run(
+            dns.command(sys.executable, "-c", READ_ONCE, url, str(tmp_path), "127.0.0.1/32"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert read.returncode == 0, read.stderr
+        status = json.loads(read.stdout.splitlines()[-1])
+        assert elsewhere.connections == 0
+        assert status["frames_read"] > 0, status
+        assert allowed.requests == [("/cam.mjpg", f"cam.rebind.test:{allowed.port}")]
+        assert dns.queries == ["cam.rebind.test"]  # looked up once: by the check
+    finally:
+        dns.close()
+        allowed.close()
+        elsewhere.close()
+
+
+def test_with_networks_set_a_playlist_gets_no_segment_from_another_host(
+    tmp_path: Path, segment: bytes
+) -> None:
+    other_host = Web("127.0.0.2")
+    other_host.routes["/segment.ts"] = body(segment, "video/mp2t")
+    web = Web()
+    web.routes["/door.ts"] = body(segment, "video/mp2t")
+    web.routes["/door.m3u8"] = playlist(f"{other_host.url}/segment.ts")
+    policy = SourcePolicy.of(Settings(data_dir=tmp_path / "data", stream_networks="127.0.0.1/32"))
+    try:
+        # MPEG-TS over HTTP from the allowed host is read: the harness works.
+        assert first_attempt(FrameSource(f"{web.url}/door.ts", policy)).frames_read
+        status = first_attempt(FrameSource(f"{web.url}/door.m3u8", policy))
+        assert status.frames_read == 0 and status.state == "retrying"
+        time.sleep(0.5)
+        assert other_host.requests == []
+    finally:
+        web.close()
+        other_host.close()
+
+
+def frames_of(path: Path, policy: SourcePolicy) -> tuple[int, SourceStatus]:
+    """How many frames a video file gives, read to its end, and the source's last status."""
+    source = FrameSource(str(path), policy).start()
+    count = 0
+    deadline = time.monotonic() + 60
+    try:
+        while not source.ended and time.monotonic() < deadline:
+            if source.latest(1) is not None:
+                count += 1
+    finally:
+        source.stop()
+    return count, source.status()
+
+
+@pytest.mark.parametrize("kind", ["hls", "concat"])
+def test_a_file_in_an_allowed_folder_leads_ffmpeg_to_no_file_outside_it(
+    tmp_path: Path, segment: bytes, kind: str
+) -> None:
+    videos, private = tmp_path / "videos", tmp_path / "private"
+    videos.mkdir()
+    private.mkdir()
+    (private / "private.ts").write_bytes(segment)
+    (videos / "door.ts").write_bytes(segment)
+    # The policy would refuse this link itself; a concat list inside names it all the same.
+    (videos / "link.ts").symlink_to(private / "private.ts")
+    hls = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{}\n#EXT-X-ENDLIST\n"
+    lists = {
+        "hls": ("door.m3u8", hls.format(private / "private.ts")),
+        "concat": ("door.ffconcat", "ffconcat version 1.0\nfile link.ts\n"),
+    }
+    name, text = lists[kind]
+    (videos / name).write_text(text)
+    policy = SourcePolicy.of(Settings(data_dir=tmp_path / "data", stream_folders=str(videos)))
+    assert frames_of(videos / "door.ts", policy)[0] == 10  # the same video inside: read
+    count, status = frames_of(videos / name, policy)
+    assert count == 0 and status.state == "stopped" and status.detail == "cannot open"
+
+
+def _video(path: Path, container: str, codec: str, pixels: str, rate: int) -> Path:
+    """Ten 160x120 frames in ``container``, written by PyAV's FFmpeg."""
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, options={"x265-params": "log-level=error"})
+        stream.width, stream.height, stream.pix_fmt = 160, 120, pixels
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), 20 * i, np.uint8), "rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "container", "codec", "pixels", "rate"),
+    [
+        ("h264.mp4", "mp4", "libx264", "yuv420p", 10),
+        ("mpeg4.mov", "mov", "mpeg4", "yuv420p", 10),
+        ("mpeg4.3gp", "3gp", "mpeg4", "yuv420p", 10),
+        ("mpeg4.mkv", "matroska", "mpeg4", "yuv420p", 10),
+        ("vp8.webm", "webm", "libvpx", "yuv420p", 10),
+        ("mpeg2.ts", "mpegts", "mpeg2video", "yuv420p", 10),
+        ("flv1.flv", "flv", "flv", "yuv420p", 10),
+        ("mjpeg.avi", "avi", "mjpeg", "yuvj420p", 10),
+        ("wmv2.wmv", "asf", "wmv2", "yuv420p", 10),
+        ("mpeg1.mpg", "mpeg", "mpeg1video", "yuv420p", 25),
+        ("mpeg2.m2v", "mpeg2video", "mpeg2video", "yuv420p", 10),
+        ("mpeg4.m4v", "m4v", "mpeg4", "yuv420p", 10),
+        ("raw.h264", "h264", "libx264", "yuv420p", 10),
+        ("raw.hevc", "hevc", "libx265", "yuv420p", 10),
+        ("raw.mjpeg", "mjpeg", "mjpeg", "yuvj420p", 10),
+        ("vp8.ivf", "ivf", "libvpx", "yuv420p", 10),
+        ("mpeg4.nut", "nut", "mpeg4", "yuv420p", 10),
+        ("raw.y4m", "yuv4mpegpipe", "rawvideo", "yuv420p", 10),
+    ],
+)
+def test_video_files_of_the_usual_containers_still_open_from_the_allowed_folders(
+    tmp_path: Path, name: str, container: str, codec: str, pixels: str, rate: int
+) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    video = _video(videos / name, container, codec, pixels, rate)
+    policy = SourcePolicy.of(Settings(data_dir=tmp_path / "data", stream_folders=str(videos)))
+    count, status = frames_of(video, policy)
+    assert (count, status.state) == (10, "ended"), status

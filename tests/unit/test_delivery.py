@@ -161,6 +161,35 @@ def test_no_secret_of_a_webhook_url_reaches_the_logs_or_the_outbox(
 
 
 @pytest.mark.usefixtures("guarded")
+def test_a_webhook_is_shown_without_its_path_which_may_be_its_secret(
+    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Home Assistant's webhooks: the id in the path is all it takes to post to one.
+    guard_logs()
+    caplog.set_level(logging.DEBUG)
+    url = receiver.url.replace("://", "://user:s3cret@") + "/ha-webhook-id-123?token=t0ken"
+    deliveries = Deliveries(url, None, attempts=1, timeout_s=5.0)
+    (target,) = deliveries.names
+    log = EventLog(tmp_path / "events.sqlite3", targets=deliveries.names)
+    log.add([event(1, "fail"), event(2, "ann")])
+    deliveries.start(log)
+    try:
+        wait_until(lambda: not log.pending(target), 60, "both events tried")
+        status = deliveries.status()[0]
+    finally:
+        deliveries.close(drain_s=0)
+    assert receiver.headers[0][":path"] == "/hook/ha-webhook-id-123?token=t0ken"
+    assert status["url"] == f"http://***@127.0.0.1:{receiver.port}/…"
+    assert f"delivery to http://***@127.0.0.1:{receiver.port}/…: event id1 given up" in (
+        caplog.text
+    )
+    (dead,) = dead_letters(log.path).values()
+    for text in (caplog.text, str(status), dead[1]):
+        assert "ha-webhook-id-123" not in text and "s3cret" not in text
+    log.close()
+
+
+@pytest.mark.usefixtures("guarded")
 def test_httpx_request_lines_are_off_unless_debugging(
     tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -4,10 +4,12 @@ CLI and the server do), httpx's request lines included."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 
-from facelens.redact import MaskSecrets, guard_logs, mask
+from facelens.redact import MaskSecrets, endpoint, guard_logs, mask
 
 
 def test_secrets_in_urls_are_masked_in_credentials_and_query() -> None:
@@ -58,3 +60,35 @@ def test_a_peers_text_cannot_drive_the_terminal_or_forge_log_lines(
     line = caplog.records[-1].getMessage()
     assert not any(ch in line for ch in "\x1b\x07\r\n\u202e"), line
     assert "\\x1b[2J\\x07oops\\r\\nINFO facelens: forged line \\u202etxt.exe" in line
+
+
+def test_a_target_is_shown_as_its_scheme_host_and_port_only() -> None:
+    hook = "http://user:pw@homeassistant.lan:8123/api/webhook/f8a2-secret-id?token=t&channel=1"
+    assert endpoint(hook) == "http://***@homeassistant.lan:8123/…"
+    assert endpoint("https://hooks.example/") == "https://hooks.example"
+    assert endpoint("mqtt://broker.lan") == "mqtt://broker.lan"
+    assert endpoint("mqtts://u:p@[fd00::5]:8883") == "mqtts://***@[fd00::5]:8883"
+    assert endpoint("http://h:99999/x") == "***"  # not a URL: nothing of it
+
+
+def test_what_a_process_writes_to_its_standard_error_is_masked_line_by_line() -> None:
+    # As FFmpeg does (a C library writing to fd 2), in pieces, and right before the end.
+    script = (
+        "import os, sys\n"
+        "from facelens.redact import guard_stderr\n"
+        "guard_stderr()\n"
+        'os.write(2, b"[hls @ 0x1] Error when loading first segment \'http://h/s.ts?tok")\n'
+        'os.write(2, b"en=SEGTOKEN99&k=1\'\\nrtsp://admin:hunter2@cam/live\\n")\n'
+        "print('from Python: http://h/x?api_key=KEY7', file=sys.stderr)\n"
+        "os.write(2, b'last words without a line break: ?password=PW8')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "[hls @ 0x1] Error when loading first segment 'http://h/s.ts?token=***&k=1'",
+        "rtsp://***@cam/live",
+        "from Python: http://h/x?api_key=***",
+        "last words without a line break: ?password=***",
+    ]

@@ -60,6 +60,18 @@ def test_local_files_are_refused_alike_whether_or_not_they_exist(manager: Stream
     assert manager.list() == []  # nothing refused was kept
 
 
+def test_odd_digits_and_control_characters_in_a_source_are_refused_not_a_crash(
+    manager: StreamManager,
+) -> None:
+    # "²" is a digit to str.isdigit (int() then failed), a NUL failed in realpath: both 500s.
+    with pytest.raises(SourceNotAllowed):
+        manager.create("a", "²", None)
+    for source in ("/etc/hostname\x00/etc/passwd", "rtsp://cam/live\n"):
+        with pytest.raises(InvalidValue, match="control character"):
+            manager.create("a", source, None)
+    assert manager.list() == []
+
+
 def test_a_stream_id_with_a_trailing_newline_is_refused(manager: StreamManager) -> None:
     with pytest.raises(InvalidValue, match="cannot be a stream id"):
         manager.create("door\n", CAMERA, None)
@@ -106,6 +118,37 @@ def test_stored_streams_the_settings_refuse_now_are_not_started_and_say_why(
             streams.update("file", None, 5)
     finally:
         streams.close()
+
+
+def test_changes_of_one_stream_at_once_leave_one_process_and_delete_stops_it(
+    manager: StreamManager,
+) -> None:
+    manager.create("door", CAMERA, None)
+    wait_for(manager.folder("door") / "started")
+    at_once = threading.Barrier(4)
+    failed: list[BaseException] = []
+
+    def change(n: int) -> None:
+        at_once.wait()
+        try:
+            manager.update("door", f"{CAMERA}?n={n}", None)
+        except BaseException as exc:
+            failed.append(exc)
+
+    changes = [threading.Thread(target=change, args=(n,)) for n in range(4)]
+    for thread in changes:
+        thread.start()
+    for thread in changes:
+        thread.join()
+    assert failed == []
+
+    def processes() -> list[multiprocessing.process.BaseProcess]:
+        # Every process this test's manager started and that still runs, lost track of or not.
+        return [p for p in multiprocessing.active_children() if p.name == "stream door"]
+
+    assert len(processes()) == 1
+    manager.delete("door")
+    assert processes() == []
 
 
 def test_a_stream_outlives_the_request_thread_that_added_it(manager: StreamManager) -> None:

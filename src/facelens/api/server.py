@@ -24,10 +24,10 @@ from facelens.api.observability import Metrics, configure_logging
 from facelens.errors import CannotListen, UnsafeSettings
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.keys import KeyStore, given_keys
+from facelens.redact import endpoint
 from facelens.settings import Settings
 from facelens.video.delivery import DeliveryMetrics
 from facelens.video.metrics import StreamMetrics
-from facelens.video.source import mask
 from facelens.video.streams import StreamManager
 from facelens.workers import SpawnedWorkerPool
 
@@ -153,7 +153,7 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
         )
         for kind, url in (("webhook", settings.events_webhook), ("MQTT", settings.events_mqtt)):
             if url is not None:
-                log.info("stream events go to %s %s", kind, mask(url.get_secret_value()))
+                log.info("stream events go to %s %s", kind, endpoint(url.get_secret_value()))
         app = create_app(served)
         trusted = ",".join(str(n) for n in settings.proxy_networks)
         config = uvicorn.Config(

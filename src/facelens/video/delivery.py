@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from facelens.redact import mask
+from facelens.redact import endpoint, mask
 from facelens.video.eventlog import EventLog
 from facelens.video.source import backoff_s
 from facelens.video.webhook import Webhook
@@ -231,7 +231,7 @@ def target_names(webhook: str | None, mqtt: str | None) -> tuple[str, ...]:
 class Target:
     name: str  # in the outbox: kind and digest (no secret)
     kind: str  # webhook or mqtt
-    shown: str  # its URL, masked
+    shown: str  # scheme://host[:port]/…: no credentials, path or query
     send: Send
     close: Callable[[], None]
 
@@ -253,11 +253,12 @@ class Deliveries:
         if webhook_url:
             hook = Webhook(webhook_url, timeout_s)
             name = target_name("webhook", webhook_url)
-            self._targets.append(Target(name, "webhook", mask(webhook_url), hook, hook.close))
+            shown = endpoint(webhook_url)
+            self._targets.append(Target(name, "webhook", shown, hook, hook.close))
         if mqtt_url and self.publisher is not None:
             name = target_name("mqtt", mqtt_url)
             self._targets.append(
-                Target(name, "mqtt", mask(mqtt_url), self.publisher.send, lambda: None)
+                Target(name, "mqtt", endpoint(mqtt_url), self.publisher.send, lambda: None)
             )
         self.couriers: list[Courier] = []
 

@@ -9,9 +9,14 @@ folders is never looked at (only normalised), one inside is resolved (symlinks, 
 checked again. 'facelens watch' may read any file and camera its user can; URLs are checked
 for it too.
 
-What FFmpeg opens for a URL is bound by ``OPENCV_FFMPEG_CAPTURE_OPTIONS``: only the protocols
-of the allowed schemes (a playlist cannot pull ``file:``, ``data:``, ``udp:``, ...), no HTTP
-redirect, RTSP over TCP.
+What FFmpeg opens is bound by ``OPENCV_FFMPEG_CAPTURE_OPTIONS``: for a URL, only the
+protocols of the allowed schemes (a playlist cannot pull ``file:``, ``data:``, ``udp:``, ...), no
+HTTP redirect, RTSP over TCP. For a file of the allowed folders, and for a URL when networks are
+set, only the demuxers of cameras and video files (:data:`CONTAINERS`): none that opens other
+resources by itself (an HLS playlist, a concat list, an image sequence), which could lead FFmpeg
+out of the folders or to hosts outside the networks. And when networks are set, a URL's host is
+resolved once per connection, every address checked, and FFmpeg given the address checked (so a
+DNS answer that changes in between cannot send it elsewhere).
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ import os
 import socket
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from facelens.errors import SourceNotAllowed
+from facelens.errors import InvalidValue, SourceNotAllowed
 from facelens.settings import Settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -37,6 +42,48 @@ SCHEME_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "rtmp": ("rtmp", "tcp"),
     "rtmps": ("rtmps", "tls", "tcp"),
 }
+
+# The demuxers FFmpeg may use where what it reads must stay in bounds (see the module's doc):
+# the containers of cameras (RTSP, MJPEG over HTTP, MPEG-TS, FLV for RTMP, raw H.264/H.265) and
+# of video files. Left out, among others: hls, dash, concat, image2 (file sequences), sdp and
+# rtp (UDP), each of which opens more than the one input. FFmpeg (libavformat 62) probes first
+# and checks the list after: a playlist is refused, not read as something else. "mov" and
+# "matroska" are the first names of "mov,mp4,m4a,3gp,3g2,mj2" and "matroska,webm".
+CONTAINERS = (
+    "rtsp",
+    "mpjpeg",
+    "mjpeg",
+    "mpegts",
+    "flv",
+    "live_flv",
+    "mov",
+    "matroska",
+    "avi",
+    "asf",
+    "mpeg",
+    "mpegvideo",
+    "m4v",
+    "h264",
+    "hevc",
+    "ivf",
+    "nut",
+    "yuv4mpegpipe",
+)
+_CONTAINER_OPTION = f"format_whitelist;{','.join(CONTAINERS)}"
+# The characters av_dict_parse_string would take as separators, quotes or trimmed space.
+_OPTION_SPECIAL = frozenset("\\'|; \t\r\n")
+
+
+def ffmpeg_value(value: str) -> str:
+    """``value`` escaped for ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` (read by av_dict_parse_string:
+    ``;`` between key and value, ``|`` between options, outer white space trimmed)."""
+    return "".join("\\" + c if c in _OPTION_SPECIAL else c for c in value)
+
+
+def is_camera_index(source: str) -> bool:
+    """A camera given by its index: ASCII digits only (a superscript two or a full-width
+    digit is a digit to :meth:`str.isdigit`, and no camera)."""
+    return source.isascii() and source.isdigit()
 
 
 def _items(value: str) -> list[str]:
@@ -54,6 +101,8 @@ class Target:
     kind: Literal["url", "file", "device"]
     open_as: str | int  # the URL, the file's resolved path, a device path or camera index
     ffmpeg_options: str  # for OPENCV_FFMPEG_CAPTURE_OPTIONS ('' for cameras)
+    # A URL's open_as may hold the address its host was resolved to and checked at (networks
+    # set): the host name then goes in the options (HTTP's Host header).
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +149,25 @@ class SourcePolicy:
     def check(self, source: str, shown: str, *, resolve: bool = True) -> Target:
         """What to open for ``source`` (``shown``: it, credentials masked); raises
         :class:`SourceNotAllowed` if the settings do not allow it. ``resolve=False`` leaves
-        out the look-up of a URL's host (done again at each open anyway)."""
+        out the look-up of a URL's host (done again at each open anyway). A source with a
+        control character (a NUL, a newline) is refused as such (:class:`InvalidValue`)."""
+        if any(ord(c) < 32 or ord(c) == 127 for c in source):
+            raise InvalidValue(
+                f"{shown!r}: not a stream source: it holds a control character (a NUL, a "
+                "line break, ...)."
+            )
         if "://" in source:
             return self._url(source, shown, resolve)
-        if source.isdigit() or source.startswith("/dev/"):
-            device = f"/dev/video{int(source)}" if source.isdigit() else os.path.normpath(source)
+        if is_camera_index(source) or source.startswith("/dev/"):
+            index = int(source) if is_camera_index(source) else None
+            device = os.path.normpath(source) if index is None else f"/dev/video{index}"
             if not self.any_local and device not in self.devices:
                 raise self.refused(shown)
-            return Target("device", int(source) if source.isdigit() else device, "")
-        return Target("file", self._file(source, shown), "protocol_whitelist;file")
+            return Target("device", device if index is None else index, "")
+        options = "protocol_whitelist;file"
+        if not self.any_local:  # kept to the folders: no playlist reaching out of them
+            options += f"|{_CONTAINER_OPTION}"
+        return Target("file", self._file(source, shown), options)
 
     def _file(self, source: str, shown: str) -> str:
         # Normalised without touching the file system: nothing outside the folders is stat'ed.
@@ -131,23 +190,56 @@ class SourcePolicy:
             raise self.refused(shown) from None
         if parts.scheme.lower() not in self.schemes or not host:
             raise self.refused(shown)
-        if self.networks and resolve and not self._host_inside(host, port):
-            raise self.refused(shown)
         protocols = sorted({p for s in self.schemes for p in SCHEME_PROTOCOLS[s]})
         options = f"protocol_whitelist;{','.join(protocols)}|max_redirects;0|rtsp_transport;tcp"
-        return Target("url", source, options)
+        if not self.networks:
+            return Target("url", source, options)
+        options += f"|{_CONTAINER_OPTION}"  # no playlist's segments on other hosts
+        if not resolve:
+            return Target("url", source, options)
+        addresses = self._addresses_inside(host, port)
+        if not addresses:
+            raise self.refused(shown)
+        if _is_address(host):
+            return Target("url", source, options)
+        # FFmpeg connects to the address checked, not to what the name resolves to by then.
+        if parts.scheme.lower() in ("http", "https"):
+            header = f"Host: {parts.netloc.rpartition('@')[2]}\r\n"  # as FFmpeg would send it
+            options += f"|headers;{ffmpeg_value(header)}"
+        return Target("url", _with_address(parts, addresses[0]), options)
 
-    def _host_inside(self, host: str, port: int | None) -> bool:
-        """Every address ``host`` resolves to is inside the allowed networks."""
+    def _addresses_inside(self, host: str, port: int | None) -> list[str]:
+        """The addresses ``host`` resolves to, in the resolver's order, if every one is inside
+        the allowed networks; else none."""
         try:
-            found = {info[4][0] for info in socket.getaddrinfo(host, port or 0)}
+            infos = socket.getaddrinfo(host, port or 0)
         except (OSError, UnicodeError):
-            return False
-        addresses = [ipaddress.ip_address(str(a).split("%", 1)[0]) for a in found]
-        addresses = [
-            a.ipv4_mapped if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped else a
-            for a in addresses
-        ]
-        return bool(addresses) and all(
-            any(address in network for network in self.networks) for address in addresses
-        )
+            return []
+        found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        for text in found:
+            address = ipaddress.ip_address(text.split("%", 1)[0])
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                address = address.ipv4_mapped
+            if not any(address in network for network in self.networks):
+                return []
+        return found
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _with_address(parts: SplitResult, address: str) -> str:
+    """The URL of ``parts`` with its host replaced by ``address`` (credentials, port, path and
+    query kept)."""
+    credentials, _, _ = parts.netloc.rpartition("@")
+    netloc = f"[{address}]" if ":" in address else address
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    if credentials:
+        netloc = f"{credentials}@{netloc}"
+    return urlunsplit(parts._replace(netloc=netloc))

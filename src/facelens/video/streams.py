@@ -33,6 +33,7 @@ from typing import IO, Any
 from facelens.errors import Conflict, InvalidValue, NotFound, TooManyStreams
 from facelens.gallery.db import SQLiteStore
 from facelens.lifetime import die_with_parent
+from facelens.redact import guard_stderr
 from facelens.settings import Settings
 from facelens.video.delivery import Deliveries, target_names
 from facelens.video.eventlog import EventLog
@@ -96,6 +97,7 @@ def hold_lock(folder: Path) -> IO[str] | None:
 def run_stream(config: StreamConfig, settings: Settings) -> None:
     """A stream process's whole life (the spawned target): until the server stops it."""
     die_with_parent()  # first: a server killed while this process starts takes it along
+    guard_stderr()  # FFmpeg prints the URLs it fails on, secrets and all
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the server decides
@@ -188,7 +190,10 @@ class StreamManager(SQLiteStore):
         self._target = target
         self._processes: dict[str, BaseProcess] = {}
         self._context = multiprocessing.get_context("spawn")
-        self._adding = threading.Lock()  # the count and the insert of a new stream, together
+        # One change at a time (create, update, delete, start, stop, supervise): two requests
+        # changing one stream at once would each start a process, and one would be lost track
+        # of, running on after its stream's deletion and past FACELENS_MAX_STREAMS.
+        self._changing = threading.RLock()
         # Stream processes are started from this one thread, alive as long as the manager: a
         # process's death signal (PR_SET_PDEATHSIG) comes when the *thread* that started it
         # ends, and a request's thread may end whenever its pool finds it idle.
@@ -232,16 +237,16 @@ class StreamManager(SQLiteStore):
             )
         _check_source(source, self.policy, resolve=True)
         config = StreamConfig(stream_id, source, fps, datetime.now(UTC).isoformat())
-        with self._adding:
+        with self._changing:
             if self.get_or_none(stream_id) is None:
                 self._check_room(len(self.list()))
             added = self._run(
                 "INSERT INTO streams VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
                 (config.id, config.source, config.fps, config.created_at),
             )
-        if not added:
-            raise Conflict(f"A stream {stream_id!r} exists already.")
-        self._start(config)
+            if not added:
+                raise Conflict(f"A stream {stream_id!r} exists already.")
+            self._start(config)
         return config
 
     def _check_room(self, kept: int) -> None:
@@ -257,23 +262,27 @@ class StreamManager(SQLiteStore):
         return found[0] if found else None
 
     def update(self, stream_id: str, source: str | None, fps: float | None) -> StreamConfig:
-        old = self.get(stream_id)
-        new = StreamConfig(
-            old.id, source or old.source, fps if fps is not None else old.fps, old.created_at
-        )
-        # An old source the settings refuse now is refused too; a new one's host is looked up.
-        _check_source(new.source, self.policy, resolve=source is not None)
-        self._run(
-            "UPDATE streams SET source = ?, fps = ? WHERE id = ?", (new.source, new.fps, new.id)
-        )
-        self._stop(stream_id)
-        self._start(new)
+        if source is not None:  # a new source's host is looked up before waiting for others
+            _check_source(source, self.policy, resolve=True)
+        with self._changing:
+            old = self.get(stream_id)
+            new = StreamConfig(
+                old.id, source or old.source, fps if fps is not None else old.fps, old.created_at
+            )
+            # An old source the settings refuse now is refused too.
+            _check_source(new.source, self.policy, resolve=False)
+            self._run(
+                "UPDATE streams SET source = ?, fps = ? WHERE id = ?", (new.source, new.fps, new.id)
+            )
+            self._stop(stream_id)
+            self._start(new)
         return new
 
     def delete(self, stream_id: str) -> None:
-        self.get(stream_id)
-        self._run("DELETE FROM streams WHERE id = ?", (stream_id,))
-        self._stop(stream_id)
+        with self._changing:
+            self.get(stream_id)
+            self._run("DELETE FROM streams WHERE id = ?", (stream_id,))
+            self._stop(stream_id)
 
     # -- processes ----------------------------------------------------------------------
 
@@ -303,6 +312,7 @@ class StreamManager(SQLiteStore):
         return said
 
     def _start(self, config: StreamConfig) -> None:
+        """Start the stream's process (with ``_changing`` held)."""
         folder = self.folder(config.id)
         folder.mkdir(parents=True, exist_ok=True)
         for stale in ("status.json", "snapshot.jpg"):
@@ -318,6 +328,7 @@ class StreamManager(SQLiteStore):
         log.info("stream %s: started for %s (pid %s)", config.id, config.shown, process.pid)
 
     def _stop(self, stream_id: str) -> None:
+        """Stop the stream's process (with ``_changing`` held)."""
         process = self._processes.pop(stream_id, None)
         if process is not None and process.is_alive():
             process.terminate()  # SIGTERM: tracks leave, events are stored
@@ -330,6 +341,10 @@ class StreamManager(SQLiteStore):
         """Start the configured streams, but for video files watched to their end already
         (a restart would tell their events again), and those the settings refuse now (a
         source not allowed, or more streams than allowed): their status says why."""
+        with self._changing:
+            self._start_all()
+
+    def _start_all(self) -> None:
         started = 0
         for config in self.list():
             if not is_live(config.source) and self._said(config.id).get("state") == "ended":
@@ -353,25 +368,34 @@ class StreamManager(SQLiteStore):
         _write_atomically(folder / "status.json", json.dumps(report).encode())
 
     def supervise(self) -> None:
-        """Start again the stream processes that died (a crash, or killed by the kernel)."""
-        for config in self.list():
-            process = self._processes.get(config.id)
-            if process is not None and not process.is_alive() and process.exitcode not in (0, None):
+        """Start again the stream processes that died (a crash, or killed by the kernel). Not
+        while a change is under way (it starts and stops processes itself): a status asked for
+        meanwhile does not wait for it."""
+        if not self._changing.acquire(blocking=False):
+            return
+        try:
+            for config in self.list():
+                process = self._processes.get(config.id)
+                if process is None or process.is_alive() or process.exitcode in (0, None):
+                    continue
                 log.warning(
                     "stream %s: its process died (exit %s); starting it again",
                     config.id,
                     process.exitcode,
                 )
                 self._start(config)
+        finally:
+            self._changing.release()
 
     def statuses(self) -> dict[str, dict[str, Any]]:
         """Every stream's status, by id (what the metrics are made of)."""
         return {config.id: self.status(config.id) for config in self.list()}
 
     def close(self) -> None:
-        for stream_id in list(self._processes):
-            self._stop(stream_id)
-        self._spawner.shutdown()
+        with self._changing:
+            for stream_id in list(self._processes):
+                self._stop(stream_id)
+            self._spawner.shutdown()
         for shown in self.deliveries.close(drain_s=DRAIN_S):
             log.warning("%s: events not delivered yet go when the server is back", shown)
         self.outbox.close()
