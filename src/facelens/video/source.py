@@ -12,7 +12,6 @@ unmasked.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import random
@@ -27,7 +26,6 @@ import numpy as np
 from facelens import redact
 from facelens.errors import SourceNotAllowed
 from facelens.models.base import RGBImage
-from facelens.video.decoding import pixels_limited
 from facelens.video.policy import SourcePolicy, Target, is_camera_index
 
 log = logging.getLogger(__name__)
@@ -151,7 +149,7 @@ class FrameSource:
             target = self.policy.check(self.source, self.shown)
         except SourceNotAllowed as exc:
             return None, exc.message
-        capture = _capture(target, self.policy.max_pixels)
+        capture = _capture(target)
         if not capture.isOpened():
             capture.release()
             return None, "cannot open"
@@ -208,16 +206,10 @@ class FrameSource:
                 first = time.monotonic()
             delivered_s = time.monotonic() - first if count else 0.0
             if not ok or bgr is None:
-                if count == 0:  # a frame over the limit fails to decode (see _capture)
-                    limit = f"FACELENS_MAX_PIXELS ({self.policy.max_pixels})"
-                    return f"no frame could be read (none over {limit} is decoded)", 0.0
                 why = "ended" if not self.live else "the stream stopped sending frames"
                 return why, delivered_s
             height, width = bgr.shape[:2]
-            # Frames that grow after the first are refused by FFmpeg's decoders (see
-            # _capture): OpenCV hands back every frame at the first one's size. Other backends
-            # (a camera's V4L2) do not change size either; this is for any that would.
-            if width * height > self.policy.max_pixels:
+            if width * height > self.policy.max_pixels:  # grew after the first frames
                 return self._too_large(width, height), delivered_s
             count += 1
             pixels: RGBImage = np.ascontiguousarray(
@@ -234,23 +226,11 @@ class FrameSource:
         return "stopped", time.monotonic() - first if count else 0.0
 
 
-@functools.cache
-def _unbound_once() -> None:
-    log.warning(
-        "this OpenCV's FFmpeg could not be given a limit on frame sizes: a stream whose frames "
-        "grow after the first is decoded at any size FFmpeg takes (up to ~0.8 GB a frame)"
-    )
-
-
-def _capture(target: Target, max_pixels: int) -> cv2.VideoCapture:
-    """``target`` opened by OpenCV, FFmpeg bound by the target's options, its decoders by
-    ``max_pixels``."""
+def _capture(target: Target) -> cv2.VideoCapture:
+    """``target`` opened by OpenCV, FFmpeg bound by the target's options."""
     if target.kind == "device":
         return cv2.VideoCapture(target.open_as)
-    # Process-wide, as the options are: the decoders this open makes take the limit.
-    with _OPENING, pixels_limited(max_pixels) as limited:
-        if not limited:
-            _unbound_once()
+    with _OPENING:
         before = os.environ.get(FFMPEG_OPTIONS)
         # Set, it replaces OpenCV's own default (RTSP over TCP): the options carry it.
         os.environ[FFMPEG_OPTIONS] = target.ffmpeg_options
