@@ -259,16 +259,26 @@ class SpawnedWorkerPool:
             self._pending -= 1
 
     async def _next_worker(self, *, refusable: bool) -> _Process:
-        """An idle worker, when one is free. A request that has not started yet is refused
-        once the server has drained for DRAIN_S; further images of a running request still
-        get theirs."""
-        while True:
-            if refusable and self._drain_until is not None and time.monotonic() > self._drain_until:
-                raise self._stopping()
-            try:
-                return await asyncio.wait_for(self._idle.get(), CHECK_EVERY_S)
-            except TimeoutError:
-                continue
+        """An idle worker, when one is free, first come first served. A request that has not
+        started yet is refused once the server has drained for DRAIN_S; further images of a
+        running request still get theirs."""
+        # One wait in the queue's line for the whole time (a wait_for that timed out would
+        # leave the line and join it again at the end: requests overtook each other).
+        taking = asyncio.ensure_future(self._idle.get())
+        handed = False
+        try:
+            while True:
+                done, _ = await asyncio.wait({taking}, timeout=CHECK_EVERY_S)
+                if done:
+                    handed = True
+                    return taking.result()
+                if refusable and self._drain_until and time.monotonic() > self._drain_until:
+                    raise self._stopping()
+        finally:
+            if not taking.done():
+                taking.cancel()
+            elif not handed and not taking.cancelled() and taking.exception() is None:
+                self._idle.put_nowait(taking.result())  # taken as we gave up: back it goes
 
     @staticmethod
     def _stopping() -> Unavailable:
