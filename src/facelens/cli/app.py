@@ -29,6 +29,8 @@ from facelens import errors, redact
 from facelens.settings import DetectorName, ModelName, Settings, unknown_variables
 
 if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
+
     from facelens.gallery import SQLiteGallery
     from facelens.pipeline import Engine
 
@@ -280,3 +282,17 @@ def main_options(
             "ignored (a typo?); 'facelens --help' and the README list them."
         )
     ctx.obj = State(validated_settings(overrides), debug)
+
+
+def serve_metrics(port: int, collector: Collector) -> None:
+    """Prometheus metrics of ``collector`` on ``127.0.0.1:port`` (a daemon thread)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = CollectorRegistry()
+    registry.register(collector)
+    try:
+        start_http_server(port, addr="127.0.0.1", registry=registry)
+    except OSError as exc:
+        raise errors.CannotListen(
+            f"--metrics-port {port}: cannot listen there ({exc.strerror})."
+        ) from None

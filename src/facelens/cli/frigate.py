@@ -15,12 +15,13 @@ from facelens.cli.app import (
     escape,
     handled,
     open_gallery,
+    serve_metrics,
     until_stopped,
 )
-from facelens.errors import CannotListen, InvalidValue
+from facelens.errors import InvalidValue
 
 if TYPE_CHECKING:
-    from prometheus_client.registry import Collector
+    pass
 
 
 @app.command()
@@ -146,17 +147,3 @@ def frigate(
                 + (f" ({', '.join(f'{r} {n}' for r, n in rejected.items())})" if rejected else "")
             )
         )
-
-
-def serve_metrics(port: int, collector: Collector) -> None:
-    """Prometheus metrics of ``collector`` on ``127.0.0.1:port`` (a daemon thread)."""
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    registry = CollectorRegistry()
-    registry.register(collector)
-    try:
-        start_http_server(port, addr="127.0.0.1", registry=registry)
-    except OSError as exc:
-        raise CannotListen(
-            f"--metrics-port {port}: cannot listen there ({exc.strerror})."
-        ) from None

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -18,9 +17,10 @@ from facelens.cli.app import (
     escape,
     handled,
     open_gallery,
+    serve_metrics,
     until_stopped,
 )
-from facelens.errors import CannotListen, InputPathError, InvalidValue
+from facelens.errors import InputPathError, InvalidValue
 
 DRAIN_S = 20.0  # at the end, how long events still pending may take to go
 
@@ -122,7 +122,12 @@ def watch(
             raise InvalidValue(str(exc)) from None
         streams: list[Watched] = []
         if metrics_port is not None:
-            serve_metrics(metrics_port, lambda: {w.tracker.stream: w.status() for w in streams})
+            from facelens.video.metrics import StreamMetrics
+
+            serve_metrics(
+                metrics_port,
+                StreamMetrics(lambda: {w.tracker.stream: w.status() for w in streams}),
+            )
         gallery = open_gallery(state)
         engine = engine_for_gallery(state, gallery)
         log = EventLog(state.settings.data_dir / "events.sqlite3", targets=deliveries.names)
@@ -195,19 +200,3 @@ def watch(
                     + (", ".join(sorted(report.people)) or "nobody")
                 )
             )
-
-
-def serve_metrics(port: int, statuses: Callable[[], dict[str, dict[str, Any]]]) -> None:
-    """Prometheus metrics of the watched streams on ``127.0.0.1:port`` (a daemon thread)."""
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    from facelens.video.metrics import StreamMetrics
-
-    registry = CollectorRegistry()
-    registry.register(StreamMetrics(statuses))
-    try:
-        start_http_server(port, addr="127.0.0.1", registry=registry)
-    except OSError as exc:
-        raise CannotListen(
-            f"--metrics-port {port}: cannot listen there ({exc.strerror})."
-        ) from None
