@@ -34,7 +34,7 @@ def backup(
     owner only: the gallery (people, faces, thumbnails, API keys) and the event log (events with
     their crops, the outbox, the streams), each consistent, also while the server runs; with a
     manifest of counts and checksums. 'facelens restore' puts it back."""
-    from facelens.backup import write_backup
+    from facelens.backup.write import write_backup
 
     with handled(ctx) as state:
         report = write_backup(state.settings, target)
@@ -68,7 +68,7 @@ def restore(
     first: refused while any process uses the data directory. The whole archive is checked
     (manifest, checksums, each database) before anything is changed; a gallery of an older
     schema is upgraded as on any open."""
-    from facelens.restore import restore_backup
+    from facelens.backup.restore import restore_backup
 
     with handled(ctx) as state:
         report = restore_backup(state.settings, archive, force=force)

@@ -18,37 +18,26 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gzip
-import hashlib
-import io
-import json
 import os
-import re
 import shutil
 import sqlite3
-import tarfile
 import tempfile
-import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from facelens.backup import DATABASES, FORMAT, FORMAT_VERSION, GALLERY_FILE, MANIFEST, describe
+from facelens.backup import DATABASES, GALLERY_FILE, describe
+from facelens.backup.unpack import HEADERS_BYTES, bad, unpack
 from facelens.errors import Conflict, InputPathError, ModelError, StorageError
 from facelens.gallery.db import connect_read_only, not_ours, os_storage_error, quick_check_file
 from facelens.gallery.schema import LATEST
 from facelens.settings import Settings
 
-MAX_MANIFEST_BYTES = 1 << 20
-_HEADERS_BYTES = 1 << 20  # room for the tar's own headers and padding beyond its members
-_CHUNK = 1 << 20
 _SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's files beside a database, moved with it
 # The unix VFS's wal-index lock bytes (sqlite.org/walformat.html): every connection to a
 # database in WAL mode holds a shared lock on the DMS byte of its -shm file while it is open.
 _DMS_BYTE = 128
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,32 +48,6 @@ class RestoreReport:
     restored: dict[str, dict[str, Any]]  # per database: what it holds now (as in the manifest)
     before: Path | None  # where the files it replaced were moved; None if there were none
     upgraded_from: int | None  # the gallery's schema version, when opening it upgraded it
-
-
-class _Overrun(Exception):
-    """The archive goes on past what its manifest declares."""
-
-
-class _Limited(io.RawIOBase):
-    """A reader that refuses to give more than ``limit`` bytes in all: what tarfile reads of a
-    hostile archive (a huge header or member, a decompression bomb) is bounded by it."""
-
-    def __init__(self, source: io.BufferedIOBase, limit: int) -> None:
-        self._source = source
-        self.limit = limit
-        self.done = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._source.read(min(len(view), self.limit - self.done + 1))
-        self.done += len(data)
-        if self.done > self.limit:
-            raise _Overrun
-        view[: len(data)] = data
-        return len(data)
 
 
 def in_use(database: Path) -> bool:
@@ -147,145 +110,6 @@ def _holds_data(path: Path) -> bool:
         db.close()
 
 
-def _bad(archive: Path, why: str) -> InputPathError:
-    return InputPathError(f"{archive} is not a sound facelens backup: {why}. Nothing was changed.")
-
-
-def _member_problem(member: tarfile.TarInfo) -> str | None:
-    """Why a member must not be unpacked, whatever its name: a path leading anywhere but the
-    folder it is unpacked in, or anything but a plain file."""
-    name = member.name
-    path = PurePosixPath(name)
-    if path.is_absolute():
-        return f"its member {name!r} has an absolute path"
-    if ".." in path.parts or "\\" in name:
-        return f"its member {name!r} leads out of the folder it would be unpacked in"
-    if member.issym() or member.islnk():
-        return f"its member {name!r} is a link"
-    if not member.isreg():
-        return f"its member {name!r} is not a plain file"
-    return None
-
-
-def _manifest(archive: Path, text: bytes) -> dict[str, Any]:
-    """The manifest, checked: a facelens backup of a format this version reads, whose files
-    are databases of a data directory, each with its size and SHA-256."""
-    try:
-        manifest = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        raise _bad(archive, "its manifest is not JSON") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise _bad(archive, "its manifest is not a facelens backup's")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise _bad(archive, "its manifest has no format version")
-    if version > FORMAT_VERSION:
-        raise _bad(archive, f"it was made by a newer facelens (format {version}); upgrade facelens")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or GALLERY_FILE not in files:
-        raise _bad(archive, f"its manifest lists no {GALLERY_FILE}")
-    for name, entry in files.items():
-        if name not in DATABASES:
-            raise _bad(archive, f"its manifest lists {name!r}, which is no file of facelens")
-        size = entry.get("size") if isinstance(entry, dict) else None
-        digest = entry.get("sha256") if isinstance(entry, dict) else None
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise _bad(archive, f"its manifest gives {name} no size")
-        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-            raise _bad(archive, f"its manifest gives {name} no SHA-256")
-    return manifest
-
-
-def _unpack(archive: Path, into: Path, room: Callable[[int], None]) -> dict[str, Any]:
-    """Check the archive and unpack its databases into the folder ``into``; ``room(bytes)``
-    raises if the disk cannot take them. Returns the manifest."""
-    try:
-        with archive.open("rb") as raw:
-            packed = raw.read(2) == b"\x1f\x8b"
-            raw.seek(0)
-            source: io.BufferedIOBase = gzip.GzipFile(fileobj=raw, mode="rb") if packed else raw
-            limited = _Limited(source, MAX_MANIFEST_BYTES + _HEADERS_BYTES)
-            with tarfile.open(fileobj=limited, mode="r|") as tar:
-                return _unpack_members(archive, tar, limited, into, room)
-    except _Overrun:
-        raise _bad(archive, "it holds more than its manifest declares") from None
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        why = str(exc) or type(exc).__name__
-        raise _bad(archive, f"it is no archive, or a damaged or truncated one ({why})") from None
-
-
-def _unpack_members(
-    archive: Path,
-    tar: tarfile.TarFile,
-    limited: _Limited,
-    into: Path,
-    room: Callable[[int], None],
-) -> dict[str, Any]:
-    first = tar.next()
-    if first is None:
-        raise _bad(archive, "it is empty")
-    problem = _member_problem(first)
-    if problem:
-        raise _bad(archive, problem)
-    if first.name != MANIFEST:
-        raise _bad(archive, f"it does not begin with {MANIFEST}")
-    if first.size > MAX_MANIFEST_BYTES:
-        raise _bad(archive, f"its {MANIFEST} is {first.size} bytes, far more than a manifest")
-    handle = tar.extractfile(first)
-    assert handle is not None  # a plain file
-    manifest = _manifest(archive, handle.read())
-    files: dict[str, dict[str, Any]] = manifest["files"]
-    needed = sum(int(entry["size"]) for entry in files.values())
-    room(needed)
-    limited.limit = limited.done + needed + _HEADERS_BYTES
-    while (member := tar.next()) is not None:
-        problem = _member_problem(member)
-        if problem:
-            raise _bad(archive, problem)
-        entry = files.get(member.name)
-        if entry is None:
-            raise _bad(archive, f"its member {member.name!r} is not in its manifest")
-        target = into / member.name
-        if target.exists():
-            raise _bad(archive, f"it holds {member.name} twice")
-        if member.size != entry["size"]:
-            raise _bad(
-                archive,
-                f"its {member.name} is {member.size} bytes where its manifest says {entry['size']}",
-            )
-        if _copy_out(tar, member, target) != entry["sha256"]:
-            raise _bad(archive, f"the SHA-256 of its {member.name} is not its manifest's")
-    missing = sorted(set(files) - {p.name for p in into.iterdir()})
-    if missing:
-        raise _bad(archive, f"it lacks {', '.join(missing)}, which its manifest lists")
-    return manifest
-
-
-def _copy_out(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> str:
-    """Write the member into the new file ``target`` (mode 0600); its SHA-256. Failures to read
-    the archive go up as they are; failures to write are the disk's."""
-    handle = tar.extractfile(member)
-    assert handle is not None  # a plain file
-    digest = hashlib.sha256()
-    try:
-        fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except OSError as exc:
-        raise os_storage_error(target.parent, exc, "unpack the backup into") from None
-    with os.fdopen(fd, "wb") as out:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            try:
-                out.write(chunk)
-            except OSError as exc:
-                raise os_storage_error(target.parent, exc, "unpack the backup into") from None
-        try:
-            out.flush()
-            os.fsync(out.fileno())
-        except OSError as exc:
-            raise os_storage_error(target.parent, exc, "unpack the backup into") from None
-    return digest.hexdigest()
-
-
 def _check_databases(archive: Path, into: Path) -> dict[str, dict[str, Any]]:
     """Each unpacked database is sound, and the gallery one this version can open; what each
     holds."""
@@ -296,9 +120,9 @@ def _check_databases(archive: Path, into: Path) -> dict[str, dict[str, Any]]:
             continue
         problems = quick_check_file(path)
         if problems:
-            raise _bad(archive, f"its {name} is damaged ({problems[0]})")
+            raise bad(archive, f"its {name} is damaged ({problems[0]})")
         if name == GALLERY_FILE and not _has_table(path, "meta"):
-            raise _bad(archive, f"its {name} is not a facelens gallery")
+            raise bad(archive, f"its {name} is not a facelens gallery")
         found[name] = describe(name, path)
     version = int(found[GALLERY_FILE]["schema_version"])
     if version > LATEST:
@@ -408,7 +232,7 @@ def restore_backup(settings: Settings, archive: Path, *, force: bool = False) ->
 
         def room(needed: int) -> None:
             free = shutil.disk_usage(data).free
-            if needed + _HEADERS_BYTES > free:
+            if needed + HEADERS_BYTES > free:
                 raise StorageError(
                     f"{archive} needs {needed:,} bytes on the disk of {data}, which has "
                     f"{free:,} free; free some space. Nothing was changed."
@@ -416,7 +240,7 @@ def restore_backup(settings: Settings, archive: Path, *, force: bool = False) ->
 
         with tempfile.TemporaryDirectory(prefix=".restore-", dir=data) as work:
             unpacked = Path(work)
-            manifest = _unpack(archive, unpacked, room)
+            manifest = unpack(archive, unpacked, room)
             restored = _check_databases(archive, unpacked)
             _refuse_if_in_use(data)  # again: the unpacking took a while
             before = _swap(data, unpacked)
