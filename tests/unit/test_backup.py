@@ -148,10 +148,10 @@ def test_a_backup_never_overwrites_and_needs_a_gallery(tmp_path: Path, data: Pat
     assert sorted(p.name for p in target.parent.iterdir()) == ["b.tar.gz"]
 
 
-def test_a_damaged_gallery_is_not_backed_up(tmp_path: Path, data: Path) -> None:
-    filled(data, events=False)
+def damage(data: Path) -> None:
+    """Fill the gallery with enough pages that damage lands in the faces, then damage it."""
     gallery = SQLiteGallery(data / "gallery.sqlite3")
-    for n in range(40):  # enough pages that the damage lands in the faces, not the schema
+    for n in range(40):
         thumb = dataclasses.replace(face(n), thumbnail=bytes([n]) * 3000)
         gallery.record_source("Zoë", f"x{n}", f"/p/{n}.jpg", [thumb], None)
     gallery.close()
@@ -162,6 +162,11 @@ def test_a_damaged_gallery_is_not_backed_up(tmp_path: Path, data: Path) -> None:
     raw = bytearray(path.read_bytes())
     raw[-4096:] = b"\xa5" * 4096
     path.write_bytes(bytes(raw))
+
+
+def test_a_damaged_gallery_is_not_backed_up(tmp_path: Path, data: Path) -> None:
+    filled(data, events=False)
+    damage(data)
     target = tmp_path / "out" / "b.tar.gz"
     done = facelens(data, "backup", str(target))
     assert done.returncode == 12, done.stderr
@@ -403,3 +408,13 @@ def test_a_wal_left_by_a_killed_process_goes_with_the_file_it_belongs_to(
     assert {p.name for p in before.iterdir()} >= {"gallery.sqlite3", "gallery.sqlite3-wal"}
     names = [row[1] for row in tables(before / "gallery.sqlite3")["people"]]
     assert "Ann" in names  # the files replaced are whole, their -wal with them
+
+
+def test_a_damaged_gallery_is_replaced_by_a_backup(data: Path, archive: Path) -> None:
+    saved = contents(data)
+    damage(data)
+    assert facelens(data, "people", "list").returncode == 12  # what sends one to a backup
+    done = facelens(data, "restore", "--force", str(archive))
+    assert done.returncode == 0, done.stderr
+    assert contents(data) == saved
+    assert facelens(data, "gallery", "check").returncode == 0
