@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from facelens.cli import (  # noqa: F401  (registers commands)
+    backup,
     evaluation,
     frigate,
     gallery,

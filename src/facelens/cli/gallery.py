@@ -305,7 +305,8 @@ def gallery_backup(
     ctx: typer.Context,
     target: Annotated[Path, typer.Argument(help="The file to write (must not exist).")],
 ) -> None:
-    """Copy the whole gallery (people, faces, keys) to TARGET, consistently, while in use."""
+    """Copy the gallery file alone (people, faces, keys) to TARGET, consistently, while in
+    use. 'facelens backup' copies the whole data directory (events and streams too)."""
     with handled(ctx) as state:
         if target.exists():
             raise InputPathError(f"{target}: already exists; give a new file name.")
