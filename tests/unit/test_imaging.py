@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from facelens.errors import ImageError, ImageTooComplex, ImageTooLarge, InputPathError
 from facelens.imaging import (
@@ -71,6 +71,21 @@ def test_exif_orientation_is_applied() -> None:
     exif[0x0112] = 6  # rotate 90° clockwise to display
     image = decode_image(encoded(source, "JPEG", exif=exif), source="x", max_pixels=LIMIT)
     assert (image.width, image.height) == (20, 60)
+
+
+def _oriented(orientation: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_pixels_are_pillows_upright_rgb_in_every_orientation(orientation: int) -> None:
+    noise = np.random.default_rng(orientation).integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    data = encoded(Image.fromarray(noise), "JPEG", exif=_oriented(orientation))
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    pixels = decode_image(data, source="x", max_pixels=LIMIT).pixels
+    assert pixels.shape == expected.shape and np.array_equal(pixels, expected)
 
 
 @pytest.mark.parametrize(
