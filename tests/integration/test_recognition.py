@@ -3,6 +3,7 @@ verification, landmarks and alignment, the optional detectors."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from facelens.matching import GalleryIndex
 from facelens.models.base import Box
 from facelens.models.profiles import PROFILES
 from facelens.pipeline import Analysis, Engine, match_faces
-from facelens.recognition import analyze_bytes, analyze_file
+from facelens.recognition import analyze_bytes, analyze_file, recognize_bytes
 from facelens.settings import Settings
 from tests.helpers import Probe
 
@@ -114,6 +115,10 @@ def test_a_12_mp_photo_decoded_reduced_gives_the_same_faces_and_names(
     distances = [faces[0].match.distance for faces in named]
     assert distances[0] is not None and distances[1] is not None
     assert abs(distances[0] - distances[1]) < 0.1 * engine.scoring.threshold
+    drawn = recognize_bytes(engine, data, "drawn", index, annotate="jpeg")  # decoded whole
+    assert drawn.annotated is not None and [f.match.name for f in drawn.faces] == ["obama"]
+    with Image.open(io.BytesIO(drawn.annotated)) as annotated:
+        assert annotated.size == (4618, 2598)
 
 
 def test_a_face_too_small_in_the_reduced_pixels_is_cut_from_the_full_image(
