@@ -243,7 +243,8 @@ def decode_image(
 
 
 def _draft_scale(fmt: str, width: int, height: int, reduce_to: int | None) -> int:
-    """How many times smaller a JPEG may be decoded: its longest side stays ``reduce_to``."""
+    """How many times smaller a JPEG may be decoded, its longest side staying at least
+    ``reduce_to``; 1 for other formats or without ``reduce_to``."""
     if reduce_to is None or fmt not in ("JPEG", "MPO"):
         return 1
     return next((s for s in DRAFT_SCALES if max(width, height) >= s * reduce_to), 1)
