@@ -55,6 +55,7 @@ class ColourDetector:
 class CropAligner:
     name = "crop"
     needs_landmarks = True
+    chip_size = 1  # any square is cut as it is
 
     def align(self, image: RGBImage, detections: Sequence[Detection]) -> list[AlignedFace]:
         return [

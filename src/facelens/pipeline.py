@@ -2,7 +2,10 @@
 
 Detection runs on a copy downscaled to the profile's ``detect_max_side`` (large photos would
 otherwise cost seconds); boxes and landmarks are mapped back and faces are aligned and embedded
-from the full image, so the embedding does not lose detail.
+from the full image, so the embedding does not lose detail. A large JPEG may come decoded
+reduced (``Engine.decode_side``): its faces are then cut from the reduced pixels when each is
+at least the aligner's chip in them (the chip is never enlarged from them), from the full
+image, decoded then, otherwise.
 """
 
 from __future__ import annotations
@@ -191,6 +194,13 @@ class Engine:
         """What produced the embeddings; galleries refuse embeddings of another model."""
         return self.profile.id
 
+    @property
+    def decode_side(self) -> int:
+        """The least longest side a JPEG to analyse is decoded at (``decode_image``'s
+        ``reduce_to``): twice the detection size, so detection sees what it would have seen
+        and most faces are large enough in it to be aligned from it."""
+        return 2 * self.detect_max_side
+
     def detect(self, pixels: RGBImage) -> list[Detection]:
         """The faces of ``pixels``, found on a copy at most ``detect_max_side`` pixels across,
         boxes and landmarks in the image's own pixels (empty boxes left out)."""
@@ -205,14 +215,26 @@ class Engine:
         timings: dict[str, float] = {}
         with _timed(timings, "detect"):
             kept = self.detect(image.pixels)
+        reduction = image.reduction
+        if reduction is not None and (enrolment or not self._large_enough(kept)):
+            with _timed(timings, "decode_full"):
+                image = reduction.full()
+            kept = [reduction.detection(d) for d in kept]
+            reduction = None
         with _timed(timings, "align"):
             aligned = self.aligner.align(image.pixels, kept)
         with _timed(timings, "embed"):
             vectors = self.embedder.embed(aligned)
-        faces = tuple(
-            Face(d.box, d.score, a.landmarks, vectors[i])
-            for i, (d, a) in enumerate(zip(kept, aligned, strict=True))
-        )
+        if reduction is None:
+            faces = tuple(
+                Face(d.box, d.score, a.landmarks, vectors[i])
+                for i, (d, a) in enumerate(zip(kept, aligned, strict=True))
+            )
+        else:  # boxes and landmarks in the full image's pixels
+            faces = tuple(
+                Face(reduction.box(d.box), d.score, reduction.points(a.landmarks), vectors[i])
+                for i, (d, a) in enumerate(zip(kept, aligned, strict=True))
+            )
         if enrolment:
             thumbnails = self.settings.face_thumbnails
             faces = tuple(
@@ -224,6 +246,12 @@ class Engine:
                 for f in faces
             )
         return Analysis(image.width, image.height, faces, timings)
+
+    def _large_enough(self, detections: list[Detection]) -> bool:
+        """Whether every face is at least the aligner's chip on each side (so its chip is cut
+        without enlarging it)."""
+        side = self.aligner.chip_size
+        return all(min(d.box.width, d.box.height) >= side for d in detections)
 
     def verify(self, first: Analysis, second: Analysis) -> Verification:
         """Compare the largest face of each analysis."""

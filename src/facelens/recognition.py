@@ -40,7 +40,10 @@ def _ms(start: float) -> float:
 def analyze_bytes(engine: Engine, data: bytes, source: str, *, enrolment: bool = False) -> Analysis:
     """Decode and analyse one image; ``timings_ms`` includes ``decode``."""
     start = time.perf_counter()
-    image = decode_image(data, source=source, max_pixels=engine.settings.max_pixels)
+    reduce_to = None if enrolment else engine.decode_side  # enrolment keeps full thumbnails
+    image = decode_image(
+        data, source=source, max_pixels=engine.settings.max_pixels, reduce_to=reduce_to
+    )
     decode_ms = _ms(start)
     analysis = engine.analyze(image, enrolment=enrolment)
     analysis.timings_ms["decode"] = decode_ms
@@ -49,7 +52,8 @@ def analyze_bytes(engine: Engine, data: bytes, source: str, *, enrolment: bool =
 
 def analyze_file(engine: Engine, path: Path) -> Analysis:
     """Read and analyse one file, its errors naming the file (single-image commands)."""
-    return engine.analyze(read_image_file(path, max_pixels=engine.settings.max_pixels))
+    limit = engine.settings.max_pixels
+    return engine.analyze(read_image_file(path, max_pixels=limit, reduce_to=engine.decode_side))
 
 
 def recognize_bytes(
@@ -62,7 +66,10 @@ def recognize_bytes(
 ) -> Recognition:
     """Decode, analyse, name every face against ``index``, and draw them if asked."""
     start = time.perf_counter()
-    image = decode_image(data, source=source, max_pixels=engine.settings.max_pixels)
+    reduce_to = engine.decode_side if annotate is None else None  # drawing needs every pixel
+    image = decode_image(
+        data, source=source, max_pixels=engine.settings.max_pixels, reduce_to=reduce_to
+    )
     timings = {"decode": _ms(start)}
     analysis = engine.analyze(image)
     faces = tuple(match_faces(analysis, index, engine.scoring))

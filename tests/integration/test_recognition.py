@@ -3,17 +3,21 @@ verification, landmarks and alignment, the optional detectors."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from facelens.enroll import enroll_folder, plan_enrolment
 from facelens.gallery import SQLiteGallery
+from facelens.imaging import decode_image
 from facelens.matching import GalleryIndex
+from facelens.models.base import Box
 from facelens.models.profiles import PROFILES
-from facelens.pipeline import Engine, match_faces
-from facelens.recognition import analyze_file
+from facelens.pipeline import Analysis, Engine, match_faces
+from facelens.recognition import analyze_bytes, analyze_file, recognize_bytes
 from facelens.settings import Settings
 from tests.helpers import Probe
 
@@ -79,6 +83,65 @@ def test_large_photo_boxes_are_in_original_pixels(engine: Engine, faces_dir: Pat
     assert face.box.width > 200
     inside = (face.landmarks[:, 0] > face.box.left) & (face.landmarks[:, 0] < face.box.right)
     assert inside.all()
+
+
+def _whole_and_reduced(engine: Engine, data: bytes) -> tuple[Analysis, Analysis]:
+    """``data`` analysed decoded whole (as before reduced decoding) and as the server does."""
+    whole = engine.analyze(decode_image(data, source="whole", max_pixels=10**8))
+    return whole, analyze_bytes(engine, data, "reduced")
+
+
+def _near(a: Box, b: Box, tolerance: float) -> bool:
+    edges = zip((a.left, a.top, a.right, a.bottom), (b.left, b.top, b.right, b.bottom), strict=True)
+    return all(abs(x - y) <= tolerance * a.width for x, y in edges)
+
+
+def test_a_12_mp_photo_decoded_reduced_gives_the_same_faces_and_names(
+    engine: Engine, index: GalleryIndex, faces_dir: Path, tmp_path: Path
+) -> None:
+    photo = tmp_path / "obama-12mp.jpg"
+    with Image.open(faces_dir / "probes" / "obama-1080p.jpg") as hd:
+        hd.resize((4618, 2598), Image.Resampling.LANCZOS).save(photo, quality=90)
+    data = photo.read_bytes()
+    decoded = decode_image(data, source="x", max_pixels=10**8, reduce_to=engine.decode_side)
+    assert decoded.reduction is not None and decoded.pixels.shape[1] < 4618 // 2 + 1
+    whole, reduced = _whole_and_reduced(engine, data)
+    assert "decode_full" not in reduced.timings_ms  # the face was cut from the reduced pixels
+    assert (reduced.width, reduced.height) == (whole.width, whole.height) == (4618, 2598)
+    named = [match_faces(a, index, engine.scoring) for a in (whole, reduced)]
+    assert [f.match.name for f in named[0]] == [f.match.name for f in named[1]] == ["obama"]
+    assert _near(whole.faces[0].box, reduced.faces[0].box, 0.03)
+    assert np.abs(whole.faces[0].landmarks - reduced.faces[0].landmarks).max() < 0.03 * 600
+    distances = [faces[0].match.distance for faces in named]
+    assert distances[0] is not None and distances[1] is not None
+    assert abs(distances[0] - distances[1]) < 0.1 * engine.scoring.threshold
+    drawn = recognize_bytes(engine, data, "drawn", index, annotate="jpeg")  # decoded whole
+    assert drawn.annotated is not None and [f.match.name for f in drawn.faces] == ["obama"]
+    with Image.open(io.BytesIO(drawn.annotated)) as annotated:
+        assert annotated.size == (4618, 2598)
+
+
+def test_a_face_too_small_in_the_reduced_pixels_is_cut_from_the_full_image(
+    engine: Engine, index: GalleryIndex, faces_dir: Path, tmp_path: Path
+) -> None:
+    # obama1.jpg's face (box 363 px wide) made 1.6 chips wide, on a canvas decoded at 1/2:
+    # 0.8 chips in the reduced pixels, too few to cut the chip from without enlarging it.
+    chip = engine.aligner.chip_size
+    scale = 1.6 * chip / 363
+    canvas = Image.new("RGB", (2 * engine.decode_side + 200, engine.decode_side), (128, 128, 128))
+    with Image.open(faces_dir / "probes" / "obama1.jpg") as source:
+        small = source.resize((round(source.width * scale), round(source.height * scale)))
+    canvas.paste(small, (900, 300))
+    photo = tmp_path / "small-face.jpg"
+    canvas.save(photo, quality=95)
+    whole, reduced = _whole_and_reduced(engine, photo.read_bytes())
+    assert "decode_full" in reduced.timings_ms
+    named = [match_faces(a, index, engine.scoring) for a in (whole, reduced)]
+    assert [f.match.name for f in named[0]] == [f.match.name for f in named[1]] == ["obama"]
+    box = reduced.faces[0].box  # in the canvas's pixels, inside the pasted photo
+    assert 900 < box.left < box.right < 900 + small.width
+    assert 300 < box.top < box.bottom < 300 + small.height
+    assert _near(whole.faces[0].box, box, 0.05)
 
 
 def test_verify_same_person_true_and_different_people_false(

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from facelens.errors import ImageError, ImageTooComplex, ImageTooLarge, InputPathError
 from facelens.imaging import (
@@ -71,6 +71,91 @@ def test_exif_orientation_is_applied() -> None:
     exif[0x0112] = 6  # rotate 90° clockwise to display
     image = decode_image(encoded(source, "JPEG", exif=exif), source="x", max_pixels=LIMIT)
     assert (image.width, image.height) == (20, 60)
+
+
+def _oriented(orientation: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_pixels_are_pillows_upright_rgb_in_every_orientation(orientation: int) -> None:
+    noise = np.random.default_rng(orientation).integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    data = encoded(Image.fromarray(noise), "JPEG", exif=_oriented(orientation))
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    pixels = decode_image(data, source="x", max_pixels=LIMIT).pixels
+    assert pixels.shape == expected.shape and np.array_equal(pixels, expected)
+    assert decode_image(data, source="x", max_pixels=LIMIT).reduction is None
+
+
+def test_a_large_jpeg_to_analyse_is_decoded_reduced_and_keeps_its_full_size() -> None:
+    data = encoded(Image.new("RGB", (2600, 1400), (90, 120, 150)), "JPEG")
+    image = decode_image(data, source="x", max_pixels=LIMIT, reduce_to=640)
+    assert image.reduction is not None and image.reduction.scale == 4  # 650 px >= 640
+    assert image.pixels.shape == (350, 650, 3)
+    assert (image.width, image.height) == (2600, 1400)
+    full = image.reduction.full()
+    assert full.reduction is None and full.pixels.shape == (1400, 2600, 3)
+    halved = decode_image(data, source="x", max_pixels=LIMIT, reduce_to=1000)
+    assert halved.reduction is not None and halved.pixels.shape == (700, 1300, 3)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "size", "reduce_to"),
+    [("PNG", (2600, 1400), 640), ("WEBP", (2600, 1400), 640), ("JPEG", (1279, 700), 640)],
+)
+def test_other_formats_and_smaller_jpegs_are_decoded_whole(
+    fmt: str, size: tuple[int, int], reduce_to: int
+) -> None:
+    data = encoded(Image.new("RGB", size, (90, 120, 150)), fmt)
+    image = decode_image(data, source="x", max_pixels=LIMIT, reduce_to=reduce_to)
+    assert image.reduction is None and image.pixels.shape == (size[1], size[0], 3)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_reduced_pixels_map_back_exactly_in_every_orientation(orientation: int) -> None:
+    # 1041 x 723 reduced 8 times is 131 x 91: the last reduced column and row reach 7 and 5
+    # pixels past the stored edges, which moves everything when an orientation mirrors them.
+    stored = Image.new("L", (1041, 723), 255)
+    stored.paste(0, (160, 80, 240, 200))  # black, on whole 8 x 8 blocks
+    data = encoded(stored, "JPEG", quality=100, exif=_oriented(orientation))
+    full = decode_image(data, source="x", max_pixels=LIMIT)
+    reduced = decode_image(data, source="x", max_pixels=LIMIT, reduce_to=100)
+    assert reduced.reduction is not None and reduced.reduction.scale == 8
+    assert (reduced.width, reduced.height) == (full.width, full.height)
+
+    def dark(pixels: np.ndarray) -> Box:
+        ys, xs = np.nonzero(pixels[:, :, 0] < 128)
+        return Box(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+
+    assert reduced.reduction.box(dark(reduced.pixels)) == dark(full.pixels)
+    corners = np.array([[0.0, 0.0], [1.0, 1.0]])
+    assert np.array_equal(
+        reduced.reduction.points(corners), corners * 8 + np.array(reduced.reduction.offset)
+    )
+
+
+def _jpeg_header_claiming(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header says ``width`` x ``height``."""
+    data = bytearray(encoded(Image.new("RGB", (16, 16)), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_bombs_are_refused_before_decoding_even_when_decoding_reduced() -> None:
+    with pytest.raises(ImageTooLarge, match="60000x60000"):
+        decode_image(
+            _jpeg_header_claiming(60_000, 60_000), source="b.jpg", max_pixels=LIMIT, reduce_to=640
+        )
+    with pytest.raises(ImageTooComplex, match="scans"):
+        decode_image(
+            progressive_jpeg_with_repeated_scan(30_000),
+            source="b.jpg",
+            max_pixels=LIMIT,
+            reduce_to=640,
+        )
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,8 @@ class RecognizeOut(_Model):
     height: int
     model: str
     timings_ms: dict[str, float] = Field(
-        description="Milliseconds per stage: queue, decode, detect, align, embed, match, total."
+        description="Milliseconds per stage: queue, decode, detect, align, embed, match, total; "
+        "decode_full when a large JPEG was decoded reduced and a face was too small in it."
     )
 
 

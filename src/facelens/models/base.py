@@ -107,6 +107,9 @@ class Aligner(Protocol):
     name: str
     needs_landmarks: bool
     """True if it aligns with the detector's landmarks (so only such detectors can feed it)."""
+    chip_size: int
+    """The side of the chips it cuts, in pixels: a face at least this large is cut without
+    being enlarged."""
 
     def align(self, image: RGBImage, detections: Sequence[Detection]) -> list[AlignedFace]:
         """One aligned face per detection, in their order, cut from ``image`` (full size)."""

@@ -103,6 +103,7 @@ class FivePointAligner:
 
     name = "dlib-5pt"
     needs_landmarks = False  # it finds its own 5 points inside the detector's box
+    chip_size = CHIP_SIZE
 
     def __init__(self) -> None:
         self._predictor = _load(dlib.shape_predictor, SHAPE_PREDICTOR_5, "5-point shape predictor")

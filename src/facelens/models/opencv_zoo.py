@@ -124,6 +124,7 @@ class ArcFaceAligner:
 
     name = "arcface112"
     needs_landmarks = True
+    chip_size = CROP_SIZE
 
     def align(self, image: RGBImage, detections: Sequence[Detection]) -> list[AlignedFace]:
         faces = []
