@@ -117,6 +117,13 @@ class ModelError(FaceLensError):
     code = "model_error"
 
 
+class MissingExtra(ModelError):
+    """What was asked for needs an optional part of facelens (``facelens[dlib]``, ...) that is
+    not installed; the message names it and how to install it."""
+
+    code = "missing_extra"
+
+
 class PayloadTooLarge(FaceLensError):
     """A request body is larger than the configured limit."""
 

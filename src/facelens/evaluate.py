@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from facelens import extras
 from facelens.batch import FileResult, analyze_files, run_batch
 from facelens.enroll import enroll_folder, plan_enrolment
 from facelens.errors import InputPathError, InvalidValue
@@ -244,9 +245,12 @@ def embed_largest(
     return found
 
 
+ROC_PLOT = "The ROC plot (--plot)"  # what needs the 'plots' extra, as its error names it
+
+
 def save_roc_plot(report: PairsReport, path: Path) -> None:
     """The ROC curve as a PNG, with the configured threshold marked."""
-    import matplotlib
+    matplotlib = extras.load("plots", "matplotlib", ROC_PLOT)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -102,6 +102,8 @@ _ALLOWED = {
     'DetectorName = Literal["yunet", "hog", "cnn", "haar"]',
     # History: version-1 galleries were all made by dlib, the only model then.
     'model_id = profile_named("dlib").id',
+    # Not a model: the optional part of the package (pyproject's extra) and its modules.
+    '"dlib": ("dlib", "face_recognition_models"),',
     # Not a model: the longest request id accepted.
     '_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")',
 }

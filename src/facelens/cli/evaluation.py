@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from facelens import errors
+from facelens import errors, extras
 from facelens.cli.app import (
     engine_for_command,
     escape,
@@ -37,6 +37,7 @@ def eval_pairs(
 ) -> None:
     """Verification accuracy on labelled pairs: accuracy, best threshold, ROC AUC, TAR@FAR."""
     from facelens.evaluate import (
+        ROC_PLOT,
         embed_largest,
         read_pairs,
         resolve_images,
@@ -48,6 +49,7 @@ def eval_pairs(
         pairs = read_pairs(pairs_csv)
         paths = resolve_images([name for p in pairs for name in (p.first, p.second)], images)
         if plot is not None:  # before the long part, not after it
+            extras.require("plots", ROC_PLOT)
             if plot.is_dir():
                 raise errors.InputPathError(f"{plot}: is a folder; give a file name for the plot.")
             try:

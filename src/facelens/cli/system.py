@@ -10,7 +10,7 @@ import typer
 from pydantic import SecretStr
 from rich.table import Table
 
-from facelens import __version__
+from facelens import __version__, extras
 from facelens.cli.app import (
     app,
     engine_for_gallery,
@@ -110,6 +110,7 @@ def info(
                     "detect_max_side": engine.detect_max_side,
                     "threshold": engine.scoring.threshold,
                     "workers": s.workers,
+                    "extras": {name: extras.installed(name) for name in extras.EXTRAS},
                     "server_memory_mb": needed,
                     "settings": settings_in_force(s),
                 }
@@ -137,6 +138,13 @@ def info(
             ("embedding", f"{profile.dim} numbers, {profile.metric} distance"),
             ("threshold", str(engine.scoring.threshold)),
             ("workers", str(s.workers)),
+            (
+                "optional parts",
+                ", ".join(
+                    f"{name} ({'installed' if extras.installed(name) else 'not installed'})"
+                    for name in extras.EXTRAS
+                ),
+            ),
             (
                 "server memory",
                 f"about {needed:,} MB with {s.workers} workers ({SERVER_RSS_MB} MB + "

@@ -1,22 +1,24 @@
 """dlib backends: HOG and CNN (MMOD) detectors, the 5-point aligner, the ResNet embedder.
 
-Weights come from the ``face_recognition_models`` package (CC0), installed with facelens and
-checked by SHA-256; nothing is ever downloaded. The embedding is the same one the
-``face_recognition`` library computes (150x150 chips, padding 0.25, no jitter), so that
-library's threshold applies unchanged.
+Weights come from the ``face_recognition_models`` package (CC0), installed with the ``dlib``
+extra (``facelens[dlib]``) and checked by SHA-256; nothing is ever downloaded. The embedding is
+the same one the ``face_recognition`` library computes (150x150 chips, padding 0.25, no
+jitter), so that library's threshold applies unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-import dlib
 import numpy as np
 
+from facelens import extras
 from facelens.errors import ModelError
 from facelens.models.base import AlignedFace, Box, Detection, Embeddings, RGBImage
 from facelens.models.weights import WeightFile, verified
+
+dlib = extras.load("dlib", "dlib", "dlib's models (--model dlib, --detector hog or cnn)")
 
 T = TypeVar("T")
 
@@ -59,7 +61,7 @@ def _load(factory: Callable[[str], T], weight: WeightFile, what: str) -> T:
         ) from exc
 
 
-def _to_box(rect: dlib.rectangle, width: int, height: int) -> Box:
+def _to_box(rect: Any, width: int, height: int) -> Box:  # a dlib.rectangle
     return Box(rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1).clipped(width, height)
 
 

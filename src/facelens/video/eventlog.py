@@ -367,14 +367,14 @@ class EventLog:
         blanks its crops. Events still to be delivered go out as stored, under ``new``."""
         with self._transaction() as db:
             named = db.execute(
-                "UPDATE events SET name = ?1, body = json_set(body, '$.name', ?1) "
-                "WHERE name = ?2 RETURNING seq",
-                (new, old),
+                "UPDATE events SET name = :new, body = json_set(body, '$.name', :new) "
+                "WHERE name = :old RETURNING seq",
+                {"new": new, "old": old},
             ).fetchall()
             previous = db.execute(
-                "UPDATE events SET body = json_set(body, '$.previous', ?1) WHERE kind = "
-                "'renamed' AND json_extract(body, '$.previous') = ?2 RETURNING seq",
-                (new, old),
+                "UPDATE events SET body = json_set(body, '$.previous', :new) WHERE kind = "
+                "'renamed' AND json_extract(body, '$.previous') = :old RETURNING seq",
+                {"new": new, "old": old},
             ).fetchall()
         return Renamed(old, new, tuple(r[0] for r in named), tuple(r[0] for r in previous))
 
