@@ -1,0 +1,70 @@
+"""The ``facelens`` command's entry point (also ``python -m facelens``).
+
+A command on photos needs its model loaded (SFace: ~150 ms to parse its 10 MB network), and
+Python needs about as long again to import the CLI (typer, rich, pydantic). So the model
+starts loading first, on a thread of its own (``models/background.py``), and the imports go
+on beside it. Which command and model the command line names is guessed here from the raw
+arguments, before typer parses them: a wrong guess costs only that work, never the answer,
+as the command loads the profile it resolves (``--model``, ``FACELENS_MODEL``, the gallery's)
+and uses what was loaded only if it is that profile.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from facelens.models.background import EmbeddingLoad
+
+# Commands that load their model through the CLI's engine helpers (cli/app.py, load_engine).
+PHOTO_COMMANDS = frozenset({"enroll", "recognize", "verify"})
+# The options before the command that take a value (a test checks them against the app's).
+VALUED_OPTIONS = frozenset({"--data-dir", "--model", "--detector", "--threshold", "--workers"})
+
+
+def planned_command(argv: Sequence[str]) -> tuple[str, str] | None:
+    """The photo command the command line ``argv`` (without the program) runs, and the model
+    profile it will most likely load: its ``--model``, else "" for the default; None if its
+    command is no photo command, or it asks for help or the version."""
+    model = ""
+    args = iter(argv)
+    for arg in args:
+        if arg in ("--help", "--version", "--"):
+            return None
+        if arg.startswith("-"):
+            name, given, value = arg.partition("=")
+            if name in VALUED_OPTIONS:
+                value = value if given else next(args, "")
+                if name == "--model":
+                    model = value
+            continue
+        return (arg, model) if arg in PHOTO_COMMANDS and "--help" not in argv else None
+    return None
+
+
+def main() -> None:
+    """Console-script entry point: start loading the planned model, then run the CLI."""
+    planned = planned_command(sys.argv[1:])
+    early = None if planned is None else _start_loading(planned[1])
+    from facelens.cli import app
+
+    app(obj=early)
+
+
+def _start_loading(name: str) -> EmbeddingLoad | None:
+    # Every photo command uses OpenCV (imaging.py does). Imported here, before the thread
+    # starts, the thread goes straight to the model file; imports on two threads would only
+    # take turns on the GIL.
+    import cv2  # noqa: F401
+
+    from facelens.models.background import EmbeddingLoad
+    from facelens.models.profiles import DEFAULT_MODEL, PROFILES
+
+    name = name or DEFAULT_MODEL
+    return next((EmbeddingLoad(p) for p in PROFILES.values() if p.name == name), None)
+
+
+if __name__ == "__main__":
+    main()
