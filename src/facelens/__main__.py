@@ -12,6 +12,7 @@ and uses what was loaded only if it is that profile.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -63,6 +64,7 @@ def main() -> None:
 
 
 def _start_loading(name: str) -> EmbeddingLoad | None:
+    _import_numpy_with_one_blas_thread()
     # Every photo command uses OpenCV (imaging.py does). Imported here, before the thread
     # starts, the thread goes straight to the model file; imports on two threads would only
     # take turns on the GIL.
@@ -73,6 +75,24 @@ def _start_loading(name: str) -> EmbeddingLoad | None:
 
     name = name or DEFAULT_MODEL
     return next((EmbeddingLoad(p) for p in PROFILES.values() if p.name == name), None)
+
+
+def _import_numpy_with_one_blas_thread() -> None:
+    # numpy's OpenBLAS starts a thread per core as it loads, and each spins ~0.1 s waiting
+    # for work, which costs ~35 ms of CPU and keeps a core busy while the model loads beside
+    # the imports. A photo command's parallelism is forked processes (OpenCV runs one thread
+    # per process too), and its one matrix product, the gallery search, was no faster on two
+    # threads here (10^6 faces: 120 ms on one). One thread, in this process only: the
+    # variable, unless the user set it, is gone again before anything else starts.
+    if "OPENBLAS_NUM_THREADS" in os.environ:
+        import numpy  # the user's choice stands
+
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        import numpy  # noqa: F401
+    finally:
+        del os.environ["OPENBLAS_NUM_THREADS"]
 
 
 if __name__ == "__main__":
