@@ -11,6 +11,7 @@ and uses what was loaded only if it is that profile.
 
 from __future__ import annotations
 
+import copy
 import gc
 import os
 import sys
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import typer
+
     from facelens.models.background import EmbeddingLoad
 
 # Commands that load their model through the CLI's engine helpers (cli/app.py, load_engine).
@@ -60,7 +63,26 @@ def main() -> None:
 
     gc.freeze()
     gc.enable()
+    if planned is not None:
+        app = _only(app, planned[0])
     app(obj=early)
+
+
+def _only(app: typer.Typer, command: str) -> typer.Typer:
+    # typer builds the parser of every registered command before it parses (~20 ms for
+    # facelens's 30, most of it reading their annotations); this run needs one. The
+    # options before the command are the app's own, so parsing is the same.
+    from typer.main import get_command_name
+
+    one = copy.copy(app)
+    one.registered_groups = []
+    one.registered_commands = [
+        info
+        for info in app.registered_commands
+        if info.callback is not None
+        and (info.name or get_command_name(info.callback.__name__)) == command
+    ]
+    return one
 
 
 def _start_loading(name: str) -> EmbeddingLoad | None:

@@ -13,7 +13,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from facelens.__main__ import PHOTO_COMMANDS, VALUED_OPTIONS, planned_command
+from facelens.__main__ import PHOTO_COMMANDS, VALUED_OPTIONS, _only, planned_command
 from facelens.cli import app
 from facelens.errors import ModelError
 from facelens.models import profiles
@@ -46,6 +46,18 @@ def test_planned_command_is_the_photo_command_of_the_line_and_its_model(
     argv: list[str], planned: tuple[str, str] | None
 ) -> None:
     assert planned_command(argv) == planned
+
+
+@pytest.mark.parametrize("command", sorted(PHOTO_COMMANDS))
+@pytest.mark.parametrize("args", [["--help"], [], ["--no-such-option"]])
+def test_the_app_of_one_command_parses_it_as_the_whole_app_does(
+    command: str, args: list[str]
+) -> None:
+    whole = CliRunner().invoke(app, [command, *args])
+    one = CliRunner().invoke(_only(app, command), [command, *args])
+    assert (one.exit_code, one.output) == (whole.exit_code, whole.output)
+    assert whole.exit_code in (0, 2)
+    assert list(typer.main.get_command(_only(app, command)).commands) == [command]  # type: ignore[attr-defined]
 
 
 def test_the_options_skipped_with_their_value_are_the_apps_options_that_take_one() -> None:
