@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape as escape_markup
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facelens import errors, redact
 from facelens.settings import DetectorName, ModelName, Settings, unknown_variables
@@ -199,7 +198,55 @@ def engine_for_command(state: State) -> Engine:
     return load_engine(state, settings)
 
 
-def progress_bar(label: str) -> Progress:
+class ProgressBar(Protocol):
+    """What the commands use of rich's ``Progress``."""
+
+    def __enter__(self) -> ProgressBar: ...
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None: ...
+
+    def add_task(self, description: str, *, total: float | None, **fields: Any) -> Any: ...
+
+    def update(
+        self,
+        task_id: Any,
+        *,
+        total: float | None = None,
+        advance: float | None = None,
+        **fields: Any,
+    ) -> None: ...
+
+
+class _NoBar:
+    """The bar where none is shown (stderr is no terminal), without importing rich.progress."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        return None
+
+    def add_task(self, description: str, *, total: float | None, **fields: Any) -> int:
+        return 0
+
+    def update(
+        self,
+        task_id: Any,
+        *,
+        total: float | None = None,
+        advance: float | None = None,
+        **fields: Any,
+    ) -> None:
+        return None
+
+
+def progress_bar(label: str) -> ProgressBar:
+    """A progress bar on stderr, transient; one that shows nothing when stderr is no
+    terminal (piped or captured: most runs by scripts, where rich.progress is not needed)."""
+    if not err.is_terminal:
+        return _NoBar()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),
@@ -208,7 +255,6 @@ def progress_bar(label: str) -> Progress:
         TextColumn("{task.fields[current]}"),
         console=err,
         transient=True,
-        disable=not err.is_terminal,
     )
 
 
