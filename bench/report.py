@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 STAGES = ["decode", "detect", "align", "embed", "match", "total"]
+STARTUP_TARGET_S = 0.35  # issue 20: one photo recognised, as a whole command, on a 2-core box
 LIBRARY = "face_recognition"
 ALL_CORES, DEFAULT = "face_recognition_all_cores", "face_recognition_default"
 
@@ -131,6 +132,15 @@ def _targets(results: dict[str, Any]) -> list[list[str]]:
             "(one core)",
             c["sface"][f"ratio_{ALL_CORES}"] >= 6,
         )
+    if "startup" in results:
+        s = results["startup"]
+        one = s["recognize_one_sface_s"]
+        row(
+            f"sface: `facelens recognize` of one 720p photo as a whole command (start-up "
+            f"included, a gallery of 6 people) ≤ {STARTUP_TARGET_S} s",
+            f"{one} s (median of {s.get('repeats', 5)})",
+            one <= STARTUP_TARGET_S,
+        )
     if "lfw" in results:
         ident = results["lfw"]["sface"]["identify"]
         row(
@@ -172,14 +182,14 @@ def _missed(results: dict[str, Any]) -> list[str]:
         f"{1 - c['sface'][f'ratio_{ALL_CORES}'] / 6:.0%}.** "
         f"Each facelens command pays a fixed cost before its photos: one whole `facelens "
         f"recognize` of a single photo takes {fixed} s (Python, numpy, OpenCV and pydantic "
-        "imported, the SFace network parsed from its 10 MB file, the gallery opened). "
+        "imported, the SFace network parsed from its 10 MB file on a thread beside them, "
+        "the gallery opened). "
         f"Enrol and recognise are two commands, so about {2 * fixed:.1f} s of the "
         f"{c['sface']['total_s']} s is start-up; face_recognition pays its own start-up "
         "once, and then spends nearly all its time in dlib. On the photos themselves, "
         f"with the models loaded, sface is {ident['sface']['ratio']}× faster (identification "
         "below), so the ratio grows with the number of photos per command. What would close "
-        "it: a long-running process (the server, or a future watch mode), or loading SFace "
-        "while Python imports the rest.",
+        "it: a long-running process (the server, or a future watch mode).",
     ]
 
 
@@ -315,11 +325,16 @@ def _startup(results: dict[str, Any]) -> list[str]:
     return [
         "## Start-up",
         "",
-        f"Whole processes, median: `facelens --help` {s['help_s']} s; `facelens recognize` of "
-        "one 720p photo "
+        f"Whole processes, median of {s.get('repeats', 5)}: `facelens --help` {s['help_s']} s; "
+        "`facelens recognize` of one 720p photo against a gallery of the 6 people "
         + ", ".join(f"{m} {s[f'recognize_one_{m}_s']} s" for m in _models(results))
-        + ". Heavy modules load only in the commands that need them, and `scripts/setup` "
-        "byte-compiles the installed packages once per lock file.",
+        + f" (target for sface: ≤ {STARTUP_TARGET_S} s). A photo command starts loading its "
+        "model on a thread before Python imports the CLI (parsing SFace's network releases "
+        "the GIL, so with a core to spare the two overlap); heavy modules load only in the "
+        "commands that need them; the garbage collector leaves the start-up's objects alone; "
+        "and `scripts/setup` byte-compiles the installed packages once per lock file, and "
+        "facelens's own on every run. On a box whose two cores are busy with other work, "
+        "the overlap is lost and the figure grows with the load.",
     ]
 
 

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import multiprocessing
 import signal
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from facelens.errors import FaceLensError
 from facelens.imaging import read_file_bytes
-from facelens.lifetime import die_with_parent
 from facelens.pipeline import Analysis, Engine
 from facelens.recognition import analyze_bytes
 from facelens.settings import Settings
@@ -68,7 +65,7 @@ _inherited_job: Job[Any] | None = None
 _inherited_max_pixels = 0
 
 
-def _worker_init() -> None:
+def _worker_init(die_with_parent: Callable[[], None]) -> None:
     # Ctrl-C goes to the whole process group: the parent alone decides how to stop. And a
     # worker must not outlive its parent (kill -9 of 'facelens enroll' left them running).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -90,9 +87,18 @@ def run_batch(paths: Sequence[Path], settings: Settings, job: Job[T]) -> Iterato
         for path in paths:
             yield run_job(job, path, settings.max_pixels)
         return
+    # Imported here only: one photo (a recognize of one file) needs no pool.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from facelens.lifetime import die_with_parent
+
     _inherited_job, _inherited_max_pixels = job, settings.max_pixels
     pool = ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_worker_init,
+        initargs=(die_with_parent,),
     )
     try:
         futures = [pool.submit(_work, path) for path in paths]

@@ -17,8 +17,9 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ModelName = Literal["sface", "dlib"]
-DetectorName = Literal["yunet", "hog", "cnn", "haar"]
+from facelens.models.names import DetectorName as DetectorName
+from facelens.models.names import ModelName as ModelName
+
 LogFormat = Literal["text", "json"]
 
 

@@ -17,8 +17,11 @@ from facelens.cli.app import app
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """The entry point of installs made before ``facelens.__main__:main`` was (which starts
+    the model loading before this package is imported): the same command."""
+    from facelens.__main__ import main as run
+
+    run()
 
 
 __all__ = ["app", "main"]

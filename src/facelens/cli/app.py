@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape as escape_markup
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facelens import errors, redact
 from facelens.settings import DetectorName, ModelName, Settings, unknown_variables
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from prometheus_client.registry import Collector
 
     from facelens.gallery import SQLiteGallery
+    from facelens.models.background import EmbeddingLoad
     from facelens.pipeline import Engine
 
 # Exit codes, one per kind of failure, so scripts can tell them apart.
@@ -87,6 +87,9 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 class State:
     settings: Settings
     debug: bool
+    # The aligner and embedder ``facelens`` started loading before it parsed its arguments
+    # (facelens/__main__.py), taken by the first engine built; None once taken, or if none.
+    early_load: EmbeddingLoad | None = None
 
 
 _KEPT = frozenset("\t\n\u200c\u200d")  # line layout; joiners, which names need (Persian)
@@ -162,28 +165,88 @@ def open_gallery(state: State, *, read_only: bool = False) -> SQLiteGallery:
     return open_it(state.settings, read_only=read_only)
 
 
+def load_engine(state: State, settings: Settings) -> Engine:
+    """The models of the profile ``settings`` name, loaded: ``Engine.load``, but with the
+    aligner and embedder loading since start-up if they are that profile's."""
+    from facelens.models.profiles import profile_for
+    from facelens.pipeline import Engine
+
+    profile = profile_for(settings.model)
+    early, state.early_load = state.early_load, None
+    if early is None:
+        return Engine.load(settings)
+    if early.profile.id != profile.id:  # a wrong guess: dropped, once ended (see wait)
+        early.wait()
+        return Engine.load(settings)
+    return Engine(settings, profile, *profile.load(settings, embedding=early.models))
+
+
 def engine_for_gallery(state: State, gallery: SQLiteGallery) -> Engine:
     """The models of the gallery's profile, loaded."""
-    from facelens.enroll import engine_for
-
-    return engine_for(gallery, state.settings)
+    return load_engine(state, state.settings.with_model(gallery.profile.name))
 
 
 def engine_for_command(state: State) -> Engine:
     """The models for a command that needs no gallery (verify, eval): ``--model`` if given,
     else the model of the data directory's gallery if there is one (so distances and the
     threshold are those ``recognize`` uses), else the default model."""
-    from facelens.pipeline import Engine
-
     settings = state.settings
     if settings.model is None and settings.gallery_path.is_file():
         gallery = open_gallery(state, read_only=True)
         settings = settings.with_model(gallery.profile.name)
         gallery.close()
-    return Engine.load(settings)
+    return load_engine(state, settings)
 
 
-def progress_bar(label: str) -> Progress:
+class ProgressBar(Protocol):
+    """What the commands use of rich's ``Progress``."""
+
+    def __enter__(self) -> ProgressBar: ...
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None: ...
+
+    def add_task(self, description: str, *, total: float | None, **fields: Any) -> Any: ...
+
+    def update(
+        self,
+        task_id: Any,
+        *,
+        total: float | None = None,
+        advance: float | None = None,
+        **fields: Any,
+    ) -> None: ...
+
+
+class _NoBar:
+    """The bar where none is shown (stderr is no terminal), without importing rich.progress."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        return None
+
+    def add_task(self, description: str, *, total: float | None, **fields: Any) -> int:
+        return 0
+
+    def update(
+        self,
+        task_id: Any,
+        *,
+        total: float | None = None,
+        advance: float | None = None,
+        **fields: Any,
+    ) -> None:
+        return None
+
+
+def progress_bar(label: str) -> ProgressBar:
+    """A progress bar on stderr, transient; one that shows nothing when stderr is no
+    terminal (piped or captured: most runs by scripts, where rich.progress is not needed)."""
+    if not err.is_terminal:
+        return _NoBar()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),
@@ -192,7 +255,6 @@ def progress_bar(label: str) -> Progress:
         TextColumn("{task.fields[current]}"),
         console=err,
         transient=True,
-        disable=not err.is_terminal,
     )
 
 
@@ -281,7 +343,9 @@ def main_options(
             f"[yellow]warning:[/yellow] {escape(name)} is not a facelens setting and is "
             "ignored (a typo?); 'facelens --help' and the README list them."
         )
-    ctx.obj = State(validated_settings(overrides), debug)
+    # ctx.obj is, until here, what main() passed: the models loading since start-up, if any.
+    early: EmbeddingLoad | None = ctx.obj
+    ctx.obj = State(validated_settings(overrides), debug, early)
 
 
 def serve_metrics(port: int, collector: Collector) -> None:

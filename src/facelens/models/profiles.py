@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from facelens.errors import ModelError
 from facelens.matching import Metric, Scoring
 from facelens.models.base import Aligner, Detector, Embedder
-from facelens.settings import DetectorName, ModelName, Settings
+from facelens.models.names import DetectorName, ModelName
+
+if TYPE_CHECKING:
+    from facelens.settings import Settings
 
 DEFAULT_MODEL: ModelName = "sface"
 MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
@@ -107,10 +110,16 @@ class ModelProfile:
             )
         return name
 
-    def load(self, settings: Settings) -> tuple[Detector, Aligner, Embedder]:
-        """Load this profile's models (:class:`ModelError` if a weight file is missing or bad)."""
+    def load(
+        self,
+        settings: Settings,
+        embedding: Callable[[], tuple[Aligner, Embedder]] | None = None,
+    ) -> tuple[Detector, Aligner, Embedder]:
+        """Load this profile's models (:class:`ModelError` if a weight file is missing or bad);
+        ``embedding`` gives the aligner and embedder instead, when they are loaded already
+        (``EmbeddingLoad.models``: it is asked after the detector is loaded)."""
         detector = DETECTORS[self.detector_name(settings)](settings)
-        aligner, embedder = self.load_embedding()
+        aligner, embedder = (embedding or self.load_embedding)()
         if aligner.needs_landmarks and not detector.gives_landmarks:
             raise ModelError(f"The {detector.name} detector gives no landmarks for {aligner.name}.")
         return detector, aligner, embedder
