@@ -112,14 +112,21 @@ def _targets(results: dict[str, Any]) -> list[list[str]]:
         runs = {(r["path"], r["concurrency"]): r for r in results["server"]["sface"]["runs"]}
         one, four = runs[("/v1/recognize", 1)], runs[("/v1/recognize", 4)]
         row(
-            "sface: /v1/recognize 720p, p50 ≤ 50 ms at concurrency 1",
+            "sface: /v1/recognize 720p, p50 ≤ 30 ms at concurrency 1 (small CPUs, issue 20)",
             f"{one['p50_ms']} ms",
-            (one["p50_ms"] or 1e9) <= 50,
+            (one["p50_ms"] or 1e9) <= 30,
         )
         row(
             "sface: /v1/recognize 720p, ≥ 25 requests/s at concurrency 4",
             f"{four['throughput_rps']} req/s",
             four["throughput_rps"] >= 25,
+        )
+    twelve = results.get("pipeline", {}).get("12MP", {}).get("sface")
+    if twelve:
+        row(
+            "sface: a 12 MP photo (4618x2598) in one process, models loaded, ≤ 80 ms",
+            f"{twelve['ms']['total']} ms (decode {twelve['ms']['decode']} ms)",
+            twelve["ms"]["total"] <= 80,
         )
     if "cli" in results:
         c = results["cli"]
@@ -172,6 +179,34 @@ def _targets(results: dict[str, Any]) -> list[list[str]]:
 
 def _missed(results: dict[str, Any]) -> list[str]:
     """Why a missed target was missed, from the figures of the same run."""
+    return _missed_photo(results) + _missed_commands(results)
+
+
+def _missed_photo(results: dict[str, Any]) -> list[str]:
+    stages = results.get("pipeline", {}).get("720p", {}).get("sface", {}).get("ms")
+    if "server" not in results or not stages:
+        return []
+    one = next(
+        r
+        for r in results["server"]["sface"]["runs"]
+        if (r["path"], r["concurrency"]) == ("/v1/recognize", 1)
+    )
+    if (one["p50_ms"] or 1e9) <= 30:
+        return []
+    return [
+        "",
+        f"**The 720p target is missed: {one['p50_ms']} ms of 30.** The models alone take "
+        f"more on this box: in one process, on one OpenCV thread, SFace embeds a face in "
+        f"{stages['embed']} ms and YuNet detects in {stages['detect']} ms (decode "
+        f"{stages['decode']} ms). A request alone gets OpenCV's two threads, which bring "
+        "SFace to ~17 ms only when the other virtual core is idle. Below 30 ms would take a "
+        "faster embedder or a smaller detection size (`FACELENS_DETECT_MAX_SIDE=480` saves "
+        "~5 ms but misses faces narrower than ~45 px in 720p): neither is done, as both "
+        "change what is recognised.",
+    ]
+
+
+def _missed_commands(results: dict[str, Any]) -> list[str]:
     c, start, ident = results.get("cli"), results.get("startup"), results.get("identification")
     if not (c and start and ident) or c["sface"][f"ratio_{ALL_CORES}"] >= 6:
         return []
