@@ -84,7 +84,7 @@ def _damaged(source: Path, problems: list[str]) -> str:
     )
 
 
-def _check_target(target: Path) -> None:
+def check_target(target: Path) -> None:
     """Before any work: ``target`` is new and its folder can take it (made if missing)."""
     if target.exists() or target.is_symlink():
         raise InputPathError(f"{target}: already exists; give a new file name.")
@@ -156,7 +156,7 @@ def write_backup(settings: Settings, target: Path) -> BackupReport:
     if not (data / GALLERY_FILE).is_file():
         raise StorageError(f"There is no gallery at {data / GALLERY_FILE}: nothing to back up.")
     target = target.absolute()
-    _check_target(target)
+    check_target(target)
     partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     try:
         # The copies wait beside the archive, in a folder of the owner's only.

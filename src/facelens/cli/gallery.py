@@ -21,7 +21,6 @@ from facelens.cli.app import (
     print_json,
     progress_bar,
 )
-from facelens.errors import InputPathError
 from facelens.settings import ModelName
 
 if TYPE_CHECKING:
@@ -307,15 +306,10 @@ def gallery_backup(
 ) -> None:
     """Copy the gallery file alone (people, faces, keys) to TARGET, consistently, while in
     use. 'facelens backup' copies the whole data directory (events and streams too)."""
+    from facelens.backup.write import check_target
+
     with handled(ctx) as state:
-        if target.exists():
-            raise InputPathError(f"{target}: already exists; give a new file name.")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputPathError(
-                f"{target.parent}: cannot create the folder ({exc.strerror or exc})."
-            ) from None
+        check_target(target)
         gallery = open_gallery(state)
         gallery.backup(target)
         gallery.close()
