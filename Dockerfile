@@ -30,13 +30,14 @@ RUN if [ -n "$CA_BUNDLE" ]; then export PIP_CERT="$CA_BUNDLE"; fi; \
     /opt/uv/bin/pip install --quiet "uv==${UV_VERSION}"
 WORKDIR /src
 # Exactly the versions of uv.lock, without the dev tools; dependencies first, so a change to
-# the code alone does not download them again. Left out unless asked for: matplotlib and what
+# the code alone does not download them again. Left out: PyAV (104 MB; supervision lists it
+# for video files, facelens reads video with OpenCV) and, unless asked for, matplotlib and what
 # only it needs (supervision lists it for plotting helpers the tracker never imports), the
 # test folders of numpy and scipy, and dlib's 68-point landmark model, which facelens never
 # loads (95 MB; it uses the 5-point one).
 COPY pyproject.toml uv.lock README.md ./
 RUN if [ -n "$CA_BUNDLE" ]; then export SSL_CERT_FILE="$CA_BUNDLE"; fi; \
-    set -- ; \
+    set -- --no-install-package av; \
     IFS=,; for extra in $EXTRAS; do set -- "$@" --extra "$extra"; done; unset IFS; \
     case ",$EXTRAS," in \
         *,plots,*) ;; \
