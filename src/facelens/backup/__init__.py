@@ -19,7 +19,6 @@ the unpacked files in place.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -32,15 +31,6 @@ GALLERY_FILE = "gallery.sqlite3"
 DATABASES = (GALLERY_FILE, EVENTS_FILE)  # in the order they are archived
 FORMAT = "facelens-backup"
 FORMAT_VERSION = 1
-_CHUNK = 1 << 20
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _count(db: sqlite3.Connection, table: str, where: str = "") -> int | None:

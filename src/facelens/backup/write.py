@@ -26,7 +26,6 @@ from facelens.backup import (
     GALLERY_FILE,
     MANIFEST,
     describe,
-    sha256_of,
 )
 from facelens.errors import GalleryDamaged, InputPathError, StorageError
 from facelens.gallery.db import (
@@ -38,6 +37,7 @@ from facelens.gallery.db import (
     quick_check_file,
     storage_error,
 )
+from facelens.models.weights import sha256_of
 from facelens.settings import Settings
 
 
