@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from facelens.redact import MaskSecrets
-from tests.helpers import Probe
+from tests.helpers import Probe, read_probes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,11 +46,7 @@ def people_dir(faces_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def probes(faces_dir: Path) -> list[Probe]:
-    with (faces_dir / "probes.csv").open(newline="") as handle:
-        return [
-            Probe(faces_dir / "probes" / row["file"], sorted(row["expected"].split(";")))
-            for row in csv.DictReader(handle)
-        ]
+    return read_probes(faces_dir)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ long a request may take (60 s; an emulated arm64 image needs far more).
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import json
 import os
@@ -27,6 +26,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import shared_data
+from tests.helpers import read_probes
 
 PERSON = "obama"
 
@@ -133,10 +133,7 @@ def names_of_every_probe(url: str, key: str, out: Path) -> None:
         )
         check(enrolled.status_code == 200, f"enrol {folder.name}")
     answered = {probe.name: names(client, probe) for probe in sorted((faces / "probes").iterdir())}
-    expected = {
-        row["file"]: set(row["expected"].split(";"))
-        for row in csv.DictReader((faces / "probes.csv").read_text().splitlines())
-    }
+    expected = {probe.file.name: set(probe.expected) for probe in read_probes(faces)}
     check(set(answered) == set(expected), "every probe of probes.csv answered")
     wrong = {p: n for p, n in answered.items() if not set(n) <= expected[p] | {"unknown"}}
     check(not wrong, f"no wrong name on any probe ({wrong})")

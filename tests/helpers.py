@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 import struct
@@ -17,6 +18,15 @@ class Probe:
 
     file: Path
     expected: list[str]
+
+
+def read_probes(faces_dir: Path) -> list[Probe]:
+    """The probes of ``faces_dir/probes.csv``, each with the names expected in it."""
+    with (faces_dir / "probes.csv").open(newline="") as handle:
+        return [
+            Probe(faces_dir / "probes" / row["file"], sorted(row["expected"].split(";")))
+            for row in csv.DictReader(handle)
+        ]
 
 
 def png_header_only(width: int, height: int) -> bytes:
