@@ -11,6 +11,9 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from facelens.errors import StorageError
 from facelens.models.base import Box
 from facelens.video.eventlog import EventLog, Filter, forget_crops_in
 from facelens.video.tail import Stored
@@ -285,3 +288,26 @@ def test_an_events_file_from_before_the_outbox_states_is_upgraded_in_place(
         ]
     finally:
         log.close()
+
+
+def test_a_full_disk_during_an_event_write_is_the_storage_error_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    log = EventLog(tmp_path / "events.sqlite3", targets=["hook"])
+    log.add([event(1, "ann")])
+    pages = log._db.execute("PRAGMA page_count").fetchone()[0]
+    # SQLite reports SQLITE_FULL ("database or disk is full") when it cannot grow the file,
+    # and has then rolled the transaction back already: a second ROLLBACK failed ("no
+    # transaction is active") and a raw sqlite3.OperationalError hid the real error.
+    log._db.execute(f"PRAGMA max_page_count = {pages + 1}")
+    big = [event(n, "bob", crop=os.urandom(BIG)) for n in range(2, 6)]
+    with pytest.raises(StorageError, match="disk is full"):
+        log.add(big)
+    assert not log._db.in_transaction
+    assert [e["id"] for _, e in log.events()] == ["id1"]
+    assert [seq for seq, _ in log.pending("hook")] == [1]
+    # Room again: the same log goes on writing (nothing was left half-done or locked).
+    log._db.execute(f"PRAGMA max_page_count = {pages + 10_000}")
+    log.add(big)
+    assert [e["id"] for _, e in log.events()] == ["id1", "id2", "id3", "id4", "id5"]
+    log.close()

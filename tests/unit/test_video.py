@@ -3,12 +3,14 @@ tracks' vote, the event log's outbox, the rates and the metrics made of a stream
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
 import cv2
 import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,7 +24,14 @@ from facelens.video.eventlog import EventLog
 from facelens.video.metrics import StreamMetrics
 from facelens.video.source import RECONNECT_CAP_S, Frame, backoff_s, is_live, mask
 from facelens.video.tracks import Event, StreamCounts, StreamTracker, _closer_half, frontal
-from facelens.video.watch import RATE_WINDOW_S, RateMeter, VideoOut, Watched, stream_name
+from facelens.video.watch import (
+    RATE_WINDOW_S,
+    HeldEvents,
+    RateMeter,
+    VideoOut,
+    Watched,
+    stream_name,
+)
 
 
 def test_credentials_in_urls_are_masked() -> None:
@@ -376,3 +385,40 @@ def test_an_annotated_camera_plays_at_real_speed_whatever_was_dropped(tmp_path: 
     video.close()
     fps, greys = video_written(tmp_path / "gap.mp4")
     assert fps == 10 and len(greys) == 3 + round(VideoOut.MAX_HOLD_S * 10)
+
+
+def test_a_stream_goes_on_through_a_full_disk_and_its_events_are_stored_once_there_is_room(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = EventLog(tmp_path / "events.sqlite3", targets=("hook",))
+    told: list[str] = []
+    emit = HeldEvents(log, lambda found: told.extend(e.id for e in found))
+    emit([event(1)])
+    pages = log._db.execute("PRAGMA page_count").fetchone()[0]
+    log._db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+    crop = np.random.default_rng(0).bytes(300_000)  # more than the free pages hold
+    for n in (2, 3):
+        emit([dataclasses.replace(event(n), crop=crop)])  # no error reaches the frame loop
+    assert told == ["id1"] and [e.id for e in emit.held] == ["id2", "id3"]
+    assert "events not stored" in caplog.text and "disk is full" in caplog.text
+    log._db.execute(f"PRAGMA max_page_count = {pages + 10_000}")  # room again
+    emit([])  # a frame without events: held ones are tried again every RETRY_S, not now
+    assert len(emit.held) == 2
+    emit.last_try()  # stored, in order, then told
+    assert told == ["id1", "id2", "id3"] and not emit.held
+    assert [e["id"] for _, e in log.pending("hook")] == ["id1", "id2", "id3"]
+    assert "3 events were never stored" not in caplog.text
+
+
+def test_held_events_are_bounded_and_the_dropped_ones_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = EventLog(tmp_path / "events.sqlite3")
+    emit = HeldEvents(log, lambda found: None)
+    log._db.execute("PRAGMA query_only = ON")  # every write fails, as on a read-only disk
+    emit.MAX_HELD = 3
+    for n in range(5):
+        emit([event(n)])
+    assert [e.id for e in emit.held] == ["id2", "id3", "id4"] and emit.dropped == 2
+    emit.last_try()
+    assert "5 events were never stored" in caplog.text

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import stat
 import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -153,6 +154,31 @@ def os_storage_error(path: Path, exc: OSError, doing: str) -> StorageError:
     }
     hint = hints.get(exc.errno or 0, exc.strerror or str(exc))
     return StorageError(f"Cannot {doing} {path}: {hint}.")
+
+
+@contextlib.contextmanager
+def write_transaction(
+    db: sqlite3.Connection, failure: Callable[[sqlite3.Error], Exception]
+) -> Iterator[sqlite3.Connection]:
+    """One write transaction on ``db`` (the caller holds its lock): committed whole, or rolled
+    back whole on any error, a storage failure raised as ``failure(error)`` (our error, never
+    SQLite's). On SQLITE_FULL and some I/O errors SQLite has rolled back already: a second
+    ROLLBACK would fail too and hide the real error, so it is only sent while one is open."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
+                    db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise failure(exc) from None
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from facelens.gallery.db import (
     os_storage_error,
     quick_check_file,
     storage_error,
+    write_transaction,
 )
 from facelens.matching import GalleryIndex
 from facelens.models.profiles import ModelProfile
@@ -125,22 +126,8 @@ class GalleryFile:
         (whose deleted content ``secure_delete`` overwrote): no copy of it stays on disk."""
         with self._lock:
             self.check_writable()
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    # SQLite may already have rolled back (e.g. on SQLITE_FULL): a second
-                    # ROLLBACK would fail and hide the real error.
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    with suppress(sqlite3.Error):  # the first error is the one to report
-                        self._db.execute("ROLLBACK")
-                raise self._failure(exc) from None
+            with write_transaction(self._db, self._failure) as db:
+                yield db
             if erases:
                 self._empty_wal()
             self._vouched = self._stamp()

@@ -23,7 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facelens.gallery.db import connect, now_text, storage_error
+from facelens.errors import StorageError
+from facelens.gallery.db import connect, now_text, storage_error, write_transaction
 
 if TYPE_CHECKING:
     from facelens.video.tail import Tail
@@ -162,14 +163,11 @@ class EventLog:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, write_transaction(self._db, self._failure) as db:
+            yield db
+
+    def _failure(self, exc: sqlite3.Error) -> StorageError:
+        return storage_error(self.path, exc)
 
     def add(self, events: Iterable[Event]) -> None:
         """Store events, each pending for every target, in one transaction."""

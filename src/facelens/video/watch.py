@@ -6,6 +6,7 @@ process."""
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections import deque
@@ -19,10 +20,13 @@ import cv2
 import numpy as np
 
 from facelens.annotate import KNOWN_COLOUR, UNKNOWN_COLOUR, Label, draw_labels
+from facelens.errors import StorageError
 from facelens.matching import UNKNOWN
 from facelens.video.eventlog import EventLog
 from facelens.video.source import Frame, FrameSource, mask
 from facelens.video.tracks import Event, StreamTracker
+
+log = logging.getLogger(__name__)
 
 
 def stream_name(source: str, taken: set[str]) -> str:
@@ -204,11 +208,7 @@ def watch(
     events), ``on_tick`` is called on every turn, frames or not. Returns what each stream
     did."""
 
-    def emit(found: list[Event]) -> None:
-        if found:
-            events.add(found)  # durable first
-            on_events(found)
-
+    emit = HeldEvents(events, on_events)
     try:
         while not stop.is_set():
             live = [w for w in streams if not w.finished]
@@ -232,6 +232,7 @@ def watch(
                 watched.meter.add(time.monotonic(), counts.frames, counts.embeddings)
                 if on_frame is not None:
                     on_frame(watched, frame)
+            emit([])  # events held after a failed write are tried again now and then
             if on_tick is not None:
                 on_tick()
     finally:
@@ -240,7 +241,70 @@ def watch(
                 watched.finished = True
                 emit(watched.tracker.finish())
             watched.source.stop()
+        emit.last_try()
     return [_report(w) for w in streams]
+
+
+class HeldEvents:
+    """Events on their way out: stored in the log first (durable), then told to
+    ``on_events``. A storage failure (a full disk) does not stop the stream: its events wait
+    here, in order, and are stored with the next ones, or every RETRY_S, once the log can be
+    written again; past MAX_HELD the oldest are dropped (counted and logged)."""
+
+    MAX_HELD = 1000  # a crop each (~10-30 KB): bounded memory on a small box
+    RETRY_S = 5.0
+
+    def __init__(self, events: EventLog, on_events: Callable[[list[Event]], None]) -> None:
+        self.events = events
+        self.on_events = on_events
+        self.held: deque[Event] = deque()
+        self.dropped = 0
+        self.failure: StorageError | None = None
+        self._tried_at = 0.0
+
+    def __call__(self, found: list[Event]) -> None:
+        if not found and (not self.held or time.monotonic() - self._tried_at < self.RETRY_S):
+            return
+        for event in found:
+            if len(self.held) == self.MAX_HELD:
+                self.held.popleft()
+                self.dropped += 1
+            self.held.append(event)
+        batch = list(self.held)
+        self._tried_at = time.monotonic()
+        try:
+            self.events.add(batch)
+        except StorageError as exc:
+            if self.failure is None:
+                log.error(
+                    "events not stored, held until the event log can be written again "
+                    "(up to %d): %s",
+                    self.MAX_HELD,
+                    exc.message,
+                )
+            self.failure = exc
+            return
+        self.held.clear()
+        if self.failure is not None:
+            log.warning(
+                "the event log is written again: %d held events stored, %d dropped",
+                len(batch),
+                self.dropped,
+            )
+            self.failure, self.dropped = None, 0
+        self.on_events(batch)
+
+    def last_try(self) -> None:
+        """At the end: store what is held, or say how many events are lost."""
+        if self.held:
+            self._tried_at = 0.0
+            self([])
+        if self.held or self.dropped:
+            log.error(
+                "%d events were never stored (%s)",
+                len(self.held) + self.dropped,
+                self.failure.message if self.failure else "the event log could not be written",
+            )
 
 
 @dataclass(slots=True)
