@@ -62,7 +62,7 @@ RUN if [ -n "$CA_BUNDLE" ]; then export SSL_CERT_FILE="$CA_BUNDLE"; fi; \
 # import in turn, ~30 MB), not every file of every package (~55 MB): the image runs read-only,
 # so a module imported later is compiled in memory each time it is, and nothing breaks.
 RUN /opt/facelens/bin/facelens --data-dir /tmp/check info >/dev/null; rm -rf /tmp/check; \
-    /opt/facelens/bin/python -c 'import importlib, pkgutil, facelens, facelens.extras as x; \
+    /opt/facelens/bin/python -c 'import importlib, pkgutil, facelens, facelens.system.extras as x; \
 [importlib.import_module(m.name) for m in pkgutil.walk_packages(facelens.__path__, "facelens.") \
  if m.name != "facelens.models.dlib" or x.installed("dlib")]'
 

@@ -18,15 +18,16 @@ import numpy as np
 from PIL import Image
 from tests.server import FACELENS, Server, cpu_seconds
 
-from facelens.batch import analyze_files
-from facelens.calibrate import propose_threshold, stranger_distances
-from facelens.enroll import enroll_folder, plan_enrolment
+from facelens.core.imaging import decode_image
+from facelens.core.matching import GalleryIndex, identify
+from facelens.core.pipeline import Engine, match_faces
+from facelens.core.recognition import analyze_file
 from facelens.gallery.sqlite import SQLiteGallery
-from facelens.imaging import decode_image
-from facelens.matching import GalleryIndex, Scoring, identify
+from facelens.jobs.batch import analyze_files
+from facelens.jobs.calibrate import propose_threshold, stranger_distances
+from facelens.jobs.enroll import enroll_folder, plan_enrolment
 from facelens.models.profiles import PROFILES
-from facelens.pipeline import Engine, match_faces
-from facelens.recognition import analyze_file
+from facelens.models.scoring import Scoring
 from facelens.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Does each model stage scale with threads? Decides the server's worker model (see workers.py).
+"""Does each model stage scale with threads? Decides the server's worker model (workers/pool.py).
 
 Runs each stage N times in 1 thread, then in 2 threads at once, on one probe photo, and prints
 the throughput ratio: ~2 means the stage releases the GIL (threads can use both cores), ~1 means
@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from facelens.imaging import downscale, read_image_file
-from facelens.pipeline import Engine
+from facelens.core.imaging import downscale, read_image_file
+from facelens.core.pipeline import Engine
 from facelens.settings import Settings
 
 REPEATS = 8

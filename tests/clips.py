@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facelens.pipeline import Engine
+from facelens.core.pipeline import Engine
 
 SIZE = (1280, 720)
 BACKGROUND = (90, 110, 120)  # BGR: the same wall behind everybody

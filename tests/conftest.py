@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from facelens.redact import MaskSecrets
+from facelens.system.redact import MaskSecrets
 from tests.helpers import Probe, read_probes
 
 REPO = Path(__file__).resolve().parents[1]

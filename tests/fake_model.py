@@ -21,7 +21,7 @@ from PIL import Image
 from facelens.models import profiles
 from facelens.models.base import AlignedFace, Box, Detection, Embeddings, RGBImage
 from facelens.settings import Settings
-from facelens.worker_main import serve as real_serve
+from facelens.workers.worker import serve as real_serve
 
 WHITE = (255, 255, 255)
 

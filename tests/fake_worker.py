@@ -1,4 +1,4 @@
-"""Stand-ins for a worker process's main function (``facelens.worker_main.serve``): they speak
+"""Stand-ins for a worker process's main function (``facelens.workers.worker.serve``): they speak
 the same pipe protocol without loading a model, so the pool's own behaviour (time limits, dead
 workers, abandoned work, queue) is tested in seconds. Module-level, so spawn can import them."""
 

@@ -10,18 +10,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from facelens.core.pipeline import Analysis, Engine, Face, RecognizedFace, Verification
     from facelens.errors import FaceLensError
-    from facelens.pipeline import Analysis, Engine, Face, RecognizedFace, Verification
     from facelens.settings import Settings
 
 _EXPORTS = {
-    "Analysis": "facelens.pipeline",
-    "Engine": "facelens.pipeline",
-    "Face": "facelens.pipeline",
+    "Analysis": "facelens.core.pipeline",
+    "Engine": "facelens.core.pipeline",
+    "Face": "facelens.core.pipeline",
     "FaceLensError": "facelens.errors",
-    "RecognizedFace": "facelens.pipeline",
+    "RecognizedFace": "facelens.core.pipeline",
     "Settings": "facelens.settings",
-    "Verification": "facelens.pipeline",
+    "Verification": "facelens.core.pipeline",
 }
 __all__ = [
     "Analysis",

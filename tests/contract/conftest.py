@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from facelens.api.app import create_app
 from facelens.api.deps import Services
 from facelens.api.idempotency import IdempotencyStore
+from facelens.api.keys import KeyStore
 from facelens.api.observability import Metrics
 from facelens.gallery.sqlite import SQLiteGallery
-from facelens.keys import KeyStore
 from facelens.settings import Settings
-from facelens.workers import SpawnedWorkerPool
+from facelens.workers.pool import SpawnedWorkerPool
 from tests import fake_model
 
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from facelens.api.console import POLICY
-from facelens.keys import KeyStore
+from facelens.api.keys import KeyStore
 from facelens.models.base import Box
 from tests import fake_model
 from tests.contract.conftest import served
@@ -230,7 +230,7 @@ def test_every_answer_forbids_framing_and_type_sniffing(api: TestClient) -> None
 def test_key_scopes_limit_what_a_key_may_do(tmp_path: Path) -> None:
     """A recognize key cannot change people, an enrol key cannot add streams (a stream makes
     the server read a source), an admin key can do both; refusals are 403 with a clear code."""
-    from facelens.keys import KeyStore
+    from facelens.api.keys import KeyStore
 
     data = tmp_path / "data"
     store = KeyStore(data / "gallery.sqlite3")

@@ -20,8 +20,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from facelens.compat import NAMED_FLOOR, UNNAMED_CEILING, similarity
-from facelens.keys import KeyStore
+from facelens.api.compat.scores import NAMED_FLOOR, UNNAMED_CEILING, similarity
+from facelens.api.keys import KeyStore
 from facelens.models.base import Box
 from facelens.settings import Settings
 from tests.contract.conftest import served

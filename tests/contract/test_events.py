@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from facelens.cli import app
+from facelens.events.event import Event
+from facelens.events.log import EventLog
 from facelens.models.base import Box
-from facelens.video.eventlog import EventLog
-from facelens.video.tracks import Event
 from tests import fake_model
 from tests.contract.conftest import served
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facelens.imaging import read_image_file
+from facelens.core.imaging import read_image_file
 from facelens.models.base import RGBImage
 from facelens.models.opencv_zoo import (
     ARCFACE_TEMPLATE,

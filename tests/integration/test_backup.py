@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from facelens.api.keys import KeyStore
+from facelens.events.event import Event
+from facelens.events.log import EventLog
 from facelens.gallery import SQLiteGallery
-from facelens.keys import KeyStore
 from facelens.models.base import Box
 from facelens.settings import Settings
-from facelens.video.eventlog import EventLog
 from facelens.video.streams import StreamManager
-from facelens.video.tracks import Event
 from tests.backups import contents, facelens, manifest_of
 from tests.server import Server
 from tests.unit.test_streams import idle_stream

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from facelens.api.keys import KeyStore
 from facelens.client import Client, RetryPolicy
 from facelens.errors import APIError
-from facelens.keys import KeyStore
 from tests.helpers import Probe
 from tests.server import FACELENS, Server
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from facelens.keys import KeyStore
+from facelens.api.keys import KeyStore
 from facelens.settings import Settings
 from tests.client_envs import run_client
 from tests.helpers import Probe

@@ -17,10 +17,10 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Locator, Page, Playwright, Route, expect
 
-from facelens.imaging import encode_image, read_image_file
+from facelens.core.imaging import encode_image, read_image_file
+from facelens.events.event import Event
+from facelens.events.log import EventLog
 from facelens.models.base import Box
-from facelens.video.eventlog import EventLog
-from facelens.video.tracks import Event
 from tests.browser import (
     accessibility_violations,
     axe_script,

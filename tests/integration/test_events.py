@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from facelens.events.delivery import target_names
+from facelens.events.event import Event
+from facelens.events.log import EventLog
 from facelens.models.base import Box
-from facelens.video.delivery import target_names
-from facelens.video.eventlog import EventLog
-from facelens.video.tracks import Event
 from tests.helpers import fill_events
 from tests.mqtt import wait_until
 from tests.server import Server

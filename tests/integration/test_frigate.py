@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from facelens.frigate_messages import MESSAGE_BYTES, QUEUED_BYTES
+from facelens.integrations.frigate_messages import MESSAGE_BYTES, QUEUED_BYTES
 from tests.integration.test_watch import metrics_at
 from tests.mqtt import Broker, Subscriber, free_port, wait_until
 from tests.server import FACELENS, enrolled

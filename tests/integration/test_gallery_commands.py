@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from facelens.enroll import enroll_photo
+from facelens.core.imaging import read_image_file
+from facelens.core.pipeline import Engine
+from facelens.core.recognition import analyze_file
 from facelens.gallery import SQLiteGallery
-from facelens.imaging import read_image_file
+from facelens.jobs.enroll import enroll_photo
 from facelens.models.profiles import PROFILES
-from facelens.pipeline import Engine
-from facelens.recognition import analyze_file
 from facelens.settings import Settings
 from tests.helpers import Probe
 from tests.server import FACELENS

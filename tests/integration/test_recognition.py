@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelens.enroll import enroll_folder, plan_enrolment
+from facelens.core.imaging import decode_image
+from facelens.core.matching import GalleryIndex
+from facelens.core.pipeline import Analysis, Engine, match_faces
+from facelens.core.recognition import analyze_bytes, analyze_file, recognize_bytes
 from facelens.gallery import SQLiteGallery
-from facelens.imaging import decode_image
-from facelens.matching import GalleryIndex
+from facelens.jobs.enroll import enroll_folder, plan_enrolment
 from facelens.models.base import Box
 from facelens.models.profiles import PROFILES
-from facelens.pipeline import Analysis, Engine, match_faces
-from facelens.recognition import analyze_bytes, analyze_file, recognize_bytes
 from facelens.settings import Settings
 from tests.helpers import Probe
 

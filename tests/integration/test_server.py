@@ -23,7 +23,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from facelens.annotate import KNOWN_COLOUR
+from facelens.core.annotate import KNOWN_COLOUR
 from facelens.models.profiles import DEFAULT_MODEL, PROFILES
 from tests.helpers import Probe, png_header_only
 from tests.server import FACELENS, Server

@@ -259,7 +259,7 @@ def attempts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """The reconnect attempts the back-off is asked about (each wait made short)."""
     asked: list[int] = []
 
-    def short(attempt: int) -> float:
+    def short(attempt: int, first: float, cap: float) -> float:
         asked.append(attempt)
         return 0.05
 

@@ -164,7 +164,7 @@ def test_a_cut_between_two_people_at_the_same_place_never_lends_one_the_others_n
 ) -> None:
     """Obama's photo, then a hard cut to Kit Harington's with the face at the very same place
     and size: the box does not move and most of the picture stays the same."""
-    from facelens.pipeline import Engine
+    from facelens.core.pipeline import Engine
     from facelens.settings import Settings
     from tests.clips import same_place_cut
 

@@ -12,7 +12,7 @@ import pytest
 
 from facelens.errors import ClientGone, ModelError, NoFaceFound, Unavailable, WorkTimeout
 from facelens.settings import Settings
-from facelens.workers import SpawnedWorkerPool
+from facelens.workers.pool import SpawnedWorkerPool
 from tests import fake_worker
 
 pytestmark = pytest.mark.integration

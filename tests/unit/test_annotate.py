@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelens.annotate import KNOWN_COLOUR, Label, draw_labels, font_for, missing_glyphs
+from facelens.core.annotate import KNOWN_COLOUR, Label, draw_labels, font_for, missing_glyphs
 from facelens.models.base import Box
 
 NAMES = ["张伟", "Ελένη", "Олег", "محمد", "मोहन", "สมชาย", "김민준", "やまだ", "Łukasz Ñúñez"]

@@ -14,8 +14,8 @@ import facelens.api.idempotency as module
 from facelens import errors
 from facelens.api.errors import STATUS, status_for
 from facelens.api.idempotency import IdempotencyStore, Stored, _canonical
+from facelens.api.keys import ALL_SCOPES, DEFAULT_SCOPES, Caller, KeyStore, given_keys, scopes_from
 from facelens.api.observability import JsonFormatter
-from facelens.keys import ALL_SCOPES, DEFAULT_SCOPES, Caller, KeyStore, given_keys, scopes_from
 
 
 def test_every_error_class_has_a_deliberate_status() -> None:
@@ -140,7 +140,7 @@ def test_a_lone_request_gets_every_core_and_a_busy_server_one_per_worker(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from facelens.settings import Settings
-    from facelens.workers import SpawnedWorkerPool
+    from facelens.workers.pool import SpawnedWorkerPool
 
     monkeypatch.setattr("os.cpu_count", lambda: 4)
     pool = SpawnedWorkerPool(Settings(data_dir=tmp_path, workers=2))

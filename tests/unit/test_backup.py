@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from facelens.api.keys import KeyStore
+from facelens.events.event import Event
+from facelens.events.log import EventLog
 from facelens.gallery import SQLiteGallery
 from facelens.gallery.db import SQLiteStore
 from facelens.gallery.schema import LATEST
-from facelens.keys import KeyStore
 from facelens.models.base import Box
-from facelens.video.eventlog import EventLog
 from facelens.video.streams import _TABLE as STREAMS_TABLE
-from facelens.video.tracks import Event
 from tests.backups import (
     contents,
     entry,

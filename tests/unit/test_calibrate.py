@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelens.calibrate import (
+from facelens.core.matching import GalleryIndex
+from facelens.errors import InvalidValue
+from facelens.jobs.calibrate import (
     people_needed,
     propose_threshold,
     stranger_distances,
     upper_bound,
 )
-from facelens.errors import InvalidValue
-from facelens.matching import GalleryIndex
 
 
 def line_gallery(positions: dict[str, list[float]]) -> GalleryIndex:

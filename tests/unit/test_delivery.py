@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from facelens.events.delivery import Deliveries
+from facelens.events.event import Event
+from facelens.events.log import EventLog
 from facelens.models.base import Box
-from facelens.redact import guard_logs
-from facelens.video.delivery import Deliveries
-from facelens.video.eventlog import EventLog
-from facelens.video.tracks import Event
+from facelens.system.redact import guard_logs
 from tests.mqtt import free_port, wait_until
 from tests.webhook import Receiver
 

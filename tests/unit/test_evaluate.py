@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facelens.errors import InputPathError, InvalidValue
-from facelens.evaluate import (
+from facelens.jobs.evaluate import (
     Pair,
     best_threshold,
     read_labels,
@@ -18,7 +18,7 @@ from facelens.evaluate import (
     score_pairs,
     tar_at_far,
 )
-from facelens.matching import Scoring
+from facelens.models.scoring import Scoring
 
 
 def test_pairs_files_accept_every_label_spelling_crlf_bom_and_extra_columns(

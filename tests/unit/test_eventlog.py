@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from facelens.errors import StorageError
+from facelens.events.event import Event
+from facelens.events.log import EventLog, Filter, forget_crops_in
+from facelens.events.tail import Stored
 from facelens.models.base import Box
-from facelens.video.eventlog import EventLog, Filter, forget_crops_in
-from facelens.video.tail import Stored
-from facelens.video.tracks import Event
 from tests.helpers import fill_events
 from tests.mqtt import wait_until
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from facelens import errors, extras
+from facelens import errors
+from facelens.system import extras
 
 
 def _facelens_without(modules: tuple[str, ...], *args: str) -> subprocess.CompletedProcess[str]:

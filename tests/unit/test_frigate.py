@@ -13,11 +13,11 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from facelens.frigate import BridgeCounts, FrigateBridge, FrigateMetrics, Verdict
-from facelens.frigate_messages import FrigateEvent, Inbox, Rejected, Tally, parse_event
-from facelens.matching import UNKNOWN, Match
+from facelens.core.matching import UNKNOWN, Match
+from facelens.core.pipeline import RecognizedFace
+from facelens.integrations.frigate import BridgeCounts, FrigateBridge, FrigateMetrics, Verdict
+from facelens.integrations.frigate_messages import FrigateEvent, Inbox, Rejected, Tally, parse_event
 from facelens.models.base import Box
-from facelens.pipeline import RecognizedFace
 
 EVENT = "1718900000.123456-abc123"
 

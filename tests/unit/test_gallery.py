@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from facelens.errors import Conflict, InvalidValue, ModelError, NotFound, StorageError
+from facelens.events.event import Event
+from facelens.events.log import EventLog
 from facelens.gallery import NewFace, SQLiteGallery
 from facelens.gallery.base import normalize_name
 from facelens.gallery.db import check_file
@@ -19,8 +21,6 @@ from facelens.gallery.schema import LATEST
 from facelens.gallery.sqlite import renaming_events
 from facelens.models.base import Box
 from facelens.models.profiles import DEFAULT_MODEL, PROFILES
-from facelens.video.eventlog import EventLog
-from facelens.video.tracks import Event
 
 
 def face(seed: int) -> NewFace:
@@ -539,7 +539,7 @@ def test_events_renamed_for_a_gallery_change_that_fails_get_their_old_name_back(
 def test_a_new_data_directory_and_its_files_are_for_their_owner_only(tmp_path: Path) -> None:
     """They hold biometric data: a data directory made 0755 and a gallery 0644 could be read
     by every user of the machine."""
-    from facelens.video.eventlog import EventLog
+    from facelens.events.log import EventLog
 
     data = tmp_path / "data"
     SQLiteGallery(data / "gallery.sqlite3").close()

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelens.enroll import plan_enrolment
 from facelens.errors import Conflict, InputPathError, InvalidValue
 from facelens.gallery import NewFace, SQLiteGallery
 from facelens.gallery.homoglyphs import latin_skeleton
+from facelens.jobs.enroll import plan_enrolment
 from facelens.models.base import Box
 
 ZWJ, ZWNJ, VS16 = "\u200d", "\u200c", "\ufe0f"

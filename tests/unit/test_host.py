@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from facelens import host
+from facelens.system import host
 
 
 def cgroup(monkeypatch: pytest.MonkeyPatch, files: dict[tuple[str, str | None], str]) -> None:

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from facelens.errors import ImageError, ImageTooComplex, ImageTooLarge, InputPathError
-from facelens.imaging import (
+from facelens.core.imaging import (
     THUMBNAIL_MAX_SIDE,
     decode_image,
     downscale,
@@ -21,8 +20,9 @@ from facelens.imaging import (
     read_image_file,
     sharpness,
 )
+from facelens.errors import ImageError, ImageTooComplex, ImageTooLarge, InputPathError
+from facelens.jobs.review import MIN_SHARPNESS
 from facelens.models.base import Box
-from facelens.review import MIN_SHARPNESS
 from tests.helpers import png_header_only, progressive_jpeg_with_repeated_scan
 
 LIMIT = 50_000_000

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelens.matching import UNKNOWN, GalleryIndex, Scoring, identify, pair_distance
+from facelens.core.matching import UNKNOWN, GalleryIndex, identify, pair_distance
+from facelens.models.scoring import Scoring
 
 # The algorithm does not depend on a model: a Euclidean scoring with a round threshold.
 EUCLID = Scoring("euclidean", 0.6, 12.0, 0.05)

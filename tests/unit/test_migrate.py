@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelens.enroll import UPLOAD_PREFIX
 from facelens.gallery import NewFace, SQLiteGallery
-from facelens.migrate import migrate_gallery, overlap
+from facelens.jobs.enroll import UPLOAD_PREFIX
+from facelens.jobs.model_move import migrate_gallery, overlap
 from facelens.models.base import Box
 from facelens.settings import Settings
 

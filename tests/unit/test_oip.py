@@ -1,4 +1,4 @@
-"""The Open Inference Protocol wire format (api/oip.py): both encodings, and refusals."""
+"""The Open Inference Protocol wire format (api/compat/oip.py): both encodings, and refusals."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from facelens.api.oip import Tensor, encode_response, parse_request
+from facelens.api.compat.oip import Tensor, encode_response, parse_request
 from facelens.errors import InvalidValue
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from facelens.redact import MaskSecrets, endpoint, guard_logs, mask
+from facelens.system.redact import MaskSecrets, endpoint, guard_logs, mask
 
 
 def test_secrets_in_urls_are_masked_in_credentials_and_query() -> None:
@@ -56,7 +56,7 @@ def test_a_peers_text_cannot_drive_the_terminal_or_forge_log_lines(
     guard_logs()
     caplog.set_level(logging.INFO)
     answer = "\x1b[2J\x07oops\r\nINFO facelens: forged line \u202etxt.exe"
-    logging.getLogger("facelens.video.delivery").warning("webhook answered 500: %s", answer)
+    logging.getLogger("facelens.events.delivery").warning("webhook answered 500: %s", answer)
     line = caplog.records[-1].getMessage()
     assert not any(ch in line for ch in "\x1b\x07\r\n\u202e"), line
     assert "\\x1b[2J\\x07oops\\r\\nINFO facelens: forged line \\u202etxt.exe" in line
@@ -75,7 +75,7 @@ def test_what_a_process_writes_to_its_standard_error_is_masked_line_by_line() ->
     # As FFmpeg does (a C library writing to fd 2), in pieces, and right before the end.
     script = (
         "import os, sys\n"
-        "from facelens.redact import guard_stderr\n"
+        "from facelens.system.redact import guard_stderr\n"
         "guard_stderr()\n"
         'os.write(2, b"[hls @ 0x1] Error when loading first segment \'http://h/s.ts?tok")\n'
         'os.write(2, b"en=SEGTOKEN99&k=1\'\\nrtsp://admin:hunter2@cam/live\\n")\n'

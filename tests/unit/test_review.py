@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import numpy as np
 
 from facelens.gallery.base import FaceRecord, FaceVectors
-from facelens.matching import Scoring
+from facelens.jobs.review import MIN_FACE_SIDE, MIN_SHARPNESS, review
 from facelens.models.base import Box
-from facelens.review import MIN_FACE_SIDE, MIN_SHARPNESS, review
+from facelens.models.scoring import Scoring
 
 SCORING = Scoring(metric="cosine", threshold=0.5, confidence_slope=10, ambiguity_margin=0.05)
 RNG = np.random.default_rng(7)
@@ -90,7 +90,7 @@ def test_small_and_blurry_faces_are_flagged_and_unmeasured_ones_are_not() -> Non
 
 
 def test_distances_over_several_blocks_agree_with_one() -> None:
-    import facelens.review as module
+    import facelens.jobs.review as module
 
     faces = [(i, ["ann", "bob", "cy"][i % 3], near(["ann", "bob", "cy"][i % 3])) for i in range(40)]
     faces.append((40, "ann", near("cy")))

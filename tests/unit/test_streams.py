@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from facelens.errors import Conflict, InvalidValue, SourceNotAllowed, TooManyStreams
-from facelens.lifetime import die_with_parent
 from facelens.settings import Settings
+from facelens.system.lifetime import die_with_parent
 from facelens.video.streams import RUNNING_ELSEWHERE, StreamConfig, StreamManager, run_stream
 
 CAMERA = "rtsp://127.0.0.1:9/live"  # never connected to by the stand-in

@@ -14,16 +14,18 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from facelens.matching import GalleryIndex
+from facelens.core.matching import GalleryIndex
+from facelens.core.pipeline import Engine
+from facelens.events.event import Event
+from facelens.events.log import EventLog
 from facelens.models.base import AlignedFace, Box, Detection
 from facelens.models.profiles import profile_for
-from facelens.pipeline import Engine
 from facelens.settings import Settings
+from facelens.system.backoff import backoff_s
 from facelens.video.continuity import CutDetector, jumped, look, looks_changed
-from facelens.video.eventlog import EventLog
 from facelens.video.metrics import StreamMetrics
-from facelens.video.source import RECONNECT_CAP_S, Frame, backoff_s, is_live, mask
-from facelens.video.tracks import Event, StreamCounts, StreamTracker, _closer_half, frontal
+from facelens.video.source import RECONNECT_CAP_S, RECONNECT_FIRST_S, Frame, is_live, mask
+from facelens.video.tracks import StreamCounts, StreamTracker, _closer_half, frontal
 from facelens.video.watch import (
     RATE_WINDOW_S,
     HeldEvents,
@@ -41,7 +43,9 @@ def test_credentials_in_urls_are_masked() -> None:
 
 
 def test_reconnect_waits_grow_capped_and_jittered() -> None:
-    waits = [[backoff_s(n) for _ in range(200)] for n in (1, 3, 12)]
+    waits = [
+        [backoff_s(n, RECONNECT_FIRST_S, RECONNECT_CAP_S) for _ in range(200)] for n in (1, 3, 12)
+    ]
     assert max(waits[0]) <= 1.0 and max(waits[1]) <= 4.0
     assert max(waits[2]) <= RECONNECT_CAP_S and max(waits[2]) > RECONNECT_CAP_S / 2
     assert len({round(w, 3) for w in waits[2]}) > 100  # jitter: cameras do not retry in step

@@ -10,14 +10,10 @@ from fastapi_offline import FastAPIOffline
 
 from facelens import __version__
 from facelens.api import (
-    compreface,
-    compreface_verify,
     console,
-    deepstack,
     errors,
     events,
     health,
-    kserve,
     people,
     photos,
     recognition,
@@ -25,6 +21,7 @@ from facelens.api import (
     streams,
 )
 from facelens.api.admission import Admission, AdmissionMiddleware
+from facelens.api.compat import compreface, compreface_verify, deepstack, kserve
 from facelens.api.deps import Services
 from facelens.api.guard import BrowserGuard, origins
 from facelens.api.observability import ObservabilityMiddleware

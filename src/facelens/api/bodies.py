@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from facelens.core.imaging import looks_like_image
 from facelens.errors import BadBase64, EmptyBody, InvalidValue, UnsupportedMediaType
-from facelens.imaging import looks_like_image
 
 MAX_IMAGES_PER_REQUEST = 50
 MAX_PARTS = MAX_IMAGES_PER_REQUEST + 50  # images and text fields of one multipart body

@@ -13,14 +13,14 @@ from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from facelens.api.idempotency import IdempotencyStore
+from facelens.api.keys import KeyStore, Scope
 from facelens.api.observability import Metrics
 from facelens.errors import Forbidden, KeyMissing, Unauthorized
+from facelens.events.log import EventLog
 from facelens.gallery.sqlite import SQLiteGallery
-from facelens.keys import KeyStore, Scope
 from facelens.settings import Settings
-from facelens.video.eventlog import EventLog
 from facelens.video.streams import StreamManager
-from facelens.workers import SpawnedWorkerPool
+from facelens.workers.pool import SpawnedWorkerPool
 
 API_KEY_HEADER = "X-API-Key"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

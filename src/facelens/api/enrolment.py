@@ -20,8 +20,8 @@ from facelens.api import schemas
 from facelens.api.bodies import Upload
 from facelens.api.deps import Services
 from facelens.api.errors import status_for
-from facelens.enroll import Create, PhotoOutcome, enroll_photo, enrolled_before
 from facelens.errors import ImageError, NotFound, NothingEnrolled, Unavailable, WorkTimeout
+from facelens.jobs.enroll import Create, PhotoOutcome, enroll_photo, enrolled_before
 
 write_lock = asyncio.Lock()
 

@@ -26,8 +26,8 @@ from starlette.concurrency import run_in_threadpool
 from facelens.api import schemas
 from facelens.api.deps import Services, require_admin_key, require_api_key, services
 from facelens.errors import InvalidValue, NotFound
-from facelens.video.eventlog import EVENTS_FILE, EventLog, Filter
-from facelens.video.tail import Stored
+from facelens.events.log import EVENTS_FILE, EventLog, Filter
+from facelens.events.tail import Stored
 
 router = APIRouter(
     prefix="/v1/events",

@@ -17,9 +17,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facelens import redact
 from facelens.api.errors import send_error
 from facelens.errors import ClientGone, PayloadTooLarge, RequestTimeout, Unavailable
+from facelens.system import redact
 
 log = logging.getLogger("facelens.access")
 

@@ -21,9 +21,9 @@ from facelens.api import schemas
 from facelens.api.bodies import MAX_IMAGES_PER_REQUEST, read_image_list, read_new_person
 from facelens.api.deps import require_enrol_key, services
 from facelens.api.enrolment import enrol_uploads, nothing_enrolled, write_lock
-from facelens.enroll import UPLOAD_PREFIX
 from facelens.errors import NotFound
 from facelens.gallery.base import FaceRecord
+from facelens.jobs.enroll import UPLOAD_PREFIX
 
 ERRORS = schemas.error_responses(400, 401, 404, 409, 413, 415, 422, 503)
 router = APIRouter(

@@ -14,9 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from facelens.api import schemas
 from facelens.api.bodies import decode_base64, read_images
 from facelens.api.deps import Services, require_api_key, services
-from facelens.matching import UNKNOWN
-from facelens.pipeline import Analysis, Face, Verification
-from facelens.recognition import Recognition
+from facelens.core.matching import UNKNOWN
+from facelens.core.pipeline import Analysis, Face, Verification
+from facelens.core.recognition import Recognition
 
 ERRORS = schemas.error_responses(400, 401, 413, 415, 422, 503)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from facelens import review
 from facelens.api import schemas
 from facelens.api.deps import require_api_key, services
+from facelens.jobs import review
 
 router = APIRouter(
     prefix="/v1/gallery",

@@ -20,16 +20,16 @@ from facelens.api.admission import guarded_protocol
 from facelens.api.app import create_app
 from facelens.api.deps import Services
 from facelens.api.idempotency import IdempotencyStore
+from facelens.api.keys import KeyStore, given_keys
 from facelens.api.observability import Metrics, configure_logging
 from facelens.errors import CannotListen, UnsafeSettings
+from facelens.events.delivery import DeliveryMetrics
 from facelens.gallery.sqlite import SQLiteGallery
-from facelens.keys import KeyStore, given_keys
-from facelens.redact import endpoint
 from facelens.settings import Settings
-from facelens.video.delivery import DeliveryMetrics
+from facelens.system.redact import endpoint
 from facelens.video.metrics import StreamMetrics
 from facelens.video.streams import StreamManager
-from facelens.workers import SpawnedWorkerPool
+from facelens.workers.pool import SpawnedWorkerPool
 
 log = logging.getLogger("facelens.server")
 

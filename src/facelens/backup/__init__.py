@@ -23,8 +23,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from facelens.events.log import EVENTS_FILE
 from facelens.gallery.db import connect_read_only, storage_error
-from facelens.video.eventlog import EVENTS_FILE
 
 MANIFEST = "manifest.json"
 GALLERY_FILE = "gallery.sqlite3"

@@ -24,15 +24,16 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape as escape_markup
 
-from facelens import errors, redact
+from facelens import errors
 from facelens.settings import DetectorName, ModelName, Settings, unknown_variables
+from facelens.system import redact
 
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector
 
+    from facelens.core.pipeline import Engine
     from facelens.gallery import SQLiteGallery
     from facelens.models.background import EmbeddingLoad
-    from facelens.pipeline import Engine
 
 # Exit codes, one per kind of failure, so scripts can tell them apart.
 EXIT_PARTIAL = 1  # a batch finished but some inputs failed
@@ -168,8 +169,8 @@ def open_gallery(state: State, *, read_only: bool = False) -> SQLiteGallery:
 def load_engine(state: State, settings: Settings) -> Engine:
     """The models of the profile ``settings`` name, loaded: ``Engine.load``, but with the
     aligner and embedder loading since start-up if they are that profile's."""
+    from facelens.core.pipeline import Engine
     from facelens.models.profiles import profile_for
-    from facelens.pipeline import Engine
 
     profile = profile_for(settings.model)
     early, state.early_load = state.early_load, None

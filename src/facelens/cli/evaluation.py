@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from facelens import errors, extras
+from facelens import errors
 from facelens.cli.app import (
     engine_for_command,
     escape,
@@ -19,6 +19,7 @@ from facelens.cli.app import (
     print_json,
     progress_bar,
 )
+from facelens.system import extras
 
 
 @eval_app.command("pairs")
@@ -36,7 +37,7 @@ def eval_pairs(
     ] = None,
 ) -> None:
     """Verification accuracy on labelled pairs: accuracy, best threshold, ROC AUC, TAR@FAR."""
-    from facelens.evaluate import (
+    from facelens.jobs.evaluate import (
         ROC_PLOT,
         embed_largest,
         read_pairs,
@@ -135,7 +136,7 @@ def eval_identify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Enrol PEOPLE_DIR into a temporary gallery, recognise the probes, compare with LABELS."""
-    from facelens.evaluate import identify_probes
+    from facelens.jobs.evaluate import identify_probes
 
     with handled(ctx) as state:
         report = identify_probes(

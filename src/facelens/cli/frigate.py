@@ -78,10 +78,10 @@ def frigate(
     logged, counted and skipped. Ctrl-C ends with a summary."""
     import httpx
 
-    from facelens.frigate import BridgeCounts, FrigateBridge, FrigateMetrics, Verdict
-    from facelens.frigate_messages import Inbox
-    from facelens.recognition import recognize_bytes
-    from facelens.video.delivery import Mqtt, topic_part
+    from facelens.core.recognition import recognize_bytes
+    from facelens.events.delivery import Mqtt, topic_part
+    from facelens.integrations.frigate import BridgeCounts, FrigateBridge, FrigateMetrics, Verdict
+    from facelens.integrations.frigate_messages import Inbox
     from facelens.video.source import mask
 
     with handled(ctx) as state:

@@ -24,8 +24,8 @@ from facelens.cli.app import (
 from facelens.settings import ModelName
 
 if TYPE_CHECKING:
-    from facelens.calibrate import ThresholdProposal
-    from facelens.migrate import MigrationReport
+    from facelens.jobs.calibrate import ThresholdProposal
+    from facelens.jobs.model_move import MigrationReport
 
 
 @gallery_app.command("migrate")
@@ -53,7 +53,7 @@ def gallery_migrate(
     --keep-backup), else deleted. Exits 1 if any face could not be moved.
     """
     from facelens.gallery import SQLiteGallery
-    from facelens.migrate import migrate_gallery
+    from facelens.jobs.model_move import migrate_gallery
 
     with handled(ctx) as state:
         # Opened with its own model: the one asked for here is the target, not a check.
@@ -143,7 +143,7 @@ def gallery_threshold(
     Each enrolled person plays, in turn, a stranger to everybody else; the report says how sure
     the estimate is for a gallery of this size. Nothing is changed: set FACELENS_THRESHOLD.
     """
-    from facelens.calibrate import propose_threshold, stranger_distances  # no model needed
+    from facelens.jobs.calibrate import propose_threshold, stranger_distances  # no model needed
 
     with handled(ctx) as state:
         gallery = open_gallery(state, read_only=True)
@@ -210,7 +210,7 @@ def gallery_thumbnails(
 ) -> None:
     """Make the thumbnails (and sharpness) that faces enrolled before they were kept lack,
     from the photos on disk; exits 1 if some face could not get one."""
-    from facelens.thumbnails import backfill_thumbnails
+    from facelens.jobs.thumbnails import backfill_thumbnails
 
     with handled(ctx) as state:
         gallery = open_gallery(state)

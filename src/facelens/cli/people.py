@@ -106,7 +106,7 @@ def keys_create(
     ] = None,
 ) -> None:
     """Create an API key; once any key exists, every API call needs one. Shown only once."""
-    from facelens.keys import DEFAULT_SCOPES, KeyStore, scopes_from
+    from facelens.api.keys import DEFAULT_SCOPES, KeyStore, scopes_from
 
     with handled(ctx) as state:
         scopes = DEFAULT_SCOPES if not scope else scopes_from(scope)
@@ -126,7 +126,7 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List API keys (ids and names; the keys themselves are not stored)."""
-    from facelens.keys import KeyStore
+    from facelens.api.keys import KeyStore
 
     with handled(ctx) as state:
         keys = KeyStore(state.settings.gallery_path).list()
@@ -165,7 +165,7 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id, from 'facelens keys list'.")],
 ) -> None:
     """Revoke an API key: the server refuses it from the next request on."""
-    from facelens.keys import KeyStore
+    from facelens.api.keys import KeyStore
 
     with handled(ctx) as state:
         store = KeyStore(state.settings.gallery_path)
@@ -186,8 +186,8 @@ def keys_off(
     ] = False,
 ) -> None:
     """Switch API keys off: forget every key, so the API needs none (revoking keeps it locked)."""
+    from facelens.api.keys import KeyStore
     from facelens.errors import InvalidValue
-    from facelens.keys import KeyStore
 
     with handled(ctx) as state:
         if not yes:

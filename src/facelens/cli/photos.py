@@ -28,9 +28,9 @@ from facelens.cli.app import (
 )
 
 if TYPE_CHECKING:
-    from facelens.batch import FileResult
-    from facelens.enroll import EnrolmentReport
-    from facelens.recognition import Recognition
+    from facelens.core.recognition import Recognition
+    from facelens.jobs.batch import FileResult
+    from facelens.jobs.enroll import EnrolmentReport
 
 
 @app.command()
@@ -51,7 +51,7 @@ def enroll(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Enrol ("train") people from FOLDER/<name>/*: only new or changed photos are processed."""
-    from facelens.enroll import enroll_folder, plan_enrolment
+    from facelens.jobs.enroll import enroll_folder, plan_enrolment
 
     with handled(ctx) as state:
         plan = plan_enrolment(folder)  # every input path checked before any model loads
@@ -144,8 +144,8 @@ def recognize(
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
     """Name the faces in photos; a bad file is reported and the others still done."""
-    from facelens.batch import run_batch
-    from facelens.recognition import recognize_bytes
+    from facelens.core.recognition import recognize_bytes
+    from facelens.jobs.batch import run_batch
 
     with handled(ctx) as state:
         files = batch_files(files)
@@ -193,7 +193,7 @@ def recognize(
 def batch_files(paths: list[Path]) -> list[Path]:
     """The photos ``paths`` give, a folder's images in its place; what a folder held besides
     is left out with a note (on stderr: ``--json`` stays a list of the photos)."""
-    from facelens.imaging import image_files
+    from facelens.core.imaging import image_files
 
     found = image_files(paths)
     by_folder: dict[Path, list[str]] = {}
@@ -300,7 +300,7 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Tell whether two photos show the same person (the largest face of each)."""
-    from facelens.recognition import analyze_file
+    from facelens.core.recognition import analyze_file
 
     with handled(ctx) as state:
         engine = engine_for_command(state)

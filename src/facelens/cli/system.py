@@ -10,7 +10,7 @@ import typer
 from pydantic import SecretStr
 from rich.table import Table
 
-from facelens import __version__, extras
+from facelens import __version__
 from facelens.cli.app import (
     app,
     engine_for_gallery,
@@ -21,8 +21,9 @@ from facelens.cli.app import (
     out,
     print_json,
 )
-from facelens.host import SERVER_RSS_MB, WORKER_RSS_MB, Host, describe, server_memory_mb
 from facelens.settings import Settings
+from facelens.system import extras
+from facelens.system.host import SERVER_RSS_MB, WORKER_RSS_MB, Host, describe, server_memory_mb
 
 _MB = 1024 * 1024
 

@@ -86,11 +86,12 @@ def watch(
     it is seen better), and reported when it arrives, is renamed and leaves. Events are stored
     in the data directory (events.sqlite3) before they are printed or delivered. Ctrl-C ends
     cleanly, with a summary."""
-    from facelens.video.delivery import Deliveries
-    from facelens.video.eventlog import EventLog
+    from facelens.events.delivery import Deliveries
+    from facelens.events.event import Event
+    from facelens.events.log import EventLog
     from facelens.video.policy import SourcePolicy
     from facelens.video.source import FrameSource
-    from facelens.video.tracks import Event, StreamTracker
+    from facelens.video.tracks import StreamTracker
     from facelens.video.watch import VideoOut, Watched, stream_name
     from facelens.video.watch import watch as run
 

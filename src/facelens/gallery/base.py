@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from facelens.core.matching import UNKNOWN, GalleryIndex
 from facelens.errors import InvalidValue
 from facelens.gallery.homoglyphs import latin_skeleton, mixed_script_word
-from facelens.matching import UNKNOWN, GalleryIndex
 from facelens.models.base import Box, Embeddings
 from facelens.models.profiles import ModelProfile
 
 if TYPE_CHECKING:
-    from facelens.pipeline import Face
+    from facelens.core.pipeline import Face
 
 MAX_NAME_LENGTH = 200
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facelens.core.matching import GalleryIndex
 from facelens.errors import Conflict, GalleryDamaged, ModelError, StorageError
 from facelens.gallery import schema
 from facelens.gallery.base import NewFace
@@ -30,7 +31,6 @@ from facelens.gallery.db import (
     storage_error,
     write_transaction,
 )
-from facelens.matching import GalleryIndex
 from facelens.models.profiles import ModelProfile
 
 log = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ from facelens.models.profiles import ModelProfile, profile_for
 from facelens.settings import ModelName
 
 if TYPE_CHECKING:
-    from facelens.video.eventlog import Renamed
+    from facelens.events.log import Renamed
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def forget_event_crops(data_dir: Path, names: list[str]) -> int:
     """Blank the face crops of stored events (``events.sqlite3`` beside the gallery) that name
     these people: biometric data must not outlive their deletion. The one place every delete
     goes through (HTTP, CLI, the CompreFace and DeepStack routes)."""
-    from facelens.video.eventlog import forget_crops_in  # the light event log, no video code
+    from facelens.events.log import forget_crops_in  # the light event log, no video code
 
     return forget_crops_in(data_dir, names)
 
@@ -66,7 +66,7 @@ def renaming_events(data_dir: Path) -> Iterator[Callable[[str, str], None]]:
     deleting them later blanks the crops of their events, which name them by the name they had
     when recorded. Undone if the transaction fails after it. The one place every rename and
     merge goes through (HTTP, CLI, the CompreFace route)."""
-    from facelens.video.eventlog import rename_in, undo_rename_in
+    from facelens.events.log import rename_in, undo_rename_in
 
     done: list[Renamed] = []
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from facelens.core.matching import GalleryIndex
 from facelens.errors import GalleryDamaged, NotFound, StorageError
 from facelens.gallery.base import FaceVectors, normalize_name
 from facelens.gallery.file import GalleryFile
-from facelens.matching import GalleryIndex
 from facelens.models.base import Embeddings
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from facelens import extras
 from facelens.errors import ModelError
 from facelens.models.base import AlignedFace, Box, Detection, Embeddings, RGBImage
 from facelens.models.weights import WeightFile, verified
+from facelens.system import extras
 
 dlib = extras.load("dlib", "dlib", "dlib's models (--model dlib, --detector hog or cnn)")
 

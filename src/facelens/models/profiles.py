@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, get_args
 
 from facelens.errors import ModelError
-from facelens.matching import Metric, Scoring
 from facelens.models.base import Aligner, Detector, Embedder
 from facelens.models.names import DetectorName, ModelName
+from facelens.models.scoring import Metric, Scoring
 
 if TYPE_CHECKING:
     from facelens.settings import Settings

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -23,9 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facelens import redact
 from facelens.errors import SourceNotAllowed
 from facelens.models.base import RGBImage
+from facelens.system import redact
+from facelens.system.backoff import backoff_s
 from facelens.video.policy import SourcePolicy, Target, is_camera_index
 
 log = logging.getLogger(__name__)
@@ -47,14 +47,6 @@ def mask(source: str) -> str:
     """``source`` with any ``user:password@`` of a URL replaced by ``***@``, and the values of
     secret-looking query keys (``?api_key=``, ``&password=`` ...) by ``***``."""
     return redact.mask(source)
-
-
-def backoff_s(
-    attempt: int, first: float = RECONNECT_FIRST_S, cap: float = RECONNECT_CAP_S
-) -> float:
-    """How long to wait before reconnect ``attempt`` (1, 2, ...): full jitter over a doubling
-    window capped at ``cap``, so many cameras that drop at once do not retry in step."""
-    return random.uniform(0, min(cap, first * 2 ** min(attempt - 1, 32)))
 
 
 def is_live(source: str) -> bool:
@@ -179,7 +171,7 @@ class FrameSource:
             if self._stop.is_set():
                 break
             failures += 1
-            wait = backoff_s(failures)
+            wait = backoff_s(failures, RECONNECT_FIRST_S, RECONNECT_CAP_S)
             with self._lock:
                 self._reconnects += 1
             self._set("retrying", f"retrying in {wait:.0f} s: {why}")

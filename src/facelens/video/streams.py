@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from facelens.errors import Conflict, InvalidValue, NotFound, TooManyStreams
+from facelens.events.delivery import Deliveries, target_names
+from facelens.events.log import EventLog
 from facelens.gallery.db import SQLiteStore
-from facelens.lifetime import die_with_parent
-from facelens.redact import guard_stderr
 from facelens.settings import Settings
-from facelens.video.delivery import Deliveries, target_names
-from facelens.video.eventlog import EventLog
+from facelens.system.lifetime import die_with_parent
+from facelens.system.redact import guard_stderr
 from facelens.video.policy import SourcePolicy
 from facelens.video.source import Frame, FrameSource, is_live, mask
 
@@ -113,8 +113,8 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
 
     import cv2
 
-    from facelens.enroll import engine_for
     from facelens.gallery import open_gallery
+    from facelens.jobs.enroll import engine_for
     from facelens.video.tracks import StreamTracker
     from facelens.video.watch import Watched, annotated, watch
 

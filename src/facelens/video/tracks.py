@@ -32,7 +32,6 @@ by default: it is biometric data).
 
 from __future__ import annotations
 
-import base64
 import threading
 import uuid
 import weakref
@@ -40,21 +39,20 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import supervision as sv
 from trackers import ByteTrackTracker
 
-from facelens.imaging import face_thumbnail, sharpness
-from facelens.matching import UNKNOWN, GalleryIndex, assign, pair_distance
+from facelens.core.imaging import face_thumbnail, sharpness
+from facelens.core.matching import UNKNOWN, GalleryIndex, assign, pair_distance
+from facelens.core.pipeline import Engine
+from facelens.events.event import Event, Kind
 from facelens.models.base import AlignedFace, Box, Detection, Embeddings
-from facelens.pipeline import Engine
 from facelens.video.continuity import GAP_S, CutDetector, jumped, look, looks_changed
 from facelens.video.source import Frame
-
-Kind = Literal["arrived", "renamed", "left"]
 
 CONFIRM_FRAMES = 3  # processed frames a track must be seen on before it "arrives"
 FIRST_EMBEDDINGS = 3  # a new track is embedded this many times, at least ...
@@ -76,41 +74,6 @@ SPLIT_AT = 1.25
 MAX_MISSES = 3  # embeddings in a row not agreeing with a track's name: it is someone else
 # Histogram buckets of embeddings per track (the metric that shows the saving over per-frame).
 EMBEDDINGS_PER_TRACK_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    id: str
-    kind: Kind
-    stream: str
-    track: int
-    name: str
-    distance: float | None
-    confidence: float | None
-    box: Box
-    time: datetime
-    duration_s: float | None = None  # for "left": how long the track was there
-    previous: str | None = None  # for "renamed": the name it had
-    crop: bytes | None = None  # a JPEG of the face, when crops are switched on
-    # When the newest frame the event rests on was taken (monotonic s): where its latency
-    # starts. Not part of the event as told.
-    basis: float = field(default=0.0, compare=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "stream": self.stream,
-            "track": self.track,
-            "name": self.name,
-            "distance": self.distance,
-            "confidence": self.confidence,
-            "box": self.box.as_dict(),
-            "time": self.time.isoformat(),
-            "duration_s": self.duration_s,
-            "previous": self.previous,
-            "crop": None if self.crop is None else base64.b64encode(self.crop).decode("ascii"),
-        }
 
 
 @dataclass(slots=True)

@@ -19,12 +19,13 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from facelens.annotate import KNOWN_COLOUR, UNKNOWN_COLOUR, Label, draw_labels
+from facelens.core.annotate import KNOWN_COLOUR, UNKNOWN_COLOUR, Label, draw_labels
+from facelens.core.matching import UNKNOWN
 from facelens.errors import StorageError
-from facelens.matching import UNKNOWN
-from facelens.video.eventlog import EventLog
+from facelens.events.event import Event
+from facelens.events.log import EventLog
 from facelens.video.source import Frame, FrameSource, mask
-from facelens.video.tracks import Event, StreamTracker
+from facelens.video.tracks import StreamTracker
 
 log = logging.getLogger(__name__)
 

@@ -24,14 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from facelens.batch import FileResult, analyze_files
-from facelens.enroll import UPLOAD_PREFIX
+from facelens.core.pipeline import Analysis, Engine, Face
+from facelens.core.recognition import analyze_bytes
 from facelens.errors import FaceLensError
 from facelens.gallery import FaceRecord, NewFace, SQLiteGallery
+from facelens.jobs.batch import FileResult, analyze_files
+from facelens.jobs.enroll import UPLOAD_PREFIX
 from facelens.models.base import Box
 from facelens.models.profiles import profile_named
-from facelens.pipeline import Analysis, Engine, Face
-from facelens.recognition import analyze_bytes
 from facelens.settings import ModelName, Settings
 
 MIN_OVERLAP = 0.3  # intersection over union of the stored box and the new model's box

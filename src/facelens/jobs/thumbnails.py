@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facelens.batch import FileResult, analyze_files
-from facelens.enroll import engine_for
+from facelens.core.pipeline import Analysis
 from facelens.errors import InvalidValue
 from facelens.gallery import FaceRecord, SQLiteGallery
-from facelens.migrate import LeftOut, found_again, reason_not_on_disk
-from facelens.pipeline import Analysis
+from facelens.jobs.batch import FileResult, analyze_files
+from facelens.jobs.enroll import engine_for
+from facelens.jobs.model_move import LeftOut, found_again, reason_not_on_disk
 from facelens.settings import Settings
 
 

@@ -10,7 +10,7 @@ the form is read: a keyless 20 MB form is refused without being parsed (:func:`_
 Where facelens differs on purpose: ``register`` adds photos to the person instead of replacing
 them (Double Take trains one photo per call, so DeepStack kept only the last), a photo with
 several faces enrols its largest, and ``confidence`` is facelens's calibrated similarity
-(``facelens.compat``): a stranger is ``unknown`` at the clients' usual thresholds.
+(``facelens.api.compat.scores``): a stranger is ``unknown`` at the clients' usual thresholds.
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from facelens.api.bodies import Form, MultipartReader, Upload, form_of, media_type, read_form
+from facelens.api.compat.scores import detection_probability, score_faces, similarity
 from facelens.api.deps import API_KEY_HEADER, Services, authorize, services
 from facelens.api.enrolment import enrol_uploads, write_lock
+from facelens.api.keys import Scope
 from facelens.api.recognition import count_faces
-from facelens.compat import detection_probability, score_faces, similarity
+from facelens.core.matching import UNKNOWN, pair_distance
+from facelens.core.pipeline import Analysis
 from facelens.errors import InvalidValue, KeyMissing, NoFaceFound
-from facelens.keys import Scope
-from facelens.matching import UNKNOWN, pair_distance
 from facelens.models.base import Box
-from facelens.pipeline import Analysis
 
 PREFIX = "/v1/vision/face"
 DETECT_MIN_CONFIDENCE = 0.55  # DeepStack's defaults
@@ -328,7 +328,7 @@ async def delete(request: Request, form: DeepStackForm) -> JSONResponse:
 @router.post("/match", summary="Similarity of the faces of two images (DeepStack)")
 async def match(request: Request, form: DeepStackForm) -> JSONResponse:
     """``similarity`` is at least 0.70 when facelens holds the two largest faces for one
-    person, at most 0.35 when not (``facelens.compat``)."""
+    person, at most 0.35 when not (``facelens.api.compat.scores``)."""
     svc = services(request)
     if len(form.images) < 2:
         raise InvalidValue(f"expected two image files, only {len(form.images)} found")

@@ -40,10 +40,17 @@ import httpx
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from facelens.core.matching import UNKNOWN
+from facelens.core.pipeline import RecognizedFace
 from facelens.errors import FaceLensError
-from facelens.frigate_messages import FrigateEvent, Inbox, Rejected, Tally, parse_event, shown
-from facelens.matching import UNKNOWN
-from facelens.pipeline import RecognizedFace
+from facelens.integrations.frigate_messages import (
+    FrigateEvent,
+    Inbox,
+    Rejected,
+    Tally,
+    parse_event,
+    shown,
+)
 
 log = logging.getLogger(__name__)
 

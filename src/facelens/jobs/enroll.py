@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from facelens.batch import FileResult, analyze_files
+from facelens.core.imaging import IMAGE_SUFFIXES
+from facelens.core.pipeline import Analysis, Engine, Face
 from facelens.errors import InputPathError, InvalidValue, ModelError, NotFound
 from facelens.gallery import Gallery, NewFace, SourceRecord
 from facelens.gallery.base import name_keys, normalize_name
-from facelens.imaging import IMAGE_SUFFIXES
+from facelens.jobs.batch import FileResult, analyze_files
 from facelens.models.base import Box
-from facelens.pipeline import Analysis, Engine, Face
 from facelens.settings import Settings
 
 UPLOAD_PREFIX = "upload:"  # how a photo enrolled over HTTP (never kept) is named as a source

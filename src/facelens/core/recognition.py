@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from facelens.imaging import decode_image, encode_image, read_image_file
-from facelens.matching import GalleryIndex
-from facelens.pipeline import Analysis, Engine, RecognizedFace, match_faces
+from facelens.core.imaging import decode_image, encode_image, read_image_file
+from facelens.core.matching import GalleryIndex
+from facelens.core.pipeline import Analysis, Engine, RecognizedFace, match_faces
 
 AnnotateAs = Literal["jpeg", "like-source"]
 """``jpeg``; or ``like-source``: PNG, WebP and BMP photos stay in their format, others JPEG."""
@@ -76,7 +76,7 @@ def recognize_bytes(
     timings.update(analysis.timings_ms)
     annotated = fmt = None
     if annotate is not None:
-        from facelens.annotate import draw_recognition  # loads fonts: only when drawing
+        from facelens.core.annotate import draw_recognition  # loads fonts: only when drawing
 
         start = time.perf_counter()
         fmt = image.format if annotate == "like-source" and image.format in _LOSSLESS else "JPEG"

@@ -11,18 +11,15 @@ and the other face is offered its runner-up.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from facelens.models.base import Embeddings
+from facelens.models.scoring import Metric, Scoring
 
 UNKNOWN = "unknown"
-
-Metric = Literal["euclidean", "cosine"]
 
 
 def from_squared(squared: npt.NDArray[np.floating], metric: Metric) -> npt.NDArray[np.float64]:
@@ -38,22 +35,6 @@ def pair_distance(first: Embeddings, second: Embeddings, metric: Metric) -> floa
     """The distance between two embeddings."""
     diff = np.asarray(first, dtype=np.float64) - np.asarray(second, dtype=np.float64)
     return float(from_squared(np.array(diff @ diff), metric))
-
-
-@dataclass(frozen=True, slots=True)
-class Scoring:
-    """How a distance becomes a name and a confidence: a model profile's metric and curve, with
-    the threshold and ambiguity margin in force."""
-
-    metric: Metric
-    threshold: float
-    confidence_slope: float
-    ambiguity_margin: float
-
-    def confidence(self, distance: float) -> float:
-        """Estimated probability in [0, 1] that a face at ``distance`` is the same person: a
-        logistic curve of the distance, exactly 0.5 at the threshold."""
-        return 1.0 / (1.0 + math.exp(self.confidence_slope * (distance - self.threshold)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,15 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from facelens import extras
-from facelens.batch import FileResult, analyze_files, run_batch
-from facelens.enroll import enroll_folder, plan_enrolment
+from facelens.core.matching import UNKNOWN, pair_distance
+from facelens.core.pipeline import Analysis, Engine
+from facelens.core.recognition import recognize_bytes
 from facelens.errors import InputPathError, InvalidValue
 from facelens.gallery.sqlite import SQLiteGallery
-from facelens.matching import UNKNOWN, Scoring, pair_distance
+from facelens.jobs.batch import FileResult, analyze_files, run_batch
+from facelens.jobs.enroll import enroll_folder, plan_enrolment
 from facelens.models.base import Embeddings
-from facelens.pipeline import Analysis, Engine
-from facelens.recognition import recognize_bytes
+from facelens.models.scoring import Scoring
+from facelens.system import extras
 
 YES = frozenset({"yes", "true", "1", "y", "same"})
 NO = frozenset({"no", "false", "0", "n", "different"})

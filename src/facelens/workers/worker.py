@@ -1,7 +1,7 @@
 """Inside one of the server's worker processes: load the models once, then do one task at a time
 for the server, over a pipe, until the server closes it.
 
-The server side (``workers.py``) starts these processes with *spawn*, sends ``(task, args)``
+The server side (``workers/pool.py``) starts these processes with *spawn*, sends ``(task, args)``
 and reads back ``("ok", result)`` or ``("error", FaceLensError)``; an unforeseen exception
 comes back as ``("crash", text)`` and the process goes on. Nothing here knows about HTTP.
 """
@@ -17,16 +17,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facelens.annotate import UNKNOWN_COLOUR, Label, draw_labels
+from facelens.core.annotate import UNKNOWN_COLOUR, Label, draw_labels
+from facelens.core.imaging import DecodedImage
+from facelens.core.matching import UNKNOWN
+from facelens.core.pipeline import Analysis, Engine
+from facelens.core.recognition import Recognition, analyze_bytes, recognize_bytes
 from facelens.errors import FaceLensError
 from facelens.gallery.sqlite import SQLiteGallery
-from facelens.imaging import DecodedImage
-from facelens.lifetime import die_with_parent
-from facelens.matching import UNKNOWN
 from facelens.models.base import Box
-from facelens.pipeline import Analysis, Engine
-from facelens.recognition import Recognition, analyze_bytes, recognize_bytes
 from facelens.settings import Settings
+from facelens.system.lifetime import die_with_parent
 
 log = logging.getLogger(__name__)
 

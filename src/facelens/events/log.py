@@ -27,8 +27,8 @@ from facelens.errors import StorageError
 from facelens.gallery.db import connect, now_text, storage_error, write_transaction
 
 if TYPE_CHECKING:
-    from facelens.video.tail import Tail
-    from facelens.video.tracks import Event
+    from facelens.events.event import Event
+    from facelens.events.tail import Tail
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ class EventLog:
     @property
     def tail(self) -> Tail:
         """The one reader of new events that feeds every live listener of this process."""
-        from facelens.video.tail import Tail
+        from facelens.events.tail import Tail
 
         with self._lock:
             if self._tail is None:

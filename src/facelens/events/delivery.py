@@ -25,10 +25,10 @@ from urllib.parse import unquote, urlsplit
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from facelens.redact import endpoint, mask
-from facelens.video.eventlog import EventLog
-from facelens.video.source import backoff_s
-from facelens.video.webhook import Webhook
+from facelens.events.log import EventLog
+from facelens.events.webhook import Webhook
+from facelens.system.backoff import backoff_s
+from facelens.system.redact import endpoint, mask
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from facelens.core.matching import from_squared
 from facelens.gallery.base import FaceRecord, FaceVectors, PersonSummary
-from facelens.matching import Metric, Scoring, from_squared
+from facelens.models.scoring import Metric, Scoring
 
 Kind = Literal["mismatch", "same_person", "duplicate", "small", "blurry", "empty"]
 Fix = Literal["move", "merge", "remove", "remove_person"]

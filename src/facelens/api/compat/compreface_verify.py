@@ -4,10 +4,10 @@
 
 The shapes are CompreFace's (``docs/Rest-API-description.md``; its ``EmbeddingController``
 and ``RecognizeController``). ``similarity`` is facelens's calibrated score
-(``facelens.compat``): at least 0.70 when facelens holds the two faces for one person, at most
-0.35 when not. Embeddings are the ones the ``calculator`` plugin answers: the gallery's model's,
-of its length; each one sent to ``/embeddings/recognize`` is named on its own (they may come
-from different photos), not jointly as the faces of one photo are.
+(``api/compat/scores.py``): at least 0.70 when facelens holds the two faces for one person,
+at most 0.35 when not. Embeddings are the ones the ``calculator`` plugin answers: the
+gallery's model's, of its length; each one sent to ``/embeddings/recognize`` is named on its
+own (they may come from different photos), not jointly as the faces of one photo are.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from facelens.api.compreface import (
+from facelens.api.compat.compreface import (
     FILE_BODY,
     NO_FACE,
     PREFIX,
@@ -33,12 +33,13 @@ from facelens.api.compreface import (
     plugins_of,
     read_image,
 )
+from facelens.api.compat.scores import score_vectors, similarity
 from facelens.api.deps import Services, require, services
 from facelens.api.recognition import count_faces
-from facelens.compat import score_vectors, similarity
+from facelens.core.matching import pair_distance
 from facelens.errors import InvalidValue, NoFaceFound
-from facelens.matching import Scoring, pair_distance
 from facelens.models.base import Embeddings
+from facelens.models.scoring import Scoring
 
 # Embeddings per call: each is matched against the whole gallery on its own. CompreFace
 # documents no limit; a thousand is far more than one photo's faces.

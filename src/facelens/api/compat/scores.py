@@ -26,9 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facelens.matching import UNKNOWN, GalleryIndex, Match, Scoring, identify
+from facelens.core.matching import UNKNOWN, GalleryIndex, Match, identify
+from facelens.core.pipeline import Face
 from facelens.models.base import Embeddings
-from facelens.pipeline import Face
+from facelens.models.scoring import Scoring
 
 NAMED_FLOOR = 0.70
 UNNAMED_CEILING = 0.35

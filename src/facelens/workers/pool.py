@@ -32,11 +32,11 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from facelens.core.pipeline import Analysis
+from facelens.core.recognition import Recognition
 from facelens.errors import ClientGone, FaceLensError, Unavailable, WorkTimeout
-from facelens.pipeline import Analysis
-from facelens.recognition import Recognition
 from facelens.settings import Settings
-from facelens.worker_main import serve
+from facelens.workers.worker import serve
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The command has already loaded the models (and, for recognition, the gallery ind
 workers inherit them copy-on-write and start in milliseconds, instead of each importing and
 loading everything again as spawned processes must (~2.5 s each here). Processes, not threads,
 because dlib's descriptor holds the GIL and OpenCV runs one thread per process here.
-(The server's workers are the other pool: spawned, long-lived, see ``workers.py``.)
+(The server's workers are the other pool: spawned, long-lived, see ``workers/pool.py``.)
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from facelens.core.imaging import read_file_bytes
+from facelens.core.pipeline import Analysis, Engine
+from facelens.core.recognition import analyze_bytes
 from facelens.errors import FaceLensError
-from facelens.imaging import read_file_bytes
-from facelens.pipeline import Analysis, Engine
-from facelens.recognition import analyze_bytes
 from facelens.settings import Settings
 
 T = TypeVar("T")
@@ -91,7 +91,7 @@ def run_batch(paths: Sequence[Path], settings: Settings, job: Job[T]) -> Iterato
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from facelens.lifetime import die_with_parent
+    from facelens.system.lifetime import die_with_parent
 
     _inherited_job, _inherited_max_pixels = job, settings.max_pixels
     pool = ProcessPoolExecutor(

@@ -18,10 +18,10 @@ import numpy as np
 from fontTools.ttLib import TTCollection, TTFont
 from PIL import Image, ImageDraw, ImageFont
 
+from facelens.core.matching import UNKNOWN
+from facelens.core.pipeline import RecognizedFace
 from facelens.errors import ModelError
-from facelens.matching import UNKNOWN
 from facelens.models.base import Box, RGBImage
-from facelens.pipeline import RecognizedFace
 
 # (module, file inside it), in order of preference; the first also draws what no font has.
 _FONT_PACKAGES: tuple[tuple[str, str], ...] = (

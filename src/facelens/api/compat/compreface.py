@@ -7,7 +7,7 @@ face's ``image_id`` is its facelens id. Answers and errors (``{"message", "code"
 for "no face") are CompreFace's, mapped in ``api/errors.py``.
 
 Where facelens differs on purpose: ``similarity`` is facelens's calibrated score
-(``facelens.compat``; a stranger's nearest subject scores at most 0.35, so Double Take's 0.40
+(``api/compat/scores.py``; a stranger's nearest subject scores at most 0.35, so Double Take's 0.40
 says "unknown"); photos are never stored, so ``/faces/{id}/img`` answers the face's small
 thumbnail (at most 160 px) where one is kept, 404 otherwise; a photo with several
 faces enrols its largest; the age, gender, mask and pose plugins do not exist and are ignored
@@ -29,16 +29,16 @@ from starlette.concurrency import run_in_threadpool
 
 from facelens import __version__
 from facelens.api.bodies import Upload, media_type, read_form, read_images
+from facelens.api.compat.scores import detection_probability, score_faces
 from facelens.api.deps import Services, require, services
 from facelens.api.enrolment import enrol_uploads, write_lock
 from facelens.api.people import face_jpeg
 from facelens.api.recognition import count_faces
-from facelens.compat import detection_probability, score_faces
-from facelens.enroll import NO_FACE as NO_FACE_REASON
+from facelens.core.matching import UNKNOWN
+from facelens.core.pipeline import Analysis, Face
 from facelens.errors import Conflict, InvalidValue, NoFaceFound, NotFound
 from facelens.gallery.base import PersonSummary
-from facelens.matching import UNKNOWN
-from facelens.pipeline import Analysis, Face
+from facelens.jobs.enroll import NO_FACE as NO_FACE_REASON
 
 PREFIX = "/api/v1/recognition"
 NO_FACE = "No face is found in the given image"

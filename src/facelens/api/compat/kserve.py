@@ -12,7 +12,7 @@ to the most faces of the batch, ``K``, and ``counts`` says how many of each row 
   ``distances`` (-1: none) and ``confidences`` FP32[N,K], ``boxes`` FP32[N,K,4].
   ``parameters.threshold``: the distance threshold for this request instead of the server's.
 
-Errors are ``{"error": "..."}`` (``api/errors.py``). The protocol lives in ``api/oip.py``.
+Errors are ``{"error": "..."}`` (``api/errors.py``). The protocol lives in ``api/compat/oip.py``.
 """
 
 from __future__ import annotations
@@ -31,12 +31,18 @@ from starlette.concurrency import run_in_threadpool
 
 from facelens import __version__
 from facelens.api.bodies import decode_base64
+from facelens.api.compat.oip import (
+    HEADER_LENGTH,
+    InferRequest,
+    Tensor,
+    encode_response,
+    parse_request,
+)
 from facelens.api.deps import Services, require_api_key, services
-from facelens.api.oip import HEADER_LENGTH, InferRequest, Tensor, encode_response, parse_request
 from facelens.api.recognition import count_faces
+from facelens.core.pipeline import Analysis, match_faces
 from facelens.errors import InvalidValue, NoFaceFound, NotFound
 from facelens.models.base import Box
-from facelens.pipeline import Analysis, match_faces
 
 VERSION = "1"
 EXTENSIONS = ["binary_tensor_data"]

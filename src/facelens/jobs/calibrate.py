@@ -31,8 +31,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from facelens.core.matching import GalleryIndex
 from facelens.errors import InvalidValue
-from facelens.matching import GalleryIndex
 
 CONFIDENCE = 0.95
 STEP = 0.005  # proposed thresholds are rounded down to this

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from facelens.core.imaging import DecodedImage, downscale, face_thumbnail, sharpness
+from facelens.core.matching import GalleryIndex, Match, identify, pair_distance
 from facelens.errors import InvalidValue, NoFaceFound
-from facelens.imaging import DecodedImage, downscale, face_thumbnail, sharpness
-from facelens.matching import GalleryIndex, Match, Scoring, identify, pair_distance
 from facelens.models.base import (
     Aligner,
     Box,
@@ -32,6 +32,7 @@ from facelens.models.base import (
     RGBImage,
 )
 from facelens.models.profiles import ModelProfile, profile_for
+from facelens.models.scoring import Scoring
 from facelens.settings import Settings
 
 

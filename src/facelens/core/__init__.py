@@ -1,0 +1,1 @@
+"""One photo: decoding, the pipeline of models, matching against a gallery, drawing."""

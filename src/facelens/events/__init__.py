@@ -1,0 +1,1 @@
+"""Events: the durable log, its outbox, and delivery to webhooks and MQTT."""

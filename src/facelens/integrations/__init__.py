@@ -1,0 +1,1 @@
+"""Other systems facelens works with (the Frigate bridge)."""

@@ -1,0 +1,2 @@
+"""Many photos, one gallery: batches, enrolment, the model move, thumbnails, review,
+calibration and evaluation."""

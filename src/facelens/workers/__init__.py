@@ -1,0 +1,1 @@
+"""The server's worker processes: the pool that hands them requests, and the worker itself."""
