@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from pathlib import Path
 from typing import get_args
 
+import numpy as np
 import pytest
 
 import facelens.models.weights as weights
@@ -125,3 +127,29 @@ def test_no_model_literal_outside_the_models_package() -> None:
 def test_the_settings_accept_exactly_the_profiles_and_their_detectors() -> None:
     assert set(get_args(ModelName)) == set(PROFILES)
     assert set(get_args(DetectorName)) == set(DETECTORS)
+
+
+class _Net:
+    """YuNet's OpenCV object as seen from outside: an input size, then rows of findings (box,
+    five landmarks, score)."""
+
+    def __init__(self, rows: list[list[float]]) -> None:
+        self.rows = rows
+
+    def setInputSize(self, size: tuple[int, int]) -> None:
+        pass
+
+    def detect(self, image: np.ndarray) -> tuple[int, np.ndarray]:
+        return 1, np.array(self.rows, dtype=np.float32)
+
+
+def test_a_detector_row_of_infinities_is_no_face_not_a_crash() -> None:
+    # A server's worker once got infinities from YuNet for a hostile upload: round() raised
+    # OverflowError and every route with an image answered 500.
+    face = [10, 20, 30, 40, *([15, 30] * 5), 0.9]
+    broken = [math.inf, 20, 30, 40, *([15, 30] * 5), 0.9]
+    noisy = [10, 20, 30, 40, *([15, math.nan] * 5), 0.9]
+    detector = object.__new__(opencv_zoo.YuNetDetector)
+    detector._net = _Net([broken, face, noisy])
+    found = detector.detect(np.zeros((100, 100, 3), np.uint8))
+    assert [(d.box.left, d.box.top, d.box.right, d.box.bottom) for d in found] == [(10, 20, 40, 60)]

@@ -17,7 +17,7 @@ The two ONNX files come unchanged from OpenCV Zoo inside the PyPI package ``veri
 OpenCV ``dnn`` objects are not thread-safe: each process (or thread) loads its own. Loading
 sets OpenCV to one thread (``cv2.setNumThreads(1)``): CLI batches get parallelism from forked
 processes (and a process that forks must not hold a pool of threads). The server's spawned
-workers raise it for a request that is alone in the server (``workers.py``).
+workers raise it for a request that is alone in the server (``workers/pool.py``).
 """
 
 from __future__ import annotations
@@ -100,6 +100,10 @@ class YuNetDetector:
             return []
         detections = []
         for row in np.asarray(found, dtype=np.float64):
+            if not np.isfinite(row).all():
+                # Seen once in a server's worker on a hostile upload: a row of infinities
+                # (OverflowError in round(), a 500). Such a row is no face.
+                continue
             x, y, w, h = row[:4]
             box = Box(round(x), round(y), round(x + w), round(y + h)).clipped(width, height)
             detections.append(Detection(box, float(row[14]), row[4:14].reshape(5, 2).copy()))
