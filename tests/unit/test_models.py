@@ -153,3 +153,10 @@ def test_a_detector_row_of_infinities_is_no_face_not_a_crash() -> None:
     detector._net = _Net([broken, face, noisy])
     found = detector.detect(np.zeros((100, 100, 3), np.uint8))
     assert [(d.box.left, d.box.top, d.box.right, d.box.bottom) for d in found] == [(10, 20, 40, 60)]
+
+
+def test_an_image_too_small_to_hold_a_face_is_not_given_to_the_detector() -> None:
+    detector = object.__new__(opencv_zoo.YuNetDetector)
+    detector._net = _Net([[1, 1, 2, 2, *([1, 1] * 5), 0.9]])  # what garbage would look like
+    assert detector.detect(np.zeros((7, 500, 3), np.uint8)) == []
+    assert len(detector.detect(np.zeros((8, 500, 3), np.uint8))) == 1

@@ -57,6 +57,7 @@ ARCFACE_TEMPLATE = np.array(
     ]
 )
 CROP_SIZE = 112
+MIN_SIDE = 8  # px: YuNet's smallest anchor is 10 px (stride 8); a thinner image holds no face
 
 # OpenCV Zoo's demo keeps faces scored 0.9 and above; partial and small faces score lower
 # (0.87 for a 16 px face, 0.80-0.93 for the cut-off background faces of lfw-dev's photos), and
@@ -94,6 +95,8 @@ class YuNetDetector:
 
     def detect(self, image: RGBImage) -> list[Detection]:
         height, width = image.shape[:2]
+        if min(width, height) < MIN_SIDE:
+            return []  # no face fits; YuNet pads such an image to 32 px with what it finds
         self._net.setInputSize((width, height))
         _, found = self._net.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if found is None:
