@@ -97,7 +97,7 @@ def stages(engine: Engine, index: GalleryIndex, path: Path, repeats: int) -> dic
         image = decode_image(data, source=str(path), max_pixels=limit, reduce_to=side)
         decode_ms = (time.perf_counter() - start) * 1000
         analysis = engine.analyze(image)
-        faces = match_faces(analysis, index, engine.scoring)
+        faces = match_faces(analysis.faces, index, engine.scoring)
         total_ms = (time.perf_counter() - start) * 1000
         runs.append({"decode": decode_ms, **analysis.timings_ms, "total": total_ms})
         names = sorted(f.match.name for f in faces)
@@ -169,7 +169,7 @@ def identification(models: Models, repeats: int) -> dict[str, Any]:
             for r in analyze_files(photos, engine.settings, engine):
                 assert r.value is not None, r.error
                 found[r.path] = sorted(
-                    f.match.name for f in match_faces(r.value, index, engine.scoring)
+                    f.match.name for f in match_faces(r.value.faces, index, engine.scoring)
                 )
             walls.append(time.perf_counter() - start)
         wall = statistics.median(walls)
@@ -380,7 +380,7 @@ def _distances(
                 else:
                     known.append(float(dist[index.names.index(expected[0])]))
                 continue
-            for face in match_faces(analysis, index, engine.scoring):
+            for face in match_faces(analysis.faces, index, engine.scoring):
                 m = face.match
                 if m.name in expected and m.name != "unknown":
                     known.append(float(m.distance or 0))

@@ -23,7 +23,7 @@ def serve(conn: Connection, settings: Settings) -> None:
             return
         if message is None:
             return
-        _, (data, *_) = message
+        data = message.data  # an Analyze or Recognize task (facelens.workers.tasks)
         if data.startswith(b"sleep:"):
             time.sleep(float(data[6:]))
         elif data == b"die":

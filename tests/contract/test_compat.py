@@ -20,8 +20,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from facelens.api.compat.scores import NAMED_FLOOR, UNNAMED_CEILING, similarity
 from facelens.api.keys import KeyStore
+from facelens.core.matching import NAMED_FLOOR, UNNAMED_CEILING, similarity
 from facelens.models.base import Box
 from facelens.settings import Settings
 from tests.contract.conftest import served
@@ -730,3 +730,52 @@ def test_kserve_client_mistakes_answer_4xx_in_the_protocols_shape(api: TestClien
 
 def json_bytes(value: Any) -> bytes:
     return json.dumps(value).encode()
+
+
+def test_every_api_names_faces_in_the_worker_never_in_the_http_process(fresh: TestClient) -> None:
+    # One recognition path: /v1, /predictor, DeepStack, CompreFace and KServe all ask a worker
+    # to name faces against its own gallery index. The HTTP process's index is made unusable
+    # here: every naming route must still answer, and name the same face the same way.
+    body = {"userid": "R"}
+    fresh.post("/v1/vision/face/register", files={"image": photo((RED, LEFT))}, data=body)
+    gallery = fresh.app.state.services.gallery  # type: ignore[attr-defined]
+
+    def no_index() -> None:
+        raise AssertionError("faces were named in the HTTP process")
+
+    gallery.index = no_index
+    image = photo((RED, LEFT), (BLUE, RIGHT))
+    v1 = fresh.post("/v1/recognize", files={"image": image}).json()
+    assert sorted(f["name"] for f in v1["faces"]) == ["R", "unknown"]
+    predictor = fresh.post("/predictor", content=base64.b64encode(image))
+    assert predictor.status_code == 200
+    deepstack = fresh.post("/v1/vision/face/recognize", files={"image": image}).json()
+    assert sorted(p["userid"] for p in deepstack["predictions"]) == ["R", "unknown"]
+    compreface = fresh.post(
+        "/api/v1/recognition/recognize?prediction_count=2&limit=1", files={"file": image}
+    ).json()
+    ((face,),) = [compreface["result"]]  # limit=1: the larger face only (BLUE's box)
+    assert [s["subject"] for s in face["subjects"]] == ["R"]
+    assert face["subjects"][0]["similarity"] <= UNNAMED_CEILING
+    vector = fresh.post("/v1/embed", files={"image": photo((RED, LEFT))}).json()
+    embeddings = fresh.post(
+        "/api/v1/recognition/embeddings/recognize",
+        json={"embeddings": [vector["faces"][0]["embedding"]]},
+    ).json()
+    assert embeddings["result"][0]["similarities"][0]["subject"] == "R"
+    assert embeddings["result"][0]["similarities"][0]["similarity"] >= NAMED_FLOOR
+    kserve = fresh.post(
+        "/v2/models/face-recognize/infer",
+        json={
+            "inputs": [
+                {
+                    "name": "image",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "data": [base64.b64encode(image).decode()],
+                }
+            ]
+        },
+    ).json()
+    names = next(o for o in kserve["outputs"] if o["name"] == "names")["data"]
+    assert sorted(names) == ["R", "unknown"]

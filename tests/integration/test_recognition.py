@@ -52,7 +52,7 @@ def test_every_probe_is_recognised_with_exactly_the_expected_names(
 ) -> None:
     wrong = {}
     for probe in probes:
-        faces = match_faces(analyze_file(engine, probe.file), index, engine.scoring)
+        faces = match_faces(analyze_file(engine, probe.file).faces, index, engine.scoring)
         names = sorted(f.match.name for f in faces)
         if names != probe.expected:
             wrong[probe.file.name] = (names, probe.expected)
@@ -64,7 +64,7 @@ def test_group_photo_names_each_person_once_with_boxes_inside_the_image(
     engine: Engine, index: GalleryIndex, faces_dir: Path
 ) -> None:
     analysis = analyze_file(engine, faces_dir / "probes" / "obama_and_biden.jpg")
-    faces = match_faces(analysis, index, engine.scoring)
+    faces = match_faces(analysis.faces, index, engine.scoring)
     for face in faces:
         assert 0 <= face.box.left < face.box.right <= analysis.width
         assert 0 <= face.box.top < face.box.bottom <= analysis.height
@@ -108,7 +108,7 @@ def test_a_12_mp_photo_decoded_reduced_gives_the_same_faces_and_names(
     whole, reduced = _whole_and_reduced(engine, data)
     assert "decode_full" not in reduced.timings_ms  # the face was cut from the reduced pixels
     assert (reduced.width, reduced.height) == (whole.width, whole.height) == (4618, 2598)
-    named = [match_faces(a, index, engine.scoring) for a in (whole, reduced)]
+    named = [match_faces(a.faces, index, engine.scoring) for a in (whole, reduced)]
     assert [f.match.name for f in named[0]] == [f.match.name for f in named[1]] == ["obama"]
     assert _near(whole.faces[0].box, reduced.faces[0].box, 0.03)
     assert np.abs(whole.faces[0].landmarks - reduced.faces[0].landmarks).max() < 0.03 * 600
@@ -136,7 +136,7 @@ def test_a_face_too_small_in_the_reduced_pixels_is_cut_from_the_full_image(
     canvas.save(photo, quality=95)
     whole, reduced = _whole_and_reduced(engine, photo.read_bytes())
     assert "decode_full" in reduced.timings_ms
-    named = [match_faces(a, index, engine.scoring) for a in (whole, reduced)]
+    named = [match_faces(a.faces, index, engine.scoring) for a in (whole, reduced)]
     assert [f.match.name for f in named[0]] == [f.match.name for f in named[1]] == ["obama"]
     box = reduced.faces[0].box  # in the canvas's pixels, inside the pasted photo
     assert 900 < box.left < box.right < 900 + small.width

@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from facelens.core.matching import UNKNOWN, Match
-from facelens.core.pipeline import RecognizedFace
+from facelens.core.pipeline import Face, RecognizedFace
 from facelens.integrations.frigate import BridgeCounts, FrigateBridge, FrigateMetrics, Verdict
 from facelens.integrations.frigate_messages import FrigateEvent, Inbox, Rejected, Tally, parse_event
 from facelens.models.base import Box
@@ -155,7 +156,8 @@ def face(name: str, distance: float = 0.3, left: int = 10) -> RecognizedFace:
     """A recognised face: named, or ``unknown`` (its nearest person ``distance`` away)."""
     known = name != UNKNOWN
     match = Match(name, distance, 0.8 if known else 0.2, None, None, False)
-    return RecognizedFace(Box(left, 10, left + 50, 60), match)
+    box = Box(left, 10, left + 50, 60)
+    return RecognizedFace(Face(box, 0.9, np.zeros((5, 2)), np.zeros(128, np.float32)), match)
 
 
 def test_the_events_own_snapshot_is_asked_for_at_frigates_height_never_the_whole_frame() -> None:

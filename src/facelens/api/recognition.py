@@ -16,7 +16,7 @@ from facelens.api.bodies import decode_base64, read_images
 from facelens.api.deps import Services, require_api_key, services
 from facelens.core.matching import UNKNOWN
 from facelens.core.pipeline import Analysis, Face, Verification
-from facelens.core.recognition import Recognition
+from facelens.core.recognition import DEFAULT_NAMING, Naming, Recognition
 
 ERRORS = schemas.error_responses(400, 401, 413, 415, 422, 503)
 
@@ -24,7 +24,8 @@ router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERRORS)
 
 
 def count_faces(request: Request, svc: Services, route: str, faces: int) -> None:
-    request.state.faces = faces
+    """Count the faces a request found (each image's, for a request with several)."""
+    request.state.faces = getattr(request.state, "faces", 0) + faces
     svc.metrics.faces.labels(route).inc(faces)
 
 
@@ -32,10 +33,22 @@ def _total(timings: dict[str, float], start: float) -> dict[str, float]:
     return {**timings, "total": round((time.perf_counter() - start) * 1000, 2)}
 
 
-async def _recognize(
-    request: Request, svc: Services, data: bytes, label: str, *, annotate: bool, route: str
+async def recognize_photo(
+    request: Request,
+    svc: Services,
+    data: bytes,
+    label: str,
+    *,
+    route: str,
+    annotate: bool = False,
+    naming: Naming = DEFAULT_NAMING,
+    queued: bool = True,
 ) -> Recognition:
-    result = await svc.pool.recognize(data, label, annotate=annotate, gone=request.is_disconnected)
+    """The faces of one photo, named by a worker against its gallery: the one way every API
+    (``/v1``, ``/predictor``, DeepStack, CompreFace, KServe) names faces; counted once here."""
+    result = await svc.pool.recognize(
+        data, label, annotate=annotate, naming=naming, gone=request.is_disconnected, queued=queued
+    )
     count_faces(request, svc, route, len(result.faces))
     unknown = sum(1 for f in result.faces if f.match.name == UNKNOWN)
     svc.metrics.recognized.labels("unknown").inc(unknown)
@@ -66,7 +79,7 @@ async def predictor(request: Request) -> PlainTextResponse:
     svc = services(request)
     body = await request.body()
     data = await run_in_threadpool(decode_base64, body)
-    result = await _recognize(
+    result = await recognize_photo(
         request, svc, data, "the uploaded image", annotate=True, route="/predictor"
     )
     assert result.annotated is not None
@@ -97,7 +110,7 @@ async def recognize(
     image = read_images(await request.body(), request.headers.get("content-type"), ("image",))
     accept = request.headers.get("accept", "")
     as_image = annotate or ("image/jpeg" in accept and "application/json" not in accept)
-    result = await _recognize(
+    result = await recognize_photo(
         request,
         svc,
         image["image"].data,

@@ -179,3 +179,67 @@ def identify(queries: Embeddings, index: GalleryIndex, scoring: Scoring) -> list
                 )  # within the threshold, but taken by another face
             )
     return matches
+
+
+# -- candidates: the people offered for a face, with a 0..1 similarity -------------------------
+#
+# Clients of the APIs facelens also speaks (DeepStack / CodeProject.AI, CompreFace) decide with
+# a fixed threshold on a 0..1 score: Double Take names a face at 0.40 and calls it a match at
+# 0.60, DeepStack's ``min_confidence`` defaults to 0.67, the Home Assistant component's to 0.45.
+# Their servers' scores never said "unknown" reliably: DeepStack's is ``(cos + 1) / 2``
+# (strangers score two thirds) and CompreFace always answers the nearest subject.
+#
+# facelens decides first (the profile's threshold, names assigned jointly per photo), then
+# reports a *similarity* that carries the decision into every one of those thresholds: a face
+# facelens names scores in [0.70, 1] (1 at distance 0, falling linearly to 0.70 at the
+# threshold); any other pairing (a stranger's nearest person, a runner-up) in [0, 0.35] (0.35
+# at the threshold, then ``0.35 * threshold / distance``). Nothing scores between 0.35 and 0.70,
+# so a client threshold anywhere in that band agrees with facelens; one above 0.70 is stricter
+# (0.85 keeps faces within half the threshold).
+
+NAMED_FLOOR = 0.70
+UNNAMED_CEILING = 0.35
+
+
+def similarity(distance: float, threshold: float, *, named: bool) -> float:
+    """The 0..1 score of a face against a person (see above); ``named`` is facelens's
+    decision that this face is this person."""
+    distance = max(0.0, distance)
+    if named:
+        return 1.0 - (1.0 - NAMED_FLOOR) * min(distance / threshold, 1.0)
+    return UNNAMED_CEILING * min(1.0, threshold / distance) if distance > 0 else UNNAMED_CEILING
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A person offered for a face, with the face's distance to them and its similarity."""
+
+    name: str
+    distance: float
+    similarity: float
+
+
+def candidates(
+    queries: Embeddings, matches: list[Match], index: GalleryIndex, scoring: Scoring, top: int
+) -> list[tuple[Candidate, ...]]:
+    """Up to ``top`` people for each query face, given its match: the person facelens named
+    first, then the others by distance, each with its :func:`similarity`."""
+    if not len(queries) or not index.names or top < 1:
+        return [() for _ in matches]
+    distances = index.person_distances(queries)
+    ranked_all = []
+    for row, match in zip(distances, matches, strict=True):
+        order = [int(i) for i in np.argsort(row, kind="stable")[: top + 1]]
+        named = [] if match.name == UNKNOWN else [index.names.index(match.name)]
+        ranked = named + [i for i in order if i not in named]
+        ranked_all.append(
+            tuple(
+                Candidate(
+                    index.names[i],
+                    float(row[i]),
+                    similarity(float(row[i]), scoring.threshold, named=i in named),
+                )
+                for i in ranked[:top]
+            )
+        )
+    return ranked_all

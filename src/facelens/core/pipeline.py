@@ -11,7 +11,7 @@ image, decoded then, otherwise.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 
 from facelens.core.imaging import DecodedImage, downscale, face_thumbnail, sharpness
-from facelens.core.matching import GalleryIndex, Match, identify, pair_distance
+from facelens.core.matching import (
+    Candidate,
+    GalleryIndex,
+    Match,
+    candidates,
+    identify,
+    pair_distance,
+)
 from facelens.errors import InvalidValue, NoFaceFound
 from facelens.models.base import (
     Aligner,
@@ -67,10 +74,16 @@ class Analysis:
 
 @dataclass(frozen=True, slots=True)
 class RecognizedFace:
-    """A face and the name it was given."""
+    """A face, the name it was given, and the people offered for it (best first; the named
+    person first when there is one)."""
 
-    box: Box
+    face: Face
     match: Match
+    candidates: tuple[Candidate, ...] = ()
+
+    @property
+    def box(self) -> Box:
+        return self.face.box
 
     def as_dict(self) -> dict[str, Any]:
         m = self.match
@@ -259,13 +272,40 @@ class Engine:
         return Verification.compare(first, second, self.scoring)
 
 
-def match_faces(analysis: Analysis, index: GalleryIndex, scoring: Scoring) -> list[RecognizedFace]:
-    """Names for every face of one analysed image, assigned jointly; needs no model."""
+def match_faces(
+    faces: Sequence[Face],
+    index: GalleryIndex,
+    scoring: Scoring,
+    *,
+    top: int = 1,
+    timings: dict[str, float] | None = None,
+) -> list[RecognizedFace]:
+    """Names for ``faces`` (one image's), assigned jointly, with up to ``top`` candidates
+    each; needs no model. The time it took goes to ``timings["match"]``."""
     vectors = (
-        np.stack([f.embedding for f in analysis.faces])
-        if analysis.faces
-        else np.zeros((0, index.dim), dtype=np.float32)
+        np.stack([f.embedding for f in faces]) if faces else np.zeros((0, index.dim), np.float32)
     )
-    with _timed(analysis.timings_ms, "match"):
+    with _timed({} if timings is None else timings, "match"):
         matches = identify(vectors, index, scoring)
-    return [RecognizedFace(f.box, m) for f, m in zip(analysis.faces, matches, strict=True)]
+        offered = candidates(vectors, matches, index, scoring, top)
+    return [RecognizedFace(f, m, c) for f, m, c in zip(faces, matches, offered, strict=True)]
+
+
+def detection_probability(score: float) -> float:
+    """A detector's score as a 0..1 probability (YuNet's is one; dlib's HOG margin is clipped)."""
+    return min(1.0, max(0.0, score))
+
+
+def choose_faces(
+    faces: Sequence[Face], min_probability: float | None = None, largest: int = 0
+) -> list[Face]:
+    """The faces at least ``min_probability`` likely to be faces; with ``largest``, that many
+    of them, largest first (0: all, in their order)."""
+    chosen = [
+        f
+        for f in faces
+        if min_probability is None or detection_probability(f.score) >= min_probability
+    ]
+    if largest:
+        chosen = sorted(chosen, key=lambda f: f.box.area, reverse=True)[:largest]
+    return chosen

@@ -8,13 +8,13 @@ workers) and in what they print or answer.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from facelens.core.imaging import decode_image, encode_image, read_image_file
 from facelens.core.matching import GalleryIndex
-from facelens.core.pipeline import Analysis, Engine, RecognizedFace, match_faces
+from facelens.core.pipeline import Analysis, Engine, RecognizedFace, choose_faces, match_faces
 
 AnnotateAs = Literal["jpeg", "like-source"]
 """``jpeg``; or ``like-source``: PNG, WebP and BMP photos stay in their format, others JPEG."""
@@ -56,6 +56,21 @@ def analyze_file(engine: Engine, path: Path) -> Analysis:
     return engine.analyze(read_image_file(path, max_pixels=limit, reduce_to=engine.decode_side))
 
 
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """How the faces of a photo are named: up to ``candidates`` people each; only the faces at
+    least ``min_detection`` likely, the ``largest`` of them (0: all) take part; ``threshold``
+    instead of the gallery's (a per-request one)."""
+
+    candidates: int = 1
+    min_detection: float | None = None
+    largest: int = 0
+    threshold: float | None = None
+
+
+DEFAULT_NAMING = Naming()  # one candidate each, every face, the gallery's threshold
+
+
 def recognize_bytes(
     engine: Engine,
     data: bytes,
@@ -63,8 +78,10 @@ def recognize_bytes(
     index: GalleryIndex,
     *,
     annotate: AnnotateAs | None = None,
+    naming: Naming = DEFAULT_NAMING,
 ) -> Recognition:
-    """Decode, analyse, name every face against ``index``, and draw them if asked."""
+    """Decode, analyse, name the faces against ``index`` (as ``naming`` says), and draw them
+    if asked."""
     start = time.perf_counter()
     reduce_to = engine.decode_side if annotate is None else None  # drawing needs every pixel
     image = decode_image(
@@ -72,7 +89,13 @@ def recognize_bytes(
     )
     timings = {"decode": _ms(start)}
     analysis = engine.analyze(image)
-    faces = tuple(match_faces(analysis, index, engine.scoring))
+    scoring = engine.scoring
+    if naming.threshold is not None:
+        scoring = replace(scoring, threshold=naming.threshold)
+    chosen = choose_faces(analysis.faces, naming.min_detection, naming.largest)
+    faces = tuple(
+        match_faces(chosen, index, scoring, top=naming.candidates, timings=analysis.timings_ms)
+    )
     timings.update(analysis.timings_ms)
     annotated = fmt = None
     if annotate is not None:

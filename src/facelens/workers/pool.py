@@ -27,15 +27,18 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from facelens.core.matching import Candidate, Match
 from facelens.core.pipeline import Analysis
-from facelens.core.recognition import Recognition
+from facelens.core.recognition import DEFAULT_NAMING, Naming, Recognition
 from facelens.errors import ClientGone, FaceLensError, Unavailable, WorkTimeout
+from facelens.models.base import Embeddings
 from facelens.settings import Settings
+from facelens.workers.tasks import Analyze, NameVectors, Recognize, Task
 from facelens.workers.worker import serve
 
 log = logging.getLogger(__name__)
@@ -233,17 +236,15 @@ class SpawnedWorkerPool:
                 "retry in a moment."
             )
 
-    async def _submit(
-        self, task: str, args: tuple[Any, ...], gone: Gone | None, *, queued: bool = True
-    ) -> Any:
+    async def _submit(self, task: Task, gone: Gone | None, *, queued: bool = True) -> Any:
         if queued:
             self.check_capacity()
-        args = (*args, self._threads())
+        task = replace(task, threads=self._threads())
         self._pending += 1
         try:
             worker = await self._next_worker(refusable=queued)
             try:
-                result = await self._run(worker, task, args, gone)
+                result = await self._run(worker, task, gone)
             except asyncio.CancelledError:
                 # Its answer may still come and would be read as the next request's: retire it.
                 if worker in self._live:
@@ -287,13 +288,11 @@ class SpawnedWorkerPool:
             "in a moment."
         )
 
-    async def _run(
-        self, worker: _Process, task: str, args: tuple[Any, ...], gone: Gone | None
-    ) -> Any:
+    async def _run(self, worker: _Process, task: Task, gone: Gone | None) -> Any:
         """Send one task to ``worker`` and wait for its answer, its death, the time limit or
         the client leaving; in the last three cases ``worker`` is retired."""
         try:
-            await asyncio.to_thread(worker.conn.send, (task, args))
+            await asyncio.to_thread(worker.conn.send, task)
         except OSError:
             self._retire(worker, "its pipe is closed")
             raise self._died() from None
@@ -310,7 +309,7 @@ class SpawnedWorkerPool:
             return value
         if status == "error":
             raise value
-        raise RuntimeError(f"worker task {task} failed: {value}")
+        raise RuntimeError(f"worker task {type(task).__name__} failed: {value}")
 
     async def _wait(self, worker: _Process, gone: Gone | None) -> FaceLensError | None:
         """Until ``worker`` has something to read (an answer, or end of file if it died):
@@ -361,13 +360,31 @@ class SpawnedWorkerPool:
         """Every face of one image (``enrolment``: see Engine.analyze). ``queued=False`` is for
         the further images of a request that passed :meth:`check_capacity` already: they wait
         for a worker, never refused."""
-        result: Analysis = await self._submit(
-            "analyze", (data, source, enrolment), gone, queued=queued
-        )
+        result: Analysis = await self._submit(Analyze(data, source, enrolment), gone, queued=queued)
         return result
 
     async def recognize(
-        self, data: bytes, source: str, *, annotate: bool, gone: Gone | None = None
+        self,
+        data: bytes,
+        source: str,
+        *,
+        annotate: bool = False,
+        naming: Naming = DEFAULT_NAMING,
+        gone: Gone | None = None,
+        queued: bool = True,
     ) -> Recognition:
-        result: Recognition = await self._submit("recognize", (data, source, annotate), gone)
+        """Every face of one image, named by the worker against its gallery (the one way every
+        API names the faces of a photo); ``queued`` as for :meth:`analyze`."""
+        result: Recognition = await self._submit(
+            Recognize(data, source, annotate, naming), gone, queued=queued
+        )
+        return result
+
+    async def name_vectors(
+        self, vectors: Embeddings, candidates: int = 1
+    ) -> list[tuple[Match, tuple[Candidate, ...]]]:
+        """Each of ``vectors`` named on its own against the worker's gallery."""
+        result: list[tuple[Match, tuple[Candidate, ...]]] = await self._submit(
+            NameVectors(vectors, candidates), None
+        )
         return result

@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
 
 import cv2
 import numpy as np
 
 from facelens.core.annotate import UNKNOWN_COLOUR, Label, draw_labels
 from facelens.core.imaging import DecodedImage
-from facelens.core.matching import UNKNOWN
-from facelens.core.pipeline import Analysis, Engine
-from facelens.core.recognition import Recognition, analyze_bytes, recognize_bytes
+from facelens.core.matching import UNKNOWN, Candidate, Match, candidates, identify
+from facelens.core.pipeline import Engine
+from facelens.core.recognition import analyze_bytes, recognize_bytes
 from facelens.errors import FaceLensError
 from facelens.gallery.sqlite import SQLiteGallery
-from facelens.models.base import Box
+from facelens.models.base import Box, Embeddings
 from facelens.settings import Settings
 from facelens.system.lifetime import die_with_parent
+from facelens.workers.tasks import Analyze, NameVectors, Recognize, Task
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +45,39 @@ def _use_threads(threads: int) -> None:
 
 
 class Tasks:
-    """What a worker does for the server; each task names the OpenCV threads it may use."""
+    """What a worker does for the server (``tasks.py``), with the OpenCV threads each names."""
 
     def __init__(self, engine: Engine, gallery: SQLiteGallery) -> None:
         self.engine = engine
         self.gallery = gallery
 
-    def analyze(self, data: bytes, source: str, enrolment: bool, threads: int) -> Analysis:
-        _use_threads(threads)
-        return analyze_bytes(self.engine, data, source, enrolment=enrolment)
+    def run(self, task: Task) -> object:
+        _use_threads(task.threads)
+        match task:
+            case Analyze(data, source, enrolment):
+                return analyze_bytes(self.engine, data, source, enrolment=enrolment)
+            case Recognize(data, source, annotate, naming):
+                return recognize_bytes(
+                    self.engine,
+                    data,
+                    source,
+                    self.gallery.index(),
+                    annotate="jpeg" if annotate else None,
+                    naming=naming,
+                )
+            case NameVectors(vectors, top):
+                return self.name_vectors(vectors, top)
 
-    def recognize(self, data: bytes, source: str, annotate: bool, threads: int) -> Recognition:
-        _use_threads(threads)
-        return recognize_bytes(
-            self.engine, data, source, self.gallery.index(), annotate="jpeg" if annotate else None
-        )
+    def name_vectors(
+        self, vectors: Embeddings, top: int
+    ) -> list[tuple[Match, tuple[Candidate, ...]]]:
+        index, scoring = self.gallery.index(), self.engine.scoring
+        named = []
+        for row in vectors:  # each on its own: they may come from different photos
+            one = row[None, :]
+            (match,) = identify(one, index, scoring)
+            named.append((match, candidates(one, [match], index, scoring, top)[0]))
+        return named
 
 
 def serve(conn: Connection, settings: Settings) -> None:
@@ -79,22 +96,17 @@ def serve(conn: Connection, settings: Settings) -> None:
         return
     conn.send(("ok", engine.model_id))
     tasks = Tasks(engine, gallery)
-    handlers: dict[str, Callable[..., Any]] = {
-        "analyze": tasks.analyze,
-        "recognize": tasks.recognize,
-    }
     while True:
         try:
-            message = conn.recv()
+            task = conn.recv()
         except (EOFError, OSError):  # the server closed the pipe or went away
             return
-        if message is None:  # the server's "stop"
+        if task is None:  # the server's "stop"
             return
-        name, args = message
         try:
-            conn.send(("ok", handlers[name](*args)))
+            conn.send(("ok", tasks.run(task)))
         except FaceLensError as exc:
             conn.send(("error", exc))
         except Exception as exc:  # answered as a crash (500); the worker stays usable
-            log.exception("worker task %s failed", name)
+            log.exception("worker task %s failed", type(task).__name__)
             conn.send(("crash", f"{type(exc).__name__}: {exc}"))

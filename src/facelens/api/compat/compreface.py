@@ -7,7 +7,7 @@ face's ``image_id`` is its facelens id. Answers and errors (``{"message", "code"
 for "no face") are CompreFace's, mapped in ``api/errors.py``.
 
 Where facelens differs on purpose: ``similarity`` is facelens's calibrated score
-(``api/compat/scores.py``; a stranger's nearest subject scores at most 0.35, so Double Take's 0.40
+(``core/matching.py``; a stranger's nearest subject scores at most 0.35, so Double Take's 0.40
 says "unknown"); photos are never stored, so ``/faces/{id}/img`` answers the face's small
 thumbnail (at most 160 px) where one is kept, 404 otherwise; a photo with several
 faces enrols its largest; the age, gender, mask and pose plugins do not exist and are ignored
@@ -29,13 +29,12 @@ from starlette.concurrency import run_in_threadpool
 
 from facelens import __version__
 from facelens.api.bodies import Upload, media_type, read_form, read_images
-from facelens.api.compat.scores import detection_probability, score_faces
 from facelens.api.deps import Services, require, services
 from facelens.api.enrolment import enrol_uploads, write_lock
 from facelens.api.people import face_jpeg
-from facelens.api.recognition import count_faces
-from facelens.core.matching import UNKNOWN
-from facelens.core.pipeline import Analysis, Face
+from facelens.api.recognition import recognize_photo
+from facelens.core.pipeline import Face, detection_probability
+from facelens.core.recognition import Naming
 from facelens.errors import Conflict, InvalidValue, NoFaceFound, NotFound
 from facelens.gallery.base import PersonSummary
 from facelens.jobs.enroll import NO_FACE as NO_FACE_REASON
@@ -170,19 +169,6 @@ def answer(svc: Services, result: list[dict[str, Any]], status: bool) -> dict[st
     return body
 
 
-def found_faces(analysis: Analysis, det_prob_threshold: float | None, limit: int) -> list[Face]:
-    """The faces a recognize or verify call answers for: at least ``det_prob_threshold``
-    likely to be faces, the ``limit`` largest (0: all)."""
-    faces = [
-        f
-        for f in analysis.faces
-        if det_prob_threshold is None or detection_probability(f.score) >= det_prob_threshold
-    ]
-    if limit:
-        faces = sorted(faces, key=lambda f: f.box.area, reverse=True)[:limit]
-    return faces
-
-
 @router.post(
     "/recognize",
     summary="Recognise faces: each face's nearest subjects (CompreFace)",
@@ -200,25 +186,21 @@ async def recognize(
     svc = services(request)
     start = time.perf_counter()
     image = await read_image(request)
-    analysis = await svc.pool.analyze(image.data, image.label, request.is_disconnected)
-    faces = found_faces(analysis, det_prob_threshold, limit)
-    count_faces(request, svc, f"{PREFIX}/recognize", len(faces))
-    if not faces:
+    naming = Naming(candidates=prediction_count, min_detection=det_prob_threshold, largest=limit)
+    route = f"{PREFIX}/recognize"
+    recognition = await recognize_photo(
+        request, svc, image.data, image.label, route=route, naming=naming
+    )
+    if not recognition.faces:
         raise NoFaceFound(NO_FACE)
-    index = await run_in_threadpool(svc.gallery.index)
-    scoring = svc.gallery.profile.scoring(svc.settings)
     plugins = plugins_of(face_plugins)
     elapsed = round((time.perf_counter() - start) * 1000)
     result = []
-    scored_faces = score_faces(faces, index, scoring, prediction_count)
-    for scored in scored_faces:
+    for face in recognition.faces:
         subjects = [
-            {"subject": c.name, "similarity": round(c.similarity, 5)} for c in scored.candidates
+            {"subject": c.name, "similarity": round(c.similarity, 5)} for c in face.candidates
         ]
-        result.append(face_item(scored.face, plugins, status, elapsed, subjects=subjects))
-    unknown = sum(1 for f in scored_faces if f.match.name == UNKNOWN)
-    svc.metrics.recognized.labels("unknown").inc(unknown)
-    svc.metrics.recognized.labels("known").inc(len(faces) - unknown)
+        result.append(face_item(face.face, plugins, status, elapsed, subjects=subjects))
     return JSONResponse(answer(svc, result, status))
 
 

@@ -4,7 +4,7 @@
 
 The shapes are CompreFace's (``docs/Rest-API-description.md``; its ``EmbeddingController``
 and ``RecognizeController``). ``similarity`` is facelens's calibrated score
-(``api/compat/scores.py``): at least 0.70 when facelens holds the two faces for one person,
+(``core/matching.py``): at least 0.70 when facelens holds the two faces for one person,
 at most 0.35 when not. Embeddings are the ones the ``calculator`` plugin answers: the
 gallery's model's, of its length; each one sent to ``/embeddings/recognize`` is named on its
 own (they may come from different photos), not jointly as the faces of one photo are.
@@ -28,15 +28,14 @@ from facelens.api.compat.compreface import (
     answer,
     face_id_of,
     face_item,
-    found_faces,
     json_body,
     plugins_of,
     read_image,
 )
-from facelens.api.compat.scores import score_vectors, similarity
 from facelens.api.deps import Services, require, services
 from facelens.api.recognition import count_faces
-from facelens.core.matching import pair_distance
+from facelens.core.matching import pair_distance, similarity
+from facelens.core.pipeline import choose_faces
 from facelens.errors import InvalidValue, NoFaceFound
 from facelens.models.base import Embeddings
 from facelens.models.scoring import Scoring
@@ -148,7 +147,7 @@ async def verify_face(
     person, stored = await _stored(svc, image_id)
     image = await read_image(request)
     analysis = await svc.pool.analyze(image.data, image.label, request.is_disconnected)
-    faces = found_faces(analysis, det_prob_threshold, limit)
+    faces = choose_faces(analysis.faces, det_prob_threshold, limit)
     count_faces(request, svc, f"{PREFIX}/faces/verify", len(faces))
     if not faces:
         raise NoFaceFound(NO_FACE)
@@ -179,11 +178,9 @@ async def recognize_embeddings(
 ) -> JSONResponse:
     svc = services(request)
     sent, vectors = _embeddings(await json_body(request), svc)
-    index = await run_in_threadpool(svc.gallery.index)
-    scoring = svc.gallery.profile.scoring(svc.settings)
+    named = await svc.pool.name_vectors(vectors, prediction_count)
     result = []
-    for row, vector in zip(sent, vectors, strict=True):
-        ((_, candidates),) = score_vectors(vector[None, :], index, scoring, prediction_count)
+    for row, (_, candidates) in zip(sent, named, strict=True):
         result.append(
             {
                 "embedding": row,

@@ -10,7 +10,7 @@ the form is read: a keyless 20 MB form is refused without being parsed (:func:`_
 Where facelens differs on purpose: ``register`` adds photos to the person instead of replacing
 them (Double Take trains one photo per call, so DeepStack kept only the last), a photo with
 several faces enrols its largest, and ``confidence`` is facelens's calibrated similarity
-(``facelens.api.compat.scores``): a stranger is ``unknown`` at the clients' usual thresholds.
+(``core/matching.py``): a stranger is ``unknown`` at the clients' usual thresholds.
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from facelens.api.bodies import Form, MultipartReader, Upload, form_of, media_type, read_form
-from facelens.api.compat.scores import detection_probability, score_faces, similarity
 from facelens.api.deps import API_KEY_HEADER, Services, authorize, services
 from facelens.api.enrolment import enrol_uploads, write_lock
 from facelens.api.keys import Scope
-from facelens.api.recognition import count_faces
-from facelens.core.matching import UNKNOWN, pair_distance
-from facelens.core.pipeline import Analysis
+from facelens.api.recognition import count_faces, recognize_photo
+from facelens.core.matching import UNKNOWN, pair_distance, similarity
+from facelens.core.pipeline import Analysis, detection_probability
 from facelens.errors import InvalidValue, KeyMissing, NoFaceFound
 from facelens.models.base import Box
 
@@ -242,21 +241,18 @@ async def recognize(request: Request, form: DeepStackForm) -> JSONResponse:
     does not name or whose similarity is below ``min_confidence``."""
     svc = services(request)
     min_confidence = _min_confidence(form, RECOGNIZE_MIN_CONFIDENCE)
-    analysis = await _analyze(request, svc, _one_image(form), f"{PREFIX}/recognize")
-    index = await run_in_threadpool(svc.gallery.index)
-    scoring = svc.gallery.profile.scoring(svc.settings)
+    image = _one_image(form)
+    route = f"{PREFIX}/recognize"
+    recognition = await recognize_photo(request, svc, image.data, image.label, route=route)
     predictions = []
-    for scored in score_faces(analysis.faces, index, scoring):
-        best = scored.candidates[0] if scored.candidates else None
-        named = best is not None and scored.match.name != UNKNOWN
+    for face in recognition.faces:
+        best = face.candidates[0] if face.candidates else None
+        named = best is not None and face.match.name != UNKNOWN
         if best is not None and named and best.similarity >= min_confidence:
             userid, confidence = best.name, round(best.similarity, 4)
         else:
             userid, confidence = UNKNOWN, 0.0
-        predictions.append({"userid": userid, "confidence": confidence, **_box(scored.face.box)})
-    unknown = sum(1 for p in predictions if p["userid"] == UNKNOWN)
-    svc.metrics.recognized.labels("unknown").inc(unknown)
-    svc.metrics.recognized.labels("known").inc(len(predictions) - unknown)
+        predictions.append({"userid": userid, "confidence": confidence, **_box(face.box)})
     return _ok(predictions=predictions)
 
 
@@ -328,7 +324,7 @@ async def delete(request: Request, form: DeepStackForm) -> JSONResponse:
 @router.post("/match", summary="Similarity of the faces of two images (DeepStack)")
 async def match(request: Request, form: DeepStackForm) -> JSONResponse:
     """``similarity`` is at least 0.70 when facelens holds the two largest faces for one
-    person, at most 0.35 when not (``facelens.api.compat.scores``)."""
+    person, at most 0.35 when not (``core/matching.py``)."""
     svc = services(request)
     if len(form.images) < 2:
         raise InvalidValue(f"expected two image files, only {len(form.images)} found")

@@ -18,9 +18,7 @@ Errors are ``{"error": "..."}`` (``api/errors.py``). The protocol lives in ``api
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
-from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Any
 
@@ -38,9 +36,10 @@ from facelens.api.compat.oip import (
     encode_response,
     parse_request,
 )
-from facelens.api.deps import Services, require_api_key, services
-from facelens.api.recognition import count_faces
-from facelens.core.pipeline import Analysis, match_faces
+from facelens.api.deps import require_api_key, services
+from facelens.api.recognition import count_faces, recognize_photo
+from facelens.core.pipeline import Analysis
+from facelens.core.recognition import Naming, Recognition
 from facelens.errors import InvalidValue, NoFaceFound, NotFound
 from facelens.models.base import Box
 
@@ -191,7 +190,7 @@ def _counts(per_image: list[int]) -> Tensor:
     return Tensor("counts", "INT32", (len(per_image),), np.array(per_image, dtype=np.int32), True)
 
 
-def _detect(analyses: list[Analysis], svc: Services, threshold: float | None) -> list[Tensor]:
+def _detect(analyses: list[Analysis], threshold: float | None) -> list[Tensor]:
     faces = [[f for f in a.faces if threshold is None or f.score >= threshold] for a in analyses]
     k = max(len(f) for f in faces)
     boxes = _padded([[_ltrb(f.box) for f in row] for row in faces], k, [0, 0, 0, 0], np.float32)
@@ -204,7 +203,7 @@ def _detect(analyses: list[Analysis], svc: Services, threshold: float | None) ->
     ]
 
 
-def _embed(analyses: list[Analysis], svc: Services, threshold: float | None) -> list[Tensor]:
+def _embed(analyses: list[Analysis]) -> list[Tensor]:
     vectors = []
     for i, analysis in enumerate(analyses):
         if not analysis.faces:
@@ -217,14 +216,8 @@ def _embed(analyses: list[Analysis], svc: Services, threshold: float | None) -> 
     ]
 
 
-async def _recognize(
-    analyses: list[Analysis], svc: Services, threshold: float | None
-) -> list[Tensor]:
-    scoring = svc.gallery.profile.scoring(svc.settings)
-    if threshold is not None:
-        scoring = dataclasses.replace(scoring, threshold=threshold)
-    index = await run_in_threadpool(svc.gallery.index)
-    named = [match_faces(a, index, scoring) for a in analyses]
+def _recognize(recognitions: list[Recognition]) -> list[Tensor]:
+    named = [r.faces for r in recognitions]
     k = max(len(row) for row in named)
     n = len(named)
     names = [[f.match.name.encode() for f in row] + [b""] * (k - len(row)) for row in named]
@@ -274,21 +267,28 @@ async def infer_version(request: Request, name: str, version: str | None) -> Res
     images = _images(parsed)
     threshold = _threshold(parsed)
     svc.pool.check_capacity()
-    analyses: list[Analysis] = list(
-        await asyncio.gather(
+    route = f"/v2/models/{name}/infer"
+    if name == "face-recognize":
+        naming = Naming(threshold=threshold)
+        recognitions = await asyncio.gather(
             *(
-                svc.pool.analyze(data, f"image[{i}]", request.is_disconnected, queued=False)
+                recognize_photo(
+                    request, svc, data, f"image[{i}]", route=route, naming=naming, queued=False
+                )
                 for i, data in enumerate(images)
             )
         )
-    )
-    count_faces(request, svc, f"/v2/models/{name}/infer", sum(len(a.faces) for a in analyses))
-    if name == "face-recognize":
-        outputs = await _recognize(analyses, svc, threshold)
+        outputs = _recognize(list(recognitions))
     else:
-        run: Callable[[list[Analysis], Services, float | None], list[Tensor]] = (
-            _detect if name == "face-detect" else _embed
+        analyses: list[Analysis] = list(
+            await asyncio.gather(
+                *(
+                    svc.pool.analyze(data, f"image[{i}]", request.is_disconnected, queued=False)
+                    for i, data in enumerate(images)
+                )
+            )
         )
-        outputs = run(analyses, svc, threshold)
+        count_faces(request, svc, route, sum(len(a.faces) for a in analyses))
+        outputs = _detect(analyses, threshold) if name == "face-detect" else _embed(analyses)
     content, headers = encode_response(name, VERSION, parsed, outputs)
     return Response(content, headers=headers)
