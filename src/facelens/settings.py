@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=_default_data_dir,
         description="Where the gallery (gallery.sqlite3) lives; created on first use.",
+        json_schema_extra={"shown_default": "the user data folder (`~/.local/share/facelens`)"},
     )
     model: ModelName | None = Field(
         default=None,
@@ -145,18 +146,21 @@ class Settings(BaseSettings):
     )
     stream_networks: str = Field(
         default="",
+        json_schema_extra={"shown_default": "any host"},
         description="Networks (CIDR, comma-separated) that stream URLs may point into: a host "
         "name is resolved and every address must be inside. Unset: any host.",
     )
     max_streams: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=0,
+        json_schema_extra={"shown_default": "the CPU count"},
         description="Most streams the server keeps (each is a process of ~0.3 GB); more are "
         "refused with 409 'too_many_streams'.",
     )
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
+        json_schema_extra={"shown_default": "the CPU count"},
         description="Processes used for many photos and by the server (one model thread each).",
     )
 
