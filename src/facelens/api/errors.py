@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -94,53 +95,19 @@ def response_for(exc: errors.FaceLensError) -> JSONResponse:
     return error_response(status_for(exc), exc.code, exc.api_message)
 
 
-# -- the error bodies of the compatibility APIs (their clients parse them) ------------------
+# -- the error bodies of the foreign APIs (their clients parse them) ----------------------------
 
-DEEPSTACK_PREFIX = "/v1/vision/"
-COMPREFACE_PREFIX = "/api/v1/recognition"
-KSERVE_PREFIX = "/v2"
-# CompreFace's codes (ExceptionResponseDto): 10 unknown key, 20 missing key, 26 validation,
-# 28 no face, 42 subject not found, 43 subject exists; 24 for a missing face id (facelens's
-# choice: the spec names none) and 0 for a failure of the server. An image that cannot be read
-# is 28 on every route, as in CompreFace, whose API answers every image its face service
-# refuses with 28 (FacesRestApiClient: any 400 of the core is NoFacesFoundException); too many
-# pixels, bad base64 and an empty body stay validation errors (26).
-_COMPREFACE_CODES: dict[type[errors.FaceLensError], tuple[int, int]] = {
-    errors.KeyMissing: (400, 20),
-    errors.Unauthorized: (404, 10),
-    errors.NoFaceFound: (400, 28),
-    errors.ImageError: (400, 28),
-    errors.ImageTooLarge: (400, 26),
-    errors.BadBase64: (400, 26),
-    errors.EmptyBody: (400, 26),
-    errors.PersonNotFound: (404, 42),
-    errors.NotFound: (404, 24),
-    errors.Conflict: (400, 43),
-}
+Headers = dict[str, str] | None
+Dialect = Callable[[int, str, "errors.FaceLensError | None", Headers], JSONResponse]
+"""An API's error body: from the status, the message, the error (if one of ours) and headers."""
+
+_DIALECTS: list[tuple[Callable[[str], bool], Dialect]] = []
 
 
-def _deepstack(status: int, message: str, headers: dict[str, str] | None) -> JSONResponse:
-    """DeepStack's shape and statuses: 400 for the client's mistakes, 401 for keys, 500 for
-    the server's (CodeProject.AI adds the status as ``code``)."""
-    ds_status = status if status in (400, 401, 403, 404, 405) else 500 if status >= 500 else 400
-    return JSONResponse(
-        {"success": False, "error": message, "duration": 0, "code": ds_status},
-        status_code=ds_status,
-        headers=headers,
-    )
-
-
-def _compreface(
-    status: int, message: str, exc: errors.FaceLensError | None, headers: dict[str, str] | None
-) -> JSONResponse:
-    code = 26 if status < 500 else 0
-    if 400 <= status < 500 and status not in (401, 403, 404, 405):
-        status = 400  # CompreFace answers every invalid request with 400
-    for cls in type(exc).__mro__ if exc is not None else ():
-        if cls in _COMPREFACE_CODES:
-            status, code = _COMPREFACE_CODES[cls]
-            break
-    return JSONResponse({"message": message, "code": code}, status_code=status, headers=headers)
+def register_dialect(serves: Callable[[str], bool], dialect: Dialect) -> None:
+    """Answer the errors of every path ``serves`` accepts with ``dialect`` (each module of
+    ``api/compat/`` registers its own API's as it is imported)."""
+    _DIALECTS.append((serves, dialect))
 
 
 def render(
@@ -150,15 +117,11 @@ def render(
     message: str,
     exc: errors.FaceLensError | None = None,
 ) -> JSONResponse:
-    """The error answer in the dialect of the API the request called."""
+    """The error answer in the dialect of the API the request called (ours by default)."""
     path = request.url.path
-    if path.startswith(DEEPSTACK_PREFIX):
-        return _deepstack(status, message, _headers(status, code))
-    if path.startswith(COMPREFACE_PREFIX):
-        return _compreface(status, message, exc, _headers(status, code))
-    if path == KSERVE_PREFIX or path.startswith(KSERVE_PREFIX + "/"):
-        # The Open Inference Protocol's error shape.
-        return JSONResponse({"error": message}, status_code=status, headers=_headers(status, code))
+    for serves, dialect in _DIALECTS:
+        if serves(path):
+            return dialect(status, message, exc, _headers(status, code))
     return error_response(status, code, message)
 
 

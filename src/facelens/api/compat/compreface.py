@@ -27,10 +27,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from facelens import __version__
+from facelens import __version__, errors
 from facelens.api.bodies import Upload, media_type, read_form, read_images
 from facelens.api.deps import Services, require, services
 from facelens.api.enrolment import enrol_uploads, write_lock
+from facelens.api.errors import register_dialect
 from facelens.api.people import face_jpeg
 from facelens.api.recognition import recognize_photo
 from facelens.core.pipeline import Face, detection_probability
@@ -46,6 +47,42 @@ MAX_PAGE_SIZE = 1000
 # page of GET /faces at its largest. CompreFace documents no limit.
 MAX_DELETE_IDS = MAX_PAGE_SIZE
 _FACE_ID = re.compile(r"[0-9]{1,18}")  # facelens's face ids, as CompreFace's image_id strings
+
+# CompreFace's codes (ExceptionResponseDto): 10 unknown key, 20 missing key, 26 validation,
+# 28 no face, 42 subject not found, 43 subject exists; 24 for a missing face id (facelens's
+# choice: the spec names none) and 0 for a failure of the server. An image that cannot be read
+# is 28 on every route, as in CompreFace, whose API answers every image its face service
+# refuses with 28 (FacesRestApiClient: any 400 of the core is NoFacesFoundException); too many
+# pixels, bad base64 and an empty body stay validation errors (26).
+_CODES: dict[type[errors.FaceLensError], tuple[int, int]] = {
+    errors.KeyMissing: (400, 20),
+    errors.Unauthorized: (404, 10),
+    errors.NoFaceFound: (400, 28),
+    errors.ImageError: (400, 28),
+    errors.ImageTooLarge: (400, 26),
+    errors.BadBase64: (400, 26),
+    errors.EmptyBody: (400, 26),
+    errors.PersonNotFound: (404, 42),
+    errors.NotFound: (404, 24),
+    errors.Conflict: (400, 43),
+}
+
+
+def _error(
+    status: int, message: str, exc: errors.FaceLensError | None, headers: dict[str, str] | None
+) -> JSONResponse:
+    """CompreFace's error body, ``{"message", "code"}``, and its statuses."""
+    code = 26 if status < 500 else 0
+    if 400 <= status < 500 and status not in (401, 403, 404, 405):
+        status = 400  # CompreFace answers every invalid request with 400
+    for cls in type(exc).__mro__ if exc is not None else ():
+        if cls in _CODES:
+            status, code = _CODES[cls]
+            break
+    return JSONResponse({"message": message, "code": code}, status_code=status, headers=headers)
+
+
+register_dialect(lambda path: path.startswith(PREFIX), _error)
 
 router = APIRouter(
     prefix=PREFIX,

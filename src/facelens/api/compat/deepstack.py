@@ -28,17 +28,34 @@ from starlette.concurrency import run_in_threadpool
 from facelens.api.bodies import Form, MultipartReader, Upload, form_of, media_type, read_form
 from facelens.api.deps import API_KEY_HEADER, Services, authorize, services
 from facelens.api.enrolment import enrol_uploads, write_lock
+from facelens.api.errors import register_dialect
 from facelens.api.keys import Scope
 from facelens.api.recognition import count_faces, recognize_photo
 from facelens.core.matching import UNKNOWN, pair_distance, similarity
 from facelens.core.pipeline import Analysis, detection_probability
-from facelens.errors import InvalidValue, KeyMissing, NoFaceFound
+from facelens.errors import FaceLensError, InvalidValue, KeyMissing, NoFaceFound
 from facelens.models.base import Box
 
 PREFIX = "/v1/vision/face"
 DETECT_MIN_CONFIDENCE = 0.55  # DeepStack's defaults
 RECOGNIZE_MIN_CONFIDENCE = 0.67
 NO_IMAGE = "No valid image file found: send the image as a file part of a multipart form."
+
+
+def _error(
+    status: int, message: str, exc: FaceLensError | None, headers: dict[str, str] | None
+) -> JSONResponse:
+    """DeepStack's error body and statuses: 400 for the client's mistakes, 401 for keys, 500
+    for the server's (CodeProject.AI adds the status as ``code``)."""
+    ds_status = status if status in (400, 401, 403, 404, 405) else 500 if status >= 500 else 400
+    return JSONResponse(
+        {"success": False, "error": message, "duration": 0, "code": ds_status},
+        status_code=ds_status,
+        headers=headers,
+    )
+
+
+register_dialect(lambda path: path.startswith("/v1/vision/"), _error)
 
 
 def _scope(request: Request) -> Scope:

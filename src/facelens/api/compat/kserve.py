@@ -37,10 +37,11 @@ from facelens.api.compat.oip import (
     parse_request,
 )
 from facelens.api.deps import require_api_key, services
+from facelens.api.errors import register_dialect
 from facelens.api.recognition import count_faces, recognize_photo
 from facelens.core.pipeline import Analysis
 from facelens.core.recognition import Naming, Recognition
-from facelens.errors import InvalidValue, NoFaceFound, NotFound
+from facelens.errors import FaceLensError, InvalidValue, NoFaceFound, NotFound
 from facelens.models.base import Box
 
 VERSION = "1"
@@ -78,6 +79,17 @@ NO_BODY: dict[int | str, dict[str, Any]] = {
     200: {"description": "Yes (no body)", "content": {}},
     503: {"description": "Not yet (no body)", "content": {}},
 }
+
+
+def _error(
+    status: int, message: str, exc: FaceLensError | None, headers: dict[str, str] | None
+) -> JSONResponse:
+    """The Open Inference Protocol's error body."""
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+register_dialect(lambda path: path == "/v2" or path.startswith("/v2/"), _error)
+
 router = APIRouter(prefix="/v2", tags=TAGS)
 keyed = APIRouter(
     prefix="/v2",
