@@ -22,6 +22,10 @@ from facelens.models.names import ModelName as ModelName
 
 LogFormat = Literal["text", "json"]
 
+# The data directory's databases.
+GALLERY_FILE = "gallery.sqlite3"  # people, faces, API keys, idempotency records
+EVENTS_FILE = "events.sqlite3"  # events, their outbox, the server's streams
+
 
 def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("facelens", appauthor=False))
@@ -360,7 +364,11 @@ class Settings(BaseSettings):
 
     @property
     def gallery_path(self) -> Path:
-        return self.data_dir / "gallery.sqlite3"
+        return self.data_dir / GALLERY_FILE
+
+    @property
+    def events_path(self) -> Path:
+        return self.data_dir / EVENTS_FILE
 
     def with_model(self, model: ModelName) -> Settings:
         """These settings with the model profile decided (by the gallery, say)."""

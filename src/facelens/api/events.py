@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from facelens.api import schemas
 from facelens.api.deps import Services, require_admin_key, require_api_key, services
 from facelens.errors import InvalidValue, NotFound
-from facelens.events.log import EVENTS_FILE, EventLog, Filter
+from facelens.events.log import EventLog, Filter
 from facelens.events.tail import Stored
 
 router = APIRouter(
@@ -52,7 +52,7 @@ class EventsPage(BaseModel):
 
 def event_log(svc: Services) -> EventLog:
     if svc.events is None:
-        svc.events = EventLog(svc.settings.data_dir / EVENTS_FILE)
+        svc.events = EventLog(svc.settings.events_path)
     return svc.events
 
 

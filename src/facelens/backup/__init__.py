@@ -23,11 +23,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from facelens.events.log import EVENTS_FILE
 from facelens.gallery.db import connect_read_only, storage_error
+from facelens.settings import EVENTS_FILE, GALLERY_FILE
 
 MANIFEST = "manifest.json"
-GALLERY_FILE = "gallery.sqlite3"
 DATABASES = (GALLERY_FILE, EVENTS_FILE)  # in the order they are archived
 FORMAT = "facelens-backup"
 FORMAT_VERSION = 1

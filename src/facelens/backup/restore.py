@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from facelens.backup import DATABASES, GALLERY_FILE, describe
+from facelens.backup import DATABASES, describe
 from facelens.backup.unpack import HEADERS_BYTES, bad, unpack
 from facelens.errors import Conflict, InputPathError, ModelError, StorageError
 from facelens.gallery.db import connect_read_only, not_ours, os_storage_error, quick_check_file
 from facelens.gallery.schema import LATEST
-from facelens.settings import Settings
+from facelens.settings import GALLERY_FILE, Settings
 
 _SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's files beside a database, moved with it
 # The unix VFS's wal-index lock bytes (sqlite.org/walformat.html): every connection to a

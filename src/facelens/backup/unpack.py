@@ -18,9 +18,10 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from facelens.backup import DATABASES, FORMAT, FORMAT_VERSION, GALLERY_FILE, MANIFEST
+from facelens.backup import DATABASES, FORMAT, FORMAT_VERSION, MANIFEST
 from facelens.errors import InputPathError
 from facelens.gallery.db import os_storage_error
+from facelens.settings import GALLERY_FILE
 
 MAX_MANIFEST_BYTES = 1 << 20
 HEADERS_BYTES = 1 << 20  # room for the tar's own headers and padding beyond its members

@@ -19,14 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from facelens import __version__
-from facelens.backup import (
-    DATABASES,
-    FORMAT,
-    FORMAT_VERSION,
-    GALLERY_FILE,
-    MANIFEST,
-    describe,
-)
+from facelens.backup import DATABASES, FORMAT, FORMAT_VERSION, MANIFEST, describe
 from facelens.errors import GalleryDamaged, InputPathError, StorageError
 from facelens.gallery.db import (
     connect_read_only,
@@ -38,7 +31,7 @@ from facelens.gallery.db import (
     storage_error,
 )
 from facelens.models.weights import sha256_of
-from facelens.settings import Settings
+from facelens.settings import GALLERY_FILE, Settings
 
 
 @dataclass(frozen=True, slots=True)

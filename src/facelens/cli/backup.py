@@ -9,11 +9,12 @@ from typing import Annotated, Any
 import typer
 
 from facelens.cli.app import app, err, escape, handled, out, print_json
+from facelens.settings import EVENTS_FILE, GALLERY_FILE
 
 
 def _holds(found: dict[str, dict[str, Any]]) -> str:
-    gallery = found.get("gallery.sqlite3", {})
-    events = found.get("events.sqlite3", {})
+    gallery = found.get(GALLERY_FILE, {})
+    events = found.get(EVENTS_FILE, {})
     return (
         f"{gallery.get('people', 0)} people, {gallery.get('faces', 0)} faces "
         f"({gallery.get('model') or 'no model yet'}, schema {gallery.get('schema_version')}), "

@@ -131,7 +131,7 @@ def watch(
             )
         gallery = open_gallery(state)
         engine = engine_for_gallery(state, gallery)
-        log = EventLog(state.settings.data_dir / "events.sqlite3", targets=deliveries.names)
+        log = EventLog(state.settings.events_path, targets=deliveries.names)
         log.prune_every(days=state.settings.events_retention_days)  # now, then hourly
         deliveries.start(log)
         taken: set[str] = set()

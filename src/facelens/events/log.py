@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from facelens.errors import StorageError
 from facelens.gallery.db import connect, now_text, storage_error, write_transaction
+from facelens.settings import EVENTS_FILE
 
 if TYPE_CHECKING:
     from facelens.events.event import Event
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EVENTS_FILE = "events.sqlite3"  # in the data directory, beside the gallery
 PRUNE_EVERY_S = 3600.0  # retention is applied this often by a long-running watch or server
 
 _SCHEMA = """

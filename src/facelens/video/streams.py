@@ -122,7 +122,7 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
     gallery = open_gallery(settings)
     engine = engine_for(gallery, settings)
     # Stored here with a pending delivery per target; the server's couriers deliver them.
-    events = EventLog(settings.data_dir / "events.sqlite3", targets=server_targets(settings))
+    events = EventLog(settings.events_path, targets=server_targets(settings))
     events.forget_before(days=settings.events_retention_days)
     tracker = StreamTracker(
         config.id, engine, gallery.index, fps=config.fps or 10.0, crops=settings.event_crops
@@ -184,7 +184,7 @@ class StreamManager(SQLiteStore):
     """The server's streams: their configuration (persisted) and their processes."""
 
     def __init__(self, settings: Settings, target: Any = run_stream) -> None:
-        super().__init__(settings.data_dir / "events.sqlite3", _TABLE)
+        super().__init__(settings.events_path, _TABLE)
         self.settings = settings
         self.policy = SourcePolicy.of(settings)
         self._target = target
