@@ -622,6 +622,7 @@ def _open_files(pid: int) -> int:
 SOAK_S = 150  # a bounded soak: long enough for a leak per frame or per reconnect to show
 
 
+@pytest.mark.soak
 def test_a_looping_camera_cut_now_and_then_keeps_memory_and_files_flat(
     data: Path, clip: Path
 ) -> None:
