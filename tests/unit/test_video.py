@@ -426,3 +426,20 @@ def test_held_events_are_bounded_and_the_dropped_ones_counted(
     assert [e.id for e in emit.held] == ["id2", "id3", "id4"] and emit.dropped == 2
     emit.last_try()
     assert "5 events were never stored" in caplog.text
+
+
+def test_the_streams_of_one_engine_take_turns_on_its_embedder_and_other_engines_do_not_wait() -> (
+    None
+):
+    # OpenCV's networks are not thread-safe: the embedding threads of two streams watched with
+    # one engine ('facelens watch a b') hold the engine's lock; another engine has its own.
+    models = OneFaceInView()
+    engine = Engine(Settings(model="sface"), profile_for("sface"), models, models, models)  # type: ignore[arg-type]
+    other = Engine(Settings(model="sface"), profile_for("sface"), models, models, models)  # type: ignore[arg-type]
+    index = GalleryIndex.build([("ann", models.faces[1][None, :])], 3, "cosine")
+    first, second, third = (
+        StreamTracker(name, e, lambda: index, fps=10)
+        for name, e in (("a", engine), ("b", engine), ("c", other))
+    )
+    assert first._embedding is second._embedding is engine.embedding_lock
+    assert third._embedding is other.embedding_lock is not engine.embedding_lock

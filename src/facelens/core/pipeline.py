@@ -10,6 +10,7 @@ image, decoded then, otherwise.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -195,6 +196,9 @@ class Engine:
         self.embedder = embedder
         self.scoring = profile.scoring(settings)
         self.detect_max_side = settings.detect_max_side or profile.detect_max_side
+        # OpenCV's networks are not thread-safe: a thread that embeds beside others on this
+        # engine (the embedding threads of several video streams) holds this while it does.
+        self.embedding_lock = threading.Lock()
 
     @classmethod
     def load(cls, settings: Settings) -> Engine:

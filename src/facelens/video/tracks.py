@@ -32,9 +32,7 @@ by default: it is biometric data).
 
 from __future__ import annotations
 
-import threading
 import uuid
-import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -145,17 +143,6 @@ class StreamCounts:
                 "sum": self.per_track_sum,
             },
         }
-
-
-# One lock per embedder: OpenCV's networks are not thread-safe, and the trackers of several
-# streams on one engine (``facelens watch a b``) each have an embedding thread.
-_EMBEDDER_LOCKS: weakref.WeakKeyDictionary[object, threading.Lock] = weakref.WeakKeyDictionary()
-_LOCKS_LOCK = threading.Lock()
-
-
-def _embedder_lock(embedder: object) -> threading.Lock:
-    with _LOCKS_LOCK:
-        return _EMBEDDER_LOCKS.setdefault(embedder, threading.Lock())
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +256,7 @@ class StreamTracker:
             minimum_iou_threshold=0.3,  # lower, and a panning camera swaps faces between tracks
         )
         self._embedder = ThreadPoolExecutor(1, thread_name_prefix=f"embed {stream}")
-        self._embedding = _embedder_lock(engine.embedder)
+        self._embedding = engine.embedding_lock
         self._asked: _Asked | None = None
         self._next_id = 0
         self._cuts = CutDetector()
