@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=_default_data_dir,
         description="Where the gallery (gallery.sqlite3) lives; created on first use.",
-        json_schema_extra={"shown_default": "the user data folder (`~/.local/share/facelens`)"},
+        json_schema_extra={
+            "shown_default": "the user data folder: `~/.local/share/facelens` "
+            "(`$XDG_DATA_HOME/facelens` when set)"
+        },
     )
     model: ModelName | None = Field(
         default=None,

@@ -779,3 +779,28 @@ def test_every_api_names_faces_in_the_worker_never_in_the_http_process(fresh: Te
     ).json()
     names = next(o for o in kserve["outputs"] if o["name"] == "names")["data"]
     assert sorted(names) == ["R", "unknown"]
+
+
+@pytest.mark.parametrize("threshold", [0, -100, 4.5])
+def test_kserve_refuses_a_recognition_threshold_that_is_no_distance(
+    fresh: TestClient, threshold: float
+) -> None:
+    # 0 named only a face at distance exactly 0 and then divided by it; -100 overflowed the
+    # confidence curve: both were a 500.
+    body = {"userid": "R"}
+    fresh.post("/v1/vision/face/register", files={"image": photo((RED, LEFT))}, data=body)
+    image = base64.b64encode(photo((RED, LEFT))).decode()
+    answer = fresh.post(
+        "/v2/models/face-recognize/infer",
+        json={
+            "inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [image]}],
+            "parameters": {"threshold": threshold},
+        },
+    )
+    assert answer.status_code == 422, answer.text
+    assert "above 0 and at most 4" in answer.json()["error"]
+
+
+def test_a_similarity_against_no_threshold_is_a_number_not_an_error() -> None:
+    assert similarity(0.0, 0.0, named=True) == NAMED_FLOOR
+    assert similarity(0.3, 0.0, named=False) == 0.0

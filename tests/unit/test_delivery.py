@@ -8,12 +8,14 @@ from __future__ import annotations
 import base64
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from facelens.events import delivery
 from facelens.events.delivery import Deliveries
 from facelens.events.event import Event
 from facelens.events.log import EventLog
@@ -204,4 +206,39 @@ def test_httpx_request_lines_are_off_unless_debugging(
     finally:
         deliveries.close(drain_s=0)
     assert "HTTP Request" not in caplog.text
+    log.close()
+
+
+def test_a_courier_outlives_an_outbox_it_cannot_write_and_then_delivers_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The outbox's writes raise our StorageError (a full or read-only disk): the courier
+    # caught only SQLite's own error, so its thread ended and nothing more was delivered
+    # until the server restarted, even once the disk had room again.
+    monkeypatch.setattr(delivery, "RETRY_CAP_S", 0.05)
+    log = EventLog(tmp_path / "events.sqlite3", targets=["hook"])
+    log.add([event(1, "ann"), event(2, "bob")])
+    sent: list[str] = []
+
+    def send(body: dict[str, object]) -> None:
+        sent.append(str(body["id"]))
+        if len(sent) == 1:
+            log._db.execute("PRAGMA query_only = ON")  # marking it delivered fails
+
+    courier = delivery.Courier(log, "hook", send, "hook", attempts=3).start()
+    wait_until(lambda: len(sent) >= 2, 10, "a second attempt")  # tried again, not ended
+    assert courier.running
+    log._db.execute("PRAGMA query_only = OFF")  # room again
+    wait_until(lambda: not log.pending("hook"), 10, "every event delivered")
+    assert courier.running and sent[-1] == "id2"
+    courier.stop()
+
+
+def test_the_retention_round_outlives_an_event_log_it_cannot_write(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "events.sqlite3")
+    log.prune_every(days=30, every_s=0.02)
+    log._db.execute("PRAGMA query_only = ON")  # each round's DELETE fails
+    time.sleep(0.2)  # several rounds
+    assert log._pruner is not None and log._pruner.is_alive()
+    log._db.execute("PRAGMA query_only = OFF")
     log.close()

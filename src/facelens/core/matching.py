@@ -205,6 +205,8 @@ def similarity(distance: float, threshold: float, *, named: bool) -> float:
     """The 0..1 score of a face against a person (see above); ``named`` is facelens's
     decision that this face is this person."""
     distance = max(0.0, distance)
+    if threshold <= 0:  # no distance is within it (callers refuse such a threshold)
+        return NAMED_FLOOR if named else 0.0
     if named:
         return 1.0 - (1.0 - NAMED_FLOOR) * min(distance / threshold, 1.0)
     return UNNAMED_CEILING * min(1.0, threshold / distance) if distance > 0 else UNNAMED_CEILING
@@ -227,9 +229,11 @@ def candidates(
     if not len(queries) or not index.names or top < 1:
         return [() for _ in matches]
     distances = index.person_distances(queries)
+    k = min(top + 1, len(index.names))
     ranked_all = []
     for row, match in zip(distances, matches, strict=True):
-        order = [int(i) for i in np.argsort(row, kind="stable")[: top + 1]]
+        nearest = np.argpartition(row, k - 1)[:k]  # the k nearest, then in order
+        order = [int(i) for i in nearest[np.argsort(row[nearest], kind="stable")]]
         named = [] if match.name == UNKNOWN else [index.names.index(match.name)]
         ranked = named + [i for i in order if i not in named]
         ranked_all.append(

@@ -281,11 +281,11 @@ def match_faces(
     index: GalleryIndex,
     scoring: Scoring,
     *,
-    top: int = 1,
+    top: int = 0,
     timings: dict[str, float] | None = None,
 ) -> list[RecognizedFace]:
     """Names for ``faces`` (one image's), assigned jointly, with up to ``top`` candidates
-    each; needs no model. The time it took goes to ``timings["match"]``."""
+    each (none by default); needs no model. The time it took goes to ``timings["match"]``."""
     vectors = (
         np.stack([f.embedding for f in faces]) if faces else np.zeros((0, index.dim), np.float32)
     )

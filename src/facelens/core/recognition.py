@@ -58,17 +58,18 @@ def analyze_file(engine: Engine, path: Path) -> Analysis:
 
 @dataclass(frozen=True, slots=True)
 class Naming:
-    """How the faces of a photo are named: up to ``candidates`` people each; only the faces at
+    """How the faces of a photo are named: up to ``candidates`` people each (none by default:
+    only the foreign APIs answer them); only the faces at
     least ``min_detection`` likely, the ``largest`` of them (0: all) take part; ``threshold``
     instead of the gallery's (a per-request one)."""
 
-    candidates: int = 1
+    candidates: int = 0
     min_detection: float | None = None
     largest: int = 0
     threshold: float | None = None
 
 
-DEFAULT_NAMING = Naming()  # one candidate each, every face, the gallery's threshold
+DEFAULT_NAMING = Naming()  # no candidates, every face, the gallery's threshold
 
 
 def recognize_bytes(

@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from facelens.errors import StorageError
 from facelens.events.log import EventLog
 from facelens.events.webhook import Webhook
 from facelens.system.backoff import backoff_s
@@ -64,7 +65,8 @@ class Courier:
         while not self._stop.is_set():
             try:
                 failures = self._deliver(failures)
-            except sqlite3.Error as exc:  # the outbox itself (busy, disk full): tried again
+            except (sqlite3.Error, StorageError) as exc:  # the outbox itself (busy, disk full):
+                # tried again; a courier that ended here would deliver nothing more until a restart
                 log.warning(
                     "delivery to %s: the outbox cannot be read or written: %s", self.shown, exc
                 )

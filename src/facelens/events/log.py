@@ -156,6 +156,9 @@ class EventLog:
         except sqlite3.Error as exc:
             self._db.close()
             raise storage_error(path, exc) from None
+        except StorageError:  # the upgrade's transaction failed (said so in our words)
+            self._db.close()
+            raise
         self.added = threading.Condition()
         self._tail: Tail | None = None
         self._pruning = threading.Event()  # set: stop pruning
@@ -335,7 +338,7 @@ class EventLog:
             while not self._pruning.wait(every_s):
                 try:
                     gone = self.forget_before(days)
-                except (sqlite3.Error, OSError) as exc:  # busy or full: the next round tries
+                except (sqlite3.Error, StorageError, OSError) as exc:  # busy or full: next round
                     log.warning("events older than %s days not deleted yet: %s", days, exc)
                     continue
                 if gone:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from facelens.errors import GalleryDamaged, StorageError
+from facelens.settings import EVENTS_FILE
 
 # SQLite's primary result codes (the low byte of an extended code such as SQLITE_IOERR_SHMSIZE).
 _PERM, _BUSY, _LOCKED, _READONLY, _IOERR = 3, 5, 6, 8, 10
@@ -140,7 +141,8 @@ def storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
         hint = "another process holds it locked for longer than 30 s; run the command again"
     else:
         hint = text
-    return StorageError(f"Gallery {path}: {hint} ({text}; {name}).")
+    what = "Event log" if path.name == EVENTS_FILE else "Gallery"
+    return StorageError(f"{what} {path}: {hint} ({text}; {name}).")
 
 
 def os_storage_error(path: Path, exc: OSError, doing: str) -> StorageError:

@@ -1,9 +1,10 @@
 """Inside one of the server's worker processes: load the models once, then do one task at a time
 for the server, over a pipe, until the server closes it.
 
-The server side (``workers/pool.py``) starts these processes with *spawn*, sends ``(task, args)``
-and reads back ``("ok", result)`` or ``("error", FaceLensError)``; an unforeseen exception
-comes back as ``("crash", text)`` and the process goes on. Nothing here knows about HTTP.
+The server side (``workers/pool.py``) starts these processes with *spawn*, sends a task
+(``workers/tasks.py``: one frozen dataclass per kind) and reads back ``("ok", result)`` or
+``("error", FaceLensError)``; an unforeseen exception comes back as ``("crash", text)`` and the
+process goes on. Nothing here knows about HTTP.
 """
 
 from __future__ import annotations

@@ -1,2 +1,2 @@
-"""The foreign APIs facelens speaks, one module per API: DeepStack / CodeProject.AI, CompreFace
-and KServe's Open Inference Protocol, with the scores their clients decide on."""
+"""The foreign APIs facelens speaks, one module per API (its routes and its error body):
+DeepStack / CodeProject.AI, CompreFace and KServe's Open Inference Protocol."""

@@ -4,7 +4,7 @@ Double Take (``compreface`` detector), double-take-go-reborn, Viseron and the Co
 call these routes with an ``x-api-key`` header (facelens's API key, when keys are on). Subjects
 are facelens's people and faces its stored faces: one gallery, whichever API changes it, and a
 face's ``image_id`` is its facelens id. Answers and errors (``{"message", "code"}``, code 28
-for "no face") are CompreFace's, mapped in ``api/errors.py``.
+for "no face") are CompreFace's, registered here with ``api/errors.py``.
 
 Where facelens differs on purpose: ``similarity`` is facelens's calibrated score
 (``core/matching.py``; a stranger's nearest subject scores at most 0.35, so Double Take's 0.40

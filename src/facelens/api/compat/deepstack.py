@@ -4,8 +4,9 @@ Double Take (``deepstack`` and ``aiserver`` detectors), the Home Assistant DeepS
 component, Viseron, Blue Iris and node-red flows call these routes; pointing them at facelens is
 a change of URL. Requests are forms: multipart (any number of image parts, found by their
 bytes), urlencoded, or empty. Answers and error bodies are DeepStack's
-(``{"success": false, "error": ...}``, mapped in ``api/errors.py``). The key is checked before
-the form is read: a keyless 20 MB form is refused without being parsed (:func:`_form`).
+(``{"success": false, "error": ...}``, registered here with ``api/errors.py``). The key is
+checked before the form is read: a keyless 20 MB form is refused without being parsed
+(:func:`_form`).
 
 Where facelens differs on purpose: ``register`` adds photos to the person instead of replacing
 them (Double Take trains one photo per call, so DeepStack kept only the last), a photo with
@@ -33,6 +34,7 @@ from facelens.api.keys import Scope
 from facelens.api.recognition import count_faces, recognize_photo
 from facelens.core.matching import UNKNOWN, pair_distance, similarity
 from facelens.core.pipeline import Analysis, detection_probability
+from facelens.core.recognition import Naming
 from facelens.errors import FaceLensError, InvalidValue, KeyMissing, NoFaceFound
 from facelens.models.base import Box
 
@@ -260,7 +262,9 @@ async def recognize(request: Request, form: DeepStackForm) -> JSONResponse:
     min_confidence = _min_confidence(form, RECOGNIZE_MIN_CONFIDENCE)
     image = _one_image(form)
     route = f"{PREFIX}/recognize"
-    recognition = await recognize_photo(request, svc, image.data, image.label, route=route)
+    recognition = await recognize_photo(
+        request, svc, image.data, image.label, route=route, naming=Naming(candidates=1)
+    )
     predictions = []
     for face in recognition.faces:
         best = face.candidates[0] if face.candidates else None

@@ -181,6 +181,9 @@ def _images(infer: InferRequest) -> list[bytes]:
     ]
 
 
+MAX_DISTANCE = 4.0  # above any distance of either metric between unit-length vectors
+
+
 def _threshold(infer: InferRequest) -> float | None:
     value = infer.parameters.get("threshold")
     if value is None:
@@ -278,6 +281,11 @@ async def infer_version(request: Request, name: str, version: str | None) -> Res
     parsed = await run_in_threadpool(parse_request, body, request.headers.get(HEADER_LENGTH))
     images = _images(parsed)
     threshold = _threshold(parsed)
+    if name == "face-recognize" and threshold is not None and not 0 < threshold <= MAX_DISTANCE:
+        raise InvalidValue(
+            f"parameters.threshold is a distance for face-recognize: above 0 and at most "
+            f"{MAX_DISTANCE:g}."
+        )
     svc.pool.check_capacity()
     route = f"/v2/models/{name}/infer"
     if name == "face-recognize":
