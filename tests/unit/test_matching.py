@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facelens.core.matching import UNKNOWN, GalleryIndex, identify, pair_distance
+from facelens.core.matching import (
+    NAMED_FLOOR,
+    UNKNOWN,
+    UNNAMED_CEILING,
+    GalleryIndex,
+    identify,
+    identify_ranked,
+    pair_distance,
+)
 from facelens.models.scoring import Scoring
 
 # The algorithm does not depend on a model: a Euclidean scoring with a round threshold.
@@ -156,3 +164,18 @@ def test_cosine_scoring_names_within_its_threshold_only() -> None:
     strict = Scoring("cosine", (named.distance or 0) - 0.01, 10.0, 0.05)
     (unnamed,) = identify(near[None], index, strict)
     assert unnamed.name == UNKNOWN and unnamed.runner_up == "alice"
+
+
+def test_candidates_put_the_named_person_first_then_the_rest_by_distance() -> None:
+    # first: alice 0.35, bob 0.40, carol 0.9; second: alice 0.10. The joint assignment gives
+    # alice to the second face and bob to the first, whose nearest person (alice) comes second.
+    index = index_of(alice=[unit(0.0)], bob=[unit(0.75)], carol=[unit(1.25)])
+    queries = np.stack([unit(0.35), unit(0.1)])
+    ranked = identify_ranked(queries, index, EUCLID, top=3)
+    assert [m for m, _ in ranked] == identify(queries, index, EUCLID)
+    (_, first), (_, second) = ranked
+    assert [c.name for c in first] == ["bob", "alice", "carol"]
+    assert [c.name for c in second][:1] == ["alice"]
+    assert first[0].similarity >= NAMED_FLOOR > UNNAMED_CEILING >= first[1].similarity
+    assert [round(c.distance, 4) for c in first] == [0.4, 0.35, 0.9]
+    assert identify_ranked(queries, index, EUCLID, top=0) == [(m, ()) for m, _ in ranked]

@@ -126,13 +126,18 @@ def assign(dist: npt.NDArray[np.float64], threshold: float) -> dict[int, int]:
 
 def identify(queries: Embeddings, index: GalleryIndex, scoring: Scoring) -> list[Match]:
     """A :class:`Match` per query face, names assigned jointly (no person twice per photo)."""
-    threshold = scoring.threshold
     n_faces, n_people = len(queries), len(index.names)
     if n_faces == 0:
         return []
     if n_people == 0:
         return [Match(UNKNOWN, None, 1.0, None, None, False) for _ in range(n_faces)]
-    dist = index.person_distances(queries)
+    return _names(index.person_distances(queries), index, scoring)
+
+
+def _names(dist: npt.NDArray[np.float64], index: GalleryIndex, scoring: Scoring) -> list[Match]:
+    """:func:`identify` from the faces' distances to each person (at least one person)."""
+    threshold = scoring.threshold
+    n_faces, n_people = dist.shape
     assigned = assign(dist, threshold)
     # Only the two nearest people of each face matter (the runner-up is whichever of them was
     # not assigned): a partial sort, not a sort of every person in a large gallery.
@@ -221,14 +226,16 @@ class Candidate:
     similarity: float
 
 
-def candidates(
-    queries: Embeddings, matches: list[Match], index: GalleryIndex, scoring: Scoring, top: int
-) -> list[tuple[Candidate, ...]]:
-    """Up to ``top`` people for each query face, given its match: the person facelens named
-    first, then the others by distance, each with its :func:`similarity`."""
+def identify_ranked(
+    queries: Embeddings, index: GalleryIndex, scoring: Scoring, top: int
+) -> list[tuple[Match, tuple[Candidate, ...]]]:
+    """:func:`identify`, and up to ``top`` people offered for each face: the person facelens
+    named first, then the others by distance, each with its :func:`similarity`. One search of
+    the index serves both."""
     if not len(queries) or not index.names or top < 1:
-        return [() for _ in matches]
+        return [(m, ()) for m in identify(queries, index, scoring)]
     distances = index.person_distances(queries)
+    matches = _names(distances, index, scoring)
     k = min(top + 1, len(index.names))
     ranked_all = []
     for row, match in zip(distances, matches, strict=True):
@@ -236,14 +243,13 @@ def candidates(
         order = [int(i) for i in nearest[np.argsort(row[nearest], kind="stable")]]
         named = [] if match.name == UNKNOWN else [index.names.index(match.name)]
         ranked = named + [i for i in order if i not in named]
-        ranked_all.append(
-            tuple(
-                Candidate(
-                    index.names[i],
-                    float(row[i]),
-                    similarity(float(row[i]), scoring.threshold, named=i in named),
-                )
-                for i in ranked[:top]
+        offered = tuple(
+            Candidate(
+                index.names[i],
+                float(row[i]),
+                similarity(float(row[i]), scoring.threshold, named=i in named),
             )
+            for i in ranked[:top]
         )
+        ranked_all.append((match, offered))
     return ranked_all

@@ -24,8 +24,7 @@ from facelens.core.matching import (
     Candidate,
     GalleryIndex,
     Match,
-    candidates,
-    identify,
+    identify_ranked,
     pair_distance,
 )
 from facelens.errors import InvalidValue, NoFaceFound
@@ -290,9 +289,8 @@ def match_faces(
         np.stack([f.embedding for f in faces]) if faces else np.zeros((0, index.dim), np.float32)
     )
     with _timed({} if timings is None else timings, "match"):
-        matches = identify(vectors, index, scoring)
-        offered = candidates(vectors, matches, index, scoring, top)
-    return [RecognizedFace(f, m, c) for f, m, c in zip(faces, matches, offered, strict=True)]
+        named = identify_ranked(vectors, index, scoring, top)
+    return [RecognizedFace(f, m, c) for f, (m, c) in zip(faces, named, strict=True)]
 
 
 def detection_probability(score: float) -> float:

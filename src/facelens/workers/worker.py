@@ -18,7 +18,7 @@ import numpy as np
 
 from facelens.core.annotate import UNKNOWN_COLOUR, Label, draw_labels
 from facelens.core.imaging import DecodedImage
-from facelens.core.matching import UNKNOWN, Candidate, Match, candidates, identify
+from facelens.core.matching import UNKNOWN, Candidate, Match, identify_ranked
 from facelens.core.pipeline import Engine
 from facelens.core.recognition import analyze_bytes, recognize_bytes
 from facelens.errors import FaceLensError
@@ -73,12 +73,8 @@ class Tasks:
         self, vectors: Embeddings, top: int
     ) -> list[tuple[Match, tuple[Candidate, ...]]]:
         index, scoring = self.gallery.index(), self.engine.scoring
-        named = []
-        for row in vectors:  # each on its own: they may come from different photos
-            one = row[None, :]
-            (match,) = identify(one, index, scoring)
-            named.append((match, candidates(one, [match], index, scoring, top)[0]))
-        return named
+        # Each on its own, not jointly: they may come from different photos.
+        return [identify_ranked(row[None, :], index, scoring, top)[0] for row in vectors]
 
 
 def serve(conn: Connection, settings: Settings) -> None:
