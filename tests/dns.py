@@ -24,7 +24,10 @@ class RebindingDns:
         if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
             pytest.fail("The DNS rebinding test runs as root, with unshare(1) (util-linux).")
         self.first, self.then = first, then
-        self.queries: list[str] = []  # the names asked for (A), in order
+        self.queries: list[str] = []  # the names asked for (A), in order, one per lookup
+        # A resolver that hears nothing in time sends the same query again (same id): that is
+        # one lookup, answered the same way, not a second one.
+        self._answered: dict[bytes, str] = {}
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         # A loopback address of its own (port 53: resolv.conf names no port).
         self.address = f"127.53.{random.randrange(1, 255)}.{random.randrange(1, 255)}"
@@ -55,8 +58,10 @@ class RebindingDns:
             kind = struct.unpack(">H", query[end + 1 : end + 3])[0]
             answers = b""
             if kind == A:
-                self.queries.append(name)
-                address = self.first if len(self.queries) == 1 else self.then
+                if ident not in self._answered:
+                    self.queries.append(name)
+                    self._answered[ident] = self.first if len(self.queries) == 1 else self.then
+                address = self._answered[ident]
                 answers = b"\xc0\x0c" + struct.pack(">HHIH", A, IN, 0, 4)
                 answers += socket.inet_aton(address)
             flags = 0x8180  # a response, recursion desired and available, no error
