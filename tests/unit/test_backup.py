@@ -22,7 +22,7 @@ from facelens.api.keys import KeyStore
 from facelens.events.event import Event
 from facelens.events.log import EventLog
 from facelens.gallery import SQLiteGallery
-from facelens.gallery.db import SQLiteStore
+from facelens.storage.sqlite import Table
 from facelens.gallery.schema import LATEST
 from facelens.models.base import Box
 from facelens.video.streams import _TABLE as STREAMS_TABLE
@@ -70,7 +70,7 @@ def filled(data: Path, *, events: bool = True) -> str:
             for n in range(3)
         )
         log.close()
-        streams = SQLiteStore(data / "events.sqlite3", STREAMS_TABLE)
+        streams = Table(data / "events.sqlite3", STREAMS_TABLE)
         streams.close()
         with sqlite3.connect(data / "events.sqlite3") as db:
             db.execute(

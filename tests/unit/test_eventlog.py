@@ -86,7 +86,8 @@ def test_many_live_listeners_cost_one_read_per_look_of_new_rows_only(tmp_path: P
     fill_events(path, BIG)
     tail = log.tail
     statements: list[str] = []
-    tail._db.set_trace_callback(statements.append)  # the tail's own connection
+    with tail._db.reading() as connection:  # the file's one connection in this process
+        connection.set_trace_callback(statements.append)
     boxes: list[list[Stored]] = [[] for _ in range(200)]
     heads = {tail.listen(box.extend) for box in boxes}
     assert heads == {BIG}  # from now on
@@ -295,7 +296,7 @@ def test_a_full_disk_during_an_event_write_is_the_storage_error_and_loses_nothin
 ) -> None:
     log = EventLog(tmp_path / "events.sqlite3", targets=["hook"])
     log.add([event(1, "ann")])
-    pages = log._db.execute("PRAGMA page_count").fetchone()[0]
+    pages = log._db.execute("PRAGMA page_count")[0][0]
     # SQLite reports SQLITE_FULL ("database or disk is full") when it cannot grow the file,
     # and has then rolled the transaction back already: a second ROLLBACK failed ("no
     # transaction is active") and a raw sqlite3.OperationalError hid the real error.
@@ -303,7 +304,8 @@ def test_a_full_disk_during_an_event_write_is_the_storage_error_and_loses_nothin
     big = [event(n, "bob", crop=os.urandom(BIG)) for n in range(2, 6)]
     with pytest.raises(StorageError, match=r"^Event log .*disk is full"):
         log.add(big)
-    assert not log._db.in_transaction
+    with log._db.reading() as connection:
+        assert not connection.in_transaction
     assert [e["id"] for _, e in log.events()] == ["id1"]
     assert [seq for seq, _ in log.pending("hook")] == [1]
     # Room again: the same log goes on writing (nothing was left half-done or locked).

@@ -16,7 +16,7 @@ from facelens.events.event import Event
 from facelens.events.log import EventLog
 from facelens.gallery import NewFace, SQLiteGallery
 from facelens.gallery.base import normalize_name
-from facelens.gallery.db import check_file
+from facelens.storage.sqlite import check_file
 from facelens.gallery.schema import LATEST
 from facelens.gallery.sqlite import renaming_events
 from facelens.models.base import Box

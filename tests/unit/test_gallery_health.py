@@ -106,7 +106,7 @@ def test_recognition_goes_on_from_the_index_in_memory_once_damage_is_found(
 def test_a_full_disk_is_not_damage(tmp_path: Path) -> None:
     gallery = SQLiteGallery(tmp_path / "gallery.sqlite3")
     gallery.record_source("a", "1", "/a1", [face(1)], None)
-    pages = gallery._db.execute("PRAGMA page_count").fetchone()[0]
+    pages = gallery._db.execute("PRAGMA page_count")[0][0]
     gallery._db.execute(f"PRAGMA max_page_count = {pages + 1}")
     with pytest.raises(StorageError) as caught:
         gallery.record_source("b", "2", "/b1", [face(n) for n in range(2, 200)], None)

@@ -398,7 +398,7 @@ def test_a_stream_goes_on_through_a_full_disk_and_its_events_are_stored_once_the
     told: list[str] = []
     emit = HeldEvents(log, lambda found: told.extend(e.id for e in found))
     emit([event(1)])
-    pages = log._db.execute("PRAGMA page_count").fetchone()[0]
+    pages = log._db.execute("PRAGMA page_count")[0][0]
     log._db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
     crop = np.random.default_rng(0).bytes(300_000)  # more than the free pages hold
     for n in (2, 3):

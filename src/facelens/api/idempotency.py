@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from facelens.errors import IdempotencyKeyReused, InvalidValue, Unavailable
-from facelens.gallery.db import SQLiteStore
+from facelens.storage.sqlite import Table
 
 HEADER = "Idempotency-Key"
 TTL_S = 24 * 3600
@@ -63,7 +63,7 @@ def _canonical(body: bytes) -> bytes:
         return body
 
 
-class IdempotencyStore(SQLiteStore):
+class IdempotencyStore(Table):
     """Stored first answers, by (API key id or '', Idempotency-Key)."""
 
     def __init__(self, path: Path, writable: Callable[[], None] = lambda: None) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from facelens.errors import InvalidValue, NotFound
-from facelens.gallery.db import SQLiteStore
+from facelens.storage.sqlite import Table
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -111,7 +111,7 @@ def given_keys(text: str) -> tuple[str, ...]:
     return keys
 
 
-class KeyStore(SQLiteStore):
+class KeyStore(Table):
     """Create, list, revoke and check API keys; safe to share across threads.
 
     ``given`` are keys the operator passes in the environment (a container's env file or a

@@ -23,8 +23,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from facelens.gallery.db import connect_read_only, storage_error
 from facelens.settings import EVENTS_FILE, GALLERY_FILE
+from facelens.storage.errors import storage_error
+from facelens.storage.sqlite import connect_read_only
 
 MANIFEST = "manifest.json"
 DATABASES = (GALLERY_FILE, EVENTS_FILE)  # in the order they are archived
@@ -44,7 +45,8 @@ def _count(db: sqlite3.Connection, table: str, where: str = "") -> int | None:
 
 def describe(name: str, path: Path) -> dict[str, Any]:
     """What a database of the data directory holds, as the manifest and restore tell it."""
-    db = connect_read_only(path)
+    what = "Gallery" if name == GALLERY_FILE else "Event log"
+    db = connect_read_only(path, what)
     try:
         if name == GALLERY_FILE:
             meta: dict[str, str] = {}
@@ -66,6 +68,6 @@ def describe(name: str, path: Path) -> dict[str, Any]:
             "undelivered": _count(db, "deliveries") or 0,
         }
     except sqlite3.Error as exc:
-        raise storage_error(path, exc) from None
+        raise storage_error(path, exc, what) from None
     finally:
         db.close()

@@ -30,9 +30,10 @@ from typing import Any
 from facelens.backup import DATABASES, describe
 from facelens.backup.unpack import HEADERS_BYTES, bad, unpack
 from facelens.errors import Conflict, InputPathError, ModelError, StorageError
-from facelens.gallery.db import connect_read_only, not_ours, os_storage_error, quick_check_file
 from facelens.gallery.schema import LATEST
 from facelens.settings import GALLERY_FILE, Settings
+from facelens.storage.errors import not_ours, os_storage_error
+from facelens.storage.sqlite import connect_read_only, quick_check_file
 
 _SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's files beside a database, moved with it
 # The unix VFS's wal-index lock bytes (sqlite.org/walformat.html): every connection to a

@@ -20,8 +20,8 @@ from typing import Any
 
 from facelens.backup import DATABASES, FORMAT, FORMAT_VERSION, MANIFEST
 from facelens.errors import InputPathError
-from facelens.gallery.db import os_storage_error
 from facelens.settings import GALLERY_FILE
+from facelens.storage.errors import os_storage_error
 
 MAX_MANIFEST_BYTES = 1 << 20
 HEADERS_BYTES = 1 << 20  # room for the tar's own headers and padding beyond its members

@@ -21,17 +21,16 @@ from typing import Any
 from facelens import __version__
 from facelens.backup import DATABASES, FORMAT, FORMAT_VERSION, MANIFEST, describe
 from facelens.errors import GalleryDamaged, InputPathError, StorageError
-from facelens.gallery.db import (
-    connect_read_only,
+from facelens.models.weights import sha256_of
+from facelens.settings import GALLERY_FILE, Settings
+from facelens.storage.errors import (
     damage_message,
     is_damage,
     not_ours,
     os_storage_error,
-    quick_check_file,
     storage_error,
 )
-from facelens.models.weights import sha256_of
-from facelens.settings import GALLERY_FILE, Settings
+from facelens.storage.sqlite import connect_read_only, quick_check_file
 
 
 @dataclass(frozen=True, slots=True)

@@ -249,7 +249,7 @@ def gallery_check(ctx: typer.Context) -> None:
     reads (works on a full or read-only disk). Exit 12 if it is damaged, 5 if it cannot be
     read (that is not damage: keep the file), 1 if some stored vectors are unusable."""
     from facelens.errors import GalleryDamaged, StorageError
-    from facelens.gallery.db import check_file
+    from facelens.storage.sqlite import check_file
 
     with handled(ctx) as state:
         path = state.settings.gallery_path

@@ -16,16 +16,15 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facelens.errors import StorageError
-from facelens.gallery.db import connect, now_text, storage_error, write_transaction
 from facelens.settings import EVENTS_FILE
+from facelens.storage.sqlite import Database, now_text
 
 if TYPE_CHECKING:
     from facelens.events.event import Event
@@ -141,22 +140,18 @@ class EventLog:
     def __init__(self, path: Path, *, targets: Iterable[str] = ()) -> None:
         self.path = path
         self.targets = tuple(targets)
-        self._lock = threading.Lock()
-        self._db = connect(path)  # WAL, foreign keys, waits for other writers (the gallery's)
-        # Deleted events and crops are overwritten, not left readable in free pages.
-        self._db.execute("PRAGMA secure_delete = ON")
+        self._lock = threading.Lock()  # the tail, made once
+        # Deleted events and crops are overwritten (secure_delete), not left in free pages.
+        self._db = Database.open(path, "Event log")
         try:
-            self._db.executescript(_SCHEMA)
-            with self._transaction() as db:
+            self._db.script(_SCHEMA)
+            with self._db.transaction() as db:
                 have = {str(row[1]) for row in db.execute("PRAGMA table_info(deliveries)")}
                 for column, declared in _DELIVERY_COLUMNS.items():
                     if column not in have:
                         db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} {declared}")
                 db.execute(_DELIVERY_INDEX)
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise storage_error(path, exc) from None
-        except StorageError:  # the upgrade's transaction failed (said so in our words)
+        except BaseException:
             self._db.close()
             raise
         self.added = threading.Condition()
@@ -164,20 +159,12 @@ class EventLog:
         self._pruning = threading.Event()  # set: stop pruning
         self._pruner: threading.Thread | None = None
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, write_transaction(self._db, self._failure) as db:
-            yield db
-
-    def _failure(self, exc: sqlite3.Error) -> StorageError:
-        return storage_error(self.path, exc)
-
     def add(self, events: Iterable[Event]) -> None:
         """Store events, each pending for every target, in one transaction."""
         events = list(events)
         if not events:
             return
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             for event in events:
                 seq = db.execute(
                     "INSERT INTO events (id, time, stream, kind, name, body) VALUES "
@@ -202,22 +189,21 @@ class EventLog:
 
     def pending(self, target: str, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
         """Undelivered events for ``target`` (not those given up on), oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT d.seq, e.body FROM deliveries d JOIN events e ON e.seq = d.seq "
-                "WHERE d.target = ? AND d.state = 'pending' ORDER BY d.seq LIMIT ?",
-                (target, limit),
-            ).fetchall()
-        return [(int(seq), json.loads(body)) for seq, body in rows]
+        rows = self._db.execute(
+            "SELECT d.seq, e.body FROM deliveries d JOIN events e ON e.seq = d.seq "
+            "WHERE d.target = ? AND d.state = 'pending' ORDER BY d.seq LIMIT ?",
+            (target, limit),
+        )
+        return [(int(str(seq)), json.loads(str(body))) for seq, body in rows]
 
     def delivered(self, target: str, seq: int) -> None:
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             db.execute("DELETE FROM deliveries WHERE target = ? AND seq = ?", (target, seq))
 
     def failed(self, target: str, seq: int, error: str, *, counted: bool = True) -> int:
         """Record a failed attempt (``counted``: one the target was reached with); the
         event's counted attempts so far."""
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             row = db.execute(
                 "UPDATE deliveries SET attempts = attempts + ?, last_error = ?, tried_at = ? "
                 "WHERE target = ? AND seq = ? RETURNING attempts",
@@ -227,7 +213,7 @@ class EventLog:
 
     def give_up(self, target: str, seq: int) -> None:
         """Mark the event dead for ``target``: kept, not tried again until :meth:`retry`."""
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             db.execute(
                 "UPDATE deliveries SET state = 'dead' WHERE target = ? AND seq = ?", (target, seq)
             )
@@ -236,7 +222,7 @@ class EventLog:
         """Put the events given up on (of ``target``, or of every target) back in line, with
         their attempts forgotten; how many. They go first: the outbox goes oldest first."""
         sql = "UPDATE deliveries SET state = 'pending', attempts = 0 WHERE state = 'dead'"
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             if target is None:
                 count = db.execute(sql).rowcount
             else:
@@ -247,14 +233,14 @@ class EventLog:
 
     def outboxes(self) -> list[Outbox]:
         """Every target's outbox that holds events, by target."""
-        with self._lock:
-            counts = self._db.execute(
+        with self._db.reading() as db:
+            counts = db.execute(
                 "SELECT target, SUM(state = 'pending'), SUM(state = 'dead') FROM deliveries "
                 "GROUP BY target ORDER BY target"
             ).fetchall()
             found = []
             for target, pending, dead in counts:
-                head = self._db.execute(
+                head = db.execute(
                     "SELECT attempts, last_error FROM deliveries "
                     "WHERE target = ? AND state = 'pending' ORDER BY seq LIMIT 1",
                     (target,),
@@ -285,9 +271,8 @@ class EventLog:
         inclusive, ``until`` exclusive); with ``newest``, the last ``limit`` of them."""
         chosen = Filter(stream, name, kind, since, until)
         sql, args = self.select(chosen, after=after, limit=limit, newest=newest)
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        found = [(int(seq), json.loads(body)) for seq, body in rows]
+        rows = self._db.execute(sql, args)
+        found = [(int(str(seq)), json.loads(str(body))) for seq, body in rows]
         return found[::-1] if newest else found
 
     @staticmethod
@@ -307,9 +292,7 @@ class EventLog:
 
     def last_seq(self) -> int:
         """The newest event's sequence number (0 if none): where "from now on" starts."""
-        with self._lock:
-            row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        return int(row[0])
+        return int(str(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0]))
 
     @property
     def tail(self) -> Tail:
@@ -326,7 +309,7 @@ class EventLog:
     def forget_before(self, days: float) -> int:
         """Delete events older than ``days`` (delivered or not); how many went."""
         cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat()
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             return int(db.execute("DELETE FROM events WHERE time < ?", (cutoff,)).rowcount)
 
     def prune_every(self, days: float, every_s: float = PRUNE_EVERY_S) -> None:
@@ -353,12 +336,13 @@ class EventLog:
         arrived ``unknown`` and was renamed shows the same face); how many events lost one.
         Overwritten on disk (``secure_delete``), and the write-ahead log is emptied."""
         blanked = 0
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             for name in names:
                 blanked += _blank_tracks(db, name)
-        if blanked:
-            with self._lock:
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if blanked and (busy := self._db.checkpoint()) is not None:
+            log.warning(
+                "blanked event crops stay in the -wal file until its next checkpoint (%s)", busy
+            )
         return blanked
 
     def rename(self, old: str, new: str) -> Renamed:
@@ -366,7 +350,7 @@ class EventLog:
         previous name) the name ``new``, in the column and the body alike: a person renamed or
         merged keeps their history (``?person=`` the new name finds it) and deleting them later
         blanks its crops. Events still to be delivered go out as stored, under ``new``."""
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             named = db.execute(
                 "UPDATE events SET name = :new, body = json_set(body, '$.name', :new) "
                 "WHERE name = :old RETURNING seq",
@@ -382,7 +366,7 @@ class EventLog:
     def undo_rename(self, done: Renamed) -> None:
         """Give back the name ``done.old`` to the events :meth:`rename` changed (by sequence
         number: events that named ``done.new`` before keep it)."""
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             for start in range(0, len(done.named), 500):  # under SQLite's limit of bound values
                 chunk = done.named[start : start + 500]
                 db.execute(
@@ -404,8 +388,7 @@ class EventLog:
             self._pruner.join(timeout=10)
         if self._tail is not None:
             self._tail.close()
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
 def _blank_tracks(db: sqlite3.Connection, name: str) -> int:
@@ -458,8 +441,6 @@ def forget_crops_in(data_dir: Path, names: Iterable[str]) -> int:
     events = EventLog(path)
     try:
         blanked = events.forget_crops(names)
-    except sqlite3.Error as exc:
-        raise storage_error(path, exc) from None
     finally:
         events.close()
     if blanked:
@@ -476,8 +457,6 @@ def rename_in(data_dir: Path, old: str, new: str) -> Renamed | None:
     events = EventLog(path)
     try:
         done = events.rename(old, new)
-    except sqlite3.Error as exc:
-        raise storage_error(path, exc) from None
     finally:
         events.close()
     if done.named or done.previous:
@@ -491,7 +470,5 @@ def undo_rename_in(data_dir: Path, done: Renamed) -> None:
     events = EventLog(path)
     try:
         events.undo_rename(done)
-    except sqlite3.Error as exc:
-        raise storage_error(path, exc) from None
     finally:
         events.close()

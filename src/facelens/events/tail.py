@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facelens.gallery.db import connect
+from facelens.errors import StorageError
+from facelens.storage.sqlite import Database
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,13 @@ Listener = Callable[[list[Stored]], None]
 
 
 class Tail:
-    """New events as they are stored, by any process: one thread with its own connection
-    reads the rows after the newest it has seen (a range of the primary key, never a scan),
-    once per look however many listen, and hands each batch to every listener. It looks only
-    while someone listens."""
+    """New events as they are stored, by any process: one thread reads the rows after the
+    newest it has seen (a range of the primary key, never a scan), once per look however many
+    listen, and hands each batch to every listener. It looks only while someone listens."""
 
     def __init__(self, path: Path, poll_s: float = POLL_S) -> None:
         self.path, self.poll_s = path, poll_s
-        self._db = connect(path)  # its own: never waits on the log's lock
-        self._reading = threading.Lock()  # the connection: one statement at a time
+        self._db = Database.open(path, "Event log")
         self._lock = threading.Condition()  # the listeners and the head
         self._listeners: list[Listener] = []
         self._head = 0
@@ -73,17 +71,14 @@ class Tail:
             return len(self._listeners)
 
     def _newest(self) -> int:
-        with self._reading:
-            row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        return int(row[0])
+        return int(str(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0]))
 
     def _read(self, after: int) -> list[Stored]:
-        with self._reading:
-            rows = self._db.execute(
-                "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, TAIL_BATCH),
-            ).fetchall()
-        return [Stored(int(seq), json.loads(body), str(body)) for seq, body in rows]
+        rows = self._db.execute(
+            "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, TAIL_BATCH),
+        )
+        return [Stored(int(str(seq)), json.loads(str(body)), str(body)) for seq, body in rows]
 
     def _run(self) -> None:
         while not self._closed.is_set():
@@ -94,7 +89,7 @@ class Tail:
                 return
             try:
                 rows = self._read(head)  # outside the lock: listeners come and go meanwhile
-            except sqlite3.Error as exc:  # busy, or the file went: looked at again next time
+            except StorageError as exc:  # busy, or the disk failed: looked at again next time
                 log.warning("reading new events: %s", exc)
                 rows = []
             if rows:
@@ -112,5 +107,4 @@ class Tail:
             self._lock.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        with self._reading:
-            self._db.close()
+        self._db.close()

@@ -21,17 +21,9 @@ from facelens.core.matching import GalleryIndex
 from facelens.errors import Conflict, GalleryDamaged, ModelError, StorageError
 from facelens.gallery import schema
 from facelens.gallery.base import NewFace
-from facelens.gallery.db import (
-    connect,
-    connect_read_only,
-    damage_message,
-    is_damage,
-    os_storage_error,
-    quick_check_file,
-    storage_error,
-    write_transaction,
-)
 from facelens.models.profiles import ModelProfile
+from facelens.storage.errors import damage_message, is_damage, os_storage_error, storage_error
+from facelens.storage.sqlite import Database, connect_read_only, quick_check_file
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +42,12 @@ class GalleryFile:
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
         self.read_only = read_only
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the gallery's state; then its file's (never after)
         self._cache: tuple[int, GalleryIndex] | None = None
         self._damaged: str | None = None
         self._checked_at = 0.0
         self._vouched: _Stamp | None = None  # the file as last checked, or written by us
-        self._db = connect_read_only(path) if read_only else connect(path)
+        self._db = Database.open_read_only(path) if read_only else Database.open(path)
         try:
             if self.health():
                 raise GalleryDamaged(self._damaged or "")
@@ -68,7 +60,7 @@ class GalleryFile:
         with self._lock:
             if self.read_only:
                 self._db.close()
-                self._db = connect(self.path)
+                self._db = Database.open(self.path)
                 self.read_only = False
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -126,7 +118,7 @@ class GalleryFile:
         (whose deleted content ``secure_delete`` overwrote): no copy of it stays on disk."""
         with self._lock:
             self.check_writable()
-            with write_transaction(self._db, self._failure) as db:
+            with self._db.transaction(self._failure) as db:
                 yield db
             if erases:
                 self._empty_wal()
@@ -135,13 +127,8 @@ class GalleryFile:
     def _empty_wal(self) -> None:
         """Checkpoint the WAL into the file and truncate it (the deletion is committed: a
         failure here is logged, and the next checkpoint does it)."""
-        try:
-            busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        except sqlite3.Error as exc:
-            busy, reason = 1, str(exc)
-        else:
-            reason = "another connection was reading"
-        if busy:
+        reason = self._db.checkpoint()
+        if reason is not None:
             log.warning(
                 "gallery %s: deleted data stays in its -wal file until the next checkpoint (%s)",
                 self.path,
@@ -150,10 +137,7 @@ class GalleryFile:
 
     def _read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
         with self._lock:
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise self._failure(exc) from None
+            return self._db.execute(sql, args, self._failure)
 
     @staticmethod
     def _bump(db: sqlite3.Connection) -> None:
@@ -186,8 +170,8 @@ class GalleryFile:
     def backup(self, target: Path) -> None:
         """A consistent copy of the whole gallery file (keys included) at ``target``, a new
         file readable by its owner only (it holds biometric data)."""
-        with self._lock:
-            self._copy(self._db, target)
+        with self._lock, self._db.reading(self._failure) as db:
+            self._copy(db, target)
 
     def _copy(self, source: sqlite3.Connection, target: Path) -> None:
         """SQLite's online backup of ``source`` into the new file ``target`` (mode 0600)."""
@@ -287,11 +271,8 @@ class GalleryFile:
 
     def check_model(self) -> None:
         """:class:`ModelError` if another process migrated the gallery to another model."""
-        with self._lock:
-            try:
-                self._require_bound(self._db)
-            except sqlite3.Error as exc:
-                raise self._failure(exc) from None
+        with self._lock, self._db.reading(self._failure) as db:
+            self._require_bound(db)
 
     def close(self) -> None:
         with self._lock:

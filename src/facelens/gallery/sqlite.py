@@ -38,11 +38,11 @@ from facelens.gallery.base import (
     normalize_name,
     spelling_key,
 )
-from facelens.gallery.db import now_text
 from facelens.gallery.stored import StoredFaces
 from facelens.models.base import Box
 from facelens.models.profiles import ModelProfile, profile_for
 from facelens.settings import ModelName
+from facelens.storage.sqlite import now_text
 
 if TYPE_CHECKING:
     from facelens.events.log import Renamed
@@ -164,11 +164,8 @@ class SQLiteGallery(StoredFaces):
         self.profile = profile
 
     def _stored_profile(self) -> ModelProfile | None:
-        with self._lock:
-            try:
-                return schema.stored_profile(self._db)
-            except sqlite3.Error as exc:
-                raise self._failure(exc) from None
+        with self._lock, self._db.reading(self._failure) as db:
+            return schema.stored_profile(db)
 
     @staticmethod
     def _person_id(db: sqlite3.Connection, name: str) -> int:

@@ -33,8 +33,8 @@ from typing import IO, Any
 from facelens.errors import Conflict, InvalidValue, NotFound, TooManyStreams
 from facelens.events.delivery import Deliveries, target_names
 from facelens.events.log import EventLog
-from facelens.gallery.db import SQLiteStore
 from facelens.settings import Settings
+from facelens.storage.sqlite import Table
 from facelens.system.lifetime import die_with_parent
 from facelens.system.redact import guard_stderr
 from facelens.video.policy import SourcePolicy
@@ -180,11 +180,11 @@ def _target_urls(settings: Settings) -> tuple[str | None, str | None]:
     )
 
 
-class StreamManager(SQLiteStore):
+class StreamManager(Table):
     """The server's streams: their configuration (persisted) and their processes."""
 
     def __init__(self, settings: Settings, target: Any = run_stream) -> None:
-        super().__init__(settings.events_path, _TABLE)
+        super().__init__(settings.events_path, _TABLE, "Event log")
         self.settings = settings
         self.policy = SourcePolicy.of(settings)
         self._target = target

@@ -1,0 +1,288 @@
+"""SQLite files under the data directory: connections in WAL mode (or read only, for commands
+that only read), the one careful write transaction, and :class:`Database`, the one object per
+file per process that everything stored there goes through (the gallery, API keys, idempotency
+records, the event log and its outbox, the stream table).
+
+The seam for another backend is above this module: the stores (gallery, keys, events) speak
+to a ``Database``; nothing else holds a connection."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from facelens.errors import StorageError
+from facelens.storage.errors import _UNREACHABLE, _primary, is_damage, not_ours, storage_error
+
+Failure = Callable[[sqlite3.Error], Exception]  # our error for one of SQLite's
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def write_transaction(
+    db: sqlite3.Connection, failure: Callable[[sqlite3.Error], Exception]
+) -> Iterator[sqlite3.Connection]:
+    """One write transaction on ``db`` (the caller holds its lock): committed whole, or rolled
+    back whole on any error, a storage failure raised as ``failure(error)`` (our error, never
+    SQLite's). On SQLITE_FULL and some I/O errors SQLite has rolled back already: a second
+    ROLLBACK would fail too and hide the real error, so it is only sent while one is open."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
+                    db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise failure(exc) from None
+
+
+def connect(path: Path, what: str = "Gallery") -> sqlite3.Connection:
+    """An autocommit connection in WAL mode, shareable across threads (callers lock). Deleted
+    content is overwritten (``secure_delete``), so removed faces leave no copy in the file."""
+    try:
+        # Made for its owner only: it holds biometric data (the embeddings, thumbnails and
+        # event crops). A directory or file that exists keeps the mode it has.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        hint = not_ours(path) if exc.errno in (errno.EACCES, errno.EPERM) else None
+        raise StorageError(
+            f"Cannot create the data directory {path.parent}: {exc.strerror or exc}. "
+            + (
+                f"{hint[0].upper()}{hint[1:]}."
+                if hint
+                else "Fix its permissions or choose another --data-dir / FACELENS_DATA_DIR."
+            )
+        ) from None
+    if not path.exists():  # SQLite makes its -wal and -shm with the main file's mode
+        with contextlib.suppress(OSError):  # SQLite says why, below
+            path.touch(mode=0o600, exist_ok=True)
+    try:
+        db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise storage_error(path, exc, what) from None
+    try:
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA secure_delete = ON")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        db.close()  # not left open on a file that is not one (or not reachable)
+        raise storage_error(path, exc, what) from None
+    return db
+
+
+def _wal_holds_changes(path: Path) -> bool:
+    try:
+        return path.with_name(path.name + "-wal").stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """:func:`connect_read_only`, raising SQLite's own errors."""
+    uri = path.absolute().as_uri()
+    tries = (f"{uri}?mode=ro", f"{uri}?mode=ro&immutable=1")
+    for attempt, address in enumerate(tries):
+        db = None
+        try:
+            db = sqlite3.connect(
+                address, uri=True, timeout=30, check_same_thread=False, isolation_level=None
+            )
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens the file
+            return db
+        except sqlite3.Error as exc:
+            if db is not None:
+                db.close()
+            if attempt or _primary(exc) not in _UNREACHABLE or _wal_holds_changes(path):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def connect_read_only(path: Path, what: str = "Gallery") -> sqlite3.Connection:
+    """A connection that reads ``path`` and writes nothing anywhere, for commands that only
+    read. On a full disk or a read-only filesystem SQLite cannot make the ``-shm`` file that
+    connections share; when no ``-wal`` file holds changes the main file lacks (nobody has the
+    gallery open), the file is then read as it stands (SQLite's ``immutable``)."""
+    try:
+        return _connect_read_only(path)
+    except sqlite3.Error as exc:
+        raise storage_error(path, exc, what) from None
+
+
+def quick_check_file(path: Path) -> list[str]:
+    """SQLite's ``quick_check`` of the file as it is on disk, on a connection of its own
+    (another connection's page cache can hide damage done to the file under it): its problems,
+    none when it is sound. A file that cannot be read (full disk, read only, I/O error) is a
+    :class:`StorageError`, which says nothing about damage."""
+    try:
+        db = _connect_read_only(path)
+        try:
+            found = [str(row[0]) for row in db.execute("PRAGMA quick_check").fetchall()]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        if is_damage(exc):
+            return [str(exc)]
+        raise storage_error(path, exc) from None
+    return [] if found == ["ok"] else found
+
+
+def check_file(path: Path) -> list[str]:
+    """:func:`quick_check_file` of a gallery file, however damaged (for ``facelens gallery
+    check``)."""
+    if not path.is_file():
+        raise StorageError(f"There is no gallery at {path}.")
+    return quick_check_file(path)
+
+
+@dataclass(eq=False)
+class _Open:
+    """A file open in this process: its one connection and the lock that serialises it."""
+
+    connection: sqlite3.Connection
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    users: int = 1
+
+
+_open_files: dict[Path, _Open] = {}
+_opening = threading.Lock()
+
+
+class Database:
+    """One SQLite file as this process uses it: one connection, one lock, one careful write
+    transaction, one mapping of storage errors (said as ``what`` the file holds: "Gallery",
+    "Event log"). :meth:`open` gives every caller in the process the same connection to a
+    file (each its own handle, closed on its own); :meth:`open_read_only` a connection of
+    its own that writes nothing anywhere. Safe to share across threads: one statement, or
+    one transaction, at a time."""
+
+    def __init__(self, path: Path, what: str, opened: _Open, key: Path | None) -> None:
+        self.path = path
+        self.what = what
+        self.read_only = key is None
+        self.lock = opened.lock
+        self._opened: _Open | None = opened
+        self._key = key
+
+    @classmethod
+    def open(cls, path: Path, what: str = "Gallery") -> Database:
+        """The process's connection to ``path`` (made, with its folder, when it is the first)."""
+        key = Path(os.path.realpath(path))
+        with _opening:
+            opened = _open_files.get(key)
+            if opened is None:
+                opened = _open_files[key] = _Open(connect(path, what))
+            else:
+                opened.users += 1
+        return cls(path, what, opened, key)
+
+    @classmethod
+    def open_read_only(cls, path: Path, what: str = "Gallery") -> Database:
+        """A connection of its own that reads ``path`` and writes nothing anywhere."""
+        return cls(path, what, _Open(connect_read_only(path, what)), None)
+
+    def failure(self, exc: sqlite3.Error) -> StorageError:
+        """Our error for SQLite's ``exc`` on this file."""
+        return storage_error(self.path, exc, self.what)
+
+    @property
+    def _connection(self) -> sqlite3.Connection:
+        if self._opened is None:
+            raise StorageError(f"{self.what} {self.path}: closed by this process.")
+        return self._opened.connection
+
+    def execute(
+        self, sql: str, args: Sequence[object] = (), failure: Failure | None = None
+    ) -> list[tuple[object, ...]]:
+        """One statement (atomic on its own), its rows; a storage failure raised as
+        ``failure(error)`` (by default :meth:`failure`)."""
+        with self.lock:
+            try:
+                return self._connection.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise (failure or self.failure)(exc) from None
+
+    def script(self, sql: str) -> None:
+        """Statements that make a store's tables (``CREATE ... IF NOT EXISTS``)."""
+        with self.lock:
+            try:
+                self._connection.executescript(sql)
+            except sqlite3.Error as exc:
+                raise self.failure(exc) from None
+
+    @contextlib.contextmanager
+    def reading(self, failure: Failure | None = None) -> Iterator[sqlite3.Connection]:
+        """The connection, for several statements in a row (no other thread of this process
+        uses it meanwhile)."""
+        with self.lock:
+            try:
+                yield self._connection
+            except sqlite3.Error as exc:
+                raise (failure or self.failure)(exc) from None
+
+    @contextlib.contextmanager
+    def transaction(self, failure: Failure | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction (:func:`write_transaction`), a storage failure raised as
+        ``failure(error)`` (by default :meth:`failure`)."""
+        with self.lock, write_transaction(self._connection, failure or self.failure) as db:
+            yield db
+
+    def checkpoint(self) -> str | None:
+        """Empty the WAL into the file and truncate it: None when done, else why not."""
+        with self.lock:
+            try:
+                busy = self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.Error as exc:
+                return str(exc)
+        return "another connection was reading" if busy else None
+
+    def close(self) -> None:
+        """Give up this handle; the connection closes with the last one (again: nothing)."""
+        opened, self._opened = self._opened, None
+        if opened is None:
+            return
+        if self._key is not None:
+            with _opening:  # never held while waiting for a file's lock
+                opened.users -= 1
+                if opened.users:
+                    return
+                del _open_files[self._key]
+        with opened.lock:
+            opened.connection.close()
+
+
+class Table:
+    """A small store of its own in a file (API keys, idempotency records, the stream table):
+    its tables made when opened, each statement atomic on its own."""
+
+    def __init__(self, path: Path, schema: str, what: str = "Gallery") -> None:
+        self.path = path
+        self.db = Database.open(path, what)
+        try:
+            self.db.script(schema)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        return self.db.execute(sql, args)
+
+    def close(self) -> None:
+        self.db.close()
