@@ -294,7 +294,7 @@ def test_an_http_client_is_never_told_to_run_a_command(api: TestClient) -> None:
         assert answer.status_code == 404
         message = answer.json()["error"]["message"]
         assert "GET /v1/people" in message and "facelens " not in message, message
-    from facelens.gallery.sqlite import _not_found
+    from facelens.gallery.people import not_found as _not_found
 
     assert "'facelens people list'" in _not_found("nobody").message
 

@@ -22,9 +22,9 @@ from facelens.api.keys import KeyStore
 from facelens.events.event import Event
 from facelens.events.log import EventLog
 from facelens.gallery import SQLiteGallery
-from facelens.storage.sqlite import Table
 from facelens.gallery.schema import LATEST
 from facelens.models.base import Box
+from facelens.storage.sqlite import Table
 from facelens.video.streams import _TABLE as STREAMS_TABLE
 from tests.backups import (
     contents,

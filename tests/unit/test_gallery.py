@@ -16,11 +16,11 @@ from facelens.events.event import Event
 from facelens.events.log import EventLog
 from facelens.gallery import NewFace, SQLiteGallery
 from facelens.gallery.base import normalize_name
-from facelens.storage.sqlite import check_file
+from facelens.gallery.people import renaming_events
 from facelens.gallery.schema import LATEST
-from facelens.gallery.sqlite import renaming_events
 from facelens.models.base import Box
 from facelens.models.profiles import DEFAULT_MODEL, PROFILES
+from facelens.storage.sqlite import check_file
 
 
 def face(seed: int) -> NewFace:
@@ -252,7 +252,7 @@ def test_a_full_disk_is_a_storage_error_and_loses_nothing(gallery: SQLiteGallery
     gallery.record_source("a", "1", "/a1", [face(1)], None)
     pages = sqlite3.connect(gallery.path).execute("PRAGMA page_count").fetchone()[0]
     # SQLite reports SQLITE_FULL ("database or disk is full") when it cannot grow the file.
-    gallery._db.execute(f"PRAGMA max_page_count = {pages + 1}")
+    gallery.file._db.execute(f"PRAGMA max_page_count = {pages + 1}")
     with pytest.raises(StorageError, match="disk is full"):
         gallery.record_source("b", "2", "/b1", [face(n) for n in range(2, 200)], None)
     assert [(p.name, p.faces) for p in gallery.list_people()] == [("a", 1)]
@@ -352,7 +352,7 @@ def test_a_damaged_gallery_is_refused_with_what_to_do(tmp_path: Path) -> None:
     gallery = SQLiteGallery(path)
     for n in range(300):
         gallery.record_source(f"p{n}", str(n), f"/p{n}.jpg", [face(n)], None)
-    gallery._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    gallery.file._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     gallery.close()
     damage_file(path)
     with pytest.raises(StorageError, match=r"damaged.*gallery backup.*gallery check"):
@@ -365,7 +365,7 @@ def test_damage_found_while_running_stops_every_write(
 ) -> None:
     gallery.add_person("before")
     assert gallery.health() == []
-    monkeypatch.setattr(gallery, "quick_check", lambda: ["*** in database main ***"])
+    monkeypatch.setattr(gallery.file, "quick_check", lambda: ["*** in database main ***"])
     (problem,) = gallery.health()
     assert "damaged" in problem and "gallery backup" in problem
     with pytest.raises(StorageError, match="nothing more is written"):

@@ -52,7 +52,7 @@ def test_damage_met_by_any_operation_is_remembered_and_stops_every_write(
     faces_page = root_page(path, "faces")
     gallery = SQLiteGallery(path)
     damage(path, faces_page)
-    gallery._vouched = gallery._stamp()  # as if the change went unseen
+    gallery.file._vouched = gallery.file._stamp()  # as if the change went unseen
     with pytest.raises(GalleryDamaged, match=r"damaged.*nothing more is written"):
         gallery.faces()
     (problem,) = gallery.health(max_age_s=3600)
@@ -84,7 +84,7 @@ def test_the_health_check_sees_damage_that_the_page_cache_hides(tmp_path: Path) 
     gallery = SQLiteGallery(path)
     assert len(gallery.index()) == 300  # every face page is now in the connection's cache
     damage(path, root_page(path, "faces"))
-    gallery._vouched = gallery._stamp()  # as if the change went unseen
+    gallery.file._vouched = gallery.file._stamp()  # as if the change went unseen
     assert gallery.faces()  # the cache still answers...
     (problem,) = gallery.health(max_age_s=0)  # ...but the file on disk is damaged
     assert "damaged" in problem
@@ -106,8 +106,8 @@ def test_recognition_goes_on_from_the_index_in_memory_once_damage_is_found(
 def test_a_full_disk_is_not_damage(tmp_path: Path) -> None:
     gallery = SQLiteGallery(tmp_path / "gallery.sqlite3")
     gallery.record_source("a", "1", "/a1", [face(1)], None)
-    pages = gallery._db.execute("PRAGMA page_count")[0][0]
-    gallery._db.execute(f"PRAGMA max_page_count = {pages + 1}")
+    pages = gallery.file._db.execute("PRAGMA page_count")[0][0]
+    gallery.file._db.execute(f"PRAGMA max_page_count = {pages + 1}")
     with pytest.raises(StorageError) as caught:
         gallery.record_source("b", "2", "/b1", [face(n) for n in range(2, 200)], None)
     assert not isinstance(caught.value, GalleryDamaged)

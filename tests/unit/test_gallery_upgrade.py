@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+import facelens.gallery.file
 from facelens.errors import StorageError
 from facelens.gallery import SQLiteGallery, schema
-from facelens.gallery.file import GalleryFile
 from facelens.models.profiles import PROFILES
 from tests.unit.test_gallery import v1_gallery
 
@@ -75,11 +75,11 @@ def test_no_copy_no_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     """A copy that cannot be made (a full disk, say) stops the upgrade before it starts."""
     path = v1_gallery(tmp_path / "g.sqlite3", model_id=None, faces=1)
 
-    def full(self: GalleryFile, source: sqlite3.Connection, target: Path) -> None:
+    def full(source: sqlite3.Connection, target: Path, *_: object) -> None:
         target.write_bytes(b"half a copy")
         raise StorageError(f"Cannot write the backup {target}: the disk is full.")
 
-    monkeypatch.setattr(GalleryFile, "_copy", full)
+    monkeypatch.setattr(facelens.gallery.file, "online_copy", full)
     with pytest.raises(StorageError, match="a copy of it is made first, which failed") as failed:
         SQLiteGallery(path)
     assert "Nothing was changed" in failed.value.message

@@ -44,9 +44,9 @@ def test_every_store_of_a_file_shares_one_connection(tmp_path: Path) -> None:
         # Before the storage layer: three connections to each file in one server process.
         assert open_files(gallery_path) == 1
         assert open_files(events_path) == 1
-        assert gallery._db.lock is keys.db.lock is idempotency.db.lock
+        assert gallery.file._db.lock is keys.db.lock is idempotency.db.lock
         assert log._db.lock is tail._db.lock is other_log._db.lock is streams.db.lock
-        assert gallery._db.lock is not log._db.lock
+        assert gallery.file._db.lock is not log._db.lock
     finally:
         for store in (streams, other_log, log, idempotency, keys, gallery):
             store.close()

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import secrets
-import sqlite3
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -25,12 +24,10 @@ from facelens.models.weights import sha256_of
 from facelens.settings import GALLERY_FILE, Settings
 from facelens.storage.errors import (
     damage_message,
-    is_damage,
     not_ours,
     os_storage_error,
-    storage_error,
 )
-from facelens.storage.sqlite import connect_read_only, quick_check_file
+from facelens.storage.sqlite import connect_read_only, online_copy, quick_check_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,19 +47,11 @@ def _online_copy(source: Path, target: Path) -> None:
             raise
         raise GalleryDamaged(_damaged(source, ["not a database, or a damaged one"])) from None
     try:
-        try:
-            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except OSError as exc:
-            raise os_storage_error(target, exc, "write the copy") from None
-        copy = sqlite3.connect(target)
-        try:
-            reader.backup(copy)
-        finally:
-            copy.close()
-    except sqlite3.Error as exc:
-        if is_damage(exc):
-            raise GalleryDamaged(_damaged(source, ["not a database, or a damaged one"])) from None
-        raise storage_error(target, exc) from None  # the reader opened: the copy failed
+        online_copy(
+            reader,
+            target,
+            lambda _: GalleryDamaged(_damaged(source, ["not a database, or a damaged one"])),
+        )
     finally:
         reader.close()
 

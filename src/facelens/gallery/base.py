@@ -1,6 +1,6 @@
 """The Gallery interface: people, their stored face embeddings, and where each came from.
 
-Callers depend only on this Protocol; SQLite is the embedded default, PostgreSQL can follow.
+``SQLiteGallery`` is the embedded default; enrolment depends only on the Protocol.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from facelens.core.matching import UNKNOWN, GalleryIndex
+from facelens.core.matching import UNKNOWN
 from facelens.errors import InvalidValue
 from facelens.gallery.homoglyphs import latin_skeleton, mixed_script_word
 from facelens.models.base import Box, Embeddings
@@ -203,39 +203,25 @@ class SourceRecord:
 
 
 class Gallery(Protocol):
-    """Storage for people and their face embeddings, bound to one model profile when opened."""
+    """What enrolment needs of a gallery (``jobs/enroll.py``), written from its calls: a
+    second backend (the PostgreSQL gallery of issue 22) provides these to enrol into it."""
 
-    profile: ModelProfile
-
-    def add_person(self, name: str) -> PersonSummary: ...
-
-    def ensure_person(self, name: str) -> PersonSummary: ...
-
-    def person(self, name: str) -> PersonSummary:
-        """One person; :class:`NotFound` if there is no such person."""
+    @property
+    def profile(self) -> ModelProfile:
+        """The model profile the gallery is bound to: its vectors are that model's."""
         ...
 
-    def count_people(self) -> int: ...
-
-    def list_people(self, offset: int = 0, limit: int | None = None) -> list[PersonSummary]:
-        """People in name order, ``limit`` of them from ``offset`` on (all when None)."""
+    def ensure_person(self, name: str) -> PersonSummary:
+        """The person ``name``, created if missing (a look-alike of a stored name refused)."""
         ...
 
     def faces(self, person: str | None = None) -> list[FaceRecord]:
         """The stored faces of ``person`` (:class:`NotFound` if no such person), or of everyone."""
         ...
 
-    def remove_face(self, person: str, face_id: int) -> None:
-        """Delete one stored face of ``person`` (:class:`NotFound` if it is not theirs)."""
+    def sources(self, person: str | None = None) -> list[SourceRecord]:
+        """The files enrolment has seen (of ``person``, or of everyone)."""
         ...
-
-    def rename_person(self, old: str, new: str) -> PersonSummary: ...
-
-    def remove_person(self, name: str) -> int:
-        """Delete the person and every stored embedding; returns the faces removed."""
-        ...
-
-    def sources(self, person: str | None = None) -> list[SourceRecord]: ...
 
     def record_source(
         self,
@@ -259,9 +245,3 @@ class Gallery(Protocol):
     def remove_sources(self, person: str, paths: Sequence[str]) -> int:
         """Forget these files of ``person`` and their faces; returns the faces removed."""
         ...
-
-    def index(self) -> GalleryIndex:
-        """All embeddings for matching; cached until the gallery changes."""
-        ...
-
-    def close(self) -> None: ...

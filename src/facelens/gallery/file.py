@@ -1,7 +1,7 @@
 """The gallery's SQLite file as a whole: transactions, its health (SQLite's quick_check; damage,
 once found, is remembered and nothing more is written), consistent backups, and the model it
-is bound to (checked before writes and reads, switched by a migration). ``SQLiteGallery`` adds
-people and faces to it."""
+is bound to (checked before writes and reads, switched by a migration). The gallery's other
+parts (people, faces, stored vectors) read and write through it."""
 
 from __future__ import annotations
 
@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.core.matching import GalleryIndex
 from facelens.errors import Conflict, GalleryDamaged, ModelError, StorageError
 from facelens.gallery import schema
 from facelens.gallery.base import NewFace
 from facelens.models.profiles import ModelProfile
-from facelens.storage.errors import damage_message, is_damage, os_storage_error, storage_error
-from facelens.storage.sqlite import Database, connect_read_only, quick_check_file
+from facelens.storage.errors import damage_message, is_damage, storage_error
+from facelens.storage.sqlite import Database, connect_read_only, online_copy, quick_check_file
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +32,16 @@ _Stamp = tuple[int, int, int, int]
 
 
 class GalleryFile:
-    """One gallery file, open, bound to ``profile`` by the subclass. ``read_only``: opened
-    without writing anything anywhere (commands that only read work on a full or read-only
-    disk); the subclass opens it for writing when it must be created or upgraded first."""
+    """One gallery file, open, bound to ``profile`` by whoever opens it (``SQLiteGallery``).
+    ``read_only``: opened without writing anything anywhere (commands that only read work on a
+    full or read-only disk); opened for writing when it must be created or upgraded first."""
 
     profile: ModelProfile
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
         self.read_only = read_only
-        self._lock = threading.RLock()  # the gallery's state; then its file's (never after)
-        self._cache: tuple[int, GalleryIndex] | None = None
+        self.lock = threading.RLock()  # the gallery's state; then its file's (never after)
         self._damaged: str | None = None
         self._checked_at = 0.0
         self._vouched: _Stamp | None = None  # the file as last checked, or written by us
@@ -55,9 +53,9 @@ class GalleryFile:
             self._db.close()
             raise
 
-    def _open_for_writing(self) -> None:
+    def open_for_writing(self) -> None:
         """Replace a read-only connection by a writing one (to create or upgrade the file)."""
-        with self._lock:
+        with self.lock:
             if self.read_only:
                 self._db.close()
                 self._db = Database.open(self.path)
@@ -104,7 +102,7 @@ class GalleryFile:
         """Raise unless the file may be written: not damaged (known, or found now if someone
         else changed it since we last vouched for it), not opened only for reading. For the
         stores that write beside the gallery in the same file, too (idempotency records)."""
-        with self._lock:
+        with self.lock:
             if self._damaged is not None:
                 raise GalleryDamaged(self._damaged)
             if self.read_only:
@@ -112,11 +110,11 @@ class GalleryFile:
             self._check_if_changed()
 
     @contextmanager
-    def _transaction(self, *, erases: bool = False) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, erases: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction; rolled back whole on any error; none into a damaged file.
         ``erases``: it deletes biometric data, so the WAL is emptied into the file afterwards
         (whose deleted content ``secure_delete`` overwrote): no copy of it stays on disk."""
-        with self._lock:
+        with self.lock:
             self.check_writable()
             with self._db.transaction(self._failure) as db:
                 yield db
@@ -135,13 +133,18 @@ class GalleryFile:
                 reason,
             )
 
-    def _read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
-        with self._lock:
+    def read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        with self.lock:
             return self._db.execute(sql, args, self._failure)
 
     @staticmethod
-    def _bump(db: sqlite3.Connection) -> None:
+    def bump(db: sqlite3.Connection) -> None:
+        """Within a write: the gallery changed (what cached its vectors reads them again)."""
         db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
+
+    def revision(self) -> int:
+        """How many times the gallery changed: the same number, the same stored vectors."""
+        return int(str(self.read("SELECT value FROM meta WHERE key = 'revision'")[0][0]))
 
     # -- health -----------------------------------------------------------------------------
 
@@ -170,23 +173,8 @@ class GalleryFile:
     def backup(self, target: Path) -> None:
         """A consistent copy of the whole gallery file (keys included) at ``target``, a new
         file readable by its owner only (it holds biometric data)."""
-        with self._lock, self._db.reading(self._failure) as db:
-            self._copy(db, target)
-
-    def _copy(self, source: sqlite3.Connection, target: Path) -> None:
-        """SQLite's online backup of ``source`` into the new file ``target`` (mode 0600)."""
-        try:
-            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except OSError as exc:
-            raise os_storage_error(target, exc, "write the backup") from None
-        try:
-            copy = sqlite3.connect(target)
-            try:
-                source.backup(copy)
-            finally:
-                copy.close()
-        except sqlite3.Error as exc:
-            raise (self._failure(exc) if is_damage(exc) else storage_error(target, exc)) from None
+        with self.lock, self._db.reading(self._failure) as db:
+            online_copy(db, target, self._failure, "write the backup")
 
     def backup_before_upgrade(self, version: int) -> Path:
         """Copy the file, as it is at schema ``version``, beside itself before its schema is
@@ -201,7 +189,7 @@ class GalleryFile:
             # else from changing the file until the upgrade is committed.
             reader = connect_read_only(self.path)
             try:
-                self._copy(reader, target)
+                online_copy(reader, target, self._failure, "write the backup")
             finally:
                 reader.close()
         except StorageError as exc:
@@ -221,8 +209,8 @@ class GalleryFile:
         other face, and forget every file left with no face (so the next enrolment takes them
         afresh). ``expected`` are the face ids
         the caller planned for: if the gallery changed since, nothing is done."""
-        with self._transaction(erases=True) as db:
-            self._require_bound(db)
+        with self.transaction(erases=True) as db:
+            self.require_bound(db)
             current = {int(row[0]) for row in db.execute("SELECT id FROM faces")}
             if current != set(expected):
                 raise Conflict(
@@ -256,11 +244,10 @@ class GalleryFile:
                 "(SELECT 1 FROM faces WHERE faces.source_id = sources.id)"
             )
             schema.record_profile(db, profile)
-            self._bump(db)
+            self.bump(db)  # the stored vectors' index is read again
         self.profile = profile
-        self._cache = None
 
-    def _require_bound(self, db: sqlite3.Connection) -> None:
+    def require_bound(self, db: sqlite3.Connection) -> None:
         """Inside a write: refuse if another process moved the gallery to another model."""
         now = schema.bound_profile(db)
         if now is not None and now.id != self.profile.id:
@@ -271,9 +258,9 @@ class GalleryFile:
 
     def check_model(self) -> None:
         """:class:`ModelError` if another process migrated the gallery to another model."""
-        with self._lock, self._db.reading(self._failure) as db:
-            self._require_bound(db)
+        with self.lock, self._db.reading(self._failure) as db:
+            self.require_bound(db)
 
     def close(self) -> None:
-        with self._lock:
+        with self.lock:
             self._db.close()

@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from facelens.errors import StorageError
-from facelens.storage.errors import _UNREACHABLE, _primary, is_damage, not_ours, storage_error
+from facelens.storage.errors import (
+    _UNREACHABLE,
+    _primary,
+    is_damage,
+    not_ours,
+    os_storage_error,
+    storage_error,
+)
 
 Failure = Callable[[sqlite3.Error], Exception]  # our error for one of SQLite's
 
@@ -51,6 +58,27 @@ def write_transaction(
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
         raise failure(exc) from None
+
+
+def online_copy(
+    source: sqlite3.Connection, target: Path, on_damage: Failure, doing: str = "write the copy"
+) -> None:
+    """SQLite's online backup of the open ``source`` into the new file ``target`` (mode 0600:
+    it holds biometric data) in one step, so the copy is one consistent state of the file.
+    Damage met in the source is raised as ``on_damage(error)``; any other failure is the
+    target's (``doing``: what to say was being done, e.g. "write the backup")."""
+    try:
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        raise os_storage_error(target, exc, doing) from None
+    try:
+        copy = sqlite3.connect(target)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+    except sqlite3.Error as exc:
+        raise (on_damage(exc) if is_damage(exc) else storage_error(target, exc)) from None
 
 
 def connect(path: Path, what: str = "Gallery") -> sqlite3.Connection:

@@ -4,7 +4,6 @@ the gallery changes), and the small JPEG kept of each face."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -13,16 +12,23 @@ from facelens.errors import GalleryDamaged, NotFound, StorageError
 from facelens.gallery.base import FaceVectors, normalize_name
 from facelens.gallery.file import GalleryFile
 from facelens.models.base import Embeddings
+from facelens.models.profiles import ModelProfile
 
 log = logging.getLogger(__name__)
 
 
-class StoredFaces(GalleryFile):
-    """Reads of stored faces, shared by the gallery classes on one file."""
+class StoredVectors:
+    """The stored faces' vectors of a gallery file, the index matching uses (cached until the
+    gallery changes), and the thumbnails."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        super().__init__(path, read_only=read_only)
+    def __init__(self, file: GalleryFile) -> None:
+        self.file = file
         self.bad_faces: list[int] = []  # stored faces whose vectors are unusable (left out)
+        self._cache: tuple[int, GalleryIndex] | None = None
+
+    @property
+    def profile(self) -> ModelProfile:
+        return self.file.profile
 
     def _usable(self, vector: np.ndarray) -> bool:
         """A stored vector that can be matched: the model's size, finite, a plausible length.
@@ -32,15 +38,12 @@ class StoredFaces(GalleryFile):
         low, high = self.profile.norm_range
         return bool(low <= float(np.linalg.norm(vector)) <= high)
 
-    def _revision(self) -> int:
-        return int(str(self._read("SELECT value FROM meta WHERE key = 'revision'")[0][0]))
-
     def face_vectors(self) -> FaceVectors:
         """Every stored face's id, person and embedding, in person and id order; faces with
         unusable vectors are left out (and listed in :attr:`bad_faces`)."""
-        with self._lock:
-            self.check_model()
-            rows = self._read(
+        with self.file.lock:
+            self.file.check_model()
+            rows = self.file.read(
                 "SELECT f.id, p.name, f.embedding FROM faces f JOIN people p ON "
                 "p.id = f.person_id ORDER BY p.name, f.id"
             )
@@ -57,7 +60,7 @@ class StoredFaces(GalleryFile):
                 log.warning(
                     "gallery %s: %d stored faces have unusable vectors and are left out of "
                     "matching (ids %s); 'facelens gallery check' lists them",
-                    self.path,
+                    self.file.path,
                     len(bad),
                     ", ".join(map(str, bad[:20])),
                 )
@@ -68,9 +71,9 @@ class StoredFaces(GalleryFile):
     def face_vector(self, face_id: int) -> Embeddings:
         """One stored face's embedding (CompreFace's verify by ``image_id``); :class:`NotFound`
         if there is no such face, :class:`StorageError` if its vector is unusable."""
-        with self._lock:
-            self.check_model()
-            rows = self._read("SELECT embedding FROM faces WHERE id = ?", (face_id,))
+        with self.file.lock:
+            self.file.check_model()
+            rows = self.file.read("SELECT embedding FROM faces WHERE id = ?", (face_id,))
             if not rows:
                 raise NotFound(f"No stored face has id {face_id}.")
             vector: Embeddings = np.frombuffer(rows[0][0], dtype="<f4")  # type: ignore[call-overload]
@@ -85,11 +88,11 @@ class StoredFaces(GalleryFile):
         """All embeddings for matching, cached until the gallery changes. Once the file is
         found damaged, the index last read from it (if any) is kept: recognition goes on with
         the people known until then, while nothing more is written."""
-        with self._lock:
-            if self._damaged is not None and self._cache is not None:
+        with self.file.lock:
+            if self.file.damaged is not None and self._cache is not None:
                 return self._cache[1]
             try:
-                revision = self._revision()
+                revision = self.file.revision()
                 if self._cache is not None and self._cache[0] == revision:
                     return self._cache[1]
                 stored = self.face_vectors()
@@ -117,7 +120,7 @@ class StoredFaces(GalleryFile):
         if person is not None:
             where += " AND p.name = ?"
             args.append(normalize_name(person))
-        rows = self._read(
+        rows = self.file.read(
             "SELECT t.jpeg FROM face_thumbnails t JOIN faces f ON f.id = t.face_id "
             "JOIN people p ON p.id = f.person_id WHERE " + where,
             args,
