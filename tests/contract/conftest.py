@@ -11,13 +11,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from facelens.api.app import create_app
-from facelens.api.deps import Services
-from facelens.api.idempotency import IdempotencyStore
-from facelens.api.keys import KeyStore
-from facelens.api.observability import Metrics
-from facelens.gallery.sqlite import SQLiteGallery
+from facelens.api.services import Services
 from facelens.settings import Settings
-from facelens.workers.pool import SpawnedWorkerPool
 from tests import fake_model
 
 
@@ -28,17 +23,12 @@ def served(
     """A TestClient on a fresh app over ``data_dir``; ``client`` is the caller's address."""
     config = Settings(data_dir=data_dir, workers=1, **settings)
     with fake_model.installed():
-        gallery = SQLiteGallery(config.gallery_path)
-        pool = SpawnedWorkerPool(config.with_model(gallery.profile.name), fake_model.serve)
-        pool.start()
-        path = config.gallery_path
-        services = Services(
-            config, pool, gallery, KeyStore(path), IdempotencyStore(path), Metrics()
-        )
+        services = Services.open(config, worker=fake_model.serve)
         try:
+            services.start(streams=False)
             with TestClient(
                 create_app(services), base_url="http://127.0.0.1:5000", client=client
             ) as test_client:
                 yield test_client
         finally:
-            pool.close()
+            services.close()

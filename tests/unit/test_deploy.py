@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from facelens.api.app import create_app
-from facelens.api.deps import Services
+from facelens.api.services import Services
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.settings import Settings
 

@@ -22,10 +22,10 @@ from facelens.api import (
 )
 from facelens.api.admission import Admission, AdmissionMiddleware
 from facelens.api.compat import compreface, compreface_verify, deepstack, kserve
-from facelens.api.deps import Services
 from facelens.api.guard import BrowserGuard, origins
 from facelens.api.observability import ObservabilityMiddleware
 from facelens.api.paths import PathGuard
+from facelens.api.services import Services
 from facelens.models.profiles import DEFAULT_MODEL, PROFILES
 
 DESCRIPTION = """Self-hosted face recognition. The web console is at [`/`](/).

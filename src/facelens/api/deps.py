@@ -5,38 +5,20 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
-from facelens.api.idempotency import IdempotencyStore
-from facelens.api.keys import KeyStore, Scope
-from facelens.api.observability import Metrics
+from facelens.api.keys import Scope
+from facelens.api.services import Services
 from facelens.errors import Forbidden, KeyMissing, Unauthorized
-from facelens.events.log import EventLog
-from facelens.gallery.sqlite import SQLiteGallery
 from facelens.settings import Settings
-from facelens.video.streams import StreamManager
-from facelens.workers.pool import SpawnedWorkerPool
 
 API_KEY_HEADER = "X-API-Key"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class Services:
-    settings: Settings
-    pool: SpawnedWorkerPool
-    gallery: SQLiteGallery
-    keys: KeyStore
-    idempotency: IdempotencyStore
-    metrics: Metrics
-    events: EventLog | None = None  # opened on first use (events of 'facelens watch' runs)
-    streams: StreamManager | None = None  # the streams the server watches (None: runs none)
 
 
 def services(request: Request) -> Services:

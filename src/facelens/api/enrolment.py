@@ -18,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 
 from facelens.api import schemas
 from facelens.api.bodies import Upload
-from facelens.api.deps import Services
 from facelens.api.errors import status_for
+from facelens.api.services import Services
 from facelens.errors import ImageError, NotFound, NothingEnrolled, Unavailable, WorkTimeout
 from facelens.jobs.enroll import Create, PhotoOutcome, enroll_photo, enrolled_before
 

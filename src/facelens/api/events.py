@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from facelens.api import schemas
-from facelens.api.deps import Services, require_admin_key, require_api_key, services
+from facelens.api.deps import require_admin_key, require_api_key, services
 from facelens.errors import InvalidValue, NotFound
 from facelens.events.log import EventLog, Filter
 from facelens.events.tail import Stored
@@ -48,12 +48,6 @@ class EventsPage(BaseModel):
     events: list[dict[str, Any]]
     next_after: int | None  # pass as ``after`` for the next page; null at the end
     last: int | None  # the sequence number of the last event here (for the live stream)
-
-
-def event_log(svc: Services) -> EventLog:
-    if svc.events is None:
-        svc.events = EventLog(svc.settings.events_path)
-    return svc.events
 
 
 def _time(name: str, text: str | None) -> datetime | None:
@@ -108,7 +102,7 @@ async def list_events(
         bool, Query(description="The last `limit` events instead of the first (no next page).")
     ] = False,
 ) -> EventsPage:
-    log = event_log(services(request))
+    log = services(request).event_log()
     if newest:
         rows = await run_in_threadpool(filters.read, log, after, limit, True)
         return EventsPage(events=[e for _, e in rows], next_after=None, last=_last(rows))
@@ -187,7 +181,7 @@ async def stream_events(
     filters: Annotated[Filters, Depends()],
     after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> StreamingResponse:
-    log = event_log(services(request))
+    log = services(request).event_log()
     resume = request.headers.get("last-event-id", "")
     if after is None and resume.isdigit():
         after = int(resume)
@@ -263,7 +257,7 @@ class Retried(BaseModel):
 )
 async def deliveries(request: Request) -> DeliveriesOut:
     svc = services(request)
-    boxes = {b.target: b for b in await run_in_threadpool(event_log(svc).outboxes)}
+    boxes = {b.target: b for b in await run_in_threadpool(svc.event_log().outboxes)}
     own = {s["target"]: s for s in (svc.streams.deliveries.status() if svc.streams else [])}
     targets = []
     for name in sorted(boxes.keys() | own.keys()):
@@ -299,7 +293,7 @@ async def retry_deliveries(
         str | None, Query(max_length=200, description="An outbox name; unset: every target.")
     ] = None,
 ) -> Retried:
-    log = event_log(services(request))
+    log = services(request).event_log()
     if target is not None and target not in {
         b.target for b in await run_in_threadpool(log.outboxes)
     }:

@@ -7,7 +7,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from facelens.api.deps import API_KEY_HEADER, Services, services
+from facelens.api.deps import API_KEY_HEADER, services
+from facelens.api.services import Services
 from facelens.errors import FaceLensError
 
 router = APIRouter(tags=["operations"])

@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from facelens.api import schemas
 from facelens.api.bodies import decode_base64, read_images
-from facelens.api.deps import Services, require_api_key, services
+from facelens.api.deps import require_api_key, services
+from facelens.api.services import Services
 from facelens.core.matching import UNKNOWN
 from facelens.core.pipeline import Analysis, Face, Verification
 from facelens.core.recognition import DEFAULT_NAMING, Naming, Recognition

@@ -18,18 +18,12 @@ import uvicorn
 
 from facelens.api.admission import guarded_protocol
 from facelens.api.app import create_app
-from facelens.api.deps import Services
-from facelens.api.idempotency import IdempotencyStore
-from facelens.api.keys import KeyStore, given_keys
-from facelens.api.observability import Metrics, configure_logging
+from facelens.api.keys import given_keys
+from facelens.api.observability import configure_logging
+from facelens.api.services import Services
 from facelens.errors import CannotListen, UnsafeSettings
-from facelens.events.delivery import DeliveryMetrics
-from facelens.gallery.sqlite import SQLiteGallery
 from facelens.settings import Settings
 from facelens.system.redact import endpoint
-from facelens.video.metrics import StreamMetrics
-from facelens.video.streams import StreamManager
-from facelens.workers.pool import SpawnedWorkerPool
 
 log = logging.getLogger("facelens.server")
 
@@ -111,24 +105,21 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
     host, port = sock.getsockname()[:2]
     try:
         # Refuses a gallery of another model than the one asked for, before any model loads.
-        gallery = SQLiteGallery(settings.gallery_path, settings.model)
+        served = Services.open(settings, given_keys=given)
     except BaseException:
         sock.close()
         raise
-    settings = settings.with_model(gallery.profile.name)
-    keys = KeyStore(settings.gallery_path, given)
-    idempotency = IdempotencyStore(settings.gallery_path, gallery.check_writable)
-    pool = SpawnedWorkerPool(settings)
+    settings, profile = served.settings, served.gallery.profile
     try:
-        keyed = keys.enabled()
+        keyed = served.keys.enabled()
         refuse_open_without_keys(settings, keyed)  # before any model loads
         log.info(
             "starting %d worker processes (loading the %s model: %s)",
             settings.workers,
-            gallery.profile.name,
-            gallery.profile.summary,
+            profile.name,
+            profile.summary,
         )
-        pool.start()
+        served.start()  # the workers, then the streams configured before
         if not keyed and not is_loopback(settings.host):
             log.warning(
                 "*** facelens listens on %s with NO API KEYS (FACELENS_ALLOW_NO_KEYS): anyone "
@@ -144,13 +135,6 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
                 "the gallery through them",
                 ", ".join(str(n) for n in settings.open_networks),
             )
-        served = Services(settings, pool, gallery, keys, idempotency, Metrics())
-        served.streams = StreamManager(settings)
-        served.streams.start_all()  # the streams configured before come back
-        served.metrics.registry.register(StreamMetrics(served.streams.statuses))
-        served.metrics.registry.register(
-            DeliveryMetrics(served.streams.deliveries, served.streams.outbox)
-        )
         for kind, url in (("webhook", settings.events_webhook), ("MQTT", settings.events_mqtt)):
             if url is not None:
                 log.info("stream events go to %s %s", kind, endpoint(url.get_secret_value()))
@@ -184,15 +168,10 @@ def serve(settings: Settings, *, debug: bool = False) -> None:
         # handler it found: make that a no-op so the workers are closed and the exit code is 0.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda number, frame: None)
-        server = _Server(config, on_exit=pool.drain)
+        server = _Server(config, on_exit=served.pool.drain)
         app.state.stopping = lambda: server.should_exit  # live event streams end with us
         server.run(sockets=[sock])
-        served.streams.close()
-        if served.events is not None:
-            served.events.close()
         log.info("stopped")
     finally:
-        pool.close()
+        served.close()
         sock.close()
-        for store in (idempotency, keys, gallery):
-            store.close()

@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from facelens.api import schemas
-from facelens.api.deps import Services, require_admin_key, services
+from facelens.api.deps import require_admin_key, services
+from facelens.api.services import Services
 from facelens.errors import NotFound, Unavailable
 from facelens.video.streams import StreamConfig, StreamManager
 

@@ -29,11 +29,12 @@ from starlette.concurrency import run_in_threadpool
 
 from facelens import __version__, errors
 from facelens.api.bodies import Upload, media_type, read_form, read_images
-from facelens.api.deps import Services, require, services
+from facelens.api.deps import require, services
 from facelens.api.enrolment import enrol_uploads, write_lock
 from facelens.api.errors import register_dialect
 from facelens.api.people import face_jpeg
 from facelens.api.recognition import recognize_photo
+from facelens.api.services import Services
 from facelens.core.pipeline import Face, detection_probability
 from facelens.core.recognition import Naming
 from facelens.errors import Conflict, InvalidValue, NoFaceFound, NotFound

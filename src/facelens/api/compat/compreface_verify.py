@@ -32,8 +32,9 @@ from facelens.api.compat.compreface import (
     plugins_of,
     read_image,
 )
-from facelens.api.deps import Services, require, services
+from facelens.api.deps import require, services
 from facelens.api.recognition import count_faces
+from facelens.api.services import Services
 from facelens.core.matching import pair_distance, similarity
 from facelens.core.pipeline import choose_faces
 from facelens.errors import InvalidValue, NoFaceFound

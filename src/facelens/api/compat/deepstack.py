@@ -27,11 +27,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from facelens.api.bodies import Form, MultipartReader, Upload, form_of, media_type, read_form
-from facelens.api.deps import API_KEY_HEADER, Services, authorize, services
+from facelens.api.deps import API_KEY_HEADER, authorize, services
 from facelens.api.enrolment import enrol_uploads, write_lock
 from facelens.api.errors import register_dialect
 from facelens.api.keys import Scope
 from facelens.api.recognition import count_faces, recognize_photo
+from facelens.api.services import Services
 from facelens.core.matching import UNKNOWN, pair_distance, similarity
 from facelens.core.pipeline import Analysis, detection_probability
 from facelens.core.recognition import Naming
