@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from facelens.cli.app import EXIT_CODES
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -109,3 +111,12 @@ def test_slugs_follow_github() -> None:
     assert slug("The original `/predictor` contract") == "the-original-predictor-contract"
     assert slug("Frigate NVR: `facelens frigate`") == "frigate-nvr-facelens-frigate"
     assert anchors("# A\n## A\n## A\n") == {"a", "a-1", "a-2"}
+
+
+def test_every_exit_code_is_in_the_exit_code_table() -> None:
+    cli = (ROOT / "docs" / "cli.md").read_text()
+    start = cli.index("## Exit codes\n") + len("## Exit codes\n")
+    after = re.search(r"^#{1,2} ", cli[start:], re.MULTILINE)  # to the next section, or the end
+    table = cli[start : start + after.start()] if after else cli[start:]
+    listed = {int(code) for code in re.findall(r"^\| +(\d+) \|", table, re.MULTILINE)}
+    assert set(EXIT_CODES.values()) <= listed
