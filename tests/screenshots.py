@@ -1,5 +1,6 @@
-"""Take the README's screenshots of the web console: a real server with the shared people
-enrolled, Debian's Chromium, the shared probes and video clip. Run by ``scripts/screenshots``.
+"""Take the web console's screenshots (docs/web-console.md, two in the README): a real server
+with the shared people enrolled, Debian's Chromium, the shared probes and video clip. Run by
+``scripts/screenshots``.
 
     .venv/bin/python -m tests.screenshots docs/screenshots
 """

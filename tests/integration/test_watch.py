@@ -71,8 +71,8 @@ def test_the_clip_names_its_people_once_per_track_and_they_leave_at_the_end(
     named = {e["name"] for e in events if e["kind"] in ("arrived", "renamed")}
     # The clip (the 2009 White House poetry jam) shows Lin-Manuel Miranda, Alex Lacamoire at
     # the piano (whose profile the sface model puts just past its threshold: he comes out
-    # unknown, see the README) and, in the audience at the end, Barack Obama; the other faces
-    # are of people not enrolled.
+    # unknown, see docs/video-and-events.md) and, in the audience at the end, Barack Obama; the
+    # other faces are of people not enrolled.
     assert {"lin_manuel_miranda", "obama"} <= named
     assert set(arrived) == set(left)  # every face that arrived left, the last ones at the end
     assert all(e["duration_s"] >= 0 for e in left.values())

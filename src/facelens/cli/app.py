@@ -342,7 +342,7 @@ def main_options(
     for name in unknown_variables():
         err.print(
             f"[yellow]warning:[/yellow] {escape(name)} is not a facelens setting and is "
-            "ignored (a typo?); 'facelens --help' and the README list them."
+            "ignored (a typo?); 'facelens --help' and docs/settings.md list them."
         )
     # ctx.obj is, until here, what main() passed: the models loading since start-up, if any.
     early: EmbeddingLoad | None = ctx.obj
