@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import multiprocessing
 import os
 import re
 import signal
@@ -26,7 +25,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,7 +33,7 @@ from facelens.events.delivery import Deliveries, target_names
 from facelens.events.log import EventLog
 from facelens.settings import Settings
 from facelens.storage.sqlite import Table
-from facelens.system.lifetime import die_with_parent
+from facelens.system.lifetime import Child, die_with_parent, stop_children
 from facelens.system.redact import guard_stderr
 from facelens.video.policy import SourcePolicy
 from facelens.video.source import Frame, FrameSource, is_live, mask
@@ -45,6 +43,7 @@ log = logging.getLogger(__name__)
 STATUS_EVERY_S = 1.0
 SNAPSHOT_EVERY_S = 0.2  # at most 5 annotated frames a second are written
 DRAIN_S = 5.0  # at the server's stop, how long pending events may still take to go
+STOP_GRACE_S = 15.0  # a stream's process asked to stop stores its last events meanwhile
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 RUNNING_ELSEWHERE = 3  # the exit code of a stream process whose stream runs already
 # What one stream process holds in memory: VmRSS measured with the sface model on a 640x360
@@ -188,8 +187,7 @@ class StreamManager(Table):
         self.settings = settings
         self.policy = SourcePolicy.of(settings)
         self._target = target
-        self._processes: dict[str, BaseProcess] = {}
-        self._context = multiprocessing.get_context("spawn")
+        self._processes: dict[str, Child] = {}
         # One change at a time (create, update, delete, start, stop, supervise): two requests
         # changing one stream at once would each start a process, and one would be lost track
         # of, running on after its stream's deletion and past FACELENS_MAX_STREAMS.
@@ -297,7 +295,7 @@ class StreamManager(Table):
         if process is None:
             if said.get("state") not in ("ended", "refused"):
                 said["state"] = "stopped"
-        elif not process.is_alive():
+        elif not process.alive:
             said["state"] = "ended" if process.exitcode == 0 else "restarting"
             if process.exitcode == RUNNING_ELSEWHERE:
                 said["detail"] = "another process runs this stream still; retrying"
@@ -317,25 +315,20 @@ class StreamManager(Table):
         folder.mkdir(parents=True, exist_ok=True)
         for stale in ("status.json", "snapshot.jpg"):
             (folder / stale).unlink(missing_ok=True)
-        process = self._context.Process(
-            target=self._target,
-            args=(config, self.settings),
-            name=f"stream {config.id}",
-            daemon=True,
+        process = Child.spawn(
+            self._target,
+            (config, self.settings),
+            f"stream {config.id}",
+            starter=lambda start: self._spawner.submit(start).result(),
         )
-        self._spawner.submit(process.start).result()
         self._processes[config.id] = process
         log.info("stream %s: started for %s (pid %s)", config.id, config.shown, process.pid)
 
     def _stop(self, stream_id: str) -> None:
         """Stop the stream's process (with ``_changing`` held)."""
         process = self._processes.pop(stream_id, None)
-        if process is not None and process.is_alive():
-            process.terminate()  # SIGTERM: tracks leave, events are stored
-            process.join(timeout=15)
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=5)
+        if process is not None:
+            stop_children([process], STOP_GRACE_S)  # SIGTERM: tracks leave, events are stored
 
     def start_all(self) -> None:
         """Start the configured streams, but for video files watched to their end already
@@ -376,7 +369,7 @@ class StreamManager(Table):
         try:
             for config in self.list():
                 process = self._processes.get(config.id)
-                if process is None or process.is_alive() or process.exitcode in (0, None):
+                if process is None or process.alive or process.exitcode in (0, None):
                     continue
                 log.warning(
                     "stream %s: its process died (exit %s); starting it again",
@@ -392,9 +385,9 @@ class StreamManager(Table):
         return {config.id: self.status(config.id) for config in self.list()}
 
     def close(self) -> None:
-        with self._changing:
-            for stream_id in list(self._processes):
-                self._stop(stream_id)
+        with self._changing:  # every stream at once: each has STOP_GRACE_S in all
+            stop_children(self._processes.values(), STOP_GRACE_S)
+            self._processes.clear()
             self._spawner.shutdown()
         for shown in self.deliveries.close(drain_s=DRAIN_S):
             log.warning("%s: events not delivered yet go when the server is back", shown)

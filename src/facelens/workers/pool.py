@@ -29,7 +29,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 from facelens.core.matching import Candidate, Match
@@ -38,6 +37,7 @@ from facelens.core.recognition import DEFAULT_NAMING, Naming, Recognition
 from facelens.errors import ClientGone, FaceLensError, Unavailable, WorkTimeout
 from facelens.models.base import Embeddings
 from facelens.settings import Settings
+from facelens.system.lifetime import Child, stop_children
 from facelens.workers.tasks import Analyze, NameVectors, Recognize, Task
 from facelens.workers.worker import serve
 
@@ -56,16 +56,15 @@ DRAIN_S = 5.0
 
 @dataclass(slots=True, eq=False)  # compared and hashed by identity: one process each
 class _Process:
-    process: BaseProcess
-    conn: Connection
+    child: Child
+    conn: Connection  # the pool's end of its pipe
 
     @property
     def pid(self) -> int:
-        return int(self.process.pid or 0)
+        return self.child.pid
 
     def kill(self) -> None:
-        self.process.kill()
-        self.process.join(5)
+        self.child.kill()
         self.conn.close()
 
 
@@ -81,7 +80,6 @@ class SpawnedWorkerPool:
         self.gone_grace_s = GONE_GRACE_S
         self.size = settings.workers
         self.model_id = ""
-        self._context = multiprocessing.get_context("spawn")
         self._idle: asyncio.Queue[_Process] = asyncio.Queue()
         self._live: set[_Process] = set()
         self._pending = 0
@@ -99,7 +97,7 @@ class SpawnedWorkerPool:
     @property
     def ready(self) -> int:
         """Worker processes that have loaded the models and are alive."""
-        return sum(1 for p in list(self._live) if p.process.is_alive())
+        return sum(1 for p in list(self._live) if p.child.alive)
 
     @property
     def pids(self) -> list[int]:
@@ -111,13 +109,10 @@ class SpawnedWorkerPool:
         """Start one worker process. Called from the main thread only: a worker asks the
         kernel to stop it when its parent *thread* ends (PR_SET_PDEATHSIG), so it must be
         started by a thread that lives as long as the server."""
-        ours, theirs = self._context.Pipe()
-        process = self._context.Process(
-            target=self.target, args=(theirs, self.settings), name="facelens-worker", daemon=True
-        )
-        process.start()
+        ours, theirs = multiprocessing.Pipe()
+        child = Child.spawn(self.target, (theirs, self.settings), "facelens-worker")
         theirs.close()
-        return _Process(process, ours)
+        return _Process(child, ours)
 
     def _await_ready(self, worker: _Process) -> _Process:
         """Wait until ``worker`` has loaded the models (any thread); raises its error."""
@@ -174,9 +169,9 @@ class SpawnedWorkerPool:
         for worker in workers:
             with contextlib.suppress(OSError):
                 worker.conn.send(None)  # "stop", read when the worker is idle
+        stop_children([worker.child for worker in workers], 2.0, ask=None)  # asked above
         for worker in workers:
-            worker.process.join(2)
-            worker.kill()  # a no-op for one that stopped
+            worker.conn.close()
 
     def _retire(self, worker: _Process, why: str) -> None:
         """Kill ``worker`` (if still alive) and start a replacement; it takes requests once
