@@ -572,76 +572,66 @@ def _transcode_720p(source: Path, target: Path, fps: float = 25.0) -> Path:
     return target
 
 
-def _live_stream(engine: Engine, index: GalleryIndex, video: Path, rate: float) -> dict[str, Any]:
-    """Play ``video`` in real time at ``rate`` into a newest-frame slot; process what comes."""
+def _live_stream(
+    engine: Engine, index: GalleryIndex, video: Path, rate: float, tmp: Path
+) -> dict[str, Any]:
+    """The product's frame loop (a server stream's and 'facelens watch''s: ``Session``) on
+    ``video`` played once in real time at ``rate`` by a camera on loopback (MJPEG over HTTP,
+    read as a live source: newest frame only, the others dropped), its events stored in an
+    event log as a stream's are."""
     import threading
 
-    import cv2
+    from tests.mjpeg import MjpegCamera
 
-    from facelens.video.source import Frame
-    from facelens.video.tracks import StreamTracker
+    from facelens.events.event import Event
+    from facelens.events.log import EventLog
+    from facelens.video.policy import SourcePolicy
+    from facelens.video.session import Session
+    from facelens.video.source import Frame, FrameSource
+    from facelens.video.watch import Watched
 
-    tracker = StreamTracker("bench", engine, lambda: index, fps=rate)
-    slot: dict[str, Any] = {"frame": None, "read": 0, "dropped": 0, "done": False}
-    ready = threading.Condition()
-
-    def feed() -> None:
-        capture = cv2.VideoCapture(str(video))
-        start = time.monotonic()
-        n = 0
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            n += 1
-            wait = start + n / rate - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            pixels = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            with ready:
-                if slot["frame"] is not None:
-                    slot["dropped"] += 1
-                slot["frame"] = Frame(pixels, n, time.monotonic())
-                slot["read"] = n
-                ready.notify()
-        capture.release()
-        with ready:
-            slot["done"] = True
-            ready.notify()
-
-    feeder = threading.Thread(target=feed, daemon=True)
-    started = time.monotonic()
-    feeder.start()
+    camera = MjpegCamera(video, fps=rate).start()
+    events = EventLog(tmp / f"events-{engine.profile.name}.sqlite3")
+    session = Session(engine, lambda: index, events, fps=None, crops=False)
+    policy = SourcePolicy.of(Settings(data_dir=tmp))
     latencies: list[float] = []
     frame_latencies: list[float] = []
     taken: list[float] = []
-    while True:
-        with ready:
-            ready.wait_for(lambda: slot["frame"] is not None or slot["done"])
-            frame, slot["frame"] = slot["frame"], None
-        if frame is None:
-            break
-        events = tracker.process(frame)
-        done = time.monotonic()
-        taken.append(frame.taken_at)
-        frame_latencies.append((done - frame.taken_at) * 1000)
+
+    def told(found: list[Event]) -> None:
         # From the capture of the newest frame an event rests on (an arrival: the frame
-        # embedded for its name, or the one confirming it) to the event's being out.
-        latencies += [(done - event.basis) * 1000 for event in events]
+        # embedded for its name, or the one confirming it) to the event's being stored and out.
+        done = time.monotonic()
+        latencies.extend((done - event.basis) * 1000 for event in found)
+
+    def processed(_: Watched, frame: Frame) -> None:
+        taken.append(frame.taken_at)
+        frame_latencies.append((time.monotonic() - frame.taken_at) * 1000)
+
+    stop = threading.Event()
+    watched = session.watch("bench", FrameSource(camera.url, policy))
+    # The camera loops its clip: the session ends once it has played it through once.
+    played = threading.Timer(len(camera.frames) / rate, stop.set)
+    started = time.monotonic()
+    played.start()
+    try:
+        (report,) = session.run(told, stop=stop, on_frame=processed)
+    finally:
+        played.cancel()
+        camera.stop()
+        events.close()
     elapsed = time.monotonic() - started
-    feeder.join()
-    tracker.close()
-    counts = tracker.counts
+    counts = watched.tracker.counts
 
     def pct(values: list[float], q: int) -> float | None:
         return round(float(np.percentile(values, q)), 1) if values else None
 
     return {
-        "frames_read": slot["read"],
+        "frames_read": report.frames_read,
         "frames_processed": counts.frames,
-        "frames_dropped": slot["dropped"],
+        "frames_dropped": report.frames_dropped,
         # Frames processed per second of the source's playing time (the first to the last
-        # processed frame's capture): 25 when none is dropped.
+        # processed frame's capture): the camera's rate when none is dropped.
         "fps_processed": round((len(taken) - 1) / (taken[-1] - taken[0]), 2),
         "embeddings": counts.embeddings,
         "embeddings_per_s": round(counts.embeddings / elapsed, 2),
@@ -654,12 +644,16 @@ def _live_stream(engine: Engine, index: GalleryIndex, video: Path, rate: float) 
 
 
 def stream(models: Models, tmp: Path) -> dict[str, Any]:
-    """A live 720p source at 25 fps (the 720p clip played in real time, newest frame only, as
-    a camera is read): frames processed per second, frames dropped, embeddings per second, and
-    the latency from a frame's capture to the events it causes, per model."""
+    """A live 720p camera at 25 fps (the 720p clip played once in real time over MJPEG, read
+    as the product reads a camera, newest frame only): frames processed per second, frames
+    dropped, embeddings per second, and the latency from a frame's capture to the events it
+    causes, stored, per model."""
     video = _transcode_720p(FACES / "video" / "short_hamilton_clip.mp4", tmp / "clip-720p.mp4")
     rate = 25.0
-    result: dict[str, Any] = {"source": "shared clip at 1280x720, 25 fps, real time", "fps": rate}
+    result: dict[str, Any] = {
+        "source": "shared clip at 1280x720, 25 fps, real time, MJPEG over HTTP",
+        "fps": rate,
+    }
     for name in MODELS:
-        result[name] = _live_stream(models.engines[name], models.indexes[name], video, rate)
+        result[name] = _live_stream(models.engines[name], models.indexes[name], video, rate, tmp)
     return result

@@ -638,13 +638,15 @@ def _stream(results: dict[str, Any]) -> list[str]:
         "## Video: a live 720p camera",
         "",
         f"Source: {st['source']} (the newest frame only, as a camera is read: a frame not taken "
-        "before the next arrives is dropped). Each processed frame is detected and tracked; "
+        "before the next arrives is dropped), watched by the product's frame loop "
+        "(`facelens/video/session.py`, as a server stream and `facelens watch` run it), its "
+        "events stored in an event log. Each processed frame is detected and tracked; "
         "tracks are embedded when due (`facelens/video/tracks.py`): with sface on a thread of "
         "their own, beside tracking; with dlib, whose embedder holds the GIL, in turn. "
         "fps processed: frames processed per second of the source's playing time (25 when none "
         "is dropped). Event latency: from the capture of the newest frame an event rests on "
         "(for an arrival, the frame embedded for its name or the one confirming the track) to "
-        "the event being out (p50, p95); frame latency: from a frame's capture to the end of "
+        "the event being stored and out (p50, p95); frame latency: from a frame's capture to the end of "
         "its processing (p95).",
         "",
         _table(

@@ -56,6 +56,7 @@ class MjpegCamera:
                 self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
                 self.end_headers()
                 n = 0
+                due = time.monotonic()  # paced by the clock: the rate holds however long a write
                 try:
                     while camera.server is not None:
                         jpeg = camera.frames[n % len(camera.frames)]
@@ -66,7 +67,8 @@ class MjpegCamera:
                             + b"\r\n"
                         )
                         n += 1
-                        time.sleep(1 / camera.fps)
+                        due += 1 / camera.fps
+                        time.sleep(max(0.0, due - time.monotonic()))
                 except (BrokenPipeError, ConnectionResetError, OSError):
                     pass
 

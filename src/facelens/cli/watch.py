@@ -90,10 +90,9 @@ def watch(
     from facelens.events.event import Event
     from facelens.events.log import EventLog
     from facelens.video.policy import SourcePolicy
+    from facelens.video.session import Session
     from facelens.video.source import FrameSource
-    from facelens.video.tracks import StreamTracker
-    from facelens.video.watch import VideoOut, Watched, stream_name
-    from facelens.video.watch import watch as run
+    from facelens.video.watch import VideoOut, stream_name
 
     with handled(ctx) as state:
         if annotate is not None:
@@ -121,7 +120,15 @@ def watch(
             )
         except ValueError as exc:
             raise InvalidValue(str(exc)) from None
-        streams: list[Watched] = []
+        gallery = open_gallery(state)
+        engine = engine_for_gallery(state, gallery)
+        log = EventLog(state.settings.events_path, targets=deliveries.names)
+        log.prune_every(days=state.settings.events_retention_days)  # now, then hourly
+        deliveries.start(log)
+        session = Session(
+            engine, gallery.index, log, fps=fps, crops=crops or state.settings.event_crops
+        )
+        streams = session.streams
         if metrics_port is not None:
             from facelens.video.metrics import StreamMetrics
 
@@ -129,25 +136,9 @@ def watch(
                 metrics_port,
                 StreamMetrics(lambda: {w.tracker.stream: w.status() for w in streams}),
             )
-        gallery = open_gallery(state)
-        engine = engine_for_gallery(state, gallery)
-        log = EventLog(state.settings.events_path, targets=deliveries.names)
-        log.prune_every(days=state.settings.events_retention_days)  # now, then hourly
-        deliveries.start(log)
         taken: set[str] = set()
-        streams += [
-            Watched(
-                r.start(),
-                StreamTracker(
-                    stream_name(r.source, taken),
-                    engine,
-                    gallery.index,
-                    fps=fps or 10.0,
-                    crops=crops or state.settings.event_crops,
-                ),
-            )
-            for r in readers
-        ]
+        for reader in readers:
+            session.watch(stream_name(reader.source, taken), reader)
         video = VideoOut(annotate) if annotate is not None else None
 
         def printed(found: list[Event]) -> None:
@@ -158,11 +149,8 @@ def watch(
 
         try:
             with until_stopped() as stop:  # Ctrl-C: end cleanly
-                reports = run(
-                    streams,
-                    log,
+                reports = session.run(
                     printed,
-                    fps=fps,
                     stop=stop,
                     on_frame=(lambda w, f: video(w, f) if w is streams[0] else None)
                     if video

@@ -114,8 +114,8 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
 
     from facelens.gallery import open_gallery
     from facelens.jobs.enroll import engine_for
-    from facelens.video.tracks import StreamTracker
-    from facelens.video.watch import Watched, annotated, watch
+    from facelens.video.session import Session
+    from facelens.video.watch import Watched, annotated
 
     source = FrameSource(config.source, SourcePolicy.of(settings))  # checked again here
     gallery = open_gallery(settings)
@@ -123,10 +123,8 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
     # Stored here with a pending delivery per target; the server's couriers deliver them.
     events = EventLog(settings.events_path, targets=server_targets(settings))
     events.forget_before(days=settings.events_retention_days)
-    tracker = StreamTracker(
-        config.id, engine, gallery.index, fps=config.fps or 10.0, crops=settings.event_crops
-    )
-    watched = Watched(source.start(), tracker)
+    session = Session(engine, gallery.index, events, fps=config.fps, crops=settings.event_crops)
+    watched = session.watch(config.id, source)
     last = {"status": 0.0, "snapshot": 0.0}
 
     def snapshot(watched: Watched, frame: Frame) -> None:
@@ -150,15 +148,7 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
             _write_atomically(folder / "status.json", json.dumps(report).encode())
 
     try:
-        watch(
-            [watched],
-            events,
-            lambda _: None,
-            fps=config.fps,
-            stop=stop,
-            on_frame=snapshot,
-            on_tick=status,
-        )
+        session.run(lambda _: None, stop=stop, on_frame=snapshot, on_tick=status)
         status(force=True)  # the last word: ended, with the final counts
     finally:
         events.close()
