@@ -646,8 +646,8 @@ def _stream(results: dict[str, Any]) -> list[str]:
         "fps processed: frames processed per second of the source's playing time (25 when none "
         "is dropped). Event latency: from the capture of the newest frame an event rests on "
         "(for an arrival, the frame embedded for its name or the one confirming the track) to "
-        "the event being stored and out (p50, p95); frame latency: from a frame's capture to the end of "
-        "its processing (p95).",
+        "the event being stored and out (p50, p95); frame latency: from a frame's capture to "
+        "the end of its processing (p95).",
         "",
         _table(
             [
