@@ -25,7 +25,9 @@ from facelens.system.backoff import backoff_s
 from facelens.video.continuity import CutDetector, jumped, look, looks_changed
 from facelens.video.metrics import StreamMetrics
 from facelens.video.source import RECONNECT_CAP_S, RECONNECT_FIRST_S, Frame, is_live, mask
-from facelens.video.tracks import StreamCounts, StreamTracker, _closer_half, frontal
+from facelens.video.track import StreamCounts, frontal
+from facelens.video.track import closer_half as _closer_half
+from facelens.video.tracks import StreamTracker
 from facelens.video.watch import (
     RATE_WINDOW_S,
     HeldEvents,

@@ -34,13 +34,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import supervision as sv
 from trackers import ByteTrackTracker
 
@@ -51,6 +48,16 @@ from facelens.events.event import Event, Kind
 from facelens.models.base import AlignedFace, Box, Detection, Embeddings
 from facelens.video.continuity import GAP_S, CutDetector, jumped, look, looks_changed
 from facelens.video.source import Frame
+from facelens.video.track import (
+    Asked,
+    People,
+    Seen,
+    StreamCounts,
+    Track,
+    closer_half,
+    doubt,
+    frontal,
+)
 
 CONFIRM_FRAMES = 3  # processed frames a track must be seen on before it "arrives"
 FIRST_EMBEDDINGS = 3  # a new track is embedded this many times, at least ...
@@ -70,160 +77,6 @@ LOST_AFTER_S = 1.0  # a track not seen for this long has left
 # thresholds apart; the one switch seen is 1.6 thresholds away.)
 SPLIT_AT = 1.25
 MAX_MISSES = 3  # embeddings in a row not agreeing with a track's name: it is someone else
-# Histogram buckets of embeddings per track (the metric that shows the saving over per-frame).
-EMBEDDINGS_PER_TRACK_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
-
-
-@dataclass(slots=True)
-class Track:
-    id: int  # ours, in events: a track split in two (see SPLIT_AT) has two
-    key: int  # ByteTrack's id for the boxes it follows
-    first_seen: float
-    last_seen: float
-    box: Box
-    frames: int = 0
-    embeddings: list[Embeddings] = field(default_factory=list)
-    best_area: int = 0  # of the faces embedded so far: the largest,
-    best_frontal: float = 0.0  # the most frontal,
-    best_sharpness: float = 0.0  # and the sharpest
-    embedded_at: float = -1e9  # when its last embedding was asked for
-    embedded: int = 0  # embeddings made for it in all
-    named_at: float = 0.0  # when the frame of its newest embedding was taken
-    confirmed_at: float = 0.0  # when the frame that confirmed it (CONFIRM_FRAMES) was taken
-    name: str | None = None  # None until named (by its embeddings' vote)
-    distance: float | None = None
-    arrived: bool = False
-    told: str | None = None  # the name last told in an event
-    # Doubt: since when the face in the box may not be the one named (None: no doubt); hard
-    # after a cut, jump or gap (the next embedding decides), soft after an embedding that
-    # disagreed (MAX_MISSES decide). A track in doubt shows no name.
-    doubt_since: float | None = None
-    doubt_hard: bool = False
-    misses: int = 0
-    # The frame whose embedding last confirmed the name: the box and crop events show.
-    sure_box: Box | None = None
-    crop: bytes | None = None  # (with crops on)
-    sure_seen: float = 0.0  # the last time it was seen out of doubt
-    look: npt.NDArray[Any] | None = None  # its face's colours on the frame it was last seen
-
-    @property
-    def shown(self) -> str | None:
-        """The name to show on its face now: None while in doubt or not named yet."""
-        return None if self.doubt_since is not None else self.name
-
-
-@dataclass(slots=True)
-class StreamCounts:
-    frames: int = 0
-    embeddings: int = 0
-    tracks: int = 0
-    # Tracks ended, by embeddings made for them: one count per bucket of
-    # EMBEDDINGS_PER_TRACK_BUCKETS and a last one for more; and their sum.
-    per_track: list[int] = field(
-        default_factory=lambda: [0] * (len(EMBEDDINGS_PER_TRACK_BUCKETS) + 1)
-    )
-    per_track_sum: int = 0
-
-    def track_ended(self, embedded: int) -> None:
-        bucket = next(
-            (i for i, bound in enumerate(EMBEDDINGS_PER_TRACK_BUCKETS) if embedded <= bound),
-            len(EMBEDDINGS_PER_TRACK_BUCKETS),
-        )
-        self.per_track[bucket] += 1
-        self.per_track_sum += embedded
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "frames_processed": self.frames,
-            "embeddings": self.embeddings,
-            "tracks": self.tracks,
-            "embeddings_per_track": {
-                "buckets": list(EMBEDDINGS_PER_TRACK_BUCKETS),
-                "counts": list(self.per_track),
-                "sum": self.per_track_sum,
-            },
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class _Asked:
-    """Faces handed to the embedding thread: their tracks, their boxes and crops on the
-    frame, and when the frame was taken."""
-
-    tracks: list[Track]
-    boxes: list[Box]
-    crops: list[bytes | None]
-    taken_at: float
-    vectors: Future[Embeddings]
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """A track's face on this frame, and how good a view of it this is."""
-
-    track: Track
-    detection: Detection
-    frontal: float | None  # None: the detector gives no landmarks
-    sharpness: float
-
-
-def frontal(detection: Detection) -> float | None:
-    """How squarely the face looks at the camera, from its landmarks: 1 when the nose tip is
-    midway between the eyes, 0 when it is level with an eye or beyond (a profile)."""
-    if detection.landmarks is None or len(detection.landmarks) < 3:
-        return None
-    right_eye, left_eye, nose = detection.landmarks[:3]
-    half = abs(float(left_eye[0]) - float(right_eye[0])) / 2
-    if half < 1:
-        return 0.0
-    off = abs(float(nose[0]) - (float(left_eye[0]) + float(right_eye[0])) / 2)
-    return max(0.0, 1.0 - off / half)
-
-
-def _doubt(track: Track, now: float, *, hard: bool) -> None:
-    """The face in ``track``'s box may not be the one named, from ``now`` on."""
-    if track.doubt_since is None:
-        track.doubt_since, track.misses = now, 0
-    elif hard:
-        track.doubt_since = max(track.doubt_since, now)
-    track.doubt_hard = track.doubt_hard or hard
-
-
-@dataclass(frozen=True, slots=True)
-class _People:
-    """One embedding's distance to each enrolled person."""
-
-    names: tuple[str, ...]
-    distances: npt.NDArray[np.float64]
-
-    @classmethod
-    def of(cls, index: GalleryIndex, vector: Embeddings) -> _People:
-        if not len(index.names):
-            return cls((), np.zeros(0))
-        return cls(tuple(index.names), index.person_distances(vector[None, :])[0])
-
-    def nearest(self, threshold: float) -> str | None:
-        """The closest person within ``threshold``, if any."""
-        if not len(self.names):
-            return None
-        best = int(np.argmin(self.distances))
-        return self.names[best] if self.distances[best] <= threshold else None
-
-    def agrees(self, name: str, threshold: float) -> bool:
-        """Whether this face may carry ``name``: within the threshold of that person; for
-        ``unknown``, of nobody."""
-        if name == UNKNOWN:
-            return self.nearest(threshold) is None
-        if name not in self.names:
-            return False  # renamed or removed meanwhile: not confirmed by this face
-        return bool(self.distances[self.names.index(name)] <= threshold)
-
-
-def _closer_half(distances: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """``(embeddings, people)`` → per person, the mean of the closer half (rounded up)."""
-    keep = (len(distances) + 1) // 2
-    closer: npt.NDArray[np.float64] = np.sort(distances, axis=0)[:keep].mean(axis=0)
-    return closer
 
 
 class StreamTracker:
@@ -257,7 +110,7 @@ class StreamTracker:
         )
         self._embedder = ThreadPoolExecutor(1, thread_name_prefix=f"embed {stream}")
         self._embedding = engine.embedding_lock
-        self._asked: _Asked | None = None
+        self._asked: Asked | None = None
         self._next_id = 0
         self._cuts = CutDetector()
         self._newest: float | None = None  # when the newest processed frame was taken
@@ -313,7 +166,7 @@ class StreamTracker:
         now = frame.taken_at
         if cut:  # another shot: no face in any box may be the one it was
             for track in self.tracks.values():
-                _doubt(track, now, hard=True)
+                doubt(track, now, hard=True)
         if not detections:
             self._tracker.update(sv.Detections.empty())
             return []
@@ -339,7 +192,7 @@ class StreamTracker:
                 or jumped(track.box, detection.box)  # moved as no face moves
                 or looks_changed(track.look, seen_as)  # another face in the same place
             ):
-                _doubt(track, now, hard=True)
+                doubt(track, now, hard=True)
             track.last_seen, track.box, track.look = now, detection.box, seen_as
             if track.doubt_since is None:
                 track.sure_seen = now
@@ -356,7 +209,7 @@ class StreamTracker:
         self.counts.tracks += 1
         return track
 
-    def _someone_else(self, track: Track, vector: Embeddings, people: _People) -> bool:
+    def _someone_else(self, track: Track, vector: Embeddings, people: People) -> bool:
         """Whether ``vector`` is clearly not the face ``track`` followed so far: far from
         every earlier embedding of it, or another enrolled person's and not its person's."""
         if not track.embeddings:
@@ -387,7 +240,7 @@ class StreamTracker:
             track.best_frontal = max(track.best_frontal, seen.frontal or 0.0)
             track.best_sharpness = max(track.best_sharpness, seen.sharpness)
             track.embedded_at = frame.taken_at
-        self._asked = _Asked(
+        self._asked = Asked(
             [s.track for s in due],
             [s.detection.box for s in due],
             [face_thumbnail(frame.pixels, s.detection.box) if self.crops else None for s in due],
@@ -409,13 +262,13 @@ class StreamTracker:
         index = self.index()
         threshold = self.engine.scoring.threshold
         events: list[Event] = []
-        fresh: list[tuple[Track, _People, Box, bytes | None]] = []
+        fresh: list[tuple[Track, People, Box, bytes | None]] = []
         for track, vector, box, crop in zip(
             asked.tracks, vectors, asked.boxes, asked.crops, strict=True
         ):
             if self.tracks.get(track.key) is not track:
                 continue  # it left (or was split) while its face was being embedded
-            people = _People.of(index, vector)
+            people = People.of(index, vector)
             deciding = track.doubt_since is not None and asked.taken_at >= track.doubt_since
             disagrees = track.name is not None and not people.agrees(track.name, threshold)
             if self._someone_else(track, vector, people) or (
@@ -437,7 +290,7 @@ class StreamTracker:
                     track.sure_box, track.crop = box, crop
                     track.sure_seen = max(track.sure_seen, asked.taken_at)
             else:
-                _doubt(track, asked.taken_at, hard=False)
+                doubt(track, asked.taken_at, hard=False)
                 track.misses += 1
         return events + self._renames()
 
@@ -463,7 +316,7 @@ class StreamTracker:
         threshold = self.engine.scoring.threshold
         if len(index.names):
             dist = np.stack(
-                [_closer_half(index.person_distances(np.stack(t.embeddings))) for t in live]
+                [closer_half(index.person_distances(np.stack(t.embeddings))) for t in live]
             )
             chosen = assign(dist, threshold)
         else:
