@@ -15,7 +15,8 @@ import pytest
 
 from facelens.errors import StorageError
 from facelens.events.event import Event
-from facelens.events.log import EventLog, Filter, forget_crops_in
+from facelens.events.log import EventLog, Filter
+from facelens.events.people import forget_crops_in, rename, undo_rename
 from facelens.events.tail import Stored
 from facelens.models.base import Box
 from tests.helpers import fill_events
@@ -208,7 +209,7 @@ def test_a_renamed_persons_events_take_the_new_name_and_undo_gives_the_old_one_b
         ]
     )
     before = [(e["name"], e["previous"]) for _, e in log.events(limit=10)]
-    done = log.rename("obama", "barack")
+    done = rename(log, "obama", "barack")
     assert (done.named, done.previous) == ((1,), (2,))
     after = [(e["name"], e["previous"]) for _, e in log.events(limit=10)]
     assert after == [("barack", None), ("biden", "barack"), ("barack", None), ("obamas", None)]
@@ -216,7 +217,7 @@ def test_a_renamed_persons_events_take_the_new_name_and_undo_gives_the_old_one_b
     assert log.events(name="obama") == []
     # What is still to go goes out as stored: under the name the person has now.
     assert [e["name"] for _, e in log.pending("hook")] == ["barack", "biden", "barack", "obamas"]
-    log.undo_rename(done)
+    undo_rename(log, done)
     assert [(e["name"], e["previous"]) for _, e in log.events(limit=10)] == before
     assert [e["id"] for _, e in log.events(name="obama")] == ["id1"]
     log.close()

@@ -17,13 +17,13 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facelens.errors import StorageError
-from facelens.settings import EVENTS_FILE
 from facelens.storage.sqlite import Database, now_text
 
 if TYPE_CHECKING:
@@ -109,17 +109,6 @@ class Filter:
         if self.since is not None and when < _aware(self.since):
             return False
         return self.until is None or when < _aware(self.until)
-
-
-@dataclass(frozen=True, slots=True)
-class Renamed:
-    """Which events :meth:`EventLog.rename` gave the name ``new`` (by sequence number): those
-    it named ``old``, and the renamed ones whose previous name was ``old``."""
-
-    old: str
-    new: str
-    named: tuple[int, ...]
-    previous: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,57 +319,13 @@ class EventLog:
         self._pruner = threading.Thread(target=prune, name="events retention", daemon=True)
         self._pruner.start()
 
-    def forget_crops(self, names: Iterable[str]) -> int:
-        """Blank the face crops of every track any event names as one of ``names`` (as its
-        name, or as the name it had before a rename), all its events included (a track that
-        arrived ``unknown`` and was renamed shows the same face); how many events lost one.
-        Overwritten on disk (``secure_delete``), and the write-ahead log is emptied."""
-        blanked = 0
-        with self._db.transaction() as db:
-            for name in names:
-                blanked += _blank_tracks(db, name)
-        if blanked and (busy := self._db.checkpoint()) is not None:
-            log.warning(
-                "blanked event crops stay in the -wal file until its next checkpoint (%s)", busy
-            )
-        return blanked
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction on the log's file (see ``storage.sqlite.Database``)."""
+        return self._db.transaction()
 
-    def rename(self, old: str, new: str) -> Renamed:
-        """Give the events that name person ``old`` (as their name, or as a renamed track's
-        previous name) the name ``new``, in the column and the body alike: a person renamed or
-        merged keeps their history (``?person=`` the new name finds it) and deleting them later
-        blanks its crops. Events still to be delivered go out as stored, under ``new``."""
-        with self._db.transaction() as db:
-            named = db.execute(
-                "UPDATE events SET name = :new, body = json_set(body, '$.name', :new) "
-                "WHERE name = :old RETURNING seq",
-                {"new": new, "old": old},
-            ).fetchall()
-            previous = db.execute(
-                "UPDATE events SET body = json_set(body, '$.previous', :new) WHERE kind = "
-                "'renamed' AND json_extract(body, '$.previous') = :old RETURNING seq",
-                {"new": new, "old": old},
-            ).fetchall()
-        return Renamed(old, new, tuple(r[0] for r in named), tuple(r[0] for r in previous))
-
-    def undo_rename(self, done: Renamed) -> None:
-        """Give back the name ``done.old`` to the events :meth:`rename` changed (by sequence
-        number: events that named ``done.new`` before keep it)."""
-        with self._db.transaction() as db:
-            for start in range(0, len(done.named), 500):  # under SQLite's limit of bound values
-                chunk = done.named[start : start + 500]
-                db.execute(
-                    "UPDATE events SET name = ?, body = json_set(body, '$.name', ?) "
-                    f"WHERE seq IN ({', '.join('?' * len(chunk))})",
-                    (done.old, done.old, *chunk),
-                )
-            for start in range(0, len(done.previous), 500):
-                chunk = done.previous[start : start + 500]
-                db.execute(
-                    "UPDATE events SET body = json_set(body, '$.previous', ?) "
-                    f"WHERE seq IN ({', '.join('?' * len(chunk))})",
-                    (done.old, *chunk),
-                )
+    def checkpoint(self) -> str | None:
+        """Empty the write-ahead log into the file: None when done, else why not."""
+        return self._db.checkpoint()
 
     def close(self) -> None:
         self._pruning.set()
@@ -389,86 +334,3 @@ class EventLog:
         if self._tail is not None:
             self._tail.close()
         self._db.close()
-
-
-def _blank_tracks(db: sqlite3.Connection, name: str) -> int:
-    """Within a transaction: blank the crops of the tracks that events name ``name``."""
-    track = "json_extract(body, '$.track')"
-    naming = db.execute(
-        f"SELECT seq, stream, {track} FROM events WHERE name = ? UNION "
-        f"SELECT seq, stream, {track} FROM events "
-        "WHERE kind = 'renamed' AND json_extract(body, '$.previous') = ? ORDER BY 1",
-        (name, name),
-    ).fetchall()
-    done: dict[tuple[str, object], list[tuple[int, int | None]]] = {}
-    blanked = 0
-    for seq, stream, number in naming:
-        spans = done.setdefault((stream, number), [])
-        if any(start <= seq and (end is None or seq <= end) for start, end in spans):
-            continue
-        # The track's events: from its "arrived" to its "left" (track numbers start again
-        # with each run of a stream, so the span is that of this run's track).
-        first = db.execute(
-            f"SELECT seq FROM events WHERE stream = ? AND seq <= ? AND kind = 'arrived' "
-            f"AND {track} = ? ORDER BY seq DESC LIMIT 1",
-            (stream, seq, number),
-        ).fetchone()
-        last = db.execute(
-            f"SELECT seq FROM events WHERE stream = ? AND seq >= ? AND kind = 'left' "
-            f"AND {track} = ? ORDER BY seq LIMIT 1",
-            (stream, seq, number),
-        ).fetchone()
-        start, end = (
-            (seq if first is None else int(first[0])),
-            (None if last is None else int(last[0])),
-        )
-        spans.append((start, end))
-        blanked += db.execute(
-            "UPDATE events SET body = json_set(body, '$.crop', NULL) WHERE stream = ? "
-            f"AND seq >= ? AND seq <= ? AND {track} = ? "
-            "AND json_extract(body, '$.crop') IS NOT NULL",
-            (stream, start, 2**62 if end is None else end, number),
-        ).rowcount
-    return blanked
-
-
-def forget_crops_in(data_dir: Path, names: Iterable[str]) -> int:
-    """Blank the event crops of people deleted from the gallery of ``data_dir`` (see
-    :meth:`EventLog.forget_crops`); 0 when there is no event log there."""
-    path = data_dir / EVENTS_FILE
-    if not path.is_file():
-        return 0
-    events = EventLog(path)
-    try:
-        blanked = events.forget_crops(names)
-    finally:
-        events.close()
-    if blanked:
-        log.info("blanked the face crops of %d events of deleted people", blanked)
-    return blanked
-
-
-def rename_in(data_dir: Path, old: str, new: str) -> Renamed | None:
-    """Give the stored events of person ``old`` of ``data_dir``'s gallery their new name (see
-    :meth:`EventLog.rename`); None when there is no event log there."""
-    path = data_dir / EVENTS_FILE
-    if not path.is_file():
-        return None
-    events = EventLog(path)
-    try:
-        done = events.rename(old, new)
-    finally:
-        events.close()
-    if done.named or done.previous:
-        log.info("%d stored events of %r now name %r", len(done.named), old, new)
-    return done
-
-
-def undo_rename_in(data_dir: Path, done: Renamed) -> None:
-    """Undo :func:`rename_in` (the gallery's change it went with did not happen)."""
-    path = data_dir / EVENTS_FILE
-    events = EventLog(path)
-    try:
-        events.undo_rename(done)
-    finally:
-        events.close()

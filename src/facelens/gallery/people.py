@@ -25,7 +25,7 @@ from facelens.gallery.file import GalleryFile
 from facelens.storage.sqlite import now_text
 
 if TYPE_CHECKING:
-    from facelens.events.log import Renamed
+    from facelens.events.people import Renamed
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def forget_event_crops(data_dir: Path, names: list[str]) -> int:
     """Blank the face crops of stored events (``events.sqlite3`` beside the gallery) that name
     these people: biometric data must not outlive their deletion. The one place every delete
     goes through (HTTP, CLI, the CompreFace and DeepStack routes)."""
-    from facelens.events.log import forget_crops_in  # the light event log, no video code
+    from facelens.events.people import forget_crops_in  # the light event log, no video code
 
     return forget_crops_in(data_dir, names)
 
@@ -46,7 +46,7 @@ def renaming_events(data_dir: Path) -> Iterator[Callable[[str, str], None]]:
     deleting them later blanks the crops of their events, which name them by the name they had
     when recorded. Undone if the transaction fails after it. The one place every rename and
     merge goes through (HTTP, CLI, the CompreFace route)."""
-    from facelens.events.log import rename_in, undo_rename_in
+    from facelens.events.people import rename_in, undo_rename_in
 
     done: list[Renamed] = []
 
