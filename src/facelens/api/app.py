@@ -21,7 +21,13 @@ from facelens.api import (
     streams,
 )
 from facelens.api.admission import Admission, AdmissionMiddleware
-from facelens.api.compat import compreface, compreface_verify, deepstack, kserve
+from facelens.api.compat import (
+    compreface,
+    compreface_subjects,
+    compreface_verify,
+    deepstack,
+    kserve,
+)
 from facelens.api.guard import BrowserGuard, origins
 from facelens.api.observability import ObservabilityMiddleware
 from facelens.api.paths import PathGuard
@@ -71,6 +77,7 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(streams.router)
     app.include_router(deepstack.router)
     app.include_router(compreface.router)
+    app.include_router(compreface_subjects.router)
     app.include_router(compreface_verify.router)
     app.include_router(kserve.router)
     app.include_router(kserve.keyed)

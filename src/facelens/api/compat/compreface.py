@@ -37,7 +37,7 @@ from facelens.api.recognition import recognize_photo
 from facelens.api.services import Services
 from facelens.core.pipeline import Face, detection_probability
 from facelens.core.recognition import Naming
-from facelens.errors import Conflict, InvalidValue, NoFaceFound, NotFound
+from facelens.errors import InvalidValue, NoFaceFound, NotFound
 from facelens.gallery.base import PersonSummary
 from facelens.jobs.enroll import NO_FACE as NO_FACE_REASON
 
@@ -151,7 +151,7 @@ async def json_body(request: Request) -> Any:
         raise InvalidValue("The body is not JSON.") from None
 
 
-async def _subject_field(request: Request) -> str:
+async def subject_field(request: Request) -> str:
     body = await json_body(request)
     subject = body.get("subject") if isinstance(body, dict) else None
     if not isinstance(subject, str) or not subject.strip():
@@ -159,7 +159,7 @@ async def _subject_field(request: Request) -> str:
     return subject
 
 
-async def _find(svc: Services, subject: str) -> PersonSummary:
+async def find_subject(svc: Services, subject: str) -> PersonSummary:
     person = await run_in_threadpool(svc.gallery.find_person, subject)
     if person is None:
         await run_in_threadpool(svc.gallery.person, subject)  # its NotFound, with the hint
@@ -292,7 +292,7 @@ async def list_faces(
     subject: Annotated[str | None, Query()] = None,
 ) -> JSONResponse:
     svc = services(request)
-    name = (await _find(svc, subject)).name if subject else None
+    name = (await find_subject(svc, subject)).name if subject else None
     faces = await run_in_threadpool(svc.gallery.faces, name)
     chunk = faces[page * size : (page + 1) * size]
     return JSONResponse(
@@ -402,59 +402,3 @@ async def face_image(request: Request, image_id: str) -> Response:
         )
     jpeg = await run_in_threadpool(gallery.thumbnail, face.id)
     return face_jpeg(jpeg)
-
-
-@router.get("/subjects", summary="Every subject (CompreFace)")
-@router.get("/subjects/", include_in_schema=False)
-async def list_subjects(request: Request) -> JSONResponse:
-    people = await run_in_threadpool(services(request).gallery.list_people)
-    return JSONResponse({"subjects": [p.name for p in people]})
-
-
-@router.post(
-    "/subjects", status_code=201, summary="Add a subject (CompreFace)", openapi_extra=SUBJECT_BODY
-)
-@router.post("/subjects/", status_code=201, include_in_schema=False)
-async def add_subject(request: Request) -> JSONResponse:
-    subject = await _subject_field(request)
-    svc = services(request)
-    async with write_lock:
-        if await run_in_threadpool(svc.gallery.find_person, subject) is not None:
-            raise Conflict(f"Subject {subject!r} already exists.")
-        person = await run_in_threadpool(svc.gallery.add_person, subject)
-    return JSONResponse({"subject": person.name}, status_code=201)
-
-
-@router.put(
-    "/subjects/{subject}",
-    summary="Rename a subject; onto an existing one, merge them (CompreFace)",
-    openapi_extra=SUBJECT_BODY,
-)
-async def rename_subject(request: Request, subject: str) -> JSONResponse:
-    new = await _subject_field(request)
-    svc = services(request)
-    async with write_lock:
-        old = await _find(svc, subject)
-        target = await run_in_threadpool(svc.gallery.find_person, new)
-        if target is not None and target.name != old.name:
-            await run_in_threadpool(svc.gallery.merge_person, old.name, target.name)
-        else:
-            await run_in_threadpool(svc.gallery.rename_person, old.name, new)
-    return JSONResponse({"updated": True})
-
-
-@router.delete("/subjects/{subject}", summary="Delete a subject and its faces (CompreFace)")
-async def delete_subject(request: Request, subject: str) -> JSONResponse:
-    svc = services(request)
-    async with write_lock:
-        person = await _find(svc, subject)
-        await run_in_threadpool(svc.gallery.remove_person, person.name)
-    return JSONResponse({"subject": person.name})
-
-
-@router.delete("/subjects", summary="Delete every subject and face (CompreFace)")
-@router.delete("/subjects/", include_in_schema=False)
-async def delete_subjects(request: Request) -> JSONResponse:
-    async with write_lock:
-        removed = await run_in_threadpool(services(request).gallery.remove_everyone)
-    return JSONResponse({"deleted": removed})
