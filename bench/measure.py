@@ -25,7 +25,7 @@ from facelens.core.recognition import analyze_file
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.jobs.batch import analyze_files
 from facelens.jobs.calibrate import propose_threshold, stranger_distances
-from facelens.jobs.enroll import enroll_folder, plan_enrolment
+from facelens.jobs.enrol import enrol_folder, plan_enrolment
 from facelens.models.profiles import PROFILES
 from facelens.models.scoring import Scoring
 from facelens.settings import Settings
@@ -57,7 +57,7 @@ class Models:
             settings = Settings(data_dir=tmp / f"engine-{name}", model=name)  # type: ignore[arg-type]
             engine = Engine.load(settings)
             gallery = SQLiteGallery(settings.gallery_path, engine.profile.name)
-            enroll_folder(plan_enrolment(FACES / "people"), gallery, settings, engine=engine)
+            enrol_folder(plan_enrolment(FACES / "people"), gallery, settings, engine=engine)
             self.engines[name], self.indexes[name] = engine, gallery.index()
             gallery.close()
 
@@ -408,7 +408,7 @@ def threshold(tmp: Path) -> dict[str, Any]:
         ):
             path = tmp / f"threshold-{name}-{label}.sqlite3"
             gallery = SQLiteGallery(path, engine.profile.name)
-            enroll_folder(
+            enrol_folder(
                 plan_enrolment(folder), gallery, settings, engine=engine, take_largest=largest
             )
             index = gallery.index()
@@ -585,10 +585,10 @@ def _live_stream(
 
     from facelens.events.event import Event
     from facelens.events.log import EventLog
+    from facelens.video.loop import Watched
     from facelens.video.policy import SourcePolicy
     from facelens.video.session import Session
     from facelens.video.source import Frame, FrameSource
-    from facelens.video.watch import Watched
 
     camera = MjpegCamera(video, fps=rate).start()
     events = EventLog(tmp / f"events-{engine.profile.name}.sqlite3")

@@ -18,7 +18,7 @@ from facelens.core.imaging import read_image_file
 from facelens.core.pipeline import Engine
 from facelens.core.recognition import analyze_file
 from facelens.gallery import SQLiteGallery
-from facelens.jobs.enroll import enroll_photo
+from facelens.jobs.enrol import enrol_photo
 from facelens.models.profiles import PROFILES
 from facelens.settings import Settings
 from tests.helpers import Probe
@@ -59,7 +59,7 @@ def dlib_gallery(
     gallery = SQLiteGallery(settings.gallery_path)
     photo = faces_dir / "probes" / "obama_small.jpg"
     gallery.add_person("uploaded only")
-    outcome = enroll_photo(
+    outcome = enrol_photo(
         gallery,
         "uploaded only",
         "upload.jpg",
@@ -76,7 +76,7 @@ def dlib_gallery(
     )
     assert with_thumbnail.faces[0].thumbnail is not None
     gallery.add_person("uploaded with a thumbnail")
-    outcome = enroll_photo(
+    outcome = enrol_photo(
         gallery,
         "uploaded with a thumbnail",
         "yeltsin.jpg",
@@ -264,7 +264,7 @@ def test_thumbnails_are_made_for_faces_enrolled_without_them(
     gallery = SQLiteGallery(settings.gallery_path)
     photo = faces_dir / "probes" / "obama_small.jpg"
     gallery.add_person("uploaded")
-    enroll_photo(
+    enrol_photo(
         gallery,
         "uploaded",
         "u.jpg",

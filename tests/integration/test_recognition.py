@@ -15,7 +15,7 @@ from facelens.core.matching import GalleryIndex
 from facelens.core.pipeline import Analysis, Engine, match_faces
 from facelens.core.recognition import analyze_bytes, analyze_file, recognize_bytes
 from facelens.gallery import SQLiteGallery
-from facelens.jobs.enroll import enroll_folder, plan_enrolment
+from facelens.jobs.enrol import enrol_folder, plan_enrolment
 from facelens.models.base import Box
 from facelens.models.profiles import PROFILES
 from facelens.settings import Settings
@@ -36,7 +36,7 @@ def index(
 ) -> GalleryIndex:
     path = tmp_path_factory.mktemp("gallery") / "gallery.sqlite3"
     gallery = SQLiteGallery(path, engine.profile.name)
-    report = enroll_folder(plan_enrolment(people_dir), gallery, engine.settings, engine=engine)
+    report = enrol_folder(plan_enrolment(people_dir), gallery, engine.settings, engine=engine)
     assert report.skipped_count == 0, report
     return gallery.index()
 

@@ -14,7 +14,7 @@ import pytest
 from facelens.errors import Conflict, InputPathError, InvalidValue
 from facelens.gallery import NewFace, SQLiteGallery
 from facelens.gallery.homoglyphs import latin_skeleton
-from facelens.jobs.enroll import plan_enrolment
+from facelens.jobs.enrol import plan_enrolment
 from facelens.models.base import Box
 
 ZWJ, ZWNJ, VS16 = "\u200d", "\u200c", "\ufe0f"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from facelens.gallery import NewFace, SQLiteGallery
-from facelens.jobs.enroll import UPLOAD_PREFIX
+from facelens.jobs.enrol import UPLOAD_PREFIX
 from facelens.jobs.model_move import migrate_gallery, overlap
 from facelens.models.base import Box
 from facelens.settings import Settings

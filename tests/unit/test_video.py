@@ -23,12 +23,7 @@ from facelens.models.profiles import profile_for
 from facelens.settings import Settings
 from facelens.system.backoff import backoff_s
 from facelens.video.continuity import CutDetector, jumped, look, looks_changed
-from facelens.video.metrics import StreamMetrics
-from facelens.video.source import RECONNECT_CAP_S, RECONNECT_FIRST_S, Frame, is_live, mask
-from facelens.video.track import StreamCounts, frontal
-from facelens.video.track import closer_half as _closer_half
-from facelens.video.tracks import StreamTracker
-from facelens.video.watch import (
+from facelens.video.loop import (
     RATE_WINDOW_S,
     HeldEvents,
     RateMeter,
@@ -36,6 +31,11 @@ from facelens.video.watch import (
     Watched,
     stream_name,
 )
+from facelens.video.metrics import StreamMetrics
+from facelens.video.source import RECONNECT_CAP_S, RECONNECT_FIRST_S, Frame, is_live, mask
+from facelens.video.track import StreamCounts, frontal
+from facelens.video.track import closer_half as _closer_half
+from facelens.video.tracks import StreamTracker
 
 
 def test_credentials_in_urls_are_masked() -> None:

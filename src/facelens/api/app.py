@@ -16,7 +16,7 @@ from facelens.api import (
     health,
     people,
     photos,
-    recognition,
+    recognize,
     review,
     streams,
 )
@@ -69,7 +69,7 @@ def create_app(svc: Services) -> FastAPI:
     _optional_key_in_openapi(app)
     errors.install(app)
     app.include_router(health.router)
-    app.include_router(recognition.router)
+    app.include_router(recognize.router)
     app.include_router(people.router)
     app.include_router(photos.router)
     app.include_router(review.router)

@@ -21,7 +21,7 @@ from facelens.api.bodies import Upload
 from facelens.api.errors import status_for
 from facelens.api.services import Services
 from facelens.errors import ImageError, NotFound, NothingEnrolled, Unavailable, WorkTimeout
-from facelens.jobs.enroll import Create, PhotoOutcome, enroll_photo, enrolled_before
+from facelens.jobs.enrol import Create, PhotoOutcome, enrol_photo, enrolled_before
 
 write_lock = asyncio.Lock()
 
@@ -84,7 +84,7 @@ async def enrol_uploads(
                 # Decided under the lock: the photos of one request are stored one at a time.
                 how = mode()
                 outcome = await run_in_threadpool(
-                    lambda: enroll_photo(
+                    lambda: enrol_photo(
                         gallery,
                         name,
                         upload.label,

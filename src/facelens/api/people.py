@@ -23,7 +23,7 @@ from facelens.api.deps import require_enrol_key, services
 from facelens.api.enrolment import enrol_uploads, nothing_enrolled, write_lock
 from facelens.errors import NotFound
 from facelens.gallery.base import FaceRecord
-from facelens.jobs.enroll import UPLOAD_PREFIX
+from facelens.jobs.enrol import UPLOAD_PREFIX
 
 ERRORS = schemas.error_responses(400, 401, 404, 409, 413, 415, 422, 503)
 router = APIRouter(

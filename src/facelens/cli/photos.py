@@ -30,11 +30,11 @@ from facelens.cli.app import (
 if TYPE_CHECKING:
     from facelens.core.recognition import Recognition
     from facelens.jobs.batch import FileResult
-    from facelens.jobs.enroll import EnrolmentReport
+    from facelens.jobs.enrol import EnrolmentReport
 
 
-@app.command()
-def enroll(
+@app.command("enroll")  # the command's name; "enrol" in identifiers
+def enrol(
     ctx: typer.Context,
     folder: Annotated[
         Path, typer.Argument(help="A folder with one sub-folder of photos per person.")
@@ -51,7 +51,7 @@ def enroll(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Enrol ("train") people from FOLDER/<name>/*: only new or changed photos are processed."""
-    from facelens.jobs.enroll import enroll_folder, plan_enrolment
+    from facelens.jobs.enrol import enrol_folder, plan_enrolment
 
     with handled(ctx) as state:
         plan = plan_enrolment(folder)  # every input path checked before any model loads
@@ -67,7 +67,7 @@ def enroll(
             def advanced(result: FileResult[Any]) -> None:
                 progress.update(task, advance=1, current=result.path.name)
 
-            report = enroll_folder(
+            report = enrol_folder(
                 plan,
                 gallery,
                 engine.settings,

@@ -33,7 +33,7 @@ from facelens.cli.photos import print_enrolment, print_recognitions, print_verif
 
 if TYPE_CHECKING:
     from facelens.client import Client
-    from facelens.jobs.enroll import EnrolmentPlan
+    from facelens.jobs.enrol import EnrolmentPlan
 
 remote_app = typer.Typer(
     no_args_is_help=True,
@@ -150,7 +150,7 @@ def remote_verify(
 
 
 @remote_app.command("enroll")
-def remote_enroll(
+def remote_enrol(
     ctx: typer.Context,
     folder: Annotated[
         Path, typer.Argument(help="A folder with one sub-folder of photos per person.")
@@ -167,7 +167,7 @@ def remote_enroll(
     face (never empty), a photo already enrolled is not enrolled again, and a folder whose
     photos the server holds under another name (renamed or merged since) goes to that person.
     Exits 0 only if every photo was enrolled (now or before)."""
-    from facelens.jobs.enroll import EnrolmentReport, Skipped, plan_enrolment
+    from facelens.jobs.enrol import EnrolmentReport, Skipped, plan_enrolment
 
     with handled(ctx) as state, _client(state, url, api_key) as server:
         plan = plan_enrolment(folder)  # every path checked before anything is sent
@@ -219,7 +219,7 @@ def _renamed_on(server: Client, plan: EnrolmentPlan) -> dict[str, str]:
     person. Asked by the photos' SHA-256, which the server keeps for every enrolled photo
     and which follows a face through renames, merges and moves (a file's path or name, as
     local enrolment uses, means nothing to a server that never saw the folder)."""
-    from facelens.jobs.enroll import renamed_folders
+    from facelens.jobs.enrol import renamed_folders
 
     digests: dict[Path, str] = {}
     for planned in plan.files:

@@ -89,10 +89,10 @@ def watch(
     from facelens.events.delivery import Deliveries
     from facelens.events.event import Event
     from facelens.events.log import EventLog
+    from facelens.video.loop import VideoOut, stream_name
     from facelens.video.policy import SourcePolicy
     from facelens.video.session import Session
     from facelens.video.source import FrameSource
-    from facelens.video.watch import VideoOut, stream_name
 
     with handled(ctx) as state:
         if annotate is not None:

@@ -203,7 +203,7 @@ class SourceRecord:
 
 
 class Gallery(Protocol):
-    """What enrolment needs of a gallery (``jobs/enroll.py``), written from its calls: a
+    """What enrolment needs of a gallery (``jobs/enrol.py``), written from its calls: a
     second backend (the PostgreSQL gallery of issue 22) provides these to enrol into it."""
 
     @property

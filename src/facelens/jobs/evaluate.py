@@ -22,7 +22,7 @@ from facelens.core.recognition import recognize_bytes
 from facelens.errors import InputPathError, InvalidValue
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.jobs.batch import FileResult, analyze_files, run_batch
-from facelens.jobs.enroll import enroll_folder, plan_enrolment
+from facelens.jobs.enrol import enrol_folder, plan_enrolment
 from facelens.models.base import Embeddings
 from facelens.models.scoring import Scoring
 from facelens.system import extras
@@ -357,7 +357,7 @@ def identify_probes(
     with tempfile.TemporaryDirectory(prefix="facelens-eval-") as tmp:
         gallery = SQLiteGallery(Path(tmp) / "gallery.sqlite3", engine.profile.name)
         try:
-            enroll_folder(plan, gallery, engine.settings, engine=engine, take_largest=take_largest)
+            enrol_folder(plan, gallery, engine.settings, engine=engine, take_largest=take_largest)
             index = gallery.index()
         finally:
             gallery.close()

@@ -29,7 +29,7 @@ from facelens.core.recognition import analyze_bytes
 from facelens.errors import FaceLensError
 from facelens.gallery import FaceRecord, NewFace, SQLiteGallery
 from facelens.jobs.batch import FileResult, analyze_files
-from facelens.jobs.enroll import UPLOAD_PREFIX
+from facelens.jobs.enrol import UPLOAD_PREFIX
 from facelens.models.base import Box
 from facelens.models.profiles import profile_named
 from facelens.settings import ModelName, Settings

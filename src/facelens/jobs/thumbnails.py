@@ -17,7 +17,7 @@ from facelens.core.pipeline import Analysis
 from facelens.errors import InvalidValue
 from facelens.gallery import FaceRecord, SQLiteGallery
 from facelens.jobs.batch import FileResult, analyze_files
-from facelens.jobs.enroll import engine_for
+from facelens.jobs.enrol import engine_for
 from facelens.jobs.model_move import LeftOut, found_again, reason_not_on_disk
 from facelens.settings import Settings
 

@@ -1,6 +1,6 @@
 """One video session, the same for ``facelens watch``, a server's stream and the benchmark:
 sources read as named streams, each followed by its tracker (one engine, one gallery index),
-and the frame loop (:func:`facelens.video.watch.watch`) storing their events before anything
+and the frame loop (:func:`facelens.video.loop.watch`) storing their events before anything
 is told."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from facelens.core.matching import GalleryIndex
 from facelens.core.pipeline import Engine
 from facelens.events.event import Event
 from facelens.events.log import EventLog
+from facelens.video.loop import StreamReport, Watched, watch
 from facelens.video.source import Frame, FrameSource
 from facelens.video.tracks import StreamTracker
-from facelens.video.watch import StreamReport, Watched, watch
 
 DEFAULT_FPS = 10.0  # frames a tracker expects per second when no rate is asked for
 
@@ -51,7 +51,7 @@ class Session:
         on_tick: Callable[[], None] | None = None,
     ) -> list[StreamReport]:
         """The frame loop until every source has ended or ``stop`` is set (see
-        :func:`facelens.video.watch.watch`); what each stream did."""
+        :func:`facelens.video.loop.watch`); what each stream did."""
         return watch(
             self.streams,
             self.events,

@@ -113,9 +113,9 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
     import cv2
 
     from facelens.gallery import open_gallery
-    from facelens.jobs.enroll import engine_for
+    from facelens.jobs.enrol import engine_for
+    from facelens.video.loop import Watched, annotated
     from facelens.video.session import Session
-    from facelens.video.watch import Watched, annotated
 
     source = FrameSource(config.source, SourcePolicy.of(settings))  # checked again here
     gallery = open_gallery(settings)

@@ -33,13 +33,13 @@ from facelens.api.deps import require, services
 from facelens.api.enrolment import enrol_uploads, write_lock
 from facelens.api.errors import register_dialect
 from facelens.api.people import face_jpeg
-from facelens.api.recognition import recognize_photo
+from facelens.api.recognize import recognize_photo
 from facelens.api.services import Services
 from facelens.core.pipeline import Face, detection_probability
 from facelens.core.recognition import Naming
 from facelens.errors import InvalidValue, NoFaceFound, NotFound
 from facelens.gallery.base import PersonSummary
-from facelens.jobs.enroll import NO_FACE as NO_FACE_REASON
+from facelens.jobs.enrol import NO_FACE as NO_FACE_REASON
 
 PREFIX = "/api/v1/recognition"
 NO_FACE = "No face is found in the given image"

@@ -33,7 +33,7 @@ from facelens.api.compat.compreface import (
     read_image,
 )
 from facelens.api.deps import require, services
-from facelens.api.recognition import count_faces
+from facelens.api.recognize import count_faces
 from facelens.api.services import Services
 from facelens.core.matching import pair_distance, similarity
 from facelens.core.pipeline import choose_faces

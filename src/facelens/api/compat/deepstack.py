@@ -31,7 +31,7 @@ from facelens.api.deps import API_KEY_HEADER, authorize, services
 from facelens.api.enrolment import enrol_uploads, write_lock
 from facelens.api.errors import register_dialect
 from facelens.api.keys import Scope
-from facelens.api.recognition import count_faces, recognize_photo
+from facelens.api.recognize import count_faces, recognize_photo
 from facelens.api.services import Services
 from facelens.core.matching import UNKNOWN, pair_distance, similarity
 from facelens.core.pipeline import Analysis, detection_probability

@@ -38,7 +38,7 @@ from facelens.api.compat.oip import (
 )
 from facelens.api.deps import require_api_key, services
 from facelens.api.errors import register_dialect
-from facelens.api.recognition import count_faces, recognize_photo
+from facelens.api.recognize import count_faces, recognize_photo
 from facelens.core.pipeline import Analysis
 from facelens.core.recognition import Naming, Recognition
 from facelens.errors import FaceLensError, InvalidValue, NoFaceFound, NotFound

@@ -170,7 +170,7 @@ def enrolled_before(gallery: Gallery, person: str, sha256: str) -> PhotoOutcome 
 Create = Literal["never", "if_missing", "new"]
 
 
-def enroll_photo(
+def enrol_photo(
     gallery: Gallery,
     person: str,
     label: str,
@@ -244,7 +244,7 @@ def _renamed_folders(plan: EnrolmentPlan, sources: list[SourceRecord]) -> dict[s
     return renamed_folders(holders)
 
 
-def enroll_folder(
+def enrol_folder(
     plan: EnrolmentPlan,
     gallery: Gallery,
     settings: Settings,
