@@ -1,5 +1,6 @@
 """The in-process API of the contract tests: a real app, gallery and worker pool running the
-stand-in colour model, behind FastAPI's TestClient."""
+stand-in colour model, its workers as threads (no process spawned), behind FastAPI's
+TestClient."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from fastapi.testclient import TestClient
 from facelens.api.app import create_app
 from facelens.api.services import Services
 from facelens.settings import Settings
+from facelens.workers.worker import serve
 from tests import fake_model
+from tests.threads import ThreadChild
 
 
 @contextmanager
@@ -23,7 +26,8 @@ def served(
     """A TestClient on a fresh app over ``data_dir``; ``client`` is the caller's address."""
     config = Settings(data_dir=data_dir, workers=1, **settings)
     with fake_model.installed():
-        services = Services.open(config, worker=fake_model.serve)
+        # The workers as threads of this process (the fake model installed here already).
+        services = Services.open(config, worker=serve, spawn=ThreadChild.spawn)
         try:
             services.start(streams=False)
             with TestClient(

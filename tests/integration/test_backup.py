@@ -20,8 +20,8 @@ from facelens.models.base import Box
 from facelens.settings import Settings
 from facelens.video.streams import StreamManager
 from tests.backups import contents, facelens, manifest_of
+from tests.integration.test_stream_manager import idle_stream
 from tests.server import Server
-from tests.unit.test_streams import idle_stream
 
 pytestmark = pytest.mark.integration
 

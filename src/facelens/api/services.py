@@ -15,6 +15,7 @@ from facelens.events.delivery import DeliveryMetrics
 from facelens.events.log import EventLog
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.settings import Settings
+from facelens.system.lifetime import Child, Spawn
 from facelens.video.metrics import StreamMetrics
 from facelens.video.streams import StreamManager
 from facelens.workers.pool import SpawnedWorkerPool
@@ -41,12 +42,18 @@ class Services:
 
     @classmethod
     def open(
-        cls, settings: Settings, *, given_keys: tuple[str, ...] = (), worker: Worker = run_worker
+        cls,
+        settings: Settings,
+        *,
+        given_keys: tuple[str, ...] = (),
+        worker: Worker = run_worker,
+        spawn: Spawn = Child.spawn,
     ) -> Services:
         """The gallery (a gallery of another model than ``settings.model`` is refused here,
         before any model loads), the API keys (``given_keys`` from the environment beside the
-        stored ones), idempotency records and the worker pool, not started. The settings
-        kept name the gallery's model. What was opened is closed again if a step fails."""
+        stored ones), idempotency records and the worker pool, not started (``worker`` is
+        what each runs, ``spawn`` how it is started). The settings kept name the gallery's
+        model. What was opened is closed again if a step fails."""
         gallery = SQLiteGallery(settings.gallery_path, settings.model)
         opened: list[KeyStore | IdempotencyStore | SQLiteGallery] = [gallery]
         try:
@@ -55,7 +62,7 @@ class Services:
             opened.append(keys)
             idempotency = IdempotencyStore(settings.gallery_path, gallery.check_writable)
             opened.append(idempotency)
-            pool = SpawnedWorkerPool(settings, worker)
+            pool = SpawnedWorkerPool(settings, worker, spawn)
         except BaseException:
             for store in reversed(opened):
                 store.close()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,29 @@ def _now(start: Callable[[], None]) -> None:
     start()
 
 
+class Supervised(Protocol):
+    """What supervising a child needs of it (a :class:`Child` process; the fast test tier
+    runs workers as threads behind the same interface)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    @property
+    def exitcode(self) -> int | None: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+    def join(self, timeout: float) -> None: ...
+
+
 @dataclass(slots=True, eq=False)  # compared and hashed by identity: one process each
 class Child:
     """One child process of the server."""
@@ -65,6 +88,10 @@ class Child:
         return cls(process)
 
     @property
+    def name(self) -> str:
+        return self.process.name
+
+    @property
     def pid(self) -> int:
         return int(self.process.pid or 0)
 
@@ -85,12 +112,24 @@ class Child:
         self.process.kill()
         self.process.join(5)
 
+    def join(self, timeout: float) -> None:
+        self.process.join(timeout)
+
+
+Spawn = Callable[[Callable[..., object], tuple[Any, ...], str], Supervised]
+"""Starts ``target(*args)`` as a child called ``name`` (:meth:`Child.spawn` in the server)."""
+
+
+def _terminate(child: Supervised) -> None:
+    child.terminate()
+
+
+C = TypeVar("C", bound=Supervised)
+
 
 def stop_children(
-    children: Iterable[Child],
-    grace_s: float,
-    ask: Callable[[Child], None] | None = Child.terminate,
-) -> list[Child]:
+    children: Iterable[C], grace_s: float, ask: Callable[[C], None] | None = _terminate
+) -> list[C]:
     """Stop ``children`` together: ``ask`` each (SIGTERM by default; None: asked already),
     give them ``grace_s`` seconds in all to end, then kill those still running; those killed."""
     children = [child for child in children if child.alive]
@@ -101,11 +140,9 @@ def stop_children(
     deadline = time.monotonic() + grace_s
     killed = []
     for child in children:
-        child.process.join(max(0.0, deadline - time.monotonic()))
+        child.join(max(0.0, deadline - time.monotonic()))
         if child.alive:
-            log.warning(
-                "%s (pid %d) did not stop in %g s: killed", child.process.name, child.pid, grace_s
-            )
+            log.warning("%s (pid %d) did not stop in %g s: killed", child.name, child.pid, grace_s)
             child.kill()
             killed.append(child)
     return killed

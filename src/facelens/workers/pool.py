@@ -37,7 +37,7 @@ from facelens.core.recognition import DEFAULT_NAMING, Naming, Recognition
 from facelens.errors import ClientGone, FaceLensError, Unavailable, WorkTimeout
 from facelens.models.base import Embeddings
 from facelens.settings import Settings
-from facelens.system.lifetime import Child, stop_children
+from facelens.system.lifetime import Child, Spawn, Supervised, stop_children
 from facelens.workers.tasks import Analyze, NameVectors, Recognize, Task
 from facelens.workers.worker import serve
 
@@ -56,7 +56,7 @@ DRAIN_S = 5.0
 
 @dataclass(slots=True, eq=False)  # compared and hashed by identity: one process each
 class _Process:
-    child: Child
+    child: Supervised
     conn: Connection  # the pool's end of its pipe
 
     @property
@@ -73,10 +73,14 @@ class SpawnedWorkerPool:
     process, time limits, abandoned work stopped, dead or killed workers replaced."""
 
     def __init__(
-        self, settings: Settings, target: Callable[[Connection, Settings], None] = serve
+        self,
+        settings: Settings,
+        target: Callable[[Connection, Settings], None] = serve,
+        spawn: Spawn = Child.spawn,
     ) -> None:
         self.settings = settings
         self.target = target  # what a worker process runs (tests give a stand-in)
+        self.spawn = spawn  # how (the fast test tier: a thread per worker, no process)
         self.gone_grace_s = GONE_GRACE_S
         self.size = settings.workers
         self.model_id = ""
@@ -110,7 +114,7 @@ class SpawnedWorkerPool:
         kernel to stop it when its parent *thread* ends (PR_SET_PDEATHSIG), so it must be
         started by a thread that lives as long as the server."""
         ours, theirs = multiprocessing.Pipe()
-        child = Child.spawn(self.target, (theirs, self.settings), "facelens-worker")
+        child = self.spawn(self.target, (theirs, self.settings), "facelens-worker")
         theirs.close()
         return _Process(child, ours)
 

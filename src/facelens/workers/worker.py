@@ -10,6 +10,7 @@ process goes on. Nothing here knows about HTTP.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import signal
 from multiprocessing.connection import Connection
 
@@ -79,8 +80,9 @@ class Tasks:
 
 def serve(conn: Connection, settings: Settings) -> None:
     """The process's whole life: load, say ready (or why not), then answer tasks."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the server decides how to stop
-    die_with_parent()
+    if multiprocessing.parent_process() is not None:  # a child process, not a test's thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the server decides how to stop
+        die_with_parent()
     try:
         gallery = SQLiteGallery(settings.gallery_path, settings.model)
         engine = Engine.load(settings.with_model(gallery.profile.name))

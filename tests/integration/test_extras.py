@@ -17,6 +17,8 @@ import pytest
 from facelens import errors
 from facelens.system import extras
 
+pytestmark = pytest.mark.integration  # starts processes (see docs/development.md's tiers)
+
 
 def _facelens_without(modules: tuple[str, ...], *args: str) -> subprocess.CompletedProcess[str]:
     code = (

@@ -19,6 +19,8 @@ from facelens.settings import Settings
 from facelens.system.lifetime import die_with_parent
 from facelens.video.streams import RUNNING_ELSEWHERE, StreamConfig, StreamManager, run_stream
 
+pytestmark = pytest.mark.integration  # starts processes (see docs/development.md's tiers)
+
 CAMERA = "rtsp://127.0.0.1:9/live"  # never connected to by the stand-in
 
 

@@ -20,6 +20,8 @@ from facelens.api.services import Services
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.settings import Settings
 
+pytestmark = pytest.mark.integration  # starts processes (see docs/development.md's tiers)
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 KSERVE = ROOT / "deploy" / "kserve" / "inferenceservice.yaml"

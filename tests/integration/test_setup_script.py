@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # starts processes (see docs/development.md's tiers)
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ("bash", "dirname", "cut", "sha256sum", "env", "cat", "rm", "touch")
 

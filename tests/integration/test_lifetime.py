@@ -9,7 +9,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from facelens.system.lifetime import Child, stop_children
+
+pytestmark = pytest.mark.integration  # starts processes (see docs/development.md's tiers)
 
 
 def _polite(said: str) -> None:

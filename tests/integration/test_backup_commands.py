@@ -39,6 +39,8 @@ from tests.backups import (
 )
 from tests.unit.test_gallery import face, v1_gallery
 
+pytestmark = pytest.mark.integration  # starts processes (see docs/development.md's tiers)
+
 
 def filled(data: Path, *, events: bool = True) -> str:
     """A data directory with two people (one face with a thumbnail), an API key, and (with
