@@ -13,45 +13,60 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, get_args
+from typing import Protocol, get_args
 
 from facelens.errors import ModelError
 from facelens.models.base import Aligner, Detector, Embedder
 from facelens.models.names import DetectorName, ModelName
 from facelens.models.scoring import Metric, Scoring
 
-if TYPE_CHECKING:
-    from facelens.settings import Settings
+
+class ProfileSettings(Protocol):
+    """What a profile reads of the settings in force (``facelens.settings.Settings`` has
+    them: the models sit below the settings, which name the profiles)."""
+
+    @property
+    def detector(self) -> DetectorName | None: ...
+
+    @property
+    def upsample(self) -> int: ...
+
+    @property
+    def threshold(self) -> float | None: ...
+
+    @property
+    def ambiguity_margin(self) -> float: ...
+
 
 DEFAULT_MODEL: ModelName = "sface"
 MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
 
 
-def _yunet(settings: Settings) -> Detector:
+def _yunet(settings: ProfileSettings) -> Detector:
     from facelens.models.opencv_zoo import YuNetDetector
 
     return YuNetDetector()
 
 
-def _hog(settings: Settings) -> Detector:
+def _hog(settings: ProfileSettings) -> Detector:
     from facelens.models.dlib import HogDetector
 
     return HogDetector(settings.upsample)
 
 
-def _cnn(settings: Settings) -> Detector:
+def _cnn(settings: ProfileSettings) -> Detector:
     from facelens.models.dlib import CnnDetector
 
     return CnnDetector(settings.upsample)
 
 
-def _haar(settings: Settings) -> Detector:
+def _haar(settings: ProfileSettings) -> Detector:
     from facelens.models.opencv import HaarDetector
 
     return HaarDetector()
 
 
-DETECTORS: dict[DetectorName, Callable[[Settings], Detector]] = {
+DETECTORS: dict[DetectorName, Callable[[ProfileSettings], Detector]] = {
     "yunet": _yunet,
     "hog": _hog,
     "cnn": _cnn,
@@ -91,7 +106,7 @@ class ModelProfile:
     # GIL while it runs): a video stream then embeds beside tracking instead of in turn.
     embeds_beside: bool = True
 
-    def scoring(self, settings: Settings) -> Scoring:
+    def scoring(self, settings: ProfileSettings) -> Scoring:
         """How distances become names and confidences, with the settings' overrides."""
         return Scoring(
             self.metric,
@@ -100,7 +115,7 @@ class ModelProfile:
             settings.ambiguity_margin,
         )
 
-    def detector_name(self, settings: Settings) -> DetectorName:
+    def detector_name(self, settings: ProfileSettings) -> DetectorName:
         """The detector ``settings`` ask for, or the profile's own; refuses one it cannot use."""
         name = settings.detector or self.detectors[0]
         if name not in self.detectors:
@@ -112,7 +127,7 @@ class ModelProfile:
 
     def load(
         self,
-        settings: Settings,
+        settings: ProfileSettings,
         embedding: Callable[[], tuple[Aligner, Embedder]] | None = None,
     ) -> tuple[Detector, Aligner, Embedder]:
         """Load this profile's models (:class:`ModelError` if a weight file is missing or bad);
