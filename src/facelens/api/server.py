@@ -16,8 +16,8 @@ from types import FrameType
 
 import uvicorn
 
-from facelens.api.admission import guarded_protocol
 from facelens.api.app import create_app
+from facelens.api.connections import guarded_protocol
 from facelens.api.keys import given_keys
 from facelens.api.observability import configure_logging
 from facelens.api.services import Services
