@@ -88,9 +88,9 @@ def before_restart(url: str, key: str) -> None:
     )
     check(enrolled.status_code == 200 and enrolled.json()["enrolled"] == len(photos), "enrol")
     check(names(client, probe) == [PERSON], "recognised once enrolled")
-    page, script = client.get("/"), client.get("/console/app.js")
+    page, script = client.get("/"), client.get("/console/js/main.js")
     check(
-        page.status_code == script.status_code == 200 and "/console/app.js" in page.text,
+        page.status_code == script.status_code == 200 and "/console/js/main.js" in page.text,
         "the web console ships in the image",
     )
 

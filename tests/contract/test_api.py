@@ -191,8 +191,7 @@ def test_the_console_page_is_served_with_a_strict_policy(api: TestClient) -> Non
     policy = page.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
     for asset, kind in (
-        ("app.js", "javascript"),
-        ("verify.js", "javascript"),
+        ("js/main.js", "javascript"),
         ("app.css", "css"),
         ("icon.svg", "svg"),
     ):

@@ -5,18 +5,32 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Locator, Page, Playwright, Route, expect
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Playwright,
+    Request,
+    Response,
+    Route,
+    expect,
+)
 
+import facelens
+from facelens.api.console import POLICY
 from facelens.core.imaging import encode_image, read_image_file
 from facelens.events.event import Event
 from facelens.events.log import EventLog
@@ -976,3 +990,96 @@ def test_gallery_health_merges_one_person_under_two_names_and_deletes_an_empty_o
     finally:
         context.close()
         assert srv.stop() == 0
+
+
+# ------------------------------------------------ issue 21: the console's script as ES modules
+
+PACKAGE = Path(facelens.__file__).parent  # the server's own: the package installed in .venv
+
+
+def test_the_page_loads_each_module_as_javascript_under_its_policy_without_an_error(
+    browser: Browser, server: Server
+) -> None:
+    """The page's one module script imports the others: each is fetched, with a JavaScript
+    type (a module with any other is refused) and the page's policy, and runs: no error in
+    the console (where Chromium reports a script the policy blocked) and none thrown."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    scripts: dict[str, Response] = {}
+
+    def console_error(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(f"console: {message.text}")
+
+    def failed(request: Request) -> None:
+        problems.append(f"{request.url}: {request.failure}")
+
+    def script(response: Response) -> None:
+        if response.request.resource_type == "script":
+            scripts[urlsplit(response.url).path] = response
+
+    page.on("console", console_error)
+    page.on("pageerror", lambda error: problems.append(f"thrown: {error}"))
+    page.on("requestfailed", failed)
+    page.on("response", script)
+    try:
+        opened = page.goto(server.url + "/")
+        assert opened is not None and opened.headers["content-security-policy"] == POLICY
+        # They ran: main.js asked for the status (status.js through api.js) and the People
+        # tab lists who is enrolled (people.js, thumbnails.js).
+        expect(page.locator("#server-status")).to_contain_text("Ready · model")
+        page.get_by_role("tab", name="People").click()
+        expect(page.locator("li.person img.avatar").first).to_be_visible(timeout=WAIT_MS)
+        modules = {"/console/js/" + f.name for f in (PACKAGE / "web" / "js").glob("*.js")}
+        assert "/console/js/main.js" in modules and len(modules) > 10
+        assert set(scripts) == modules  # each imported (none left unused), nothing else
+        for path, response in sorted(scripts.items()):
+            assert response.status == 200, path
+            assert response.headers["content-type"] == "text/javascript; charset=utf-8", path
+            assert response.headers["content-security-policy"] == POLICY, path
+            assert response.headers["x-content-type-options"] == "nosniff", path
+        assert problems == []
+    finally:
+        context.close()
+
+
+def raw_get(url: str, path: str) -> tuple[int, bytes]:
+    """GET ``path`` sent exactly as written: a browser or httpx would resolve ``..`` first."""
+    address = urlsplit(url)
+    assert address.hostname is not None and address.port is not None
+    request = f"GET {path} HTTP/1.1\r\nHost: {address.netloc}\r\nConnection: close\r\n\r\n"
+    answer = b""
+    with socket.create_connection((address.hostname, address.port), timeout=60) as connection:
+        connection.sendall(request.encode())
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+@pytest.mark.parametrize(
+    ("path", "outside"),
+    [
+        ("/console/../api/console.py", "api/console.py"),
+        ("/console/%2e%2e/api/console.py", "api/console.py"),
+        ("/console/js/../../api/console.py", "api/console.py"),
+        ("/console/js/%2E%2E/%2E%2E/__init__.py", "__init__.py"),
+        ("/console/js/../../../facelens/settings.py", "settings.py"),
+        ("/console/../../../../../../etc/passwd", "/etc/passwd"),
+        ("/console//etc/passwd", "/etc/passwd"),
+        ("/console/js", None),  # a folder
+        ("/console/js/", None),
+        ("/console/js/nothing.js", None),
+        ("/console/index.html", None),
+    ],
+)
+def test_no_file_outside_the_consoles_folder_can_be_fetched(
+    server: Server, path: str, outside: str | None
+) -> None:
+    status, body = raw_get(server.url, path)
+    assert status == 404, (path, body[:200])
+    assert b"not_found" in body
+    if outside is not None:
+        text = Path(outside) if outside.startswith("/") else PACKAGE / outside
+        assert text.read_bytes()[:60] not in body

@@ -81,7 +81,7 @@ def create_app(svc: Services) -> FastAPI:
     app.include_router(compreface_verify.router)
     app.include_router(kserve.router)
     app.include_router(kserve.keyed)
-    app.include_router(console.router)
+    app.include_router(console.router())
     settings = svc.settings
     # Outermost last: observability (ids, logs, metrics) → admission (how many at once) →
     # browser guard → CORS → path guard → routes. The server's protocol counts connections

@@ -1,8 +1,10 @@
 // The Verify tab: both photos shown with every face boxed and the compared ones marked; picking
 // another face (a click, or Tab to it and Enter) compares that one instead, through
 // POST /v1/verify?first_face=&second_face= (indexes into each answer's images[i].faces).
-// Uses app.js's helpers ($, api, showError, clearErrors), loaded before it.
-"use strict";
+
+import { api } from "./api.js";
+import { $ } from "./dom.js";
+import { clearErrors, showError } from "./messages.js";
 
 const WHICH = ["first", "second"];
 const verifying = {
@@ -152,6 +154,6 @@ function where(box, width, height) {
   return `at the ${down}${across ? " " + across : ""}`;
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+export function setUpVerify() {
   $("verify-form").addEventListener("submit", verifyPhotos);
-});
+}
