@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tests.server import FACELENS, Server, cpu_seconds
+from tests.support.server import FACELENS, Server, cpu_seconds
 
 from facelens.core.imaging import decode_image
 from facelens.core.matching import GalleryIndex, identify
@@ -581,7 +581,7 @@ def _live_stream(
     event log as a stream's are."""
     import threading
 
-    from tests.mjpeg import MjpegCamera
+    from tests.support.mjpeg import MjpegCamera
 
     from facelens.events.event import Event
     from facelens.events.log import EventLog

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # for tests.server (the same real-server harness as the tests)
+sys.path.insert(
+    0, str(REPO)
+)  # for tests.support.server (the same real-server harness as the tests)
 
 from bench import measure  # noqa: E402
 

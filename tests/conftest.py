@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from facelens.system.redact import MaskSecrets
-from tests.helpers import Probe, read_probes
+from tests.support.helpers import Probe, read_probes
 
 REPO = Path(__file__).resolve().parents[1]
 

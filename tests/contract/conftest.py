@@ -15,8 +15,8 @@ from facelens.api.app import create_app
 from facelens.api.services import Services
 from facelens.settings import Settings
 from facelens.workers.worker import serve
-from tests import fake_model
-from tests.threads import ThreadChild
+from tests.support import fake_model
+from tests.support.threads import ThreadChild
 
 
 @contextmanager

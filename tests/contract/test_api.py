@@ -17,9 +17,9 @@ from PIL import Image
 from facelens.api.console import POLICY
 from facelens.api.keys import KeyStore
 from facelens.models.base import Box
-from tests import fake_model
 from tests.contract.conftest import served
-from tests.fake_model import photo
+from tests.support import fake_model
+from tests.support.fake_model import photo
 
 RED, BLUE, GREEN = (200, 30, 30), (30, 30, 200), (30, 160, 30)
 LEFT, RIGHT = Box(20, 40, 100, 120), Box(200, 40, 280, 120)

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from facelens.cli import app
 from facelens.models.base import Box
-from tests import fake_model
-from tests.fake_model import photo
+from tests.support import fake_model
+from tests.support.fake_model import photo
 
 RED, BLUE = (200, 30, 30), (30, 30, 200)
 

@@ -25,7 +25,7 @@ from facelens.core.matching import NAMED_FLOOR, UNNAMED_CEILING, similarity
 from facelens.models.base import Box
 from facelens.settings import Settings
 from tests.contract.conftest import served
-from tests.fake_model import photo
+from tests.support.fake_model import photo
 
 RED, BLUE, GREEN = (200, 30, 30), (30, 30, 200), (30, 160, 30)
 LEFT, RIGHT = Box(20, 40, 100, 120), Box(200, 40, 280, 140)

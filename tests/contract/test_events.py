@@ -16,8 +16,8 @@ from facelens.cli import app
 from facelens.events.event import Event
 from facelens.events.log import EventLog
 from facelens.models.base import Box
-from tests import fake_model
 from tests.contract.conftest import served
+from tests.support import fake_model
 
 
 @pytest.fixture(autouse=True)

@@ -21,8 +21,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.browser import chromium, playwright_session
-from tests.server import Server
+from tests.support.browser import chromium, playwright_session
+from tests.support.server import Server
 
 pytestmark = pytest.mark.integration
 

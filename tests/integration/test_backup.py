@@ -19,9 +19,9 @@ from facelens.gallery import SQLiteGallery
 from facelens.models.base import Box
 from facelens.settings import Settings
 from facelens.video.streams import StreamManager
-from tests.backups import contents, facelens, manifest_of
 from tests.integration.test_stream_manager import idle_stream
-from tests.server import Server
+from tests.support.backups import contents, facelens, manifest_of
+from tests.support.server import Server
 
 pytestmark = pytest.mark.integration
 

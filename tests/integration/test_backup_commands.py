@@ -26,7 +26,7 @@ from facelens.gallery.schema import LATEST
 from facelens.models.base import Box
 from facelens.storage.sqlite import Table
 from facelens.video.streams import _TABLE as STREAMS_TABLE
-from tests.backups import (
+from tests.support.backups import (
     contents,
     entry,
     facelens,

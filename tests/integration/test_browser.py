@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from tests.browser import chromium, playwright_session
-from tests.server import Server
+from tests.support.browser import chromium, playwright_session
+from tests.support.server import Server
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from facelens.models.profiles import DEFAULT_MODEL, PROFILES
-from tests.helpers import Probe, png_header_only
+from tests.support.helpers import Probe, png_header_only
 
 pytestmark = pytest.mark.integration
 

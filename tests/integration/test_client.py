@@ -21,8 +21,8 @@ from PIL import Image
 from facelens.api.keys import KeyStore
 from facelens.client import Client, RetryPolicy
 from facelens.errors import APIError
-from tests.helpers import Probe
-from tests.server import FACELENS, Server
+from tests.support.helpers import Probe
+from tests.support.server import FACELENS, Server
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ import pytest
 
 from facelens.api.keys import KeyStore
 from facelens.settings import Settings
-from tests.client_envs import run_client
-from tests.helpers import Probe
-from tests.server import Server, cpu_seconds
+from tests.support.client_envs import run_client
+from tests.support.helpers import Probe
+from tests.support.server import Server, cpu_seconds
 
 pytestmark = pytest.mark.integration
 

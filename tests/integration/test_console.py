@@ -35,7 +35,8 @@ from facelens.core.imaging import encode_image, read_image_file
 from facelens.events.event import Event
 from facelens.events.log import EventLog
 from facelens.models.base import Box
-from tests.browser import (
+from tests.conftest import REPO
+from tests.support.browser import (
     accessibility_violations,
     axe_script,
     chromium,
@@ -43,10 +44,9 @@ from tests.browser import (
     playwright_session,
     to_y4m,
 )
-from tests.conftest import REPO
-from tests.helpers import Probe
-from tests.mjpeg import MjpegCamera
-from tests.server import FACELENS, Server
+from tests.support.helpers import Probe
+from tests.support.mjpeg import MjpegCamera
+from tests.support.server import FACELENS, Server
 
 pytestmark = pytest.mark.integration
 

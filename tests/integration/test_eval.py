@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from facelens.models.profiles import PROFILES
-from tests.server import FACELENS
+from tests.support.server import FACELENS
 
 pytestmark = pytest.mark.integration
 

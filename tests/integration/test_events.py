@@ -20,10 +20,10 @@ from facelens.events.delivery import target_names
 from facelens.events.event import Event
 from facelens.events.log import EventLog
 from facelens.models.base import Box
-from tests.helpers import fill_events
-from tests.mqtt import wait_until
-from tests.server import Server
-from tests.webhook import Receiver
+from tests.support.helpers import fill_events
+from tests.support.mqtt import wait_until
+from tests.support.server import Server
+from tests.support.webhook import Receiver
 
 pytestmark = pytest.mark.integration
 

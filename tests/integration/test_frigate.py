@@ -21,8 +21,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from facelens.integrations.frigate_messages import MESSAGE_BYTES, QUEUED_BYTES
 from tests.integration.test_watch import metrics_at
-from tests.mqtt import Broker, Subscriber, free_port, wait_until
-from tests.server import FACELENS, enrolled
+from tests.support.mqtt import Broker, Subscriber, free_port, wait_until
+from tests.support.server import FACELENS, enrolled
 
 pytestmark = pytest.mark.integration
 

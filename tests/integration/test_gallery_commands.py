@@ -21,8 +21,8 @@ from facelens.gallery import SQLiteGallery
 from facelens.jobs.enrol import enrol_photo
 from facelens.models.profiles import PROFILES
 from facelens.settings import Settings
-from tests.helpers import Probe
-from tests.server import FACELENS
+from tests.support.helpers import Probe
+from tests.support.server import FACELENS
 
 pytestmark = pytest.mark.integration
 

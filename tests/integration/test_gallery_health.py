@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Probe
-from tests.server import FACELENS, Server, enrolled
+from tests.support.helpers import Probe
+from tests.support.server import FACELENS, Server, enrolled
 
 pytestmark = pytest.mark.integration
 

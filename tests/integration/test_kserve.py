@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.client_envs import run_client
-from tests.helpers import Probe
-from tests.server import Server
+from tests.support.client_envs import run_client
+from tests.support.helpers import Probe
+from tests.support.server import Server
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.helpers import png_header_only
-from tests.server import Server
+from tests.support.helpers import png_header_only
+from tests.support.server import Server
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from facelens.jobs.enrol import enrol_folder, plan_enrolment
 from facelens.models.base import Box
 from facelens.models.profiles import PROFILES
 from facelens.settings import Settings
-from tests.helpers import Probe
+from tests.support.helpers import Probe
 
 pytestmark = pytest.mark.integration
 

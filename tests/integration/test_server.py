@@ -25,8 +25,8 @@ from PIL import Image
 
 from facelens.core.annotate import KNOWN_COLOUR
 from facelens.models.profiles import DEFAULT_MODEL, PROFILES
-from tests.helpers import Probe, png_header_only
-from tests.server import FACELENS, Server
+from tests.support.helpers import Probe, png_header_only
+from tests.support.server import FACELENS, Server
 
 pytestmark = pytest.mark.integration
 

@@ -29,10 +29,10 @@ from facelens.settings import Settings
 from facelens.video import source as source_module
 from facelens.video.policy import SourcePolicy
 from facelens.video.source import FFMPEG_OPTIONS, FrameSource, SourceStatus
-from tests.dns import RebindingDns
-from tests.mjpeg import MjpegCamera
-from tests.mqtt import free_port, wait_until
-from tests.rtsp import RtspCamera
+from tests.support.dns import RebindingDns
+from tests.support.mjpeg import MjpegCamera
+from tests.support.mqtt import free_port, wait_until
+from tests.support.rtsp import RtspCamera
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.mjpeg import MjpegCamera
-from tests.mqtt import free_port, wait_until
-from tests.server import Server
+from tests.support.mjpeg import MjpegCamera
+from tests.support.mqtt import free_port, wait_until
+from tests.support.server import Server
 
 pytestmark = pytest.mark.integration
 

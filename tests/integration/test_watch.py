@@ -23,10 +23,10 @@ import cv2
 import httpx
 import pytest
 
-from tests.mjpeg import MjpegCamera
-from tests.mqtt import Broker, Subscriber, free_port, wait_until
-from tests.rtsp import RtspCamera
-from tests.server import FACELENS, Server, enrolled
+from tests.support.mjpeg import MjpegCamera
+from tests.support.mqtt import Broker, Subscriber, free_port, wait_until
+from tests.support.rtsp import RtspCamera
+from tests.support.server import FACELENS, Server, enrolled
 
 pytestmark = pytest.mark.integration
 
@@ -166,7 +166,7 @@ def test_a_cut_between_two_people_at_the_same_place_never_lends_one_the_others_n
     and size: the box does not move and most of the picture stays the same."""
     from facelens.core.pipeline import Engine
     from facelens.settings import Settings
-    from tests.clips import same_place_cut
+    from tests.support.clips import same_place_cut
 
     probes = faces_dir / "probes"
     cut = same_place_cut(

@@ -13,7 +13,7 @@ import pytest
 from facelens.errors import ClientGone, ModelError, NoFaceFound, Unavailable, WorkTimeout
 from facelens.settings import Settings
 from facelens.workers.pool import SpawnedWorkerPool
-from tests import fake_worker
+from tests.support import fake_worker
 
 pytestmark = pytest.mark.integration
 

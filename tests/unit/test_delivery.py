@@ -1,4 +1,4 @@
-"""Delivery to a real webhook receiver that misbehaves (tests/webhook.py): each attempt is
+"""Delivery to a real webhook receiver that misbehaves (tests/support/webhook.py): each attempt is
 bounded in time and in what it reads, an event the receiver will not take is given up on after
 the set attempts without holding the later ones up, a receiver that is down loses nothing, and
 no secret of the URL reaches a log line or an error."""
@@ -21,8 +21,8 @@ from facelens.events.event import Event
 from facelens.events.log import EventLog
 from facelens.models.base import Box
 from facelens.system.redact import guard_logs
-from tests.mqtt import free_port, wait_until
-from tests.webhook import Receiver
+from tests.support.mqtt import free_port, wait_until
+from tests.support.webhook import Receiver
 
 
 def event(n: int, name: str) -> Event:

@@ -19,8 +19,8 @@ from facelens.events.log import EventLog, Filter
 from facelens.events.people import forget_crops_in, rename, undo_rename
 from facelens.events.tail import Stored
 from facelens.models.base import Box
-from tests.helpers import fill_events
-from tests.mqtt import wait_until
+from tests.support.helpers import fill_events
+from tests.support.mqtt import wait_until
 
 BIG = 300_000
 

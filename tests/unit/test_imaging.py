@@ -23,7 +23,7 @@ from facelens.core.imaging import (
 from facelens.errors import ImageError, ImageTooComplex, ImageTooLarge, InputPathError
 from facelens.jobs.review import MIN_SHARPNESS
 from facelens.models.base import Box
-from tests.helpers import png_header_only, progressive_jpeg_with_repeated_scan
+from tests.support.helpers import png_header_only, progressive_jpeg_with_repeated_scan
 
 LIMIT = 50_000_000
 

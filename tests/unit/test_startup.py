@@ -19,8 +19,8 @@ from facelens.errors import ModelError
 from facelens.models import profiles
 from facelens.models.background import EmbeddingLoad
 from facelens.models.base import Aligner, Box, Embedder
-from tests import fake_model
-from tests.fake_model import photo
+from tests.support import fake_model
+from tests.support.fake_model import photo
 
 RED = (200, 30, 30)
 

@@ -1,7 +1,7 @@
 """What scripts/test-container checks over loopback against the running image.
 
-    python -m tests.container_checks before-restart|after-restart|any-uid URL KEY
-    python -m tests.container_checks names URL KEY OUT.json
+    python -m tests.support.container_checks before-restart|after-restart|any-uid URL KEY
+    python -m tests.support.container_checks names URL KEY OUT.json
 
 Not a pytest module: the container script runs it twice, around a restart of the container
 (and once against the image run as an arbitrary uid), and any failed check exits non-zero with
@@ -26,7 +26,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import shared_data
-from tests.helpers import read_probes
+from tests.support.helpers import read_probes
 
 PERSON = "obama"
 

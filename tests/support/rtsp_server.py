@@ -1,8 +1,8 @@
 """An RTSP server (GStreamer's gst-rtsp-server, Debian's packages) serving a video at
 ``rtsp://127.0.0.1:PORT/clip``: VP8 over RTP, encoded live from an MJPEG .avi, each client
 from the start. Run by Debian's own Python (``/usr/bin/python3``, which has PyGObject), not the
-project's: ``python3 tests/rtsp_server.py PORT VIDEO.avi``. Started and stopped by
-``tests/rtsp.py``."""
+project's: ``python3 tests/support/rtsp_server.py PORT VIDEO.avi``. Started and stopped by
+``tests/support/rtsp.py``."""
 
 import sys
 

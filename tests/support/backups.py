@@ -14,7 +14,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from tests.server import FACELENS
+from tests.support.server import FACELENS
 
 
 def facelens(data: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,7 @@
 with the shared people enrolled, Debian's Chromium, the shared probes and video clip. Run by
 ``scripts/screenshots``.
 
-    .venv/bin/python -m tests.screenshots docs/screenshots
+    .venv/bin/python -m tests.support.screenshots docs/screenshots
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.browser import chromium, fake_camera_args, playwright_session, to_y4m
 from tests.conftest import shared_data
-from tests.mjpeg import MjpegCamera
-from tests.server import FACELENS, Server
+from tests.support.browser import chromium, fake_camera_args, playwright_session, to_y4m
+from tests.support.mjpeg import MjpegCamera
+from tests.support.server import FACELENS, Server
 
 WAIT_MS = 60_000
 
