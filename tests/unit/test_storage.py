@@ -123,3 +123,38 @@ def test_a_file_that_is_not_a_database_is_named_for_what_it_should_hold(tmp_path
     ):
         EventLog(path)
     assert open_files(path) == 0  # nothing left open by the failed start
+
+
+def _move_away(path: Path, to: Path) -> None:
+    """Move a database and its -wal and -shm files (as an operator moves a log away)."""
+    for suffix in ("", "-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.rename(to.with_name(to.name + suffix))
+
+
+def test_a_file_replaced_under_an_open_handle_is_opened_afresh_by_its_path(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events.sqlite3"
+    held = Database.open(path, "Event log")  # the server's, open all along
+    held.execute("CREATE TABLE old (x)")
+    _move_away(path, tmp_path / "moved.sqlite3")
+    with sqlite3.connect(path) as other:  # another process makes a new file at the path
+        other.execute("CREATE TABLE new (x)")
+    other.close()
+    fresh = Database.open(path, "Event log")
+    try:
+        # Before: the registry, keyed by the path, gave the connection to the moved file;
+        # what was written through it went there, not to the file the path names.
+        tables = {str(row[0]) for row in fresh.execute("SELECT name FROM sqlite_master")}
+        assert tables == {"new"}
+        assert held.execute("SELECT name FROM sqlite_master") == [("old",)]  # still its own
+        held.close()  # the last on the moved file: the new one stays the path's
+        again = Database.open(path, "Event log")
+        assert again.lock is fresh.lock
+        again.close()
+    finally:
+        fresh.close()
+        held.close()
+    assert open_files(path) == 0 and open_files(tmp_path / "moved.sqlite3") == 0

@@ -187,6 +187,15 @@ class _Open:
     connection: sqlite3.Connection
     lock: threading.RLock = field(default_factory=threading.RLock)
     users: int = 1
+    identity: tuple[int, int] | None = None  # the file's device and inode, when opened
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 _open_files: dict[Path, _Open] = {}
@@ -211,14 +220,16 @@ class Database:
 
     @classmethod
     def open(cls, path: Path, what: str = "Gallery") -> Database:
-        """The process's connection to ``path`` (made, with its folder, when it is the first)."""
+        """The process's connection to ``path`` (made, with its folder, when it is the first,
+        or when the file there is not the one it has open: moved away or deleted since)."""
         key = Path(os.path.realpath(path))
         with _opening:
             opened = _open_files.get(key)
-            if opened is None:
-                opened = _open_files[key] = _Open(connect(path, what))
-            else:
+            if opened is not None and opened.identity == _identity(path):
                 opened.users += 1
+            else:  # the first, or the file there was replaced (moved away, deleted) since
+                opened = _open_files[key] = _Open(connect(path, what))
+                opened.identity = _identity(path)
         return cls(path, what, opened, key)
 
     @classmethod
@@ -291,7 +302,8 @@ class Database:
                 opened.users -= 1
                 if opened.users:
                     return
-                del _open_files[self._key]
+                if _open_files.get(self._key) is opened:  # not one opened since in its place
+                    del _open_files[self._key]
         with opened.lock:
             opened.connection.close()
 
