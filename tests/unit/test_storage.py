@@ -16,6 +16,7 @@ from facelens.errors import StorageError
 from facelens.events.log import EventLog
 from facelens.gallery import SQLiteGallery
 from facelens.storage.sqlite import Database, Table
+from tests.mqtt import wait_until
 
 
 def open_files(path: Path) -> int:
@@ -158,3 +159,41 @@ def test_a_file_replaced_under_an_open_handle_is_opened_afresh_by_its_path(
         fresh.close()
         held.close()
     assert open_files(path) == 0 and open_files(tmp_path / "moved.sqlite3") == 0
+
+
+def _held(lock: threading.RLock) -> bool:
+    """Whether another thread holds ``lock``."""
+    if lock.acquire(blocking=False):
+        lock.release()
+        return False
+    return True
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="one connection and one lock per file: a write waiting (up to 30 s) for another "
+    "process's write lock holds the file's lock, and every read of the file in this process "
+    "(each request's API key check, the events tail) waits behind it; WAL let them read",
+)
+def test_a_key_check_does_not_wait_for_a_gallery_write_that_waits_for_another_process(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gallery.sqlite3"
+    gallery, keys = SQLiteGallery(path), KeyStore(path)
+    other = sqlite3.connect(path, isolation_level=None)  # another process, writing
+    other.execute("BEGIN IMMEDIATE")
+    writing = threading.Thread(target=gallery.add_person, args=("ann",))
+    checked = threading.Event()
+    checking = threading.Thread(target=lambda: (keys.enabled(), checked.set()))
+    try:
+        writing.start()  # waits for the other process's lock (SQLite's busy timeout)
+        wait_until(lambda: _held(gallery.file._db.lock), 10, "the write to start waiting")
+        checking.start()
+        assert checked.wait(3)  # a safety net: a read in WAL mode waits for no writer
+    finally:
+        other.execute("COMMIT")
+        other.close()
+        writing.join(30)
+        checking.join(30)
+        keys.close()
+        gallery.close()
