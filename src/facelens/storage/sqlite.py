@@ -61,12 +61,17 @@ def write_transaction(
 
 
 def online_copy(
-    source: sqlite3.Connection, target: Path, on_damage: Failure, doing: str = "write the copy"
+    source: sqlite3.Connection,
+    target: Path,
+    on_damage: Failure,
+    doing: str = "write the copy",
+    what: str = "Gallery",
 ) -> None:
     """SQLite's online backup of the open ``source`` into the new file ``target`` (mode 0600:
     it holds biometric data) in one step, so the copy is one consistent state of the file.
     Damage met in the source is raised as ``on_damage(error)``; any other failure is the
-    target's (``doing``: what to say was being done, e.g. "write the backup")."""
+    target's (``doing``: what to say was being done, e.g. "write the backup"; ``what`` the
+    file holds)."""
     try:
         os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except OSError as exc:
@@ -78,7 +83,7 @@ def online_copy(
         finally:
             copy.close()
     except sqlite3.Error as exc:
-        raise (on_damage(exc) if is_damage(exc) else storage_error(target, exc)) from None
+        raise (on_damage(exc) if is_damage(exc) else storage_error(target, exc, what)) from None
 
 
 def connect(path: Path, what: str = "Gallery") -> sqlite3.Connection:
@@ -154,7 +159,7 @@ def connect_read_only(path: Path, what: str = "Gallery") -> sqlite3.Connection:
         raise storage_error(path, exc, what) from None
 
 
-def quick_check_file(path: Path) -> list[str]:
+def quick_check_file(path: Path, what: str = "Gallery") -> list[str]:
     """SQLite's ``quick_check`` of the file as it is on disk, on a connection of its own
     (another connection's page cache can hide damage done to the file under it): its problems,
     none when it is sound. A file that cannot be read (full disk, read only, I/O error) is a
@@ -168,7 +173,7 @@ def quick_check_file(path: Path) -> list[str]:
     except sqlite3.Error as exc:
         if is_damage(exc):
             return [str(exc)]
-        raise storage_error(path, exc) from None
+        raise storage_error(path, exc, what) from None
     return [] if found == ["ok"] else found
 
 
