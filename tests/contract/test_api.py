@@ -20,6 +20,8 @@ from facelens.models.base import Box
 from tests.contract.conftest import served
 from tests.support import fake_model
 from tests.support.fake_model import photo
+from tests.support.mqtt import wait_until
+from tests.unit.test_storage import open_files
 
 RED, BLUE, GREEN = (200, 30, 30), (30, 30, 200), (30, 160, 30)
 LEFT, RIGHT = Box(20, 40, 100, 120), Box(200, 40, 280, 120)
@@ -501,3 +503,13 @@ def test_readiness_tells_how_many_people_only_to_key_holders_when_keys_are_on(
             assert ready.status_code == 200 and ready.json()["status"] == "ready"
             assert ready.json()["people"] is None
         assert api.get("/readyz", headers={"X-API-Key": key}).json()["people"] == 1
+
+
+def test_a_server_closed_leaves_none_of_its_files_open(tmp_path: Path) -> None:
+    with served(tmp_path) as client:
+        assert client.post("/v1/people", json={"name": "ruby"}).status_code == 201
+        assert client.get("/v1/events").status_code == 200
+    # A worker closes its gallery when told to stop. Before, a worker thread's handle kept the
+    # gallery's one connection of this process open for good, one per server started.
+    wait_until(lambda: open_files(tmp_path / "gallery.sqlite3") == 0, 10, "the gallery closed")
+    assert open_files(tmp_path / "events.sqlite3") == 0

@@ -19,11 +19,14 @@ from pathlib import Path
 import pytest
 
 from facelens.api.keys import KeyStore
+from facelens.backup.write import write_backup
+from facelens.errors import StorageError
 from facelens.events.event import Event
 from facelens.events.log import EventLog
 from facelens.gallery import SQLiteGallery
 from facelens.gallery.schema import LATEST
 from facelens.models.base import Box
+from facelens.settings import Settings
 from facelens.storage.sqlite import Table
 from facelens.video.streams import _TABLE as STREAMS_TABLE
 from tests.support.backups import (
@@ -174,6 +177,18 @@ def test_a_damaged_gallery_is_not_backed_up(tmp_path: Path, data: Path) -> None:
     assert done.returncode == 12, done.stderr
     assert "damaged" in done.stderr and "No backup was written" in done.stderr
     assert list(target.parent.iterdir()) == []
+
+
+def test_an_event_log_that_cannot_be_opened_is_named_as_the_event_log(
+    tmp_path: Path, data: Path
+) -> None:
+    filled(data)
+    (data / "events.sqlite3-wal").mkdir()  # SQLite cannot open the log's side file
+    with pytest.raises(StorageError) as caught:
+        write_backup(Settings(data_dir=data), tmp_path / "out" / "b.tar.gz")
+    # Before: "Gallery .../events.sqlite3: ...", the file named for what it does not hold.
+    assert caught.value.message.startswith(f"Event log {data / 'events.sqlite3'}: ")
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def _good(archive: Path) -> tuple[dict[str, object], bytes, bytes]:

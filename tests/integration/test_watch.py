@@ -197,13 +197,18 @@ def test_bad_sources_and_options_are_refused_before_any_work(data: Path, tmp_pat
     assert two.returncode != 0 and "one source" in two.stderr
 
 
-def test_a_metrics_port_in_use_exits_13_at_once(data: Path, clip: Path) -> None:
+def test_a_metrics_port_in_use_exits_13_at_once(tmp_path: Path, clip: Path) -> None:
+    fresh = tmp_path / "data"
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        result = watch(data, str(clip), "--metrics-port", str(port))
+        result = watch(fresh, str(clip), "--metrics-port", str(port))
     assert result.returncode == 13, result.stderr  # cannot listen (9 was an unusable value)
     assert f"--metrics-port {port}: cannot listen there" in result.stderr
     assert result.stdout == ""  # before any frame was read
+    # Before the gallery, the models and the event log (and its deliveries) are opened: none
+    # was made. Since the video session, the port was tried only after all of them.
+    assert not (fresh / "gallery.sqlite3").exists()
+    assert not (fresh / "events.sqlite3").exists()
 
 
 def finish(process: subprocess.Popen[str], reader: threading.Thread) -> str:

@@ -223,6 +223,28 @@ def test_a_renamed_persons_events_take_the_new_name_and_undo_gives_the_old_one_b
     log.close()
 
 
+def test_a_deleted_persons_crops_go_from_the_log_the_data_dir_holds_now(tmp_path: Path) -> None:
+    # The server keeps its log open; the operator moved it away (its damage message says
+    # "move it away to start afresh") and a stream's process made a new one since.
+    held = EventLog(tmp_path / "events.sqlite3")
+    for suffix in ("", "-wal", "-shm"):
+        side = tmp_path / f"events.sqlite3{suffix}"
+        if side.exists():
+            side.rename(tmp_path / f"moved.sqlite3{suffix}")
+    (tmp_path / "stream").mkdir()
+    made = EventLog(tmp_path / "stream" / "events.sqlite3")  # as another process makes it
+    face = crop()
+    made.add([event(1, "ann", track=7, crop=face)])
+    made.close()
+    (tmp_path / "stream" / "events.sqlite3").rename(tmp_path / "events.sqlite3")
+    try:
+        # Before: the path gave the held connection, to the moved file; the crop stayed.
+        assert forget_crops_in(tmp_path, ["ann"]) == 1
+        assert on_disk(tmp_path, face) == 0
+    finally:
+        held.close()
+
+
 def test_no_event_log_no_crops_to_forget(tmp_path: Path) -> None:
     assert forget_crops_in(tmp_path, ["ann"]) == 0
     assert not (tmp_path / "events.sqlite3").exists()

@@ -11,6 +11,7 @@ import pytest
 import facelens.api.services as module
 from facelens.api.services import Services
 from facelens.errors import ModelError, StorageError
+from facelens.events.log import EventLog
 from facelens.gallery import SQLiteGallery
 from facelens.settings import Settings
 from tests.unit.test_storage import open_files
@@ -66,3 +67,23 @@ def test_closing_closes_everything_even_when_one_part_fails(
     assert open_files(settings.events_path) == 0
     with pytest.raises(StorageError, match="closed"):
         events.last_seq()
+
+
+def test_streams_that_fail_to_start_leave_nothing_open_once_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(data_dir=tmp_path)
+    services = Services.open(settings)
+    monkeypatch.setattr(services.pool, "start", lambda: None)  # no workers: not what is tested
+
+    def broken(*_: object, **__: object) -> None:
+        raise StorageError("the disk is full")
+
+    # The retention applied when the streams' outbox opens fails (a full disk, a lock held).
+    monkeypatch.setattr(EventLog, "prune_every", broken)
+    with pytest.raises(StorageError, match="disk is full"):
+        services.start()
+    services.close()
+    # Before: the stream table's and the outbox's handles stayed open, with their connection.
+    assert open_files(settings.events_path) == 0
+    assert open_files(settings.gallery_path) == 0

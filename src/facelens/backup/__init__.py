@@ -43,9 +43,14 @@ def _count(db: sqlite3.Connection, table: str, where: str = "") -> int | None:
     return int(db.execute(f"SELECT COUNT(*) FROM {table} {where}").fetchone()[0])
 
 
+def holding(name: str) -> str:
+    """What the database ``name`` of the data directory holds, as its errors say it."""
+    return "Gallery" if name == GALLERY_FILE else "Event log"
+
+
 def describe(name: str, path: Path) -> dict[str, Any]:
     """What a database of the data directory holds, as the manifest and restore tell it."""
-    what = "Gallery" if name == GALLERY_FILE else "Event log"
+    what = holding(name)
     db = connect_read_only(path, what)
     try:
         if name == GALLERY_FILE:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from facelens.backup import DATABASES, describe
+from facelens.backup import DATABASES, describe, holding
 from facelens.backup.unpack import HEADERS_BYTES, bad, unpack
 from facelens.errors import Conflict, InputPathError, ModelError, StorageError
 from facelens.gallery.schema import LATEST
@@ -119,7 +119,7 @@ def _check_databases(archive: Path, into: Path) -> dict[str, dict[str, Any]]:
         path = into / name
         if not path.is_file():
             continue
-        problems = quick_check_file(path)
+        problems = quick_check_file(path, holding(name))
         if problems:
             raise bad(archive, f"its {name} is damaged ({problems[0]})")
         if name == GALLERY_FILE and not _has_table(path, "meta"):

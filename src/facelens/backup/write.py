@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facelens import __version__
-from facelens.backup import DATABASES, FORMAT, FORMAT_VERSION, MANIFEST, describe
+from facelens.backup import DATABASES, FORMAT, FORMAT_VERSION, MANIFEST, describe, holding
 from facelens.errors import GalleryDamaged, InputPathError, StorageError
 from facelens.models.weights import sha256_of
 from facelens.settings import GALLERY_FILE, Settings
@@ -40,8 +40,9 @@ class BackupReport:
 def _online_copy(source: Path, target: Path) -> None:
     """SQLite's online backup of ``source`` (read only: it may be in use) into the new file
     ``target`` (mode 0600), in one step, so the copy is one consistent state of the file."""
+    what = holding(source.name)
     try:
-        reader = connect_read_only(source)
+        reader = connect_read_only(source, what)
     except GalleryDamaged:  # told as the gallery's: say which file it is
         if source.name == GALLERY_FILE:
             raise
@@ -51,6 +52,7 @@ def _online_copy(source: Path, target: Path) -> None:
             reader,
             target,
             lambda _: GalleryDamaged(_damaged(source, ["not a database, or a damaged one"])),
+            what=what,
         )
     finally:
         reader.close()
@@ -151,7 +153,7 @@ def write_backup(settings: Settings, target: Path) -> BackupReport:
                 copy = Path(work) / name
                 _online_copy(source, copy)
                 files[name] = {"size": copy.stat().st_size, "sha256": sha256_of(copy)}
-                problems = quick_check_file(copy)
+                problems = quick_check_file(copy, holding(name))
                 if problems:
                     raise GalleryDamaged(_damaged(source, problems))
                 copies[name] = copy

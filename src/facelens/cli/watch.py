@@ -89,7 +89,7 @@ def watch(
     from facelens.events.delivery import Deliveries
     from facelens.events.event import Event
     from facelens.events.log import EventLog
-    from facelens.video.loop import VideoOut, stream_name
+    from facelens.video.loop import VideoOut, Watched, stream_name
     from facelens.video.policy import SourcePolicy
     from facelens.video.session import Session
     from facelens.video.source import FrameSource
@@ -120,22 +120,27 @@ def watch(
             )
         except ValueError as exc:
             raise InvalidValue(str(exc)) from None
-        gallery = open_gallery(state)
-        engine = engine_for_gallery(state, gallery)
-        log = EventLog(state.settings.events_path, targets=deliveries.names)
-        log.prune_every(days=state.settings.events_retention_days)  # now, then hourly
-        deliveries.start(log)
-        session = Session(
-            engine, gallery.index, log, fps=fps, crops=crops or state.settings.event_crops
-        )
-        streams = session.streams
-        if metrics_port is not None:
+        streams: list[Watched] = []  # the session's, once made
+        if metrics_port is not None:  # a port in use is said before anything is opened
             from facelens.video.metrics import StreamMetrics
 
             serve_metrics(
                 metrics_port,
                 StreamMetrics(lambda: {w.tracker.stream: w.status() for w in streams}),
             )
+        gallery = open_gallery(state)
+        engine = engine_for_gallery(state, gallery)
+        log = EventLog(state.settings.events_path, targets=deliveries.names)
+        log.prune_every(days=state.settings.events_retention_days)  # now, then hourly
+        deliveries.start(log)
+        session = Session(
+            engine,
+            gallery.index,
+            log,
+            fps=fps,
+            crops=crops or state.settings.event_crops,
+            streams=streams,
+        )
         taken: set[str] = set()
         for reader in readers:
             session.watch(stream_name(reader.source, taken), reader)

@@ -61,12 +61,17 @@ def write_transaction(
 
 
 def online_copy(
-    source: sqlite3.Connection, target: Path, on_damage: Failure, doing: str = "write the copy"
+    source: sqlite3.Connection,
+    target: Path,
+    on_damage: Failure,
+    doing: str = "write the copy",
+    what: str = "Gallery",
 ) -> None:
     """SQLite's online backup of the open ``source`` into the new file ``target`` (mode 0600:
     it holds biometric data) in one step, so the copy is one consistent state of the file.
     Damage met in the source is raised as ``on_damage(error)``; any other failure is the
-    target's (``doing``: what to say was being done, e.g. "write the backup")."""
+    target's (``doing``: what to say was being done, e.g. "write the backup"; ``what`` the
+    file holds)."""
     try:
         os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except OSError as exc:
@@ -78,7 +83,7 @@ def online_copy(
         finally:
             copy.close()
     except sqlite3.Error as exc:
-        raise (on_damage(exc) if is_damage(exc) else storage_error(target, exc)) from None
+        raise (on_damage(exc) if is_damage(exc) else storage_error(target, exc, what)) from None
 
 
 def connect(path: Path, what: str = "Gallery") -> sqlite3.Connection:
@@ -154,7 +159,7 @@ def connect_read_only(path: Path, what: str = "Gallery") -> sqlite3.Connection:
         raise storage_error(path, exc, what) from None
 
 
-def quick_check_file(path: Path) -> list[str]:
+def quick_check_file(path: Path, what: str = "Gallery") -> list[str]:
     """SQLite's ``quick_check`` of the file as it is on disk, on a connection of its own
     (another connection's page cache can hide damage done to the file under it): its problems,
     none when it is sound. A file that cannot be read (full disk, read only, I/O error) is a
@@ -168,7 +173,7 @@ def quick_check_file(path: Path) -> list[str]:
     except sqlite3.Error as exc:
         if is_damage(exc):
             return [str(exc)]
-        raise storage_error(path, exc) from None
+        raise storage_error(path, exc, what) from None
     return [] if found == ["ok"] else found
 
 
@@ -187,6 +192,15 @@ class _Open:
     connection: sqlite3.Connection
     lock: threading.RLock = field(default_factory=threading.RLock)
     users: int = 1
+    identity: tuple[int, int] | None = None  # the file's device and inode, when opened
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 _open_files: dict[Path, _Open] = {}
@@ -211,14 +225,16 @@ class Database:
 
     @classmethod
     def open(cls, path: Path, what: str = "Gallery") -> Database:
-        """The process's connection to ``path`` (made, with its folder, when it is the first)."""
+        """The process's connection to ``path`` (made, with its folder, when it is the first,
+        or when the file there is not the one it has open: moved away or deleted since)."""
         key = Path(os.path.realpath(path))
         with _opening:
             opened = _open_files.get(key)
-            if opened is None:
-                opened = _open_files[key] = _Open(connect(path, what))
-            else:
+            if opened is not None and opened.identity == _identity(path):
                 opened.users += 1
+            else:  # the first, or the file there was replaced (moved away, deleted) since
+                opened = _open_files[key] = _Open(connect(path, what))
+                opened.identity = _identity(path)
         return cls(path, what, opened, key)
 
     @classmethod
@@ -291,7 +307,8 @@ class Database:
                 opened.users -= 1
                 if opened.users:
                     return
-                del _open_files[self._key]
+                if _open_files.get(self._key) is opened:  # not one opened since in its place
+                    del _open_files[self._key]
         with opened.lock:
             opened.connection.close()
 

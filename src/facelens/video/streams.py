@@ -14,6 +14,7 @@ added or changed and when the server starts; at most ``FACELENS_MAX_STREAMS`` ar
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -22,6 +23,7 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -188,14 +190,24 @@ class StreamManager(Table):
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-spawner")
         # The streams' events go to the server's targets from here, by couriers reading the
         # outbox the stream processes fill (one courier per target, however many streams).
-        self.deliveries = Deliveries(
-            *_target_urls(settings),
-            attempts=settings.events_delivery_attempts,
-            timeout_s=settings.events_delivery_timeout_s,
-        )
-        self.outbox = EventLog(self.path, targets=self.deliveries.names)
-        self.outbox.prune_every(days=settings.events_retention_days)  # hourly, for months
-        self.deliveries.start(self.outbox)
+        opened: list[Callable[[], object]] = [super().close]  # closed again if a step fails
+        try:
+            self.deliveries = Deliveries(
+                *_target_urls(settings),
+                attempts=settings.events_delivery_attempts,
+                timeout_s=settings.events_delivery_timeout_s,
+            )
+            if self.deliveries.publisher is not None:
+                opened.append(self.deliveries.publisher.close)
+            self.outbox = EventLog(self.path, targets=self.deliveries.names)
+            opened.append(self.outbox.close)
+            self.outbox.prune_every(days=settings.events_retention_days)  # hourly, for months
+            self.deliveries.start(self.outbox)
+        except BaseException:
+            for close in reversed(opened):
+                with contextlib.suppress(Exception):  # the first error is the one to tell
+                    close()
+            raise
 
     # -- configuration ------------------------------------------------------------------
 

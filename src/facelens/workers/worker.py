@@ -9,6 +9,7 @@ process goes on. Nothing here knows about HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import signal
@@ -85,27 +86,34 @@ def serve(conn: Connection, settings: Settings) -> None:
         die_with_parent()
     try:
         gallery = SQLiteGallery(settings.gallery_path, settings.model)
-        engine = Engine.load(settings.with_model(gallery.profile.name))
-        _warm_up(engine)
-        # The stored faces are read now: no request waits for them, and recognition goes on
-        # from memory if the file is found damaged later.
-        gallery.index()
     except FaceLensError as exc:
         conn.send(("error", exc))
         return
-    conn.send(("ok", engine.model_id))
-    tasks = Tasks(engine, gallery)
-    while True:
+    # Closed when the worker ends: in the fast test tier it is a thread of a process that
+    # goes on, where the gallery's one connection would stay open for good.
+    with contextlib.closing(gallery):
         try:
-            task = conn.recv()
-        except (EOFError, OSError):  # the server closed the pipe or went away
-            return
-        if task is None:  # the server's "stop"
-            return
-        try:
-            conn.send(("ok", tasks.run(task)))
+            engine = Engine.load(settings.with_model(gallery.profile.name))
+            _warm_up(engine)
+            # The stored faces are read now: no request waits for them, and recognition goes
+            # on from memory if the file is found damaged later.
+            gallery.index()
         except FaceLensError as exc:
             conn.send(("error", exc))
-        except Exception as exc:  # answered as a crash (500); the worker stays usable
-            log.exception("worker task %s failed", type(task).__name__)
-            conn.send(("crash", f"{type(exc).__name__}: {exc}"))
+            return
+        conn.send(("ok", engine.model_id))
+        tasks = Tasks(engine, gallery)
+        while True:
+            try:
+                task = conn.recv()
+            except (EOFError, OSError):  # the server closed the pipe or went away
+                return
+            if task is None:  # the server's "stop"
+                return
+            try:
+                conn.send(("ok", tasks.run(task)))
+            except FaceLensError as exc:
+                conn.send(("error", exc))
+            except Exception as exc:  # answered as a crash (500); the worker stays usable
+                log.exception("worker task %s failed", type(task).__name__)
+                conn.send(("crash", f"{type(exc).__name__}: {exc}"))
