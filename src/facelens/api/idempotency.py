@@ -74,7 +74,7 @@ class IdempotencyStore(Table):
 
     def get(self, scope: str, key: str) -> Stored | None:
         self._run("DELETE FROM idempotency WHERE created_at < ?", (time.time() - TTL_S,))
-        rows = self._run(
+        rows = self._read(
             "SELECT fingerprint, status, media_type, body FROM idempotency "
             "WHERE scope = ? AND key = ?",
             (scope, key),

@@ -121,7 +121,7 @@ class KeyStore(Table):
     def __init__(self, path: Path, given: tuple[str, ...] = ()) -> None:
         super().__init__(path, _SCHEMA)
         self.given = given
-        columns = {str(row[1]) for row in self._run("PRAGMA table_info(api_keys)")}
+        columns = {str(row[1]) for row in self._read("PRAGMA table_info(api_keys)")}
         if "scopes" not in columns:  # a table of before scopes: its keys could do everything
             self._run(
                 "ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL "
@@ -155,7 +155,7 @@ class KeyStore(Table):
         )
 
     def list(self) -> list[ApiKey]:
-        rows = self._run(
+        rows = self._read(
             "SELECT id, name, created_at, revoked_at, scopes FROM api_keys ORDER BY created_at"
         )
         return [self._record(row) for row in rows]
@@ -180,10 +180,10 @@ class KeyStore(Table):
 
         Revoked keys count: revoking the last key must lock the API, not open it.
         """
-        return bool(self.given) or bool(self._run("SELECT 1 FROM api_keys LIMIT 1"))
+        return bool(self.given) or bool(self._read("SELECT 1 FROM api_keys LIMIT 1"))
 
     def active_count(self) -> int:
-        return int(str(self._run("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")[0][0]))
+        return int(str(self._read("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")[0][0]))
 
     def check(self, key: str) -> Caller | None:
         """Who holds the active key ``key`` and what it may do, or None if it is not one."""
@@ -196,7 +196,7 @@ class KeyStore(Table):
         if not key.startswith(PREFIX) or key.count("_") < 2:
             return None
         key_id = key[len(PREFIX) :].split("_", 1)[0]
-        rows = self._run(
+        rows = self._read(
             "SELECT sha256, scopes FROM api_keys WHERE id = ? AND revoked_at IS NULL", (key_id,)
         )
         if rows and hmac.compare_digest(str(rows[0][0]), _digest(key)):

@@ -178,7 +178,7 @@ class EventLog:
 
     def pending(self, target: str, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
         """Undelivered events for ``target`` (not those given up on), oldest first."""
-        rows = self._db.execute(
+        rows = self._db.read(
             "SELECT d.seq, e.body FROM deliveries d JOIN events e ON e.seq = d.seq "
             "WHERE d.target = ? AND d.state = 'pending' ORDER BY d.seq LIMIT ?",
             (target, limit),
@@ -260,7 +260,7 @@ class EventLog:
         inclusive, ``until`` exclusive); with ``newest``, the last ``limit`` of them."""
         chosen = Filter(stream, name, kind, since, until)
         sql, args = self.select(chosen, after=after, limit=limit, newest=newest)
-        rows = self._db.execute(sql, args)
+        rows = self._db.read(sql, args)
         found = [(int(str(seq)), json.loads(str(body))) for seq, body in rows]
         return found[::-1] if newest else found
 
@@ -281,7 +281,7 @@ class EventLog:
 
     def last_seq(self) -> int:
         """The newest event's sequence number (0 if none): where "from now on" starts."""
-        return int(str(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0]))
+        return int(str(self._db.read("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0]))
 
     @property
     def tail(self) -> Tail:

@@ -71,10 +71,10 @@ class Tail:
             return len(self._listeners)
 
     def _newest(self) -> int:
-        return int(str(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0]))
+        return int(str(self._db.read("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0]))
 
     def _read(self, after: int) -> list[Stored]:
-        rows = self._db.execute(
+        rows = self._db.read(
             "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
             (after, TAIL_BATCH),
         )

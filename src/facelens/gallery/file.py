@@ -135,7 +135,7 @@ class GalleryFile:
 
     def read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
         with self.lock:
-            return self._db.execute(sql, args, self._failure)
+            return self._db.read(sql, args, self._failure)
 
     @staticmethod
     def bump(db: sqlite3.Connection) -> None:

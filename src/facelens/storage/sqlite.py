@@ -187,12 +187,50 @@ def check_file(path: Path) -> list[str]:
 
 @dataclass(eq=False)
 class _Open:
-    """A file open in this process: its one connection and the lock that serialises it."""
+    """A file open in this process: the connection that writes it with the lock that
+    serialises its writes, and the one that reads it (made on the first read) with its own
+    lock: in WAL mode a read waits for no writer, so a write waiting for another process's
+    lock (up to 30 s) holds up no read (an API key check, the events tail)."""
 
     connection: sqlite3.Connection
+    path: Path
+    what: str
     lock: threading.RLock = field(default_factory=threading.RLock)
     users: int = 1
     identity: tuple[int, int] | None = None  # the file's device and inode, when opened
+    reader: sqlite3.Connection | None = None
+    read_lock: threading.RLock = field(default_factory=threading.RLock)
+    read_only: bool = False  # one connection, read only: it reads and there is no writer
+
+    def reads(self) -> sqlite3.Connection:
+        """The reading connection (the caller holds ``read_lock``)."""
+        if self.read_only:
+            return self.connection
+        if self.reader is None:
+            self.reader = _connect_reader(self.path, self.what)
+        return self.reader
+
+    def close(self) -> None:
+        with self.lock:
+            self.connection.close()
+        with self.read_lock:
+            if self.reader is not None:
+                self.reader.close()
+
+
+def _connect_reader(path: Path, what: str) -> sqlite3.Connection:
+    """A connection that only reads (``query_only``) a file in WAL mode, shareable across
+    threads (callers lock)."""
+    try:
+        db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise storage_error(path, exc, what) from None
+    try:
+        db.execute("PRAGMA query_only = ON")
+    except sqlite3.Error as exc:
+        db.close()
+        raise storage_error(path, exc, what) from None
+    return db
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -208,18 +246,18 @@ _opening = threading.Lock()
 
 
 class Database:
-    """One SQLite file as this process uses it: one connection, one lock, one careful write
-    transaction, one mapping of storage errors (said as ``what`` the file holds: "Gallery",
-    "Event log"). :meth:`open` gives every caller in the process the same connection to a
+    """One SQLite file as this process uses it: one connection that writes (one lock, one
+    careful write transaction), one that reads (its own lock: reads never wait for a
+    write), one mapping of storage errors (said as ``what`` the file holds: "Gallery",
+    "Event log"). :meth:`open` gives every caller in the process the same connections to a
     file (each its own handle, closed on its own); :meth:`open_read_only` a connection of
-    its own that writes nothing anywhere. Safe to share across threads: one statement, or
-    one transaction, at a time."""
+    its own that writes nothing anywhere. Safe to share across threads."""
 
     def __init__(self, path: Path, what: str, opened: _Open, key: Path | None) -> None:
         self.path = path
         self.what = what
         self.read_only = key is None
-        self.lock = opened.lock
+        self.lock = opened.lock  # the writes'
         self._opened: _Open | None = opened
         self._key = key
 
@@ -233,35 +271,49 @@ class Database:
             if opened is not None and opened.identity == _identity(path):
                 opened.users += 1
             else:  # the first, or the file there was replaced (moved away, deleted) since
-                opened = _open_files[key] = _Open(connect(path, what))
+                opened = _open_files[key] = _Open(connect(path, what), path, what)
                 opened.identity = _identity(path)
         return cls(path, what, opened, key)
 
     @classmethod
     def open_read_only(cls, path: Path, what: str = "Gallery") -> Database:
         """A connection of its own that reads ``path`` and writes nothing anywhere."""
-        return cls(path, what, _Open(connect_read_only(path, what)), None)
+        opened = _Open(connect_read_only(path, what), path, what, read_only=True)
+        opened.read_lock = opened.lock
+        return cls(path, what, opened, None)
 
     def failure(self, exc: sqlite3.Error) -> StorageError:
         """Our error for SQLite's ``exc`` on this file."""
         return storage_error(self.path, exc, self.what)
 
     @property
-    def _connection(self) -> sqlite3.Connection:
+    def _open(self) -> _Open:
         if self._opened is None:
             raise StorageError(f"{self.what} {self.path}: closed by this process.")
-        return self._opened.connection
+        return self._opened
+
+    @property
+    def _connection(self) -> sqlite3.Connection:
+        return self._open.connection
 
     def execute(
         self, sql: str, args: Sequence[object] = (), failure: Failure | None = None
     ) -> list[tuple[object, ...]]:
-        """One statement (atomic on its own), its rows; a storage failure raised as
-        ``failure(error)`` (by default :meth:`failure`)."""
+        """One statement that writes (atomic on its own), its rows; a storage failure raised
+        as ``failure(error)`` (by default :meth:`failure`)."""
         with self.lock:
             try:
                 return self._connection.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
                 raise (failure or self.failure)(exc) from None
+
+    def read(
+        self, sql: str, args: Sequence[object] = (), failure: Failure | None = None
+    ) -> list[tuple[object, ...]]:
+        """One statement that only reads, its rows: what is committed, never waiting for a
+        write (of this process or another)."""
+        with self.reading(failure) as db:
+            return db.execute(sql, args).fetchall()
 
     def script(self, sql: str) -> None:
         """Statements that make a store's tables (``CREATE ... IF NOT EXISTS``)."""
@@ -273,11 +325,12 @@ class Database:
 
     @contextlib.contextmanager
     def reading(self, failure: Failure | None = None) -> Iterator[sqlite3.Connection]:
-        """The connection, for several statements in a row (no other thread of this process
-        uses it meanwhile)."""
-        with self.lock:
+        """The reading connection, for several reads in a row (no other thread of this
+        process uses it meanwhile); it refuses writes."""
+        opened = self._open
+        with opened.read_lock:
             try:
-                yield self._connection
+                yield opened.reads()
             except sqlite3.Error as exc:
                 raise (failure or self.failure)(exc) from None
 
@@ -309,8 +362,7 @@ class Database:
                     return
                 if _open_files.get(self._key) is opened:  # not one opened since in its place
                     del _open_files[self._key]
-        with opened.lock:
-            opened.connection.close()
+        opened.close()
 
 
 class Table:
@@ -327,7 +379,12 @@ class Table:
             raise
 
     def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """A statement that writes."""
         return self.db.execute(sql, args)
+
+    def _read(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """A statement that only reads (it waits for no write)."""
+        return self.db.read(sql, args)
 
     def close(self) -> None:
         self.db.close()

@@ -212,7 +212,7 @@ class StreamManager(Table):
     # -- configuration ------------------------------------------------------------------
 
     def _rows(self, where: str = "", args: tuple[object, ...] = ()) -> list[StreamConfig]:
-        rows = self._run(
+        rows = self._read(
             "SELECT id, source, fps, created_at FROM streams" + where + " ORDER BY id", args
         )
         return [
