@@ -90,7 +90,7 @@ def serve(conn: Connection, settings: Settings) -> None:
         conn.send(("error", exc))
         return
     # Closed when the worker ends: in the fast test tier it is a thread of a process that
-    # goes on, where the gallery's one connection would stay open for good.
+    # goes on, where the gallery's connections would stay open for good.
     with contextlib.closing(gallery):
         try:
             engine = Engine.load(settings.with_model(gallery.profile.name))
