@@ -18,10 +18,11 @@ from facelens.cli.app import app
 
 def main() -> None:
     """The entry point of installs made before ``facelens.__main__:main`` was (which starts
-    the model loading before this package is imported): the same command."""
-    from facelens.__main__ import main as run
+    the model loading before this package is imported): the same command, run as ``python
+    -m facelens`` runs it (the package's main module is the layer above this one)."""
+    import runpy
 
-    run()
+    runpy.run_module("facelens", run_name="__main__", alter_sys=False)
 
 
 __all__ = ["app", "main"]
