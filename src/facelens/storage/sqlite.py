@@ -106,15 +106,27 @@ def connect(path: Path, what: str = "Gallery") -> sqlite3.Connection:
     if not path.exists():  # SQLite makes its -wal and -shm with the main file's mode
         with contextlib.suppress(OSError):  # SQLite says why, below
             path.touch(mode=0o600, exist_ok=True)
+    return _connection(path, what, _WRITER_PRAGMAS)
+
+
+_WRITER_PRAGMAS = (
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA secure_delete = ON",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+)
+
+
+def _connection(path: Path, what: str, pragmas: Sequence[str]) -> sqlite3.Connection:
+    """An autocommit connection to ``path``, shareable across threads (callers lock), with
+    ``pragmas`` applied; our storage error if it cannot be made, nothing left open."""
     try:
         db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
     except sqlite3.Error as exc:
         raise storage_error(path, exc, what) from None
     try:
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA secure_delete = ON")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
+        for pragma in pragmas:
+            db.execute(pragma)
     except sqlite3.Error as exc:
         db.close()  # not left open on a file that is not one (or not reachable)
         raise storage_error(path, exc, what) from None
@@ -219,18 +231,8 @@ class _Open:
 
 
 def _connect_reader(path: Path, what: str) -> sqlite3.Connection:
-    """A connection that only reads (``query_only``) a file in WAL mode, shareable across
-    threads (callers lock)."""
-    try:
-        db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise storage_error(path, exc, what) from None
-    try:
-        db.execute("PRAGMA query_only = ON")
-    except sqlite3.Error as exc:
-        db.close()
-        raise storage_error(path, exc, what) from None
-    return db
+    """A connection that only reads (``query_only``) a file in WAL mode."""
+    return _connection(path, what, ("PRAGMA query_only = ON",))
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
