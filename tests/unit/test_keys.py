@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from facelens import errors
 from facelens.api.keys import ALL_SCOPES, DEFAULT_SCOPES, Caller, KeyStore, given_keys, scopes_from
+from facelens.errors import StorageError
 
 
 def test_keys_given_in_the_environment_turn_keys_on_and_are_checked(tmp_path: Path) -> None:
@@ -86,3 +88,25 @@ def test_keys_can_be_switched_off_again_but_revoking_the_last_keeps_the_lock(
     assert store.enabled()  # revoked: still locked
     assert store.switch_off() == 1
     assert not store.enabled()
+
+
+def test_a_key_table_that_cannot_be_upgraded_leaves_nothing_open(tmp_path: Path) -> None:
+    from facelens.storage.sqlite import Database
+    from tests.unit.test_storage import open_files
+
+    path = tmp_path / "gallery.sqlite3"
+    db = sqlite3.connect(path)  # a table of before scopes
+    db.execute(
+        "CREATE TABLE api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, "
+        "created_at TEXT NOT NULL, revoked_at TEXT)"
+    )
+    db.commit()
+    db.close()
+    held = Database.open(path)  # another store of the process, making its writes fail
+    held.execute("PRAGMA query_only = ON")
+    try:
+        with pytest.raises(StorageError):
+            KeyStore(path)
+    finally:
+        held.close()
+    assert open_files(path) == 0  # the key store's handle was given up with its failure

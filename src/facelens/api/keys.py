@@ -121,12 +121,16 @@ class KeyStore(Table):
     def __init__(self, path: Path, given: tuple[str, ...] = ()) -> None:
         super().__init__(path, _SCHEMA)
         self.given = given
-        columns = {str(row[1]) for row in self._read("PRAGMA table_info(api_keys)")}
-        if "scopes" not in columns:  # a table of before scopes: its keys could do everything
-            self._run(
-                "ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL "
-                "DEFAULT 'recognize enrol admin'"
-            )
+        try:
+            columns = {str(row[1]) for row in self._read("PRAGMA table_info(api_keys)")}
+            if "scopes" not in columns:  # a table of before scopes: its keys could do everything
+                self._run(
+                    "ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL "
+                    "DEFAULT 'recognize enrol admin'"
+                )
+        except BaseException:
+            self.close()  # not left open: the file's connections live as long as a handle
+            raise
 
     def create(self, name: str, scopes: frozenset[Scope] = DEFAULT_SCOPES) -> tuple[ApiKey, str]:
         """A new key named ``name``: its record and the key itself (shown once, never stored)."""
