@@ -11,6 +11,7 @@ import pytest
 
 from facelens.system.redact import MaskSecrets
 from tests.support.helpers import Probe, read_probes
+from tests.support.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,3 +67,19 @@ def guarded() -> Iterator[None]:
         for target in [logger, *logger.handlers]:
             for f in [f for f in target.filters if isinstance(f, MaskSecrets)]:
                 target.removeFilter(f)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL 15 server on a free loopback port, for the whole session."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def database_url(postgres_server: PostgresServer) -> str:
+    """The URL of a new, empty PostgreSQL database (password authentication over TCP)."""
+    return postgres_server.database()

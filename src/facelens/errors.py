@@ -74,6 +74,13 @@ class GalleryDamaged(StorageError):
     code = "gallery_damaged"
 
 
+class DatabaseUnavailable(StorageError):
+    """The shared database (PostgreSQL) cannot be reached now: nothing was written; retry
+    later (recognition goes on from what each server holds in memory)."""
+
+    code = "database_unavailable"
+
+
 class NotFound(FaceLensError):
     """A named thing (a person, a face) does not exist."""
 

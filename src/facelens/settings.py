@@ -31,6 +31,14 @@ def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("facelens", appauthor=False))
 
 
+# The URL settings: the schemes each takes, and an example.
+_URLS = {
+    "events_webhook": (("http", "https"), "http[s]://host[:port]/path"),
+    "events_mqtt": (("mqtt", "mqtts"), "mqtt[s]://host[:port]"),
+    "database_url": (("postgresql", "postgres"), "postgresql://user:password@host:5432/database"),
+}
+
+
 class Settings(BaseSettings):
     """Settings for the engine, the gallery and the CLI."""
 
@@ -43,6 +51,14 @@ class Settings(BaseSettings):
             "shown_default": "the user data folder: `~/.local/share/facelens` "
             "(`$XDG_DATA_HOME/facelens` when set)"
         },
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="A PostgreSQL database shared by several servers: "
+        "postgresql://user:password@host:5432/db[?sslmode=...]. The gallery (people, faces, "
+        "vectors, thumbnails, enrolment records, the model) lives there; each server follows "
+        "the others' changes. Unset: the gallery is gallery.sqlite3 in the data directory. The "
+        "password is never shown.",
     )
     model: ModelName | None = Field(
         default=None,
@@ -337,17 +353,19 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @field_validator("events_webhook", "events_mqtt")
+    @field_validator("events_webhook", "events_mqtt", "database_url")
     @classmethod
     def _target_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is None or not value.get_secret_value():
             return None
-        schemes = ("http", "https") if info.field_name == "events_webhook" else ("mqtt", "mqtts")
-        parts = urlsplit(value.get_secret_value())
+        schemes, example = _URLS[str(info.field_name)]
+        try:
+            parts = urlsplit(value.get_secret_value())
+            _ = parts.port  # a port out of range raises ValueError
+        except ValueError:
+            parts = urlsplit("")
         if parts.scheme not in schemes or not parts.hostname:
-            raise ValueError(
-                f"give {schemes[0]}[s]://host[:port]{'/path' * (schemes[0] == 'http')}"
-            )
+            raise ValueError(f"give {example}")
         return value
 
     @property

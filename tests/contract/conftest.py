@@ -4,11 +4,15 @@ TestClient."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import pytest
 from fastapi.testclient import TestClient
 
 from facelens.api.app import create_app
@@ -16,7 +20,25 @@ from facelens.api.services import Services
 from facelens.settings import Settings
 from facelens.workers.worker import serve
 from tests.support import fake_model
+from tests.support.postgres import PostgresServer
 from tests.support.threads import ThreadChild
+
+# The PostgreSQL server the tests of a module using the ``backend`` fixture run on (None: the
+# SQLite file in the data directory), and the database of each data directory served there.
+_POSTGRES: list[PostgresServer | None] = [None]
+_DATABASES: dict[Path, str] = {}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a module's tests once on each backend: on PostgreSQL, ``served`` gives each data
+    directory a database of its own (a server started again on it finds what it stored)."""
+    if request.param == "postgresql":
+        _POSTGRES[0] = request.getfixturevalue("postgres_server")
+    try:
+        yield str(request.param)
+    finally:
+        _POSTGRES[0] = None
 
 
 @contextmanager
@@ -24,6 +46,11 @@ def served(
     data_dir: Path, *, client: tuple[str, int] = ("testclient", 50000), **settings: Any
 ) -> Iterator[TestClient]:
     """A TestClient on a fresh app over ``data_dir``; ``client`` is the caller's address."""
+    server = _POSTGRES[0]
+    if server is not None and "database_url" not in settings:
+        if data_dir not in _DATABASES:
+            _DATABASES[data_dir] = server.database()
+        settings["database_url"] = _DATABASES[data_dir]
     config = Settings(data_dir=data_dir, workers=1, **settings)
     with fake_model.installed():
         # The workers as threads of this process (the fake model installed here already).
@@ -36,3 +63,13 @@ def served(
                 yield test_client
         finally:
             services.close()
+
+
+def stored(data_dir: Path, sql: str) -> list[tuple[object, ...]]:
+    """The rows ``sql`` reads from the gallery ``served`` keeps for ``data_dir``, on the backend
+    it runs on (the SQLite file, or its PostgreSQL database)."""
+    if data_dir in _DATABASES and _POSTGRES[0] is not None:
+        with psycopg.connect(_DATABASES[data_dir]) as db:
+            return list(db.execute(sql).fetchall())
+    with contextlib.closing(sqlite3.connect(data_dir / "gallery.sqlite3")) as db:
+        return list(db.execute(sql).fetchall())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,18 +16,21 @@ from PIL import Image
 from facelens.api.console import POLICY
 from facelens.api.keys import KeyStore
 from facelens.models.base import Box
-from tests.contract.conftest import served
+from tests.contract.conftest import served, stored
 from tests.support import fake_model
 from tests.support.fake_model import photo
 from tests.support.mqtt import wait_until
 from tests.unit.test_storage import open_files
+
+# Every test here runs on both backends: the SQLite file, and a PostgreSQL database.
+pytestmark = pytest.mark.usefixtures("backend")
 
 RED, BLUE, GREEN = (200, 30, 30), (30, 30, 200), (30, 160, 30)
 LEFT, RIGHT = Box(20, 40, 100, 120), Box(200, 40, 280, 120)
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def api(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     with served(tmp_path_factory.mktemp("api")) as client:
         yield client
 
@@ -150,8 +152,7 @@ def test_thumbnails_are_served_per_face_and_per_person(tmp_path: Path) -> None:
         assert api.get("/v1/people").json()["people"][0]["thumbnail_face_id"] is None
         missing = api.get(f"/v1/people/ruby/faces/{face['id']}/thumbnail")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
-        with sqlite3.connect(tmp_path / "off" / "gallery.sqlite3") as db:
-            assert db.execute("SELECT COUNT(*) FROM face_thumbnails").fetchone()[0] == 0
+        assert stored(tmp_path / "off", "SELECT COUNT(*) FROM face_thumbnails") == [(0,)]
 
 
 def test_review_finds_a_face_under_the_wrong_name_and_moving_it_fixes_that(

@@ -27,6 +27,9 @@ from facelens.settings import Settings
 from tests.contract.conftest import served
 from tests.support.fake_model import photo
 
+# Every test here runs on both backends: the SQLite file, and a PostgreSQL database.
+pytestmark = pytest.mark.usefixtures("backend")
+
 RED, BLUE, GREEN = (200, 30, 30), (30, 30, 200), (30, 160, 30)
 LEFT, RIGHT = Box(20, 40, 100, 120), Box(200, 40, 280, 140)
 BOUNDARY = "--------------------------715931337512036452841230"
@@ -35,7 +38,7 @@ UNKNOWN_CONFIDENCE, MATCH_CONFIDENCE = 40, 60
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def api(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     with served(tmp_path_factory.mktemp("compat")) as client:
         yield client
 

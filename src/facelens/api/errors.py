@@ -76,11 +76,12 @@ async def send_error(
 
 
 def _headers(status: int, code: str) -> dict[str, str] | None:
-    # Only a busy or restarting server is worth retrying; a damaged gallery or a missing model
-    # is not, so their 503 has no Retry-After.
+    # Only a busy or restarting server, or a shared database out of reach, is worth retrying;
+    # a damaged gallery or a missing model is not, so their 503 has no Retry-After.
     if status == 401:
         return {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
-    return {"Retry-After": str(RETRY_AFTER_S)} if code == errors.Unavailable.code else None
+    retried = (errors.Unavailable.code, errors.DatabaseUnavailable.code)
+    return {"Retry-After": str(RETRY_AFTER_S)} if code in retried else None
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:

@@ -13,7 +13,7 @@ from facelens.api.keys import KeyStore
 from facelens.api.observability import Metrics
 from facelens.events.delivery import DeliveryMetrics
 from facelens.events.log import EventLog
-from facelens.gallery.sqlite import SQLiteGallery
+from facelens.gallery import StoredGallery, open_gallery
 from facelens.settings import Settings
 from facelens.system.lifetime import Child, Spawn
 from facelens.video.metrics import StreamMetrics
@@ -33,7 +33,7 @@ class Services:
 
     settings: Settings
     pool: SpawnedWorkerPool
-    gallery: SQLiteGallery
+    gallery: StoredGallery
     keys: KeyStore
     idempotency: IdempotencyStore
     metrics: Metrics
@@ -54,8 +54,8 @@ class Services:
         stored ones), idempotency records and the worker pool, not started (``worker`` is
         what each runs, ``spawn`` how it is started). The settings kept name the gallery's
         model. What was opened is closed again if a step fails."""
-        gallery = SQLiteGallery(settings.gallery_path, settings.model)
-        opened: list[KeyStore | IdempotencyStore | SQLiteGallery] = [gallery]
+        gallery = open_gallery(settings, follow=True)
+        opened: list[KeyStore | IdempotencyStore | StoredGallery] = [gallery]
         try:
             settings = settings.with_model(gallery.profile.name)
             keys = KeyStore(settings.gallery_path, given_keys)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from prometheus_client.registry import Collector
 
     from facelens.core.pipeline import Engine
-    from facelens.gallery import SQLiteGallery
+    from facelens.gallery import StoredGallery
     from facelens.models.background import EmbeddingLoad
 
 # Exit codes, one per kind of failure, so scripts can tell them apart.
@@ -158,7 +158,7 @@ def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.2f}%"
 
 
-def open_gallery(state: State, *, read_only: bool = False) -> SQLiteGallery:
+def open_gallery(state: State, *, read_only: bool = False) -> StoredGallery:
     """The gallery, created on first use and bound to its model (refuses another ``--model``);
     ``read_only`` for commands that only read (they then work on a full or read-only disk)."""
     from facelens.gallery import open_gallery as open_it
@@ -182,7 +182,7 @@ def load_engine(state: State, settings: Settings) -> Engine:
     return Engine(settings, profile, *profile.load(settings, embedding=early.models))
 
 
-def engine_for_gallery(state: State, gallery: SQLiteGallery) -> Engine:
+def engine_for_gallery(state: State, gallery: StoredGallery) -> Engine:
     """The models of the gallery's profile, loaded."""
     return load_engine(state, state.settings.with_model(gallery.profile.name))
 

@@ -52,10 +52,17 @@ def gallery_migrate(
     atomic. The old gallery is kept as a backup file when some face could not be moved (or with
     --keep-backup), else deleted. Exits 1 if any face could not be moved.
     """
+    from facelens.errors import StorageError
     from facelens.gallery import SQLiteGallery
     from facelens.jobs.model_move import migrate_gallery
 
     with handled(ctx) as state:
+        if state.settings.database_url is not None:
+            raise StorageError(
+                "'facelens gallery migrate' re-embeds a SQLite gallery; this one is in "
+                "PostgreSQL. Copy it into a file ('facelens db copy'), migrate the file with "
+                "FACELENS_DATABASE_URL unset, and copy it back."
+            )
         # Opened with its own model: the one asked for here is the target, not a check.
         gallery = SQLiteGallery(state.settings.gallery_path)
         progress = progress_bar("re-embedding")

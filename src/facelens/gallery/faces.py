@@ -18,8 +18,9 @@ from facelens.gallery.base import (
     SourceRecord,
     normalize_name,
 )
-from facelens.gallery.file import GalleryFile
 from facelens.gallery.people import create, id_of, not_found
+from facelens.gallery.store import GalleryStore
+from facelens.gallery.vectors import PUT_THUMBNAIL
 from facelens.models.base import Box
 from facelens.storage.sqlite import now_text
 
@@ -27,7 +28,7 @@ from facelens.storage.sqlite import now_text
 class Faces:
     """The faces and enrolment records of one gallery file; safe to share across threads."""
 
-    def __init__(self, file: GalleryFile) -> None:
+    def __init__(self, file: GalleryStore) -> None:
         self.file = file
 
     def _face_rows(self, where: str = "", args: Sequence[object] = ()) -> list[FaceRecord]:
@@ -201,12 +202,11 @@ class Faces:
             create(db, person, new=new_person)
             person_id = id_of(db, person)
             db.execute("DELETE FROM sources WHERE person_id = ? AND path = ?", (person_id, path))
-            cursor = db.execute(
+            source_id = db.execute(
                 "INSERT INTO sources (person_id, path, sha256, status, reason, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (person_id, path, sha256, "enrolled" if faces else "skipped", reason, now),
-            )
-            source_id = cursor.lastrowid
+            ).fetchone()[0]
             ids = []
             for f in faces:
                 face_id = int(
@@ -255,7 +255,7 @@ class Faces:
         with self.file.transaction() as db:
             if db.execute("SELECT 1 FROM faces WHERE id = ?", (face_id,)).fetchone() is None:
                 raise NotFound(f"No stored face has id {face_id}.")
-            db.execute("INSERT OR REPLACE INTO face_thumbnails VALUES (?, ?)", (face_id, jpeg))
+            db.execute(PUT_THUMBNAIL, (face_id, jpeg))
             db.execute(
                 "UPDATE faces SET sharpness = COALESCE(?, sharpness) WHERE id = ?",
                 (sharpness, face_id),

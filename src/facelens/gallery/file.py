@@ -10,17 +10,15 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
-from facelens.errors import Conflict, GalleryDamaged, ModelError, StorageError
+from facelens.errors import GalleryDamaged, StorageError
 from facelens.gallery import schema
-from facelens.gallery.base import NewFace
 from facelens.models.profiles import ModelProfile
+from facelens.storage.connection import Connection
 from facelens.storage.errors import damage_message, is_damage, storage_error
 from facelens.storage.sqlite import Database, connect_read_only, online_copy, quick_check_file
 
@@ -38,8 +36,12 @@ class GalleryFile:
 
     profile: ModelProfile
 
+    unreachable = None  # a file is always at hand
+
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
+        self.where = str(path)
+        self.data_dir = path.parent
         self.read_only = read_only
         self.lock = threading.RLock()  # the gallery's state; then its file's (never after)
         self._damaged: str | None = None
@@ -138,7 +140,7 @@ class GalleryFile:
             return self._db.read(sql, args, self._failure)
 
     @staticmethod
-    def bump(db: sqlite3.Connection) -> None:
+    def bump(db: Connection) -> None:
         """Within a write: the gallery changed (what cached its vectors reads them again)."""
         db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
 
@@ -201,60 +203,9 @@ class GalleryFile:
             ) from None
         return target
 
-    def switch_model(
-        self, profile: ModelProfile, kept: Mapping[int, NewFace], expected: Collection[int]
-    ) -> None:
-        """In one transaction: bind the gallery to ``profile``, give each face in ``kept`` its
-        new embedding and box (and sharpness and thumbnail, when given; ids stay), delete every
-        other face, and forget every file left with no face (so the next enrolment takes them
-        afresh). ``expected`` are the face ids
-        the caller planned for: if the gallery changed since, nothing is done."""
-        with self.transaction(erases=True) as db:
-            self.require_bound(db)
-            current = {int(row[0]) for row in db.execute("SELECT id FROM faces")}
-            if current != set(expected):
-                raise Conflict(
-                    f"The gallery {self.path} changed while it was being migrated (faces were "
-                    "added or removed); nothing was changed. Run the migration again."
-                )
-            for face_id, face in kept.items():
-                db.execute(
-                    "UPDATE faces SET embedding = ?, box_left = ?, box_top = ?, box_right = ?, "
-                    "box_bottom = ?, sharpness = COALESCE(?, sharpness) WHERE id = ?",
-                    (
-                        np.ascontiguousarray(face.embedding, dtype="<f4").tobytes(),
-                        face.box.left,
-                        face.box.top,
-                        face.box.right,
-                        face.box.bottom,
-                        face.sharpness,
-                        face_id,
-                    ),
-                )
-                if face.thumbnail is not None:
-                    db.execute(
-                        "INSERT OR REPLACE INTO face_thumbnails VALUES (?, ?)",
-                        (face_id, face.thumbnail),
-                    )
-            db.executemany(
-                "DELETE FROM faces WHERE id = ?", [(i,) for i in sorted(current - set(kept))]
-            )
-            db.execute(
-                "DELETE FROM sources WHERE NOT EXISTS "
-                "(SELECT 1 FROM faces WHERE faces.source_id = sources.id)"
-            )
-            schema.record_profile(db, profile)
-            self.bump(db)  # the stored vectors' index is read again
-        self.profile = profile
-
-    def require_bound(self, db: sqlite3.Connection) -> None:
+    def require_bound(self, db: Connection) -> None:
         """Inside a write: refuse if another process moved the gallery to another model."""
-        now = schema.bound_profile(db)
-        if now is not None and now.id != self.profile.id:
-            raise ModelError(
-                f"The gallery {self.path} was migrated to the {now.name} model while this "
-                f"process runs {self.profile.name}; restart it to use the migrated gallery."
-            )
+        schema.require_bound(db, self.profile, self.where)
 
     def check_model(self) -> None:
         """:class:`ModelError` if another process migrated the gallery to another model."""

@@ -5,7 +5,6 @@ merges, deletion. Deleting or renaming someone also forgets or renames their sto
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,13 +20,15 @@ from facelens.gallery.base import (
     normalize_name,
     spelling_key,
 )
-from facelens.gallery.file import GalleryFile
+from facelens.gallery.store import GalleryStore
+from facelens.storage.connection import Connection
 from facelens.storage.sqlite import now_text
 
 if TYPE_CHECKING:
     from facelens.events.people import Renamed
 
 log = logging.getLogger(__name__)
+ALL = 2**62  # a LIMIT that takes every row (both backends; SQLite's -1 is not PostgreSQL's)
 
 
 def forget_event_crops(data_dir: Path, names: list[str]) -> int:
@@ -92,14 +93,14 @@ def _lookalike(name: str, stored: str) -> Conflict:
     )
 
 
-def id_of(db: sqlite3.Connection, name: str) -> int:
+def id_of(db: Connection, name: str) -> int:
     row = db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise not_found(name)
     return int(row[0])
 
 
-def same_identity(db: sqlite3.Connection, name: str, besides: str | None = None) -> str | None:
+def same_identity(db: Connection, name: str, besides: str | None = None) -> str | None:
     """The stored name (other than ``besides``) that is the same person as ``name`` (it
     looks alike: see ``name_keys``), if any."""
     for (stored,) in db.execute("SELECT name FROM people"):
@@ -108,7 +109,7 @@ def same_identity(db: sqlite3.Connection, name: str, besides: str | None = None)
     return None
 
 
-def create(db: sqlite3.Connection, name: str, *, new: bool = False) -> None:
+def create(db: Connection, name: str, *, new: bool = False) -> None:
     """Create ``name`` unless it exists as spelled (with ``new``, that is a conflict too);
     another spelling of it is a conflict."""
     if db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone():
@@ -125,7 +126,7 @@ def create(db: sqlite3.Connection, name: str, *, new: bool = False) -> None:
 class People:
     """The people of one gallery file; safe to share across threads."""
 
-    def __init__(self, file: GalleryFile) -> None:
+    def __init__(self, file: GalleryStore) -> None:
         self.file = file
 
     def add_person(self, name: str) -> PersonSummary:
@@ -178,7 +179,7 @@ class People:
             "SELECT p.name, (SELECT COUNT(*) FROM faces f WHERE f.person_id = p.id), "
             "(SELECT MIN(t.face_id) FROM faces f JOIN face_thumbnails t ON t.face_id = f.id "
             "WHERE f.person_id = p.id) FROM people p ORDER BY p.name LIMIT ? OFFSET ?",
-            (-1 if limit is None else limit, offset),
+            (ALL if limit is None else limit, offset),
         )
         return [
             PersonSummary(str(name), int(str(count)), None if cover is None else int(str(cover)))
@@ -227,7 +228,7 @@ class People:
 
     def rename_person(self, old: str, new: str) -> PersonSummary:
         old, new = normalize_name(old), normalize_name(new)
-        with renaming_events(self.file.path.parent) as rename_events, self.file.transaction() as db:
+        with renaming_events(self.file.data_dir) as rename_events, self.file.transaction() as db:
             person = id_of(db, old)
             taken = same_identity(db, new, besides=old)
             if taken is not None:
@@ -251,7 +252,7 @@ class People:
         self.person(name)  # NotFound before anything is touched
         # Their face crops in stored events go first: if that fails, nothing is removed yet
         # and the call can be repeated.
-        forget_event_crops(self.file.path.parent, [name])
+        forget_event_crops(self.file.data_dir, [name])
         with self.file.transaction(erases=True) as db:
             person = id_of(db, name)
             count = db.execute(
@@ -263,7 +264,7 @@ class People:
 
     def remove_everyone(self) -> int:
         """Delete every person and face; returns the people removed."""
-        forget_event_crops(self.file.path.parent, [p.name for p in self.list_people()])
+        forget_event_crops(self.file.data_dir, [p.name for p in self.list_people()])
         with self.file.transaction(erases=True) as db:
             removed = db.execute("SELECT COUNT(*) FROM people").fetchone()[0]
             db.execute("DELETE FROM people")  # cascades to sources and faces
@@ -279,7 +280,7 @@ class People:
         stay, without a record of their photo."""
         old, into = normalize_name(old), normalize_name(into)
         with (
-            renaming_events(self.file.path.parent) as rename_events,
+            renaming_events(self.file.data_dir) as rename_events,
             self.file.transaction(erases=True) as db,
         ):
             source, target = id_of(db, old), id_of(db, into)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from facelens.errors import ModelError
 from facelens.models.profiles import ModelProfile, profile_named, profile_with_id
+from facelens.storage.connection import Connection
 
 _TABLES = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,16 +54,19 @@ def _statements(script: str) -> list[str]:
     return [s for s in script.split(";") if s.strip()]
 
 
-def _meta(db: sqlite3.Connection, key: str) -> str | None:
+def _meta(db: Connection, key: str) -> str | None:
     row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
-    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+def _set_meta(db: Connection, key: str, value: str) -> None:
+    db.execute(
+        "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
 
 
-def record_profile(db: sqlite3.Connection, profile: ModelProfile) -> None:
+def record_profile(db: Connection, profile: ModelProfile) -> None:
     """Bind the gallery to ``profile``: its contract id, name, vector size and metric."""
     _set_meta(db, "model_id", profile.id)
     _set_meta(db, "model", profile.name)
@@ -169,10 +173,21 @@ def stored_profile(db: sqlite3.Connection) -> ModelProfile | None:
     return bound_profile(db) if version == LATEST else None
 
 
-def bound_profile(db: sqlite3.Connection) -> ModelProfile | None:
+def bound_profile(db: Connection) -> ModelProfile | None:
     """The profile the gallery is bound to, None if it is not bound yet."""
     model_id = _meta(db, "model_id")
     return None if model_id is None else profile_with_id(model_id)
+
+
+def require_bound(db: Connection, profile: ModelProfile, where: str) -> None:
+    """Refuse (:class:`ModelError`) if another process moved the gallery at ``where`` to
+    another model than ``profile``, the one this process runs."""
+    now = bound_profile(db)
+    if now is not None and now.id != profile.id:
+        raise ModelError(
+            f"The gallery {where} was migrated to the {now.name} model while this "
+            f"process runs {profile.name}; restart it to use the migrated gallery."
+        )
 
 
 def schema_version(db: sqlite3.Connection) -> int:

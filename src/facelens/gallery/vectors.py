@@ -4,24 +4,32 @@ the gallery changes), and the small JPEG kept of each face."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
 from facelens.core.matching import GalleryIndex
-from facelens.errors import GalleryDamaged, NotFound, StorageError
-from facelens.gallery.base import FaceVectors, normalize_name
-from facelens.gallery.file import GalleryFile
+from facelens.errors import Conflict, DatabaseUnavailable, GalleryDamaged, NotFound, StorageError
+from facelens.gallery import schema
+from facelens.gallery.base import FaceVectors, NewFace, normalize_name
+from facelens.gallery.store import GalleryStore
 from facelens.models.base import Embeddings
 from facelens.models.profiles import ModelProfile
 
 log = logging.getLogger(__name__)
+
+# A face's thumbnail, stored or replaced (SQL both backends speak).
+PUT_THUMBNAIL = (
+    "INSERT INTO face_thumbnails VALUES (?, ?) "
+    "ON CONFLICT (face_id) DO UPDATE SET jpeg = excluded.jpeg"
+)
 
 
 class StoredVectors:
     """The stored faces' vectors of a gallery file, the index matching uses (cached until the
     gallery changes), and the thumbnails."""
 
-    def __init__(self, file: GalleryFile) -> None:
+    def __init__(self, file: GalleryStore) -> None:
         self.file = file
         self.bad_faces: list[int] = []  # stored faces whose vectors are unusable (left out)
         self._cache: tuple[int, GalleryIndex] | None = None
@@ -49,7 +57,7 @@ class StoredVectors:
             )
             ids, people, vectors, bad = [], [], [], []
             for face_id, name, blob in rows:
-                vector = np.frombuffer(blob, dtype="<f4")  # type: ignore[call-overload]
+                vector = np.frombuffer(blob, dtype="<f4")
                 if self._usable(vector):
                     ids.append(int(str(face_id)))
                     people.append(str(name))
@@ -60,7 +68,7 @@ class StoredVectors:
                 log.warning(
                     "gallery %s: %d stored faces have unusable vectors and are left out of "
                     "matching (ids %s); 'facelens gallery check' lists them",
-                    self.file.path,
+                    self.file.where,
                     len(bad),
                     ", ".join(map(str, bad[:20])),
                 )
@@ -76,7 +84,7 @@ class StoredVectors:
             rows = self.file.read("SELECT embedding FROM faces WHERE id = ?", (face_id,))
             if not rows:
                 raise NotFound(f"No stored face has id {face_id}.")
-            vector: Embeddings = np.frombuffer(rows[0][0], dtype="<f4")  # type: ignore[call-overload]
+            vector: Embeddings = np.frombuffer(rows[0][0], dtype="<f4")
             if not self._usable(vector):
                 raise StorageError(
                     f"Stored face {face_id} has an unusable vector: 'facelens gallery check' "
@@ -96,7 +104,9 @@ class StoredVectors:
                 if self._cache is not None and self._cache[0] == revision:
                     return self._cache[1]
                 stored = self.face_vectors()
-            except GalleryDamaged:
+            except (GalleryDamaged, DatabaseUnavailable):
+                # Damage: nothing more is read. A shared database out of reach: what was read
+                # last answers until it is back (the change is read then).
                 if self._cache is None:
                     raise
                 return self._cache[1]
@@ -110,6 +120,49 @@ class StoredVectors:
             )
             self._cache = (revision, index)
             return index
+
+    def switch_model(
+        self, profile: ModelProfile, kept: Mapping[int, NewFace], expected: Collection[int]
+    ) -> None:
+        """In one transaction: bind the gallery to ``profile``, give each face in ``kept`` its
+        new embedding and box (and sharpness and thumbnail, when given; ids stay), delete every
+        other face, and forget every file left with no face (so the next enrolment takes them
+        afresh). ``expected`` are the face ids the caller planned for: if the gallery changed
+        since, nothing is done."""
+        with self.file.transaction(erases=True) as db:
+            self.file.require_bound(db)
+            current = {int(row[0]) for row in db.execute("SELECT id FROM faces")}
+            if current != set(expected):
+                raise Conflict(
+                    f"The gallery {self.file.where} changed while it was being migrated (faces "
+                    "were added or removed); nothing was changed. Run the migration again."
+                )
+            for face_id, face in kept.items():
+                db.execute(
+                    "UPDATE faces SET embedding = ?, box_left = ?, box_top = ?, box_right = ?, "
+                    "box_bottom = ?, sharpness = COALESCE(?, sharpness) WHERE id = ?",
+                    (
+                        np.ascontiguousarray(face.embedding, dtype="<f4").tobytes(),
+                        face.box.left,
+                        face.box.top,
+                        face.box.right,
+                        face.box.bottom,
+                        face.sharpness,
+                        face_id,
+                    ),
+                )
+                if face.thumbnail is not None:
+                    db.execute(PUT_THUMBNAIL, (face_id, face.thumbnail))
+            db.executemany(
+                "DELETE FROM faces WHERE id = ?", [(i,) for i in sorted(current - set(kept))]
+            )
+            db.execute(
+                "DELETE FROM sources WHERE NOT EXISTS "
+                "(SELECT 1 FROM faces WHERE faces.source_id = sources.id)"
+            )
+            schema.record_profile(db, profile)
+            self.file.bump(db)  # the stored vectors' index is read again
+        self.file.profile = profile
 
     # -- thumbnails -------------------------------------------------------------------------
 

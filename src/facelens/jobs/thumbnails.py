@@ -15,7 +15,7 @@ from pathlib import Path
 
 from facelens.core.pipeline import Analysis
 from facelens.errors import InvalidValue
-from facelens.gallery import FaceRecord, SQLiteGallery
+from facelens.gallery import FaceRecord, StoredGallery
 from facelens.jobs.batch import FileResult, analyze_files
 from facelens.jobs.enrol import engine_for
 from facelens.jobs.model_move import LeftOut, found_again, reason_not_on_disk
@@ -30,7 +30,7 @@ class ThumbnailReport:
 
 
 def backfill_thumbnails(
-    gallery: SQLiteGallery,
+    gallery: StoredGallery,
     settings: Settings,
     *,
     on_start: Callable[[int], None] | None = None,
@@ -71,7 +71,7 @@ def backfill_thumbnails(
 
 
 def _thumbnail_for(
-    gallery: SQLiteGallery, face: FaceRecord, result: FileResult[Analysis]
+    gallery: StoredGallery, face: FaceRecord, result: FileResult[Analysis]
 ) -> str | None:
     """Store the thumbnail of ``face`` from its analysed photo; why not, if it cannot be."""
     if result.value is None:

@@ -24,7 +24,7 @@ from facelens.core.matching import UNKNOWN, Candidate, Match, identify_ranked
 from facelens.core.pipeline import Engine
 from facelens.core.recognition import analyze_bytes, recognize_bytes
 from facelens.errors import FaceLensError
-from facelens.gallery.sqlite import SQLiteGallery
+from facelens.gallery import StoredGallery, open_gallery
 from facelens.models.base import Box, Embeddings
 from facelens.settings import Settings
 from facelens.system.lifetime import die_with_parent
@@ -50,7 +50,7 @@ def _use_threads(threads: int) -> None:
 class Tasks:
     """What a worker does for the server (``tasks.py``), with the OpenCV threads each names."""
 
-    def __init__(self, engine: Engine, gallery: SQLiteGallery) -> None:
+    def __init__(self, engine: Engine, gallery: StoredGallery) -> None:
         self.engine = engine
         self.gallery = gallery
 
@@ -85,7 +85,7 @@ def serve(conn: Connection, settings: Settings) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the server decides how to stop
         die_with_parent()
     try:
-        gallery = SQLiteGallery(settings.gallery_path, settings.model)
+        gallery = open_gallery(settings, follow=True)
     except FaceLensError as exc:
         conn.send(("error", exc))
         return

@@ -1,0 +1,215 @@
+"""PostgreSQL (``FACELENS_DATABASE_URL``): one database shared by several servers.
+
+:class:`PostgresDatabase` is what a store holds, as :class:`facelens.storage.sqlite.Database` is
+for a file: a small pool of connections (psycopg's, which replaces broken ones after an outage),
+one careful write transaction — serialised across every server by a transaction-level advisory
+lock, as SQLite's one writer serialises a file's writes, so a check-then-insert (one identity per
+name) holds across replicas — and reads that never wait for a writer. The stores' SQL is written
+once with ``?`` placeholders and the syntax both backends speak; this module hands psycopg its
+``%s``. :func:`follow` keeps a process in step with changes made elsewhere (LISTEN/NOTIFY and a
+change counter read every second, so a missed notification costs at most a second).
+
+Every failure is ours: :class:`DatabaseUnavailable` (503, Retry-After) when the server cannot be
+reached, :class:`StorageError` otherwise; the URL is shown with its password masked."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from facelens.errors import DatabaseUnavailable, StorageError
+from facelens.storage.connection import Connection, Cursor
+from facelens.system.redact import mask
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("postgresql://", "postgres://")
+CONNECT_TIMEOUT_S = 5  # a server that does not answer is unreachable after this
+WAIT_S = 10.0  # longest a statement waits for a connection (all busy, or none can be made)
+# Advisory lock keys (one number space per database): the gallery's writes, schema upgrades.
+WRITE_LOCK = 0x66_6C_00_01
+UPGRADE_LOCK = 0x66_6C_00_02
+BACKOFF_CAP_S = 5.0  # longest pause between attempts to reach the database again
+
+
+def is_url(value: str) -> bool:
+    return value.startswith(SCHEMES)
+
+
+@functools.lru_cache(maxsize=512)
+def dialect(sql: str) -> str:
+    """``sql`` with psycopg's placeholders: ``?`` becomes ``%s`` (a literal ``%`` is doubled).
+    Our statements hold no ``?`` but placeholders (no string literal carries one)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _Connection:
+    """A psycopg connection as a :class:`Connection` (``?`` placeholders)."""
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        return self.connection.execute(dialect(sql), parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
+        cursor = self.connection.cursor()
+        cursor.executemany(dialect(sql), parameters)
+        return cursor
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class PostgresDatabase:
+    """One PostgreSQL database as this process uses it (``what``: what is stored there, for
+    messages). Opening it waits until a first connection is made (:class:`DatabaseUnavailable`
+    if none can be, within ``wait_s``). Safe to share across threads."""
+
+    def __init__(self, url: str, what: str = "Gallery", *, wait_s: float = WAIT_S) -> None:
+        self.url = url
+        self.shown = mask(url)
+        self.what = what
+        self.wait_s = wait_s
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
+            psycopg_pool.ConnectionPool(
+                url,
+                min_size=1,
+                max_size=4,
+                open=False,
+                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+                check=psycopg_pool.ConnectionPool.check_connection,
+                timeout=wait_s,
+                reconnect_timeout=0,  # never give up: the database may be back in an hour
+                name="facelens",
+            )
+        )
+        try:
+            self._pool.open(wait=True, timeout=wait_s)
+        except (psycopg_pool.PoolTimeout, psycopg.Error) as exc:
+            self._pool.close(timeout=0)
+            raise self.failure(exc) from None
+        except BaseException:
+            self._pool.close(timeout=0)
+            raise
+
+    def failure(self, exc: BaseException) -> StorageError:
+        """Our error for psycopg's (or its pool's) ``exc``."""
+        if isinstance(exc, psycopg_pool.PoolTimeout | psycopg.OperationalError):
+            return DatabaseUnavailable(
+                f"The database {self.shown} cannot be reached ({mask(_first_line(exc))}); "
+                "nothing was written. Retry later: recognition goes on meanwhile.",
+                api_message="The shared database cannot be reached now; nothing was written. "
+                "Retry later: recognition goes on meanwhile.",
+            )
+        return StorageError(f"{self.what} in {self.shown}: {mask(_first_line(exc))}")
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self._pool.connection(timeout=self.wait_s) as connection:
+                yield connection
+        except (psycopg_pool.PoolTimeout, psycopg.Error) as exc:
+            raise self.failure(exc) from None
+
+    @contextlib.contextmanager
+    def transaction(self, lock: int | None = WRITE_LOCK) -> Iterator[Connection]:
+        """One write transaction, committed whole or rolled back whole; while it runs no other
+        transaction holding ``lock`` (by default the gallery's writes) runs, in any process."""
+        with self._connection() as connection, connection.transaction():
+            if lock is not None:
+                connection.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            yield _Connection(connection)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for several reads in a row."""
+        with self._connection() as connection:
+            yield _Connection(connection)
+
+    def read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self.reading() as connection:
+            return connection.execute(sql, args).fetchall()
+
+    def execute(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """One statement that writes, atomic on its own (not under the gallery's lock)."""
+        with self._connection() as connection:
+            cursor = connection.execute(dialect(sql), args)
+            return cursor.fetchall() if cursor.description else []
+
+    def close(self) -> None:
+        self._pool.close(timeout=5)
+
+
+class Follower:
+    """A thread that keeps ``on_change`` told of a change counter: read at once, again on each
+    NOTIFY on ``channel``, and at least every ``every_s`` seconds (a notification missed while
+    the connection was down, or never sent, costs at most that). While the database cannot be
+    reached it tries again with capped, jittered back-off; :attr:`problem` says why meanwhile."""
+
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        read: Callable[[Connection], int],
+        on_change: Callable[[int], None],
+        every_s: float = 1.0,
+    ) -> None:
+        self.url, self.channel, self.every_s = url, channel, every_s
+        self._read, self._on_change = read, on_change
+        self.problem: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"follow-{channel}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        pause = 0.25
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(
+                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+                ) as connection:
+                    connection.execute(f"LISTEN {self.channel}")
+                    while not self._stop.is_set():
+                        self._on_change(self._read(_Connection(connection)))
+                        if self.problem is not None:
+                            log.warning("the database %s is reachable again", mask(self.url))
+                        self.problem, pause = None, 0.25
+                        for _ in connection.notifies(timeout=self.every_s, stop_after=1):
+                            pass  # woken: read the counter again
+            except psycopg.Error as exc:
+                if self.problem is None:
+                    log.warning(
+                        "the database %s cannot be reached (%s): recognition goes on from "
+                        "memory, changes wait; trying again",
+                        mask(self.url),
+                        mask(_first_line(exc)),
+                    )
+                self.problem = f"The database {mask(self.url)} cannot be reached: " + mask(
+                    _first_line(exc)
+                )
+            except Exception:  # never let the thread die: the replica would drift for good
+                log.exception("following %s failed; trying again", self.channel)
+            pause = min(BACKOFF_CAP_S, pause * 2)
+            self._stop.wait(pause * random.uniform(0.5, 1.0))
+
+    def close(self, wake: Callable[[], None] | None = None) -> None:
+        """Stop following; ``wake`` (a NOTIFY on the channel) spares the wait for the next
+        read of the counter."""
+        self._stop.set()
+        if wake is not None and self._thread.is_alive():
+            with contextlib.suppress(StorageError):
+                wake()
+        self._thread.join(timeout=self.every_s + CONNECT_TIMEOUT_S + 1)
