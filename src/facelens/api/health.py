@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from facelens.api.deps import API_KEY_HEADER, services
 from facelens.api.services import Services
-from facelens.errors import FaceLensError
+from facelens.errors import DatabaseUnavailable, FaceLensError
 
 router = APIRouter(tags=["operations"])
 # SQLite's quick_check reads the whole file: for readiness probes at most once a minute, unless
@@ -19,6 +19,11 @@ RECOGNITION_WHILE_DAMAGED = (
     "Recognition goes on with the people the running workers had read before the damage was "
     "found (held in memory; a replaced worker cannot start on the damaged file); no change to "
     "people is stored."
+)
+
+WHILE_UNREACHABLE = (
+    "Recognition goes on with the people held in memory; changes to people answer 503 "
+    "(database_unavailable) until it is back."
 )
 
 
@@ -52,13 +57,15 @@ async def readyz(request: Request) -> JSONResponse:
     ready_workers = svc.pool.ready
     if not ready_workers:
         problems.append("no worker process has its models loaded (starting or restarting)")
-    people = None
+    people, unreachable = None, svc.gallery.unreachable
     try:
         # quick_check at least once a minute, and whenever someone else changed the file.
         damage = await run_in_threadpool(svc.gallery.health, READYZ_CHECK_EVERY_S)
-        if not damage:
+        if not damage and unreachable is None:
             await run_in_threadpool(svc.gallery.check_model)
             people = await run_in_threadpool(svc.gallery.count_people)
+    except DatabaseUnavailable as exc:  # noticed here before the follower did
+        unreachable = exc.message
     except FaceLensError as exc:
         if svc.gallery.damaged is None:
             problems.append(exc.message)
@@ -74,6 +81,15 @@ async def readyz(request: Request) -> JSONResponse:
         "threshold": svc.gallery.profile.scoring(svc.settings).threshold,
         "people": people if await _may_count_people(request, svc) else None,
         "queue": svc.pool.pending,
+        # A shared database out of reach leaves the server ready: it recognises from memory
+        # (writes answer 503 database_unavailable until the database is back).
+        "database": None
+        if svc.settings.database_url is None
+        else {
+            "url": svc.gallery.where,
+            "reachable": unreachable is None,
+            "problem": unreachable and f"{unreachable} {WHILE_UNREACHABLE}",
+        },
     }
     return JSONResponse(body, status_code=503 if problems else 200)
 

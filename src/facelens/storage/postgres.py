@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT_S = 5  # a server that does not answer is unreachable after this
-WAIT_S = 10.0  # longest a statement waits for a connection (all busy, or none can be made)
+WAIT_S = 5.0  # longest a statement waits for a connection (all busy, or none can be made)
 # Advisory lock keys (one number space per database): the gallery's writes, schema upgrades.
 WRITE_LOCK = 0x66_6C_00_01
 UPGRADE_LOCK = 0x66_6C_00_02
