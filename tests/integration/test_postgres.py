@@ -194,3 +194,105 @@ def test_the_password_is_never_shown(database_url: str, tmp_path: Path) -> None:
     with pytest.raises(DatabaseUnavailable) as unreachable:
         PostgresGallery(nobody_there, tmp_path)
     assert PASSWORD not in str(unreachable.value)
+
+
+def _fill(gallery: Any) -> int:
+    """People, faces with and without thumbnails and files, a deleted face: its id."""
+    gallery.record_source("Ann", "a" * 64, "ann/1.jpg", [face(1), face(2)], None)
+    gallery.record_source("Bo", "b" * 64, "bo/1.jpg", [], "no face found")
+    gallery.add_person("Cy")
+    (kept,) = gallery.record_source("Cy", "c" * 64, "cy/1.jpg", [face(3)], None)
+    gallery.set_thumbnail(kept, b"\xff\xd8 a jpeg \xff\xd9", 41.5)
+    (gone,) = gallery.record_source("Cy", "d" * 64, "cy/2.jpg", [face(4)], None)
+    gallery.remove_face("Cy", gone)
+    return int(gone)
+
+
+def _held(gallery: Any) -> tuple[Any, ...]:
+    vectors, faces = gallery.face_vectors(), gallery.faces()
+    return (
+        [(p.name, p.faces) for p in gallery.list_people()],
+        [(f.id, f.person, f.source, f.sha256, f.box, f.created_at, f.sharpness) for f in faces],
+        [(s.person, s.sha256, s.path, s.status, s.reason) for s in gallery.sources()],
+        vectors.ids,
+        vectors.people,
+        vectors.vectors.tobytes(),
+        [gallery.thumbnail(f.id) for f in faces if f.has_thumbnail],
+    )
+
+
+def test_db_copy_round_trip_sqlite_postgresql_sqlite_keeps_everything(
+    database_url: str, tmp_path: Path
+) -> None:
+    from facelens.gallery.sqlite import SQLiteGallery
+    from facelens.jobs.db_copy import copy_gallery
+
+    original = SQLiteGallery(tmp_path / "one" / "gallery.sqlite3", "sface")
+    gone = _fill(original)
+    before = _held(original)
+    original.close()
+    there = copy_gallery(str(tmp_path / "one"), database_url)
+    assert there.counts == {"people": 3, "sources": 3, "faces": 3, "face_thumbnails": 1}
+    assert PASSWORD not in there.target
+    back = copy_gallery(database_url, str(tmp_path / "two" / "gallery.sqlite3"))
+    assert back.checksum == there.checksum
+    for place in (database_url, tmp_path / "two" / "gallery.sqlite3"):
+        copy = (
+            PostgresGallery(database_url, tmp_path, follow=False)
+            if place == database_url
+            else SQLiteGallery(Path(place))
+        )
+        try:
+            assert copy.profile.name == "sface"
+            assert _held(copy) == before
+            (new,) = copy.record_source("Ann", "e" * 64, "ann/2.jpg", [face(5)], None)
+            assert new > gone  # a deleted face's id is never given again
+        finally:
+            copy.close()
+    # A target that holds a gallery is refused, unless told to replace it.
+    with pytest.raises(Conflict, match="not empty"):
+        copy_gallery(str(tmp_path / "one"), database_url)
+    copy_gallery(str(tmp_path / "one"), database_url, replace=True)
+    replaced = PostgresGallery(database_url, tmp_path, follow=False)
+    try:
+        assert _held(replaced) == before
+    finally:
+        replaced.close()
+
+
+def test_db_upgrade_and_copy_commands(database_url: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FACELENS_DATABASE_URL": database_url, "FACELENS_DATA_DIR": str(tmp_path)}
+
+    def facelens(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "facelens", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    dry = facelens("db", "upgrade", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "schema version 0 would be upgraded to 1" in dry.stdout
+    with psycopg.connect(database_url) as db:  # nothing was made
+        assert db.execute("SELECT to_regclass('schema_history')").fetchone() == (None,)
+    done = facelens("db", "upgrade")
+    assert done.returncode == 0 and "upgraded to 1" in done.stdout, done.stderr
+    assert "nothing to do" in facelens("db", "upgrade").stdout
+    from facelens.gallery.sqlite import SQLiteGallery
+
+    source = SQLiteGallery(tmp_path / "box" / "gallery.sqlite3", "sface")
+    _fill(source)
+    source.close()
+    copied = facelens("db", "copy", str(tmp_path / "box"), "FACELENS_DATABASE_URL")
+    assert copied.returncode == 0, copied.stderr
+    assert "Copied 3 people, 3 faces (1 thumbnails)" in copied.stdout
+    assert PASSWORD not in copied.stdout + copied.stderr
+    again = facelens("db", "copy", str(tmp_path / "box"), "FACELENS_DATABASE_URL")
+    assert again.returncode != 0 and "not empty" in again.stderr
+    assert PASSWORD not in again.stderr

@@ -5,6 +5,7 @@ over TCP, as a deployment would have it; the superuser connects over its Unix so
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -42,8 +43,19 @@ class PostgresServer:
             shutil.chown(self.root, "postgres")
             shutil.chown(self.sockets, "postgres")
         subprocess.run(
-            [*_as_owner(), str(BIN / "initdb"), "-D", str(self.data), "-U", "postgres"]
-            + ["--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"],
+            [
+                *_as_owner(),
+                str(BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
             check=True,
             capture_output=True,
         )
@@ -54,8 +66,18 @@ class PostgresServer:
     def start(self) -> None:
         options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
         subprocess.run(
-            [*_as_owner(), str(BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-w"]
-            + ["-l", str(self.root / "log"), "start"],
+            [
+                *_as_owner(),
+                str(BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-w",
+                "-l",
+                str(self.root / "log"),
+                "start",
+            ],
             check=True,
             capture_output=True,
         )
@@ -69,7 +91,10 @@ class PostgresServer:
 
     def admin(self, database: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(
-            host=str(self.sockets), port=self.port, user="postgres", dbname=database,
+            host=str(self.sockets),
+            port=self.port,
+            user="postgres",
+            dbname=database,
             autocommit=True,
         )
 
@@ -81,8 +106,6 @@ class PostgresServer:
         return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{name}"
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.root, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from facelens.cli import (  # noqa: F401  (registers commands)
     backup,
+    db,
     evaluation,
     frigate,
     gallery,

@@ -205,7 +205,7 @@ class Follower:
             pause = min(BACKOFF_CAP_S, pause * 2)
             self._stop.wait(pause * random.uniform(0.5, 1.0))
 
-    def close(self, wake: Callable[[], None] | None = None) -> None:
+    def close(self, wake: Callable[[], object] | None = None) -> None:
         """Stop following; ``wake`` (a NOTIFY on the channel) spares the wait for the next
         read of the counter."""
         self._stop.set()

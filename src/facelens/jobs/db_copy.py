@@ -1,0 +1,170 @@
+"""``facelens db copy``: a gallery moved between backends — a SQLite file and a PostgreSQL
+database, either way — with its people, faces (ids kept, and the next id too, so a deleted
+face's id is never given again), vectors, thumbnails, enrolment records and model. All of it
+in one transaction of the target, then verified: the counts of every table and a SHA-256 over
+every face's id, person and vector, and every thumbnail, equal on both sides."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from facelens.errors import Conflict, StorageError
+from facelens.gallery.postgres import PostgresGallery, PostgresStore
+from facelens.gallery.sqlite import SQLiteGallery
+from facelens.gallery.stored import StoredGallery
+from facelens.settings import GALLERY_FILE, ModelName
+from facelens.storage.connection import Connection
+from facelens.storage.postgres import is_url
+from facelens.system.redact import mask
+
+# The gallery's tables, parents first, with the columns copied (ids kept).
+TABLES: dict[str, str] = {
+    "people": "id, name, created_at",
+    "sources": "id, person_id, path, sha256, status, reason, created_at",
+    "faces": "id, person_id, source_id, embedding, box_left, box_top, box_right, box_bottom, "
+    "created_at, sharpness",
+    "face_thumbnails": "face_id, jpeg",
+}
+CHUNK = 2000  # rows read and written at a time
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    source: str
+    target: str
+    model: str
+    counts: dict[str, int]
+    checksum: str  # SHA-256 over every face (id, person, vector) and thumbnail
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def open_place(place: str, model: ModelName | None = None) -> StoredGallery:
+    """The gallery at ``place``: a postgresql:// URL, a data directory (its gallery file) or
+    a gallery file; created, at ``model``, when it does not exist yet."""
+    if is_url(place):
+        return PostgresGallery(place, Path("."), model, follow=False)
+    path = Path(place).expanduser()
+    if path.is_dir():
+        path = path / GALLERY_FILE
+    return SQLiteGallery(path, model)
+
+
+def _count(gallery: StoredGallery, table: str) -> int:
+    return int(gallery.file.read(f"SELECT COUNT(*) FROM {table}")[0][0])
+
+
+def checksum(gallery: StoredGallery) -> str:
+    digest = hashlib.sha256()
+    last = -1
+    while True:
+        rows = gallery.file.read(
+            "SELECT f.id, p.name, f.embedding FROM faces f JOIN people p ON p.id = f.person_id "
+            "WHERE f.id > ? ORDER BY f.id LIMIT ?",
+            (last, CHUNK),
+        )
+        for face_id, name, vector in rows:
+            digest.update(f"{face_id}\0{name}\0".encode())
+            digest.update(bytes(vector))
+        if len(rows) < CHUNK:
+            break
+        last = int(rows[-1][0])
+    last = -1
+    while True:
+        rows = gallery.file.read(
+            "SELECT face_id, jpeg FROM face_thumbnails WHERE face_id > ? ORDER BY face_id LIMIT ?",
+            (last, CHUNK),
+        )
+        for face_id, jpeg in rows:
+            digest.update(f"t{face_id}\0".encode())
+            digest.update(bytes(jpeg))
+        if len(rows) < CHUNK:
+            break
+        last = int(rows[-1][0])
+    return digest.hexdigest()
+
+
+def _next_face_id(gallery: StoredGallery) -> int:
+    """The id the gallery would give its next face (deleted faces' ids are never reused)."""
+    if isinstance(gallery.file, PostgresStore):
+        row = gallery.file.read("SELECT last_value, is_called FROM faces_id_seq")[0]
+        return int(row[0]) + 1 if row[1] else int(row[0])
+    found = gallery.file.read("SELECT seq FROM sqlite_sequence WHERE name = 'faces'")
+    return (int(found[0][0]) if found else 0) + 1
+
+
+def _continue_ids(gallery: StoredGallery, db: Connection, next_face: int) -> None:
+    """After rows were inserted with their ids: new rows get higher ones, faces from
+    ``next_face`` on."""
+    if isinstance(gallery.file, PostgresStore):
+        for table in ("people", "sources"):
+            db.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            )
+        db.execute("SELECT setval('faces_id_seq', ?, false)", (next_face,))
+    else:
+        db.execute("DELETE FROM sqlite_sequence WHERE name = 'faces'")
+        db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('faces', ?)", (next_face - 1,))
+
+
+def copy_gallery(source: str, target: str, *, replace: bool = False) -> CopyReport:
+    """Copy the gallery at ``source`` into the one at ``target`` (see :func:`open_place`),
+    which must be empty unless ``replace`` (its people and faces are then dropped first, in
+    the same transaction). Nothing is written to ``source``."""
+    if not is_url(source) and not Path(source).expanduser().exists():
+        raise StorageError(f"There is no gallery at {source}.")
+    origin = open_place(source)
+    try:
+        shown = mask(target)
+        destination = open_place(target, origin.profile.name)
+        try:
+            return _copy(origin, destination, mask(source), shown, replace)
+        finally:
+            destination.close()
+    finally:
+        origin.close()
+
+
+def _copy(
+    origin: StoredGallery, destination: StoredGallery, source: str, target: str, replace: bool
+) -> CopyReport:
+    held = {table: _count(destination, table) for table in TABLES}
+    if any(held.values()) and not replace:
+        raise Conflict(
+            f"The gallery at {target} is not empty ({held['people']} people, {held['faces']} "
+            "faces): nothing was copied. Give --replace to drop what it holds first."
+        )
+    next_face = _next_face_id(origin)
+    with destination.file.transaction(erases=True) as db:
+        db.execute("DELETE FROM people")  # cascades to sources, faces, thumbnails
+        for table, columns in TABLES.items():
+            key = "face_id" if table == "face_thumbnails" else "id"
+            marks = ", ".join("?" * len(columns.split(",")))
+            last = -1
+            while True:
+                rows = origin.file.read(
+                    f"SELECT {columns} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
+                    (last, CHUNK),
+                )
+                if rows:
+                    db.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+                if len(rows) < CHUNK:
+                    break
+                last = int(rows[-1][0])
+        _continue_ids(destination, db, next_face)
+        destination.file.bump(db)
+    counts = {table: _count(origin, table) for table in TABLES}
+    copied = {table: _count(destination, table) for table in TABLES}
+    summed = checksum(origin)
+    if copied != counts or checksum(destination) != summed:
+        raise StorageError(
+            f"The copy in {target} does not match {source} (counts {copied} for {counts}, or "
+            "the vectors' checksum differs): the source changed during the copy? Run it again "
+            "with --replace."
+        )
+    return CopyReport(source, target, origin.profile.name, counts, summed)
