@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from facelens.api.app import create_app
+from facelens.api.keys import KeyStore
 from facelens.api.services import Services
 from facelens.settings import Settings
 from facelens.workers.worker import serve
@@ -46,11 +47,8 @@ def served(
     data_dir: Path, *, client: tuple[str, int] = ("testclient", 50000), **settings: Any
 ) -> Iterator[TestClient]:
     """A TestClient on a fresh app over ``data_dir``; ``client`` is the caller's address."""
-    server = _POSTGRES[0]
-    if server is not None and "database_url" not in settings:
-        if data_dir not in _DATABASES:
-            _DATABASES[data_dir] = server.database()
-        settings["database_url"] = _DATABASES[data_dir]
+    if _POSTGRES[0] is not None and "database_url" not in settings:
+        settings["database_url"] = _database_for(data_dir)
     config = Settings(data_dir=data_dir, workers=1, **settings)
     with fake_model.installed():
         # The workers as threads of this process (the fake model installed here already).
@@ -73,3 +71,18 @@ def stored(data_dir: Path, sql: str) -> list[tuple[object, ...]]:
             return list(db.execute(sql).fetchall())
     with contextlib.closing(sqlite3.connect(data_dir / "gallery.sqlite3")) as db:
         return list(db.execute(sql).fetchall())
+
+
+def key_store(data_dir: Path) -> KeyStore:
+    """The API keys of the server ``served`` runs for ``data_dir``, on its backend."""
+    url = _database_for(data_dir) if _POSTGRES[0] is not None else None
+    return KeyStore(data_dir / "gallery.sqlite3", url=url)
+
+
+def _database_for(data_dir: Path) -> str:
+    """The PostgreSQL database of ``data_dir`` (made on first use)."""
+    server = _POSTGRES[0]
+    assert server is not None
+    if data_dir not in _DATABASES:
+        _DATABASES[data_dir] = server.database()
+    return _DATABASES[data_dir]

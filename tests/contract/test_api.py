@@ -14,9 +14,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from facelens.api.console import POLICY
-from facelens.api.keys import KeyStore
 from facelens.models.base import Box
-from tests.contract.conftest import served, stored
+from tests.contract.conftest import key_store, served, stored
 from tests.support import fake_model
 from tests.support.fake_model import photo
 from tests.support.mqtt import wait_until
@@ -232,10 +231,9 @@ def test_every_answer_forbids_framing_and_type_sniffing(api: TestClient) -> None
 def test_key_scopes_limit_what_a_key_may_do(tmp_path: Path) -> None:
     """A recognize key cannot change people, an enrol key cannot add streams (a stream makes
     the server read a source), an admin key can do both; refusals are 403 with a clear code."""
-    from facelens.api.keys import KeyStore
 
     data = tmp_path / "data"
-    store = KeyStore(data / "gallery.sqlite3")
+    store = key_store(data)
     keys = {scope: store.create(scope, frozenset({scope}))[1] for scope in ("recognize", "enrol")}
     keys["admin"] = store.create("admin", frozenset({"admin"}))[1]
     store.close()
@@ -495,7 +493,7 @@ def test_readiness_tells_how_many_people_only_to_key_holders_when_keys_are_on(
     with served(data) as api:  # keys off: everyone is told
         assert api.post("/v1/people", json={"name": "ruby"}).status_code == 201
         assert api.get("/readyz").json()["people"] == 1
-    store = KeyStore(data / "gallery.sqlite3")
+    store = key_store(data)
     _, key = store.create("probe", frozenset({"recognize"}))
     store.close()
     with served(data) as api:

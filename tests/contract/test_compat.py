@@ -20,11 +20,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from facelens.api.keys import KeyStore
 from facelens.core.matching import NAMED_FLOOR, UNNAMED_CEILING, similarity
 from facelens.models.base import Box
 from facelens.settings import Settings
-from tests.contract.conftest import served
+from tests.contract.conftest import key_store, served
 from tests.support.fake_model import photo
 
 # Every test here runs on both backends: the SQLite file, and a PostgreSQL database.
@@ -586,7 +585,7 @@ def test_compreface_an_unreadable_image_is_code_28_on_every_route(fresh: TestCli
 def test_keys_form_field_header_and_open_networks(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    _, key = KeyStore(data / "gallery.sqlite3").create("nvr")
+    _, key = key_store(data).create("nvr")
     image = {"image": photo((RED, LEFT))}
     with served(data) as api:
         assert api.post("/v1/vision/face", files=image, data={"api_key": key}).status_code == 200
@@ -615,7 +614,7 @@ def test_keys_form_field_header_and_open_networks(tmp_path: Path) -> None:
 def test_deepstack_key_is_checked_before_the_form_is_read(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    _, key = KeyStore(data / "gallery.sqlite3").create("nvr")
+    _, key = key_store(data).create("nvr")
     cap = Settings.model_fields["compat_key_scan_bytes"].default
     with served(data) as api:
         # Double Take's deepstack detector with a key: its api_key field comes after the image.
@@ -671,7 +670,7 @@ def test_compreface_verify_and_embedding_routes_need_only_the_recognize_scope(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    store = KeyStore(data / "gallery.sqlite3")
+    store = key_store(data)
     _, enrol = store.create("trainer", frozenset({"enrol"}))
     _, reader = store.create("viewer", frozenset({"recognize"}))
     base = "/api/v1/recognition"

@@ -66,8 +66,10 @@ def _canonical(body: bytes) -> bytes:
 class IdempotencyStore(Table):
     """Stored first answers, by (API key id or '', Idempotency-Key)."""
 
-    def __init__(self, path: Path, writable: Callable[[], None] = lambda: None) -> None:
-        super().__init__(path, _SCHEMA)
+    def __init__(
+        self, path: Path, writable: Callable[[], None] = lambda: None, url: str | None = None
+    ) -> None:
+        super().__init__(path, _SCHEMA, url=url)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # Raises when the file may not be written (the gallery's, sharing it: damaged).
         self.writable = writable
@@ -94,8 +96,9 @@ class IdempotencyStore(Table):
             (PENDING, now - PENDING_WAIT_S),
         )
         inserted = self._run(
-            "INSERT OR IGNORE INTO idempotency VALUES (?, ?, ?, ?, '', x'', ?) RETURNING key",
-            (scope, key, fingerprint, PENDING, now),
+            "INSERT INTO idempotency VALUES (?, ?, ?, ?, '', ?, ?) ON CONFLICT DO NOTHING "
+            "RETURNING key",
+            (scope, key, fingerprint, PENDING, b"", now),
         )
         return None if inserted else self.get(scope, key)
 
@@ -108,7 +111,10 @@ class IdempotencyStore(Table):
 
     def put(self, scope: str, key: str, stored: Stored) -> None:
         self._run(
-            "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO "
+            "UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status, "
+            "media_type = excluded.media_type, body = excluded.body, "
+            "created_at = excluded.created_at",
             (
                 scope,
                 key,

@@ -12,16 +12,17 @@ given in ``FACELENS_SERVER_API_KEYS``, hold every scope, as they could do everyt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from facelens.errors import InvalidValue, NotFound
+from facelens.errors import DatabaseUnavailable, InvalidValue, NotFound
 from facelens.storage.sqlite import Table
 
 _SCHEMA = """
@@ -118,9 +119,19 @@ class KeyStore(Table):
     Kubernetes Secret): accepted beside the stored ones, as ids ``env-1``, ``env-2``, ...
     """
 
-    def __init__(self, path: Path, given: tuple[str, ...] = ()) -> None:
-        super().__init__(path, _SCHEMA)
+    def __init__(self, path: Path, given: tuple[str, ...] = (), url: str | None = None) -> None:
+        super().__init__(path, _SCHEMA, url=url)
         self.given = given
+        # The stored keys as last read: a shared database out of reach leaves the keys known
+        # then in force (recognition goes on; changes to keys wait for the database).
+        self._known: Sequence[tuple[Any, ...]] = ()
+        if url is not None:
+            try:
+                self._stored()  # read now: the database must be reachable to start
+            except BaseException:
+                self.close()
+                raise
+            return
         try:
             columns = {str(row[1]) for row in self._read("PRAGMA table_info(api_keys)")}
             if "scopes" not in columns:  # a table of before scopes: its keys could do everything
@@ -184,7 +195,7 @@ class KeyStore(Table):
 
         Revoked keys count: revoking the last key must lock the API, not open it.
         """
-        return bool(self.given) or bool(self._read("SELECT 1 FROM api_keys LIMIT 1"))
+        return bool(self.given) or bool(self._stored())
 
     def active_count(self) -> int:
         return int(str(self._read("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")[0][0]))
@@ -200,9 +211,14 @@ class KeyStore(Table):
         if not key.startswith(PREFIX) or key.count("_") < 2:
             return None
         key_id = key[len(PREFIX) :].split("_", 1)[0]
-        rows = self._read(
-            "SELECT sha256, scopes FROM api_keys WHERE id = ? AND revoked_at IS NULL", (key_id,)
-        )
-        if rows and hmac.compare_digest(str(rows[0][0]), _digest(key)):
-            return Caller(key_id, scopes_from(str(rows[0][1]).split()))
+        rows = [row for row in self._stored() if row[0] == key_id and row[3] is None]
+        if rows and hmac.compare_digest(str(rows[0][1]), _digest(key)):
+            return Caller(key_id, scopes_from(str(rows[0][2]).split()))
         return None
+
+    def _stored(self) -> Sequence[tuple[Any, ...]]:
+        """Every stored key (id, sha256, scopes, revoked_at): a handful, read on each check;
+        the ones last read while a shared database cannot be reached."""
+        with contextlib.suppress(DatabaseUnavailable):
+            self._known = self._read("SELECT id, sha256, scopes, revoked_at FROM api_keys")
+        return self._known

@@ -58,9 +58,12 @@ class Services:
         opened: list[KeyStore | IdempotencyStore | StoredGallery] = [gallery]
         try:
             settings = settings.with_model(gallery.profile.name)
-            keys = KeyStore(settings.gallery_path, given_keys)
+            url = (
+                None if settings.database_url is None else settings.database_url.get_secret_value()
+            )
+            keys = KeyStore(settings.gallery_path, given_keys, url)
             opened.append(keys)
-            idempotency = IdempotencyStore(settings.gallery_path, gallery.check_writable)
+            idempotency = IdempotencyStore(settings.gallery_path, gallery.check_writable, url)
             opened.append(idempotency)
             pool = SpawnedWorkerPool(settings, worker, spawn)
         except BaseException:

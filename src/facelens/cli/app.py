@@ -31,6 +31,7 @@ from facelens.system import redact
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector
 
+    from facelens.api.keys import KeyStore
     from facelens.core.pipeline import Engine
     from facelens.gallery import StoredGallery
     from facelens.models.background import EmbeddingLoad
@@ -51,6 +52,7 @@ EXIT_CODES: dict[type[errors.FaceLensError], int] = {
     errors.Conflict: 8,
     errors.InvalidValue: 9,
     errors.Unavailable: 10,
+    errors.DatabaseUnavailable: 10,  # retried later (systemd restarts on it; 5 it does not)
     errors.Unauthorized: 11,
     errors.Forbidden: 11,
     errors.CannotListen: EXIT_CANNOT_LISTEN,
@@ -164,6 +166,16 @@ def open_gallery(state: State, *, read_only: bool = False) -> StoredGallery:
     from facelens.gallery import open_gallery as open_it
 
     return open_it(state.settings, read_only=read_only)
+
+
+def open_keys(state: State) -> KeyStore:
+    """The API keys: beside the gallery, in its file or in the shared database."""
+    from facelens.api.keys import KeyStore
+
+    url = state.settings.database_url
+    return KeyStore(
+        state.settings.gallery_path, url=None if url is None else url.get_secret_value()
+    )
 
 
 def load_engine(state: State, settings: Settings) -> Engine:

@@ -37,7 +37,7 @@ def upgrade(
                 "FACELENS_DATABASE_URL is not set: a SQLite gallery upgrades itself when it is "
                 "opened (a copy of it as it was is kept beside it)."
             )
-        db = PostgresDatabase(state.settings.database_url.get_secret_value())
+        db = PostgresDatabase.open(state.settings.database_url.get_secret_value())
         try:
             plan = pg_schema.plan(db) if dry_run else pg_schema.upgrade(db)
         finally:

@@ -13,6 +13,7 @@ from facelens.cli.app import (
     handled,
     keys_app,
     open_gallery,
+    open_keys,
     out,
     people_app,
     print_json,
@@ -106,11 +107,11 @@ def keys_create(
     ] = None,
 ) -> None:
     """Create an API key; once any key exists, every API call needs one. Shown only once."""
-    from facelens.api.keys import DEFAULT_SCOPES, KeyStore, scopes_from
+    from facelens.api.keys import DEFAULT_SCOPES, scopes_from
 
     with handled(ctx) as state:
         scopes = DEFAULT_SCOPES if not scope else scopes_from(scope)
-        record, key = KeyStore(state.settings.gallery_path).create(name, scopes)
+        record, key = open_keys(state).create(name, scopes)
         err.print(
             escape(
                 f"created key {record.id} ({record.name}, may "
@@ -126,10 +127,9 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List API keys (ids and names; the keys themselves are not stored)."""
-    from facelens.api.keys import KeyStore
 
     with handled(ctx) as state:
-        keys = KeyStore(state.settings.gallery_path).list()
+        keys = open_keys(state).list()
         if as_json:
             print_json(
                 [
@@ -165,10 +165,9 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id, from 'facelens keys list'.")],
 ) -> None:
     """Revoke an API key: the server refuses it from the next request on."""
-    from facelens.api.keys import KeyStore
 
     with handled(ctx) as state:
-        store = KeyStore(state.settings.gallery_path)
+        store = open_keys(state)
         record = store.revoke(key_id)
         out.print(escape(f"revoked key {record.id} ({record.name})"))
         if store.active_count() == 0:
@@ -186,7 +185,6 @@ def keys_off(
     ] = False,
 ) -> None:
     """Switch API keys off: forget every key, so the API needs none (revoking keeps it locked)."""
-    from facelens.api.keys import KeyStore
     from facelens.errors import InvalidValue
 
     with handled(ctx) as state:
@@ -195,5 +193,5 @@ def keys_off(
                 "Switching keys off opens the API to anyone who can reach the server; "
                 "run again with --yes to do it."
             )
-        forgotten = KeyStore(state.settings.gallery_path).switch_off()
+        forgotten = open_keys(state).switch_off()
         out.print(escape(f"API keys are off ({forgotten} forgotten); the API needs no key."))

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from facelens.errors import ModelError, StorageError
+from facelens.errors import DatabaseUnavailable, ModelError, StorageError
 from facelens.gallery import pg_schema, schema
 from facelens.gallery.stored import StoredGallery
 from facelens.models.profiles import ModelProfile, profile_for
@@ -26,6 +26,7 @@ from facelens.storage.connection import Connection
 from facelens.storage.postgres import Follower, PostgresDatabase
 
 log = logging.getLogger(__name__)
+QUICK_S = 0.5  # longest a recognition waits for a connection to read the revision
 
 
 def _revision(db: Connection) -> int:
@@ -42,7 +43,7 @@ class PostgresStore:
 
     def __init__(self, url: str, data_dir: Path) -> None:
         self.url = url
-        self.db = PostgresDatabase(url)
+        self.db = PostgresDatabase.open(url)
         self.where = self.db.shown
         self.data_dir = data_dir
         self.lock = threading.RLock()
@@ -57,7 +58,7 @@ class PostgresStore:
         self._follower.start()
 
     def _moved(self, revision: int) -> None:
-        self._revision = revision
+        self._revision = max(self._revision, revision)
 
     @property
     def unreachable(self) -> str | None:
@@ -81,10 +82,17 @@ class PostgresStore:
         db.execute("SELECT pg_notify(?, ?)", (pg_schema.CHANNEL, str(revision)))
 
     def revision(self) -> int:
-        """The revision last seen (followed; read now if this store follows nothing)."""
-        if self._follower is None:
-            with self.db.reading() as connection:
-                return _revision(connection)
+        """The gallery's revision, read now (matching then sees a change this server made a
+        moment ago, as with a file); while the database cannot be reached, the one last seen
+        (recognition goes on from what is held)."""
+        if self._follower is not None and self._follower.problem is not None:
+            return self._revision
+        try:
+            with self.db.reading(QUICK_S) as connection:
+                self._revision = max(self._revision, _revision(connection))
+        except DatabaseUnavailable:
+            if self._follower is None:
+                raise
         return self._revision
 
     def require_bound(self, db: Connection) -> None:

@@ -18,11 +18,14 @@ import contextlib
 import functools
 import logging
 import random
+import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 import psycopg_pool
 
 from facelens.errors import DatabaseUnavailable, StorageError
@@ -38,6 +41,16 @@ WAIT_S = 5.0  # longest a statement waits for a connection (all busy, or none ca
 WRITE_LOCK = 0x66_6C_00_01
 UPGRADE_LOCK = 0x66_6C_00_02
 BACKOFF_CAP_S = 5.0  # longest pause between attempts to reach the database again
+# How a connection notices a server gone quiet (a partition, not a refusal): data unanswered
+# for 5 s, or an idle link whose keepalives go unanswered, drops it instead of waiting for TCP.
+LINK: dict[str, Any] = {
+    "connect_timeout": CONNECT_TIMEOUT_S,
+    "tcp_user_timeout": 5000,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+}
 
 
 def is_url(value: str) -> bool:
@@ -71,37 +84,85 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+_pools: dict[str, tuple[psycopg_pool.ConnectionPool[psycopg.Connection[Any]], list[int]]] = {}
+_opening = threading.Lock()
+# The databases found out of reach, each with when to try it again: meanwhile a statement
+# fails at once (a recognition checking a key never waits for a dead server), then one probe
+# waits at most PROBE_S. Set by any failure to connect (a statement's, or a Follower's).
+_down: dict[str, float] = {}
+RETRY_S = 1.0
+PROBE_S = 0.5
+
+
+def _mark(url: str, reachable: bool) -> None:
+    if reachable:
+        _down.pop(url, None)
+    else:
+        _down[url] = time.monotonic() + RETRY_S
+
+
+def _pool(url: str, wait_s: float) -> psycopg_pool.ConnectionPool[psycopg.Connection[Any]]:
+    return psycopg_pool.ConnectionPool(
+        url,
+        min_size=1,
+        max_size=4,
+        open=False,
+        kwargs={"autocommit": True, **LINK},
+        check=psycopg_pool.ConnectionPool.check_connection,
+        timeout=wait_s,
+        name="facelens",
+    )
+
+
 class PostgresDatabase:
     """One PostgreSQL database as this process uses it (``what``: what is stored there, for
-    messages). Opening it waits until a first connection is made (:class:`DatabaseUnavailable`
-    if none can be, within ``wait_s``). Safe to share across threads."""
+    messages): :meth:`open` gives every store of the process the same small pool of
+    connections (each its own handle, closed on its own), made when the first opens it, which
+    waits until a first connection is made (:class:`DatabaseUnavailable` if none can be,
+    within ``wait_s``). Safe to share across threads."""
 
-    def __init__(self, url: str, what: str = "Gallery", *, wait_s: float = WAIT_S) -> None:
+    dialect = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        what: str,
+        pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]],
+        wait_s: float,
+    ) -> None:
         self.url = url
         self.shown = mask(url)
         self.what = what
         self.wait_s = wait_s
-        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
-            psycopg_pool.ConnectionPool(
-                url,
-                min_size=1,
-                max_size=4,
-                open=False,
-                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
-                check=psycopg_pool.ConnectionPool.check_connection,
-                timeout=wait_s,
-                reconnect_timeout=0,  # never give up: the database may be back in an hour
-                name="facelens",
-            )
-        )
-        try:
-            self._pool.open(wait=True, timeout=wait_s)
-        except (psycopg_pool.PoolTimeout, psycopg.Error) as exc:
-            self._pool.close(timeout=0)
-            raise self.failure(exc) from None
-        except BaseException:
-            self._pool.close(timeout=0)
-            raise
+        self._pool = pool
+        self._closed = False
+
+    @classmethod
+    def open(cls, url: str, what: str = "Gallery", *, wait_s: float = WAIT_S) -> PostgresDatabase:
+        with _opening:
+            found = _pools.get(url)
+            if found is not None:
+                found[1][0] += 1
+                return cls(url, what, found[0], wait_s)
+            pool = _pool(url, wait_s)
+            handle = cls(url, what, pool, wait_s)
+            try:
+                # One connection first, for the server's own words if it refuses (a wrong
+                # password, no such database): the pool's wait would only time out.
+                psycopg.connect(psycopg.conninfo.make_conninfo(url, **LINK)).close()
+                pool.open(wait=True, timeout=wait_s)
+            except (psycopg_pool.PoolTimeout, psycopg.Error) as exc:
+                pool.close(timeout=0)
+                raise DatabaseUnavailable(
+                    f"The database {handle.shown} cannot be reached "
+                    f"({mask(_first_line(exc))}): check FACELENS_DATABASE_URL (host, port, "
+                    "user, password, database), the network, and that PostgreSQL runs."
+                ) from None
+            except BaseException:
+                pool.close(timeout=0)
+                raise
+            _pools[url] = (pool, [1])
+            return handle
 
     def failure(self, exc: BaseException) -> StorageError:
         """Our error for psycopg's (or its pool's) ``exc``."""
@@ -115,11 +176,21 @@ class PostgresDatabase:
         return StorageError(f"{self.what} in {self.shown}: {mask(_first_line(exc))}")
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def _connection(self, wait_s: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        wait_s = wait_s or self.wait_s
+        retry_at = _down.get(self.url)
+        if retry_at is not None:  # out of reach a moment ago
+            if time.monotonic() < retry_at:
+                raise self.failure(psycopg.OperationalError("out of reach a moment ago"))
+            wait_s = min(wait_s, PROBE_S)
         try:
-            with self._pool.connection(timeout=self.wait_s) as connection:
+            with self._pool.connection(timeout=wait_s) as connection:
+                _mark(self.url, True)
                 yield connection
-        except (psycopg_pool.PoolTimeout, psycopg.Error) as exc:
+        except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
+            _mark(self.url, False)
+            raise self.failure(exc) from None
+        except psycopg.Error as exc:
             raise self.failure(exc) from None
 
     @contextlib.contextmanager
@@ -132,9 +203,9 @@ class PostgresDatabase:
             yield _Connection(connection)
 
     @contextlib.contextmanager
-    def reading(self) -> Iterator[Connection]:
-        """A connection for several reads in a row."""
-        with self._connection() as connection:
+    def reading(self, wait_s: float | None = None) -> Iterator[Connection]:
+        """A connection for several reads in a row (waited for at most ``wait_s``)."""
+        with self._connection(wait_s) as connection:
             yield _Connection(connection)
 
     def read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
@@ -147,7 +218,28 @@ class PostgresDatabase:
             cursor = connection.execute(dialect(sql), args)
             return cursor.fetchall() if cursor.description else []
 
+    def script(self, sql: str) -> None:
+        """Statements that make a store's tables (``CREATE ... IF NOT EXISTS``, in SQLite's
+        words: BLOB is BYTEA here, REAL DOUBLE PRECISION), one server at a time."""
+        ddl = re.sub(r"\bBLOB\b", "BYTEA", re.sub(r"\bREAL\b", "DOUBLE PRECISION", sql))
+        with self.transaction(lock=UPGRADE_LOCK) as connection:
+            for statement in ddl.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+
     def close(self) -> None:
+        """Give up this handle; the pool closes with the last one (again: nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        with _opening:
+            found = _pools.get(self.url)
+            if found is None or found[0] is not self._pool:
+                return
+            found[1][0] -= 1
+            if found[1][0]:
+                return
+            del _pools[self.url]
         self._pool.close(timeout=5)
 
 
@@ -178,18 +270,19 @@ class Follower:
         pause = 0.25
         while not self._stop.is_set():
             try:
-                with psycopg.connect(
-                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-                ) as connection:
+                address = psycopg.conninfo.make_conninfo(self.url, **LINK)
+                with psycopg.connect(address, autocommit=True) as connection:
                     connection.execute(f"LISTEN {self.channel}")
                     while not self._stop.is_set():
                         self._on_change(self._read(_Connection(connection)))
+                        _mark(self.url, True)
                         if self.problem is not None:
                             log.warning("the database %s is reachable again", mask(self.url))
                         self.problem, pause = None, 0.25
                         for _ in connection.notifies(timeout=self.every_s, stop_after=1):
                             pass  # woken: read the counter again
             except psycopg.Error as exc:
+                _mark(self.url, False)
                 if self.problem is None:
                     log.warning(
                         "the database %s cannot be reached (%s): recognition goes on from "

@@ -255,6 +255,8 @@ class Database:
     file (each its own handle, closed on its own); :meth:`open_read_only` a connection of
     its own that writes nothing anywhere. Safe to share across threads."""
 
+    dialect = "sqlite"
+
     def __init__(self, path: Path, what: str, opened: _Open, key: Path | None) -> None:
         self.path = path
         self.what = what
@@ -368,12 +370,19 @@ class Database:
 
 
 class Table:
-    """A small store of its own in a file (API keys, idempotency records, the stream table):
-    its tables made when opened, each statement atomic on its own."""
+    """A small store of its own in a file (API keys, idempotency records, the stream table),
+    or in the PostgreSQL database of ``url`` when given: its tables made when opened, each
+    statement atomic on its own (SQL both backends speak)."""
 
-    def __init__(self, path: Path, schema: str, what: str = "Gallery") -> None:
+    def __init__(
+        self, path: Path, schema: str, what: str = "Gallery", url: str | None = None
+    ) -> None:
+        from facelens.storage.postgres import PostgresDatabase  # psycopg only when asked for
+
         self.path = path
-        self.db = Database.open(path, what)
+        self.db: Database | PostgresDatabase = (
+            Database.open(path, what) if url is None else PostgresDatabase.open(url, what)
+        )
         try:
             self.db.script(schema)
         except BaseException:
