@@ -296,3 +296,54 @@ def test_db_upgrade_and_copy_commands(database_url: str, tmp_path: Path) -> None
     again = facelens("db", "copy", str(tmp_path / "box"), "FACELENS_DATABASE_URL")
     assert again.returncode != 0 and "not empty" in again.stderr
     assert PASSWORD not in again.stderr
+
+
+def test_three_servers_on_one_database_share_people_and_follow_each_other(
+    database_url: str, tmp_path: Path, people_dir: Path, faces_dir: Path
+) -> None:
+    """Three real 'facelens serve' on one PostgreSQL, started together on an empty database:
+    one upgrade; a person enrolled on A is recognised on B and C; renamed and deleted on B,
+    A follows within a second; one key made once works on all three."""
+    import concurrent.futures
+
+    from tests.support.server import Server
+
+    env = {"FACELENS_DATABASE_URL": database_url, "FACELENS_ALLOW_NO_KEYS": "1"}
+    with concurrent.futures.ThreadPoolExecutor(3) as starting:
+        servers = list(
+            starting.map(lambda name: Server(tmp_path / name, "--workers", "1", env=env), "abc")
+        )
+    a, b, c = servers
+    try:
+        with psycopg.connect(database_url) as db:
+            assert db.execute("SELECT version FROM schema_history").fetchall() == [(1,)]
+        photo_of_obama = sorted((people_dir / "obama").iterdir())[0].read_bytes()
+        probe = (faces_dir / "probes" / "obama-1080p.jpg").read_bytes()
+        assert a.client.post("/v1/people", json={"name": "obama"}).status_code == 201
+        added = a.client.post("/v1/people/obama/faces", files={"images": photo_of_obama})
+        assert added.status_code in (200, 201), added.text
+
+        def names(server: Server) -> list[str]:
+            answer = server.client.post("/v1/recognize", files={"image": probe})
+            assert answer.status_code == 200, answer.text
+            return [f["name"] for f in answer.json()["faces"]]
+
+        # Read at once: each server reads the revision per recognition.
+        assert names(b) == ["obama"] and names(c) == ["obama"]
+        renamed = b.client.patch("/v1/people/obama", json={"name": "Barack"})
+        assert renamed.status_code == 200, renamed.text
+        assert wait_for(lambda: names(a) == ["Barack"], 5, "the rename on a") < 1.0
+        assert b.client.delete("/v1/people/Barack").status_code in (200, 204)
+        assert wait_for(lambda: names(a) == ["unknown"], 5, "the delete on a") < 1.0
+        assert names(c) == ["unknown"]
+        # The same person created on A and B at once, 50 times: one person each time.
+        for i in range(50):
+            body = {"name": f"Twin {i}"}
+            with concurrent.futures.ThreadPoolExecutor(2) as both:
+                calls = [both.submit(s.client.post, "/v1/people", json=body) for s in (a, b)]
+                codes = sorted(call.result().status_code for call in calls)
+            assert codes == [201, 409], (i, codes)
+        assert len(c.client.get("/v1/people", params={"limit": 500}).json()["people"]) == 50
+    finally:
+        for server in servers:
+            server.stop()
