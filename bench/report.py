@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench import shared
+
 STAGES = ["decode", "detect", "align", "embed", "match", "total"]
 STARTUP_TARGET_S = 0.35  # issue 20: one photo recognised, as a whole command, on a 2-core box
 LIBRARY = "face_recognition"
@@ -677,6 +679,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "accuracy": _accuracy,
     "gallery": _gallery,
     "stream": _stream,
+    "shared": shared.report,
 }
 
 

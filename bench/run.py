@@ -26,7 +26,7 @@ sys.path.insert(
     0, str(REPO)
 )  # for tests.support.server (the same real-server harness as the tests)
 
-from bench import measure  # noqa: E402
+from bench import measure, shared  # noqa: E402
 
 SECTIONS = (
     "pipeline",
@@ -40,6 +40,7 @@ SECTIONS = (
     "server",
     "gallery",
     "stream",
+    "shared",
 )
 NEEDS_MODELS = {"pipeline", "probes", "identification", "stream"}
 
@@ -106,6 +107,7 @@ def main() -> None:
             "server": lambda: measure.server(tmp, args.quick),
             "gallery": lambda: measure.gallery(args.quick),
             "stream": lambda: measure.stream(models, tmp),
+            "shared": lambda: shared.shared(tmp, args.quick),
         }
         for section in sections:
             print(f"bench: {section} ...", file=sys.stderr, flush=True)
