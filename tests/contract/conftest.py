@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from facelens.api.app import create_app
 from facelens.api.keys import KeyStore
 from facelens.api.services import Services
+from facelens.events.log import EventLog
 from facelens.settings import Settings
 from facelens.workers.worker import serve
 from tests.support import fake_model
@@ -86,3 +87,14 @@ def _database_for(data_dir: Path) -> str:
     if data_dir not in _DATABASES:
         _DATABASES[data_dir] = server.database()
     return _DATABASES[data_dir]
+
+
+def event_log(data_dir: Path, targets: tuple[str, ...] = ()) -> EventLog:
+    """The event log of the server ``served`` runs for ``data_dir``, on its backend."""
+    url = _database_for(data_dir) if _POSTGRES[0] is not None else None
+    return EventLog(data_dir / "events.sqlite3", targets=targets, url=url)
+
+
+def cli_env(data_dir: Path) -> dict[str, str]:
+    """The environment a command run on ``data_dir`` needs to find its backend."""
+    return {} if _POSTGRES[0] is None else {"FACELENS_DATABASE_URL": _database_for(data_dir)}

@@ -14,10 +14,12 @@ from typer.testing import CliRunner
 
 from facelens.cli import app
 from facelens.events.event import Event
-from facelens.events.log import EventLog
 from facelens.models.base import Box
-from tests.contract.conftest import served
+from tests.contract.conftest import cli_env, event_log, served
 from tests.support import fake_model
+
+# Every test here runs on both backends: the SQLite files, and a PostgreSQL database.
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +46,7 @@ def seen(n: int, name: str, track: int, kind: str = "arrived") -> Event:
 
 def crops(data: Path) -> dict[str, bool]:
     """Which stored events still carry a crop, by name."""
-    log = EventLog(data / "events.sqlite3")
+    log = event_log(data)
     try:
         return {e["name"]: e["crop"] is not None for _, e in log.events(limit=100)}
     finally:
@@ -58,7 +60,7 @@ def test_a_person_deleted_over_http_or_the_cli_takes_their_event_crops_along(
     with served(data) as api:
         for name in ("ann", "bob", "cleo"):
             assert api.post("/v1/people", json={"name": name}).status_code == 201
-        log = EventLog(data / "events.sqlite3")  # a stream's, open meanwhile
+        log = event_log(data)  # a stream's, open meanwhile
         log.add([seen(1, "ann", 1), seen(2, "bob", 2), seen(3, "cleo", 3), seen(4, "dan", 4)])
         assert api.delete("/v1/people/ann").status_code == 200
         assert crops(data) == {"ann": False, "bob": True, "cleo": True, "dan": True}
@@ -67,7 +69,9 @@ def test_a_person_deleted_over_http_or_the_cli_takes_their_event_crops_along(
         assert gone.status_code == 200, gone.text
         assert crops(data) == {"ann": False, "bob": True, "cleo": False, "dan": True}
         log.close()
-    result = CliRunner().invoke(app, ["--data-dir", str(data), "people", "remove", "bob"])
+    result = CliRunner().invoke(
+        app, ["--data-dir", str(data), "people", "remove", "bob"], env=cli_env(data)
+    )
     assert result.exit_code == 0, result.output
     assert crops(data) == {"ann": False, "bob": False, "cleo": False, "dan": True}
 
@@ -83,7 +87,7 @@ def test_a_person_renamed_or_merged_any_way_keeps_their_events_and_a_delete_blan
     with served(data) as api:
         for name in people:
             assert api.post("/v1/people", json={"name": name}).status_code == 201
-        log = EventLog(data / "events.sqlite3")  # a stream's, open meanwhile
+        log = event_log(data)  # a stream's, open meanwhile
         log.add([seen(n, name, n) for n, name in enumerate((*people, "zed"), start=1)])
         log.close()
         assert api.patch("/v1/people/ann", json={"name": "anna"}).status_code == 200
@@ -99,9 +103,9 @@ def test_a_person_renamed_or_merged_any_way_keeps_their_events_and_a_delete_blan
             assert api.delete(f"/v1/people/{name}").status_code == 200, name
     cli = CliRunner()
     for args in (["rename", "gus", "gustav"], ["merge", "hal", "gustav"], ["remove", "gustav"]):
-        result = cli.invoke(app, ["--data-dir", str(data), "people", *args])
+        result = cli.invoke(app, ["--data-dir", str(data), "people", *args], env=cli_env(data))
         assert result.exit_code == 0, result.output
-    log = EventLog(data / "events.sqlite3")
+    log = event_log(data)
     stored = [(e["name"], e["crop"] is not None) for _, e in log.events(limit=100)]
     log.close()
     assert stored == [
@@ -121,7 +125,7 @@ def test_deliveries_list_each_outbox_and_retry_puts_dead_events_back(tmp_path: P
     data = tmp_path / "data"
     with served(data) as api:
         assert api.get("/v1/events/deliveries").json() == {"targets": []}
-        log = EventLog(data / "events.sqlite3", targets=("webhook:abc", "mqtt:def"))
+        log = event_log(data, ("webhook:abc", "mqtt:def"))
         log.add([seen(1, "ann", 1), seen(2, "bob", 2)])
         (first, _), _ = log.pending("webhook:abc")
         assert log.failed("webhook:abc", first, "answered 302 Found") == 1

@@ -5,6 +5,7 @@ no recognition and half-writes nothing."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import time
 from pathlib import Path
@@ -296,6 +297,11 @@ def test_db_upgrade_and_copy_commands(database_url: str, tmp_path: Path) -> None
     again = facelens("db", "copy", str(tmp_path / "box"), "FACELENS_DATABASE_URL")
     assert again.returncode != 0 and "not empty" in again.stderr
     assert PASSWORD not in again.stderr
+    info = facelens("info", "--json")
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["gallery"].startswith("postgresql://***@127.0.0.1:")
+    assert json.loads(info.stdout)["people"] == 3
+    assert PASSWORD not in info.stdout + info.stderr
 
 
 def test_three_servers_on_one_database_share_people_and_follow_each_other(
@@ -347,3 +353,101 @@ def test_three_servers_on_one_database_share_people_and_follow_each_other(
     finally:
         for server in servers:
             server.stop()
+
+
+def _event(n: int) -> Any:
+    from datetime import UTC, datetime
+
+    from facelens.events.event import Event
+
+    return Event(f"ev{n:03d}", "arrived", "door", n, "ann", 0.3, 0.9, BOX, datetime.now(UTC))
+
+
+def test_two_servers_deliver_each_event_once_in_order_and_one_takes_over_from_the_other(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Two servers' couriers on one shared outbox: one at a time delivers a target (the other
+    waits), so the receiver gets every event once, in order; the one delivering stops (its
+    connection gone, as when killed) and the other goes on with no event missing."""
+    from facelens.events.delivery import Deliveries
+    from facelens.events.log import EventLog
+    from tests.support.webhook import Receiver
+
+    receiver = Receiver()
+    logs, deliveries = [], []
+    for name in ("a", "b"):
+        sending = Deliveries(receiver.url, None, attempts=5, timeout_s=5)
+        log = EventLog(tmp_path / name / "events.sqlite3", targets=sending.names, url=database_url)
+        logs.append(log)
+        deliveries.append(sending.start(log))
+    try:
+        target = deliveries[0].names[0]
+        for n in range(40):  # both servers store events, both couriers are awake
+            logs[n % 2].add([_event(n)])
+            time.sleep(0.02)
+        wait_for(lambda: len(receiver.received) >= 40, 20, "the first 40 events")
+        holder = 0 if deliveries[0].couriers[0].delivered else 1
+        assert deliveries[1 - holder].couriers[0].delivered == 0  # the other waited
+        assert logs[holder].claim(target) and not logs[1 - holder].claim(target)
+        # The one delivering goes away; events stored meanwhile go through the other.
+        deliveries[holder].close(drain_s=0)
+        logs[holder].close()
+        assert logs[1 - holder].claim(target)  # its lock went with its connection
+        logs[1 - holder].add([_event(n) for n in range(40, 80)])
+        wait_for(lambda: len(receiver.received) >= 80, 20, "the other server taking over")
+        ids = [event["id"] for event in receiver.received]
+        assert ids == [f"ev{n:03d}" for n in range(80)]  # each once, in order
+        assert deliveries[1 - holder].couriers[0].delivered == 40
+    finally:
+        for log, sending in zip(logs, deliveries, strict=True):
+            sending.close(drain_s=0)
+            log.close()
+        receiver.close()
+
+
+def test_events_stored_by_one_server_are_seen_live_on_another(
+    database_url: str, tmp_path: Path
+) -> None:
+    """/v1/events and the live tail of any server show the events every server stored."""
+    from facelens.events.log import EventLog
+
+    a = EventLog(tmp_path / "a" / "events.sqlite3", url=database_url)
+    b = EventLog(tmp_path / "b" / "events.sqlite3", url=database_url)
+    try:
+        seen: list[str] = []
+        b.tail.listen(lambda batch: seen.extend(s.event["id"] for s in batch))
+        a.add([_event(1), _event(2)])
+        a.add([_event(1)])  # a retry of a batch stored already: not stored twice
+        wait_for(lambda: seen == ["ev001", "ev002"], 5, "the other server's tail")
+        assert [e["id"] for _, e in b.events()] == ["ev001", "ev002"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_events_made_while_the_database_is_out_of_reach_are_held_and_stored_after(
+    postgres_server: PostgresServer, database_url: str, tmp_path: Path
+) -> None:
+    """A camera goes on while PostgreSQL is stopped: its events wait in the stream (in order,
+    up to HeldEvents.MAX_HELD) and are stored once the database is back; none is lost."""
+    from facelens.events.log import EventLog
+    from facelens.video.loop import HeldEvents
+
+    log = EventLog(tmp_path / "events.sqlite3", url=database_url)
+    told: list[str] = []
+    held = HeldEvents(log, lambda events: told.extend(e.id for e in events))
+    held.RETRY_S = 0.0  # type: ignore[misc]  (try at every batch: the test's clock)
+    try:
+        held([_event(0)])
+        postgres_server.stop()
+        try:
+            for n in range(1, 30):
+                held([_event(n)])
+            assert held.failure is not None and len(held.held) == 29
+        finally:
+            postgres_server.start()
+        wait_for(lambda: (held([]), not held.held)[1], 30, "the held events to be stored")
+        assert [e["id"] for _, e in log.events(limit=100)] == [f"ev{n:03d}" for n in range(30)]
+        assert told == [f"ev{n:03d}" for n in range(30)]
+    finally:
+        log.close()

@@ -13,7 +13,7 @@ from facelens.api.keys import KeyStore
 from facelens.api.observability import Metrics
 from facelens.events.delivery import DeliveryMetrics
 from facelens.events.log import EventLog
-from facelens.gallery import StoredGallery, open_gallery
+from facelens.gallery import StoredGallery, open_gallery, shared_url
 from facelens.settings import Settings
 from facelens.system.lifetime import Child, Spawn
 from facelens.video.metrics import StreamMetrics
@@ -58,9 +58,7 @@ class Services:
         opened: list[KeyStore | IdempotencyStore | StoredGallery] = [gallery]
         try:
             settings = settings.with_model(gallery.profile.name)
-            url = (
-                None if settings.database_url is None else settings.database_url.get_secret_value()
-            )
+            url = shared_url(settings)
             keys = KeyStore(settings.gallery_path, given_keys, url)
             opened.append(keys)
             idempotency = IdempotencyStore(settings.gallery_path, gallery.check_writable, url)
@@ -88,7 +86,7 @@ class Services:
     def event_log(self) -> EventLog:
         """The event log of the data directory, opened on first use."""
         if self.events is None:
-            self.events = EventLog(self.settings.events_path)
+            self.events = EventLog(self.settings.events_path, url=shared_url(self.settings))
         return self.events
 
     def close(self) -> None:

@@ -80,7 +80,7 @@ def info(
         host = describe()
         gallery = open_gallery(state, read_only=True)
         engine = engine_for_gallery(state, gallery)
-        people = gallery.list_people()
+        people, where = gallery.list_people(), gallery.where  # a file, or the masked URL
         gallery.close()
         profile = engine.profile
         needed = server_memory_mb(s.workers)
@@ -102,7 +102,7 @@ def info(
                         "memory_limit_bytes": host.memory_limit_bytes,
                     },
                     "data_dir": str(s.data_dir),
-                    "gallery": str(s.gallery_path),
+                    "gallery": where,
                     "people": len(people),
                     "faces": sum(p.faces for p in people),
                     "model": profile.name,
@@ -126,7 +126,7 @@ def info(
             ("cores", _cores(host)),
             ("memory", _memory(host)),
             ("data dir", str(s.data_dir)),
-            ("gallery", str(s.gallery_path)),
+            ("gallery", where),
             ("people", f"{len(people)} ({sum(p.faces for p in people)} faces)"),
             ("model", f"{profile.name}: {profile.summary}"),
             ("model id", profile.id),

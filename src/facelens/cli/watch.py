@@ -89,6 +89,7 @@ def watch(
     from facelens.events.delivery import Deliveries
     from facelens.events.event import Event
     from facelens.events.log import EventLog
+    from facelens.gallery import shared_url
     from facelens.video.loop import VideoOut, Watched, stream_name
     from facelens.video.policy import SourcePolicy
     from facelens.video.session import Session
@@ -130,7 +131,9 @@ def watch(
             )
         gallery = open_gallery(state)
         engine = engine_for_gallery(state, gallery)
-        log = EventLog(state.settings.events_path, targets=deliveries.names)
+        log = EventLog(
+            state.settings.events_path, targets=deliveries.names, url=shared_url(state.settings)
+        )
         log.prune_every(days=state.settings.events_retention_days)  # now, then hourly
         deliveries.start(log)
         session = Session(

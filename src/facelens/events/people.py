@@ -6,15 +6,34 @@ it)."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from facelens.events.log import EventLog
 from facelens.settings import EVENTS_FILE
+from facelens.storage.connection import Connection
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Json:
+    """A field of an event's JSON body in SQL, in the log's dialect: read as text, or set."""
+
+    dialect: str
+
+    def get(self, field: str) -> str:
+        if self.dialect == "postgresql":
+            return f"(body::json ->> '{field}')"
+        return f"CAST(json_extract(body, '$.{field}') AS TEXT)"
+
+    def set(self, field: str, value: str = "?") -> str:
+        """``body`` with ``field`` set to the text ``value`` (a placeholder), or JSON null."""
+        if self.dialect == "postgresql":
+            new = "'null'::jsonb" if value == "NULL" else f"to_jsonb(CAST({value} AS TEXT))"
+            return f"jsonb_set(body::jsonb, '{{{field}}}', {new})::text"
+        return f"json_set(body, '$.{field}', {value})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +55,7 @@ def forget_crops(events: EventLog, names: Iterable[str]) -> int:
     blanked = 0
     with events.transaction() as db:
         for name in names:
-            blanked += _blank_tracks(db, name)
+            blanked += _blank_tracks(db, _Json(events.dialect), name)
     if blanked and (busy := events.checkpoint()) is not None:
         log.warning(
             "blanked event crops stay in the -wal file until its next checkpoint (%s)", busy
@@ -49,16 +68,16 @@ def rename(events: EventLog, old: str, new: str) -> Renamed:
     previous name) the name ``new``, in the column and the body alike: a person renamed or
     merged keeps their history (``?person=`` the new name finds it) and deleting them later
     blanks its crops. Events still to be delivered go out as stored, under ``new``."""
+    body = _Json(events.dialect)
     with events.transaction() as db:
         named = db.execute(
-            "UPDATE events SET name = :new, body = json_set(body, '$.name', :new) "
-            "WHERE name = :old RETURNING seq",
-            {"new": new, "old": old},
+            f"UPDATE events SET name = ?, body = {body.set('name')} WHERE name = ? RETURNING seq",
+            (new, new, old),
         ).fetchall()
         previous = db.execute(
-            "UPDATE events SET body = json_set(body, '$.previous', :new) WHERE kind = "
-            "'renamed' AND json_extract(body, '$.previous') = :old RETURNING seq",
-            {"new": new, "old": old},
+            f"UPDATE events SET body = {body.set('previous')} WHERE kind = 'renamed' "
+            f"AND {body.get('previous')} = ? RETURNING seq",
+            (new, old),
         ).fetchall()
     return Renamed(old, new, tuple(r[0] for r in named), tuple(r[0] for r in previous))
 
@@ -66,30 +85,31 @@ def rename(events: EventLog, old: str, new: str) -> Renamed:
 def undo_rename(events: EventLog, done: Renamed) -> None:
     """Give back the name ``done.old`` to the events :func:`rename` changed (by sequence
     number: events that named ``done.new`` before keep it)."""
+    body = _Json(events.dialect)
     with events.transaction() as db:
         for start in range(0, len(done.named), 500):  # under SQLite's limit of bound values
             chunk = done.named[start : start + 500]
             db.execute(
-                "UPDATE events SET name = ?, body = json_set(body, '$.name', ?) "
+                f"UPDATE events SET name = ?, body = {body.set('name')} "
                 f"WHERE seq IN ({', '.join('?' * len(chunk))})",
                 (done.old, done.old, *chunk),
             )
         for start in range(0, len(done.previous), 500):
             chunk = done.previous[start : start + 500]
             db.execute(
-                "UPDATE events SET body = json_set(body, '$.previous', ?) "
+                f"UPDATE events SET body = {body.set('previous')} "
                 f"WHERE seq IN ({', '.join('?' * len(chunk))})",
                 (done.old, *chunk),
             )
 
 
-def _blank_tracks(db: sqlite3.Connection, name: str) -> int:
+def _blank_tracks(db: Connection, body: _Json, name: str) -> int:
     """Within a transaction: blank the crops of the tracks that events name ``name``."""
-    track = "json_extract(body, '$.track')"
+    track = body.get("track")
     naming = db.execute(
         f"SELECT seq, stream, {track} FROM events WHERE name = ? UNION "
         f"SELECT seq, stream, {track} FROM events "
-        "WHERE kind = 'renamed' AND json_extract(body, '$.previous') = ? ORDER BY 1",
+        f"WHERE kind = 'renamed' AND {body.get('previous')} = ? ORDER BY 1",
         (name, name),
     ).fetchall()
     done: dict[tuple[str, object], list[tuple[int, int | None]]] = {}
@@ -116,21 +136,28 @@ def _blank_tracks(db: sqlite3.Connection, name: str) -> int:
         )
         spans.append((start, end))
         blanked += db.execute(
-            "UPDATE events SET body = json_set(body, '$.crop', NULL) WHERE stream = ? "
+            f"UPDATE events SET body = {body.set('crop', 'NULL')} WHERE stream = ? "
             f"AND seq >= ? AND seq <= ? AND {track} = ? "
-            "AND json_extract(body, '$.crop') IS NOT NULL",
+            f"AND {body.get('crop')} IS NOT NULL",
             (stream, start, 2**62 if end is None else end, number),
         ).rowcount
     return blanked
 
 
-def forget_crops_in(data_dir: Path, names: Iterable[str]) -> int:
-    """Blank the event crops of people deleted from the gallery of ``data_dir`` (see
-    :func:`forget_crops`); 0 when there is no event log there."""
+def _open(data_dir: Path, url: str | None) -> EventLog | None:
+    """The event log of ``data_dir`` (None if there is none yet), or of the shared database."""
     path = data_dir / EVENTS_FILE
-    if not path.is_file():
+    if url is None and not path.is_file():
+        return None
+    return EventLog(path, url=url)
+
+
+def forget_crops_in(data_dir: Path, names: Iterable[str], url: str | None = None) -> int:
+    """Blank the event crops of people deleted from the gallery of ``data_dir`` (see
+    :func:`forget_crops`), or of the shared database ``url``; 0 when there is no event log."""
+    events = _open(data_dir, url)
+    if events is None:
         return 0
-    events = EventLog(path)
     try:
         blanked = forget_crops(events, names)
     finally:
@@ -140,13 +167,12 @@ def forget_crops_in(data_dir: Path, names: Iterable[str]) -> int:
     return blanked
 
 
-def rename_in(data_dir: Path, old: str, new: str) -> Renamed | None:
-    """Give the stored events of person ``old`` of ``data_dir``'s gallery their new name (see
-    :func:`rename`); None when there is no event log there."""
-    path = data_dir / EVENTS_FILE
-    if not path.is_file():
+def rename_in(data_dir: Path, old: str, new: str, url: str | None = None) -> Renamed | None:
+    """Give the stored events of person ``old`` of ``data_dir``'s gallery (or of the shared
+    database ``url``) their new name (see :func:`rename`); None when there is no event log."""
+    events = _open(data_dir, url)
+    if events is None:
         return None
-    events = EventLog(path)
     try:
         done = rename(events, old, new)
     finally:
@@ -156,10 +182,9 @@ def rename_in(data_dir: Path, old: str, new: str) -> Renamed | None:
     return done
 
 
-def undo_rename_in(data_dir: Path, done: Renamed) -> None:
+def undo_rename_in(data_dir: Path, done: Renamed, url: str | None = None) -> None:
     """Undo :func:`rename_in` (the gallery's change it went with did not happen)."""
-    path = data_dir / EVENTS_FILE
-    events = EventLog(path)
+    events = EventLog(data_dir / EVENTS_FILE, url=url)
     try:
         undo_rename(events, done)
     finally:

@@ -9,10 +9,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facelens.errors import StorageError
 from facelens.storage.sqlite import Database
+
+if TYPE_CHECKING:
+    from facelens.storage.postgres import PostgresDatabase
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +41,14 @@ class Tail:
     newest it has seen (a range of the primary key, never a scan), once per look however many
     listen, and hands each batch to every listener. It looks only while someone listens."""
 
-    def __init__(self, path: Path, poll_s: float = POLL_S) -> None:
+    def __init__(self, path: Path, poll_s: float = POLL_S, url: str | None = None) -> None:
         self.path, self.poll_s = path, poll_s
-        self._db = Database.open(path, "Event log")
+        if url is None:
+            self._db: Database | PostgresDatabase = Database.open(path, "Event log")
+        else:  # the events of every server sharing the database
+            from facelens.storage.postgres import PostgresDatabase
+
+            self._db = PostgresDatabase.open(url, "Event log")
         self._lock = threading.Condition()  # the listeners and the head
         self._listeners: list[Listener] = []
         self._head = 0

@@ -8,6 +8,13 @@ from facelens.gallery.stored import StoredGallery
 from facelens.settings import Settings
 
 
+def shared_url(settings: Settings) -> str | None:
+    """The shared database's URL (``FACELENS_DATABASE_URL``), None for the data directory's
+    files: where the gallery, API keys, idempotency records and events are kept."""
+    url = settings.database_url
+    return None if url is None else url.get_secret_value()
+
+
 def open_gallery(
     settings: Settings, *, read_only: bool = False, follow: bool = False
 ) -> StoredGallery:
@@ -17,10 +24,10 @@ def open_gallery(
     commands that only read, which then work on a full disk or a read-only filesystem (a
     file's). ``follow``: a server's, which follows the changes other servers make to a shared
     database (a file's own changes are seen at once)."""
-    if settings.database_url is not None:
+    url = shared_url(settings)
+    if url is not None:
         from facelens.gallery.postgres import PostgresGallery  # psycopg only when asked for
 
-        url = settings.database_url.get_secret_value()
         return PostgresGallery(url, settings.data_dir, settings.model, follow=follow)
     return SQLiteGallery(settings.gallery_path, settings.model, read_only=read_only)
 
@@ -34,4 +41,5 @@ __all__ = [
     "SourceRecord",
     "StoredGallery",
     "open_gallery",
+    "shared_url",
 ]

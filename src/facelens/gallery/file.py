@@ -37,6 +37,7 @@ class GalleryFile:
     profile: ModelProfile
 
     unreachable = None  # a file is always at hand
+    events_url = None  # the event log is a file beside it
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path

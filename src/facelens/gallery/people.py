@@ -31,17 +31,17 @@ log = logging.getLogger(__name__)
 ALL = 2**62  # a LIMIT that takes every row (both backends; SQLite's -1 is not PostgreSQL's)
 
 
-def forget_event_crops(data_dir: Path, names: list[str]) -> int:
+def forget_event_crops(data_dir: Path, names: list[str], url: str | None = None) -> int:
     """Blank the face crops of stored events (``events.sqlite3`` beside the gallery) that name
     these people: biometric data must not outlive their deletion. The one place every delete
     goes through (HTTP, CLI, the CompreFace and DeepStack routes)."""
     from facelens.events.people import forget_crops_in  # the light event log, no video code
 
-    return forget_crops_in(data_dir, names)
+    return forget_crops_in(data_dir, names, url)
 
 
 @contextmanager
-def renaming_events(data_dir: Path) -> Iterator[Callable[[str, str], None]]:
+def renaming_events(data_dir: Path, url: str | None = None) -> Iterator[Callable[[str, str], None]]:
     """Within a gallery transaction that renames a person or merges them into another: a call
     giving their stored events (``events.sqlite3`` beside the gallery) the new name, so that
     deleting them later blanks the crops of their events, which name them by the name they had
@@ -52,7 +52,7 @@ def renaming_events(data_dir: Path) -> Iterator[Callable[[str, str], None]]:
     done: list[Renamed] = []
 
     def rename(old: str, new: str) -> None:
-        renamed = rename_in(data_dir, old, new)
+        renamed = rename_in(data_dir, old, new, url)
         if renamed is not None:
             done.append(renamed)
 
@@ -61,7 +61,7 @@ def renaming_events(data_dir: Path) -> Iterator[Callable[[str, str], None]]:
     except BaseException:
         for renamed in done:  # the gallery keeps the old name: so do the events
             try:
-                undo_rename_in(data_dir, renamed)
+                undo_rename_in(data_dir, renamed, url)
             except StorageError as exc:
                 log.error(
                     "the events of %r keep the name %r after a failed rename: %s; rename "
@@ -228,7 +228,10 @@ class People:
 
     def rename_person(self, old: str, new: str) -> PersonSummary:
         old, new = normalize_name(old), normalize_name(new)
-        with renaming_events(self.file.data_dir) as rename_events, self.file.transaction() as db:
+        with (
+            renaming_events(self.file.data_dir, self.file.events_url) as rename_events,
+            self.file.transaction() as db,
+        ):
             person = id_of(db, old)
             taken = same_identity(db, new, besides=old)
             if taken is not None:
@@ -252,7 +255,7 @@ class People:
         self.person(name)  # NotFound before anything is touched
         # Their face crops in stored events go first: if that fails, nothing is removed yet
         # and the call can be repeated.
-        forget_event_crops(self.file.data_dir, [name])
+        forget_event_crops(self.file.data_dir, [name], self.file.events_url)
         with self.file.transaction(erases=True) as db:
             person = id_of(db, name)
             count = db.execute(
@@ -264,7 +267,9 @@ class People:
 
     def remove_everyone(self) -> int:
         """Delete every person and face; returns the people removed."""
-        forget_event_crops(self.file.data_dir, [p.name for p in self.list_people()])
+        forget_event_crops(
+            self.file.data_dir, [p.name for p in self.list_people()], self.file.events_url
+        )
         with self.file.transaction(erases=True) as db:
             removed = db.execute("SELECT COUNT(*) FROM people").fetchone()[0]
             db.execute("DELETE FROM people")  # cascades to sources and faces
@@ -280,7 +285,7 @@ class People:
         stay, without a record of their photo."""
         old, into = normalize_name(old), normalize_name(into)
         with (
-            renaming_events(self.file.data_dir) as rename_events,
+            renaming_events(self.file.data_dir, self.file.events_url) as rename_events,
             self.file.transaction(erases=True) as db,
         ):
             source, target = id_of(db, old), id_of(db, into)

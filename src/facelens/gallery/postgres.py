@@ -42,7 +42,7 @@ class PostgresStore:
     profile: ModelProfile
 
     def __init__(self, url: str, data_dir: Path) -> None:
-        self.url = url
+        self.url = self.events_url = url  # the event log is in the database too
         self.db = PostgresDatabase.open(url)
         self.where = self.db.shown
         self.data_dir = data_dir
@@ -138,7 +138,9 @@ class PostgresGallery(StoredGallery):
         store = PostgresStore(url, data_dir)
         try:
             done = pg_schema.upgrade(store.db)
-            if done.pending:
+            if done.pending and done.version == 0:
+                log.info("database %s: gallery schema created", store.where)
+            elif done.pending:
                 log.warning(
                     "database %s: gallery schema upgraded from version %d to %d",
                     store.where,

@@ -19,7 +19,12 @@ class GalleryStore(Protocol):
     lock: threading.RLock  # held for reads that must see one state
     read_only: bool
     where: str  # the file, or the database's URL with its password masked (for messages)
-    data_dir: Path  # where this server keeps its own files (the event log)
+    data_dir: Path  # where this server keeps its own files
+
+    @property
+    def events_url(self) -> str | None:
+        """The shared database the event log is in (None: the data directory's file)."""
+        ...
 
     @property
     def damaged(self) -> str | None: ...

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import random
 import re
@@ -306,3 +307,53 @@ class Follower:
             with contextlib.suppress(StorageError):
                 wake()
         self._thread.join(timeout=self.every_s + CONNECT_TIMEOUT_S + 1)
+
+
+def lock_key(name: str) -> int:
+    """A stable advisory lock key for ``name`` (a signed 64-bit number)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class SessionLocks:
+    """Advisory locks this process holds for as long as its own connection to the database
+    lives: a process that dies or loses the network loses them, and another takes them. For
+    work that one server of several must do at a time (delivering one target's events)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._connection: psycopg.Connection[Any] | None = None
+        self._held: set[int] = set()
+        self._lock = threading.Lock()
+
+    def hold(self, key: int) -> bool:
+        """Whether this process holds ``key`` now (taken if free; checked alive if held)."""
+        with self._lock:
+            try:
+                if self._connection is None or self._connection.closed:
+                    self._held.clear()
+                    address = psycopg.conninfo.make_conninfo(self.url, **LINK)
+                    self._connection = psycopg.connect(address, autocommit=True)
+                if key in self._held:
+                    self._connection.execute("SELECT 1")  # alive: the lock is still ours
+                    return True
+                taken = self._connection.execute(
+                    "SELECT pg_try_advisory_lock(%s)", (key,)
+                ).fetchone()
+                if taken and taken[0]:
+                    self._held.add(key)
+                    return True
+                return False
+            except psycopg.Error:
+                self._drop()
+                return False
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._connection.close()
+        self._connection = None
+        self._held.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()

@@ -33,6 +33,7 @@ from typing import IO, Any
 from facelens.errors import Conflict, InvalidValue, NotFound, TooManyStreams
 from facelens.events.delivery import Deliveries, target_names
 from facelens.events.log import EventLog
+from facelens.gallery import shared_url
 from facelens.settings import Settings
 from facelens.storage.sqlite import Table
 from facelens.system.lifetime import Child, die_with_parent, stop_children
@@ -123,7 +124,9 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
     gallery = open_gallery(settings)
     engine = engine_for(gallery, settings)
     # Stored here with a pending delivery per target; the server's couriers deliver them.
-    events = EventLog(settings.events_path, targets=server_targets(settings))
+    events = EventLog(
+        settings.events_path, targets=server_targets(settings), url=shared_url(settings)
+    )
     events.forget_before(days=settings.events_retention_days)
     session = Session(engine, gallery.index, events, fps=config.fps, crops=settings.event_crops)
     watched = session.watch(config.id, source)
@@ -199,7 +202,9 @@ class StreamManager(Table):
             )
             if self.deliveries.publisher is not None:
                 opened.append(self.deliveries.publisher.close)
-            self.outbox = EventLog(self.path, targets=self.deliveries.names)
+            self.outbox = EventLog(
+                self.path, targets=self.deliveries.names, url=shared_url(settings)
+            )
             opened.append(self.outbox.close)
             self.outbox.prune_every(days=settings.events_retention_days)  # hourly, for months
             self.deliveries.start(self.outbox)
