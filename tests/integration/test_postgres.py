@@ -451,3 +451,64 @@ def test_events_made_while_the_database_is_out_of_reach_are_held_and_stored_afte
         assert told == [f"ev{n:03d}" for n in range(30)]
     finally:
         log.close()
+
+
+def test_a_stream_moves_to_another_server_when_its_server_is_killed(
+    database_url: str, tmp_path: Path, faces_dir: Path
+) -> None:
+    """Two servers share a stream table: the stream runs on one (its lease); that server is
+    killed (-9): the other takes the stream within 15 s and events go on, and every stored
+    event reaches the webhook (the outbox's delivery moves too)."""
+    import signal
+
+    from tests.support.mjpeg import MjpegCamera
+    from tests.support.server import Server
+    from tests.support.webhook import Receiver
+
+    camera = MjpegCamera(faces_dir / "video" / "short_hamilton_clip.mp4").start()
+    receiver = Receiver()
+    env = {"FACELENS_DATABASE_URL": database_url, "FACELENS_EVENTS_WEBHOOK": receiver.url}
+    servers = [Server(tmp_path / name, "--workers", "1", env=env) for name in ("a", "b")]
+    try:
+        added = servers[0].client.post("/v1/streams", json={"id": "door", "source": camera.url})
+        assert added.status_code == 201, added.text
+
+        def running_on() -> Server | None:
+            for server in servers:
+                if server.process.poll() is not None:
+                    continue
+                status = server.client.get("/v1/streams/door").json()["status"]
+                if status["state"] == "running" and status.get("frames_processed", 0) > 0:
+                    return server
+            return None
+
+        wait_for(lambda: running_on() is not None, 180, "the stream running somewhere")
+        first = running_on()
+        assert first is not None
+        other = servers[1] if first is servers[0] else servers[0]
+        assert other.client.get("/v1/streams/door").json()["status"]["state"] == "elsewhere"
+        wait_for(lambda: len(receiver.received) >= 2, 120, "events from the first server")
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(30)
+        killed = time.monotonic()
+
+        def taken() -> bool:
+            owner = other.client.get("/v1/streams/door").json()["status"].get("owner")
+            return owner is not None and f":{other.process.pid}:" in owner
+
+        wait_for(taken, 20, "the other server taking the stream")
+        assert time.monotonic() - killed < 15  # the lease ran out, and was taken
+        before = len(receiver.received)
+        wait_for(lambda: running_on() is other, 180, "the stream running on the other server")
+        wait_for(lambda: len(receiver.received) > before, 120, "events from the other server")
+        with psycopg.connect(database_url) as db:
+            stored = {str(row[0]) for row in db.execute("SELECT id FROM events")}
+        wait_for(
+            lambda: stored <= {e["id"] for e in receiver.received}, 60, "every event delivered"
+        )
+    finally:
+        for server in servers:
+            if server.process.poll() is None:
+                server.stop()
+        camera.stop()
+        receiver.close()

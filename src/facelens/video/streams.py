@@ -15,40 +15,39 @@ added or changed and when the server starts; at most ``FACELENS_MAX_STREAMS`` ar
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
-import os
 import re
-import signal
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from facelens.errors import Conflict, InvalidValue, NotFound, TooManyStreams
-from facelens.events.delivery import Deliveries, target_names
+from facelens.events.delivery import Deliveries
 from facelens.events.log import EventLog
 from facelens.gallery import shared_url
 from facelens.settings import Settings
 from facelens.storage.sqlite import Table
-from facelens.system.lifetime import Child, die_with_parent, stop_children
-from facelens.system.redact import guard_stderr
+from facelens.system.lifetime import Child, stop_children
+from facelens.video.leases import TABLES, Leases
 from facelens.video.policy import SourcePolicy
-from facelens.video.source import Frame, FrameSource, is_live, mask
+from facelens.video.source import FrameSource, is_live, mask
+from facelens.video.stream_process import (
+    RUNNING_ELSEWHERE,
+    StreamConfig,
+    _target_urls,
+    _write_atomically,
+    run_stream,
+)
 
 log = logging.getLogger(__name__)
 
-STATUS_EVERY_S = 1.0
-SNAPSHOT_EVERY_S = 0.2  # at most 5 annotated frames a second are written
 DRAIN_S = 5.0  # at the server's stop, how long pending events may still take to go
 STOP_GRACE_S = 15.0  # a stream's process asked to stop stores its last events meanwhile
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-RUNNING_ELSEWHERE = 3  # the exit code of a stream process whose stream runs already
 # What one stream process holds in memory: VmRSS measured with the sface model on a 640x360
 # MJPEG camera at 15 fps (312 MB; the server itself ~150 MB), as the README says.
 STREAM_RSS_MB = 310
@@ -63,126 +62,20 @@ CREATE TABLE IF NOT EXISTS streams (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class StreamConfig:
-    id: str
-    source: str  # as given, credentials included: never shown (see ``shown``)
-    fps: float | None
-    created_at: str
-
-    @property
-    def shown(self) -> str:
-        return mask(self.source)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_bytes(data)
-    os.replace(partial, path)
-
-
-def hold_lock(folder: Path) -> IO[str] | None:
-    """``folder/lock`` locked for this process while it lives (the kernel lets go when it
-    ends, however it ends), with its pid in it; None if another process holds it."""
-    handle = (folder / "lock").open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    handle.truncate(0)
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
-
-
-def run_stream(config: StreamConfig, settings: Settings) -> None:
-    """A stream process's whole life (the spawned target): until the server stops it."""
-    die_with_parent()  # first: a server killed while this process starts takes it along
-    guard_stderr()  # FFmpeg prints the URLs it fails on, secrets and all
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the server decides
-    folder = settings.data_dir / "streams" / config.id
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = hold_lock(folder)
-    if lock is None:
-        holder = (folder / "lock").read_text().strip() or "?"
-        log.error(
-            "stream %s: another process (pid %s) runs it already; this one ends", config.id, holder
-        )
-        raise SystemExit(RUNNING_ELSEWHERE)
-
-    import cv2
-
-    from facelens.gallery import open_gallery
-    from facelens.jobs.enrol import engine_for
-    from facelens.video.loop import Watched, annotated
-    from facelens.video.session import Session
-
-    source = FrameSource(config.source, SourcePolicy.of(settings))  # checked again here
-    gallery = open_gallery(settings)
-    engine = engine_for(gallery, settings)
-    # Stored here with a pending delivery per target; the server's couriers deliver them.
-    events = EventLog(
-        settings.events_path, targets=server_targets(settings), url=shared_url(settings)
-    )
-    events.forget_before(days=settings.events_retention_days)
-    session = Session(engine, gallery.index, events, fps=config.fps, crops=settings.event_crops)
-    watched = session.watch(config.id, source)
-    last = {"status": 0.0, "snapshot": 0.0}
-
-    def snapshot(watched: Watched, frame: Frame) -> None:
-        now = time.monotonic()
-        if now - last["snapshot"] >= SNAPSHOT_EVERY_S:
-            last["snapshot"] = now
-            drawn = cv2.cvtColor(annotated(frame, watched.tracker), cv2.COLOR_RGB2BGR)
-            ok, jpeg = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 80])
-            if ok:
-                _write_atomically(folder / "snapshot.jpg", jpeg.tobytes())
-
-    def status(force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - last["status"] >= STATUS_EVERY_S:
-            last["status"] = now
-            report = {
-                **watched.status(),
-                "updated_at": datetime.now(UTC).isoformat(),
-                "pid": os.getpid(),
-            }
-            _write_atomically(folder / "status.json", json.dumps(report).encode())
-
-    try:
-        session.run(lambda _: None, stop=stop, on_frame=snapshot, on_tick=status)
-        status(force=True)  # the last word: ended, with the final counts
-    finally:
-        events.close()
-        gallery.close()
-        lock.close()
-
-
-def server_targets(settings: Settings) -> tuple[str, ...]:
-    """The outbox names of the server's delivery targets (``FACELENS_EVENTS_*``)."""
-    return target_names(*_target_urls(settings))
-
-
-def _target_urls(settings: Settings) -> tuple[str | None, str | None]:
-    webhook, mqtt = settings.events_webhook, settings.events_mqtt
-    return (
-        None if webhook is None else webhook.get_secret_value(),
-        None if mqtt is None else mqtt.get_secret_value(),
-    )
-
-
 class StreamManager(Table):
     """The server's streams: their configuration (persisted) and their processes."""
 
     def __init__(self, settings: Settings, target: Any = run_stream) -> None:
-        super().__init__(settings.events_path, _TABLE, "Event log")
+        url = shared_url(settings)  # shared by several servers: each stream held by a lease
+        super().__init__(settings.events_path, _TABLE if url is None else TABLES, "Event log", url)
         self.settings = settings
         self.policy = SourcePolicy.of(settings)
         self._target = target
         self._processes: dict[str, Child] = {}
+        self._started_with: dict[str, StreamConfig] = {}  # what each process runs
+        self.leases: Leases | None = None
+        if self.db.dialect == "postgresql":
+            self.leases = Leases(self.db, self._run_only, settings.max_streams)  # type: ignore[arg-type]
         # One change at a time (create, update, delete, start, stop, supervise): two requests
         # changing one stream at once would each start a process, and one would be lost track
         # of, running on after its stream's deletion and past FACELENS_MAX_STREAMS.
@@ -244,21 +137,26 @@ class StreamManager(Table):
         config = StreamConfig(stream_id, source, fps, datetime.now(UTC).isoformat())
         with self._changing:
             if self.get_or_none(stream_id) is None:
-                self._check_room(len(self.list()))
+                servers = 1 if self.leases is None else self.leases.servers()
+                self._check_room(len(self.list()), servers)
             added = self._run(
                 "INSERT INTO streams VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
                 (config.id, config.source, config.fps, config.created_at),
             )
             if not added:
                 raise Conflict(f"A stream {stream_id!r} exists already.")
-            self._start(config)
+            if self.leases is None:
+                self._start(config)
+            else:  # whichever server has room takes it (this one, if so, at once)
+                self.leases.wake()
         return config
 
-    def _check_room(self, kept: int) -> None:
-        limit = self.settings.max_streams
+    def _check_room(self, kept: int, servers: int = 1) -> None:
+        limit = self.settings.max_streams * servers
         if kept >= limit:
             raise TooManyStreams(
-                f"This server keeps at most {limit} streams (FACELENS_MAX_STREAMS), each a "
+                f"This server keeps at most {self.settings.max_streams} streams "
+                f"(FACELENS_MAX_STREAMS; {servers} servers share them), each a "
                 f"process of about {STREAM_RSS_MB} MB: delete one first, or raise the limit."
             )
 
@@ -279,8 +177,11 @@ class StreamManager(Table):
             self._run(
                 "UPDATE streams SET source = ?, fps = ? WHERE id = ?", (new.source, new.fps, new.id)
             )
-            self._stop(stream_id)
-            self._start(new)
+            if self.leases is None or stream_id in self._processes:
+                self._stop(stream_id)
+                self._start(new)
+            else:  # its server sees the change at its next look
+                self.leases.wake()
         return new
 
     def delete(self, stream_id: str) -> None:
@@ -288,6 +189,8 @@ class StreamManager(Table):
             self.get(stream_id)
             self._run("DELETE FROM streams WHERE id = ?", (stream_id,))
             self._stop(stream_id)
+            if self.leases is not None:
+                self.leases.wake()
 
     # -- processes ----------------------------------------------------------------------
 
@@ -299,6 +202,11 @@ class StreamManager(Table):
         self.supervise()
         process = self._processes.get(stream_id)
         said = self._said(stream_id)
+        if self.leases is not None:
+            owner = self.leases.owner(stream_id)
+            if process is None and owner is not None and owner != self.leases.me:
+                return {"state": "elsewhere", "detail": "run by another server", "owner": owner}
+            said["owner"] = owner
         if process is None:
             if said.get("state") not in ("ended", "refused"):
                 said["state"] = "stopped"
@@ -329,11 +237,13 @@ class StreamManager(Table):
             starter=lambda start: self._spawner.submit(start).result(),
         )
         self._processes[config.id] = process
+        self._started_with[config.id] = config
         log.info("stream %s: started for %s (pid %s)", config.id, config.shown, process.pid)
 
     def _stop(self, stream_id: str) -> None:
         """Stop the stream's process (with ``_changing`` held)."""
         process = self._processes.pop(stream_id, None)
+        self._started_with.pop(stream_id, None)
         if process is not None:
             stop_children([process], STOP_GRACE_S)  # SIGTERM: tracks leave, events are stored
 
@@ -342,7 +252,33 @@ class StreamManager(Table):
         (a restart would tell their events again), and those the settings refuse now (a
         source not allowed, or more streams than allowed): their status says why."""
         with self._changing:
+            if self.leases is not None:  # started as this server's leases say
+                self.leases.start()
+                return
             self._start_all()
+
+    def _run_only(self, held: set[str]) -> None:
+        """Run the streams this server holds the leases of, and no other: start those not
+        running (or dead), restart those whose configuration changed, stop the rest."""
+        with self._changing:
+            configs = {config.id: config for config in self.list()}
+            for stream_id in list(self._processes):
+                config = configs.get(stream_id)
+                if stream_id not in held or self._started_with.get(stream_id) != config:
+                    self._stop(stream_id)
+            for stream_id in sorted(held & configs.keys()):
+                process = self._processes.get(stream_id)
+                if process is not None and (process.alive or process.exitcode in (0, None)):
+                    continue
+                config = configs[stream_id]
+                if not is_live(config.source) and self._said(stream_id).get("state") == "ended":
+                    continue
+                try:
+                    _check_source(config.source, self.policy, resolve=False)
+                except InvalidValue as exc:
+                    self._refuse(config, f"not started: {exc.message}")
+                    continue
+                self._start(config)
 
     def _start_all(self) -> None:
         started = 0
@@ -370,8 +306,8 @@ class StreamManager(Table):
     def supervise(self) -> None:
         """Start again the stream processes that died (a crash, or killed by the kernel). Not
         while a change is under way (it starts and stops processes itself): a status asked for
-        meanwhile does not wait for it."""
-        if not self._changing.acquire(blocking=False):
+        meanwhile does not wait for it. Shared streams: the leases' round does it."""
+        if self.leases is not None or not self._changing.acquire(blocking=False):
             return
         try:
             for config in self.list():
@@ -392,12 +328,16 @@ class StreamManager(Table):
         return {config.id: self.status(config.id) for config in self.list()}
 
     def close(self) -> None:
+        if self.leases is not None:
+            self.leases.stop()  # takes and starts nothing more
         with self._changing:  # every stream at once: each has STOP_GRACE_S in all
             stop_children(self._processes.values(), STOP_GRACE_S)
             self._processes.clear()
             self._spawner.shutdown()
         for shown in self.deliveries.close(drain_s=DRAIN_S):
             log.warning("%s: events not delivered yet go when the server is back", shown)
+        if self.leases is not None:
+            self.leases.release()  # another server takes them at once
         self.outbox.close()
         super().close()
 
@@ -416,3 +356,6 @@ def _check_source(source: str, policy: SourcePolicy, *, resolve: bool) -> None:
         ) from None
     if resolve:
         policy.check(source, mask(source))
+
+
+__all__ = ["RUNNING_ELSEWHERE", "STREAM_RSS_MB", "StreamConfig", "StreamManager", "run_stream"]

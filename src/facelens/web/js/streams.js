@@ -11,7 +11,8 @@ const watching = { timer: null, views: new Map() };
 
 /** A stream's status in a line: its state once (the source's detail often repeats it:
  * "ended", "retrying in 8 s: …"), and while it runs the rate frames are processed at (the
- * status's fps, not the source's own rate); once it stopped, how many were. */
+ * status's fps, not the source's own rate); once it stopped, how many were; and which server
+ * runs it, when several share the streams. */
 function streamStatus(status) {
   const { state, detail } = status;
   const parts = [];
@@ -26,6 +27,8 @@ function streamStatus(status) {
   }
   if (status.frames_dropped) parts.push(`${counted(status.frames_dropped, "frame")} dropped`);
   if (status.reconnects) parts.push(counted(status.reconnects, "reconnect"));
+  // Servers sharing a database: which one runs the stream (its live view is there).
+  if (status.owner) parts.push(`on ${status.owner}`);
   const nodes = [parts.join(" · ")];
   if (running && status.in_view && status.in_view.length) {
     nodes.push(" · in view: ", ...listed(status.in_view));
