@@ -56,9 +56,9 @@ class Settings(BaseSettings):
         default=None,
         description="A PostgreSQL database shared by several servers: "
         "postgresql://user:password@host:5432/db[?sslmode=...]. The gallery (people, faces, "
-        "vectors, thumbnails, enrolment records, the model), API keys, idempotency records and "
-        "events live there; each server follows the others' changes. Unset: files of the data "
-        "directory. The password is never shown.",
+        "vectors, thumbnails, enrolment records, the model), API keys, idempotency records, "
+        "events and streams live there; each server follows the others' changes. Unset: files "
+        "of the data directory. The password is never shown.",
     )
     model: ModelName | None = Field(
         default=None,
