@@ -225,35 +225,65 @@ def _held(gallery: Any) -> tuple[Any, ...]:
 def test_db_copy_round_trip_sqlite_postgresql_sqlite_keeps_everything(
     database_url: str, tmp_path: Path
 ) -> None:
+    """A data directory to PostgreSQL and back to a new data directory: the same people,
+    faces (ids), vectors, thumbnails, records, API keys, events and pending deliveries."""
+    from facelens.api.keys import KeyStore
+    from facelens.events.log import EventLog
     from facelens.gallery.sqlite import SQLiteGallery
     from facelens.jobs.db_copy import copy_gallery
 
-    original = SQLiteGallery(tmp_path / "one" / "gallery.sqlite3", "sface")
+    one, two = tmp_path / "one", tmp_path / "two"
+    original = SQLiteGallery(one / "gallery.sqlite3", "sface")
     gone = _fill(original)
     before = _held(original)
     original.close()
-    there = copy_gallery(str(tmp_path / "one"), database_url)
-    assert there.counts == {"people": 3, "sources": 3, "faces": 3, "face_thumbnails": 1}
+    keys = KeyStore(one / "gallery.sqlite3")
+    _, secret = keys.create("door")
+    keys.close()
+    log = EventLog(one / "events.sqlite3", targets=("webhook:x",))
+    log.add([_event(n) for n in range(3)])
+    log.delivered("webhook:x", 1)
+    events_before = log.events(limit=10), log.pending("webhook:x")
+    log.close()
+    there = copy_gallery(str(one), database_url)
+    assert there.counts == {
+        "people": 3,
+        "sources": 3,
+        "faces": 3,
+        "face_thumbnails": 1,
+        "api_keys": 1,
+        "events": 3,
+        "deliveries": 2,
+    }
     assert PASSWORD not in there.target
-    back = copy_gallery(database_url, str(tmp_path / "two" / "gallery.sqlite3"))
-    assert back.checksum == there.checksum
-    for place in (database_url, tmp_path / "two" / "gallery.sqlite3"):
+    back = copy_gallery(database_url, str(two))
+    assert back.checksum == there.checksum and back.counts == there.counts
+    for place in (database_url, str(two)):
+        url = place if place == database_url else None
         copy = (
             PostgresGallery(database_url, tmp_path, follow=False)
-            if place == database_url
-            else SQLiteGallery(Path(place))
+            if url
+            else SQLiteGallery(two / "gallery.sqlite3")
         )
+        keys = KeyStore(two / "gallery.sqlite3", url=url)
+        log = EventLog(two / "events.sqlite3", targets=("webhook:x",), url=url)
         try:
             assert copy.profile.name == "sface"
             assert _held(copy) == before
+            assert keys.check(secret) is not None  # the key works there
+            assert (log.events(limit=10), log.pending("webhook:x")) == events_before
             (new,) = copy.record_source("Ann", "e" * 64, "ann/2.jpg", [face(5)], None)
             assert new > gone  # a deleted face's id is never given again
+            log.add([_event(9)])  # and events go on numbering after the copied ones
+            assert [seq for seq, _ in log.events(limit=10)] == [1, 2, 3, 4]
         finally:
             copy.close()
+            keys.close()
+            log.close()
     # A target that holds a gallery is refused, unless told to replace it.
-    with pytest.raises(Conflict, match="not empty"):
-        copy_gallery(str(tmp_path / "one"), database_url)
-    copy_gallery(str(tmp_path / "one"), database_url, replace=True)
+    with pytest.raises(Conflict, match="holds events"):
+        copy_gallery(str(one), database_url)
+    copy_gallery(str(one), database_url, replace=True)
     replaced = PostgresGallery(database_url, tmp_path, follow=False)
     try:
         assert _held(replaced) == before
@@ -292,7 +322,9 @@ def test_db_upgrade_and_copy_commands(database_url: str, tmp_path: Path) -> None
     source.close()
     copied = facelens("db", "copy", str(tmp_path / "box"), "FACELENS_DATABASE_URL")
     assert copied.returncode == 0, copied.stderr
-    assert "Copied 3 people, 3 faces (1 thumbnails)" in copied.stdout
+    assert "Copied 3 people, 3 faces (1 thumbnails), 3 enrolment records (sface), 0 API keys" in (
+        copied.stdout
+    )
     assert PASSWORD not in copied.stdout + copied.stderr
     again = facelens("db", "copy", str(tmp_path / "box"), "FACELENS_DATABASE_URL")
     assert again.returncode != 0 and "not empty" in again.stderr

@@ -23,18 +23,10 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from facelens.errors import DatabaseUnavailable, InvalidValue, NotFound
+from facelens.gallery.keys import KEYS_TABLE
 from facelens.storage.sqlite import Table
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    revoked_at TEXT,
-    scopes TEXT NOT NULL DEFAULT 'recognize enrol admin'
-)
-"""
+_SCHEMA = KEYS_TABLE
 PREFIX = "fl_"
 Scope = Literal["recognize", "enrol", "admin"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)

@@ -72,8 +72,9 @@ def copy(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Copy a gallery — people, faces with their ids, vectors, thumbnails, enrolment records,
-    model — from SQLite to PostgreSQL or back, in one transaction, then verify the counts and
-    a checksum of every vector on both sides. API keys and events stay in the data directory."""
+    model, API keys — from SQLite to PostgreSQL or back, in one transaction, and the events
+    with their pending deliveries between a data directory and a database; then verify the
+    counts and a checksum of every vector on both sides."""
     from facelens.jobs.db_copy import copy_gallery
 
     with handled(ctx) as state:
@@ -89,9 +90,15 @@ def copy(
             print_json(report.as_dict())
             return
         counts = report.counts
+        events = (
+            f", {counts['events']} events ({counts['deliveries']} deliveries pending)"
+            if "events" in counts
+            else ""
+        )
         out.print(
             f"Copied {counts['people']} people, {counts['faces']} faces "
             f"({counts['face_thumbnails']} thumbnails), {counts['sources']} enrolment records "
-            f"({report.model}) from {escape(report.source)} to {escape(report.target)}; "
-            f"verified (SHA-256 {report.checksum[:16]}…)."
+            f"({report.model}), {counts['api_keys']} API keys{events} from "
+            f"{escape(report.source)} to {escape(report.target)}; verified (SHA-256 "
+            f"{report.checksum[:16]}…)."
         )

@@ -16,7 +16,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -337,6 +337,10 @@ class EventLog:
             + f" ORDER BY seq {order} LIMIT ?"
         )
         return sql, [after, *args, limit]
+
+    def read_rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one statement that only reads (``facelens db copy``)."""
+        return self._db.read(sql, args)
 
     def last_seq(self) -> int:
         """The newest event's sequence number (0 if none): where "from now on" starts."""

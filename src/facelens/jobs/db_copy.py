@@ -1,21 +1,27 @@
 """``facelens db copy``: a gallery moved between backends — a SQLite file and a PostgreSQL
 database, either way — with its people, faces (ids kept, and the next id too, so a deleted
-face's id is never given again), vectors, thumbnails, enrolment records and model. All of it
-in one transaction of the target, then verified: the counts of every table and a SHA-256 over
+face's id is never given again), vectors, thumbnails, enrolment records, model and API keys
+in one transaction of the target; then, between a data directory and a database, the event
+log with its pending deliveries. Then verified: the counts of every table and a SHA-256 over
 every face's id, person and vector, and every thumbnail, equal on both sides."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from facelens.errors import Conflict, StorageError
+from facelens.events.log import EventLog
+from facelens.gallery.keys import KEY_COLUMNS as KEYS
+from facelens.gallery.keys import KEYS_TABLE
 from facelens.gallery.postgres import PostgresGallery, PostgresStore
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.gallery.stored import StoredGallery
-from facelens.settings import GALLERY_FILE, ModelName
+from facelens.settings import EVENTS_FILE, GALLERY_FILE, ModelName
 from facelens.storage.connection import Connection
 from facelens.storage.postgres import is_url
 from facelens.system.redact import mask
@@ -28,6 +34,8 @@ TABLES: dict[str, str] = {
     "created_at, sharpness",
     "face_thumbnails": "face_id, jpeg",
 }
+EVENTS = "seq, id, time, stream, kind, name, body"
+DELIVERIES = "target, seq, attempts, state, last_error, tried_at"
 CHUNK = 2000  # rows read and written at a time
 
 
@@ -49,13 +57,50 @@ def open_place(place: str, model: ModelName | None = None) -> StoredGallery:
     if is_url(place):
         return PostgresGallery(place, Path("."), model, follow=False)
     path = Path(place).expanduser()
-    if path.is_dir():
+    if _is_data_dir(path):
         path = path / GALLERY_FILE
     return SQLiteGallery(path, model)
 
 
+def _is_data_dir(path: Path) -> bool:
+    """A data directory (made if need be), unless a file or a path ending in .sqlite3."""
+    return path.is_dir() or (not path.exists() and path.suffix != ".sqlite3")
+
+
 def _count(gallery: StoredGallery, table: str) -> int:
     return int(gallery.file.read(f"SELECT COUNT(*) FROM {table}")[0][0])
+
+
+def _events_of(place: str, *, source: bool) -> EventLog | None:
+    """The event log beside the gallery at ``place``: a database's, or a data directory's
+    (None for a bare gallery file: its events would land beside it unasked; none either for
+    a source directory without one)."""
+    if is_url(place):
+        return EventLog(Path("."), url=place)
+    path = Path(place).expanduser()
+    if not _is_data_dir(path) or (source and not (path / EVENTS_FILE).is_file()):
+        return None
+    return EventLog(path / EVENTS_FILE)
+
+
+def _rows(
+    read: Callable[[str, Sequence[object]], list[tuple[Any, ...]]],
+    table: str,
+    columns: str,
+    key: str = "id",
+    first: object = -1,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Every row of ``table`` (``columns``), CHUNK at a time, by ``key`` (from past ``first``)."""
+    last = first
+    while True:
+        rows = read(
+            f"SELECT {columns} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?", (last, CHUNK)
+        )
+        if rows:
+            yield rows
+        if len(rows) < CHUNK:
+            return
+        last = rows[-1][0]
 
 
 def checksum(gallery: StoredGallery) -> str:
@@ -114,20 +159,77 @@ def _continue_ids(gallery: StoredGallery, db: Connection, next_face: int) -> Non
 
 def copy_gallery(source: str, target: str, *, replace: bool = False) -> CopyReport:
     """Copy the gallery at ``source`` into the one at ``target`` (see :func:`open_place`),
-    which must be empty unless ``replace`` (its people and faces are then dropped first, in
-    the same transaction). Nothing is written to ``source``."""
+    which must be empty unless ``replace`` (what it holds is then dropped first, in the same
+    transaction); with its events when both are a data directory or a database. Nothing is
+    written to ``source``."""
     if not is_url(source) and not Path(source).expanduser().exists():
         raise StorageError(f"There is no gallery at {source}.")
-    origin = open_place(source)
-    try:
-        shown = mask(target)
-        destination = open_place(target, origin.profile.name)
+    with contextlib.ExitStack() as stack:
+        origin = stack.enter_context(contextlib.closing(open_place(source)))
+        destination = stack.enter_context(
+            contextlib.closing(open_place(target, origin.profile.name))
+        )
+        events = _events_of(source, source=True)
+        into = None if events is None else _events_of(target, source=False)
+        for log in (events, into):
+            if log is not None:
+                stack.callback(log.close)
+        if into is not None and into.last_seq() and not replace:
+            raise Conflict(
+                f"The event log at {mask(target)} holds events: nothing was copied. Give "
+                "--replace to drop what it holds first."
+            )
+        report = _copy(origin, destination, mask(source), mask(target), replace)
+        if events is not None and into is not None:
+            report.counts.update(_copy_events(events, into))
+            copied = into.read_rows("SELECT COUNT(*) FROM events")[0][0]
+            if int(copied) != report.counts["events"]:
+                raise StorageError(
+                    f"The events copied to {mask(target)} do not match ({copied} for "
+                    f"{report.counts['events']}): the source changed during the copy? Run it "
+                    "again with --replace."
+                )
+        return report
+
+
+def _keys_reader(
+    origin: StoredGallery,
+) -> Callable[[str, Sequence[object]], list[tuple[Any, ...]]]:
+    """The source's API keys are read as its gallery's rows; a gallery never served over HTTP
+    has no key table (it is made by the server): no keys, then."""
+
+    def read(sql: str, args: Sequence[object]) -> list[tuple[Any, ...]]:
         try:
-            return _copy(origin, destination, mask(source), shown, replace)
-        finally:
-            destination.close()
-    finally:
-        origin.close()
+            return origin.file.read(sql, args)
+        except StorageError as exc:
+            if "api_keys" not in str(exc):
+                raise
+            return []
+
+    return read
+
+
+def _copy_events(origin: EventLog, destination: EventLog) -> dict[str, int]:
+    """The events and their pending deliveries, in one transaction of the target (what it
+    held is dropped: checked empty, or to be replaced, by the caller)."""
+    counts = {"events": 0, "deliveries": 0}
+    with destination.transaction() as db:
+        db.execute("DELETE FROM events")  # cascades to deliveries
+        for rows in _rows(origin.read_rows, "events", EVENTS, "seq"):
+            db.executemany(f"INSERT INTO events ({EVENTS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            counts["events"] += len(rows)
+        pending = origin.read_rows(f"SELECT {DELIVERIES} FROM deliveries ORDER BY seq, target")
+        if pending:  # an outbox is small: events not delivered yet
+            db.executemany(
+                f"INSERT INTO deliveries ({DELIVERIES}) VALUES (?, ?, ?, ?, ?, ?)", pending
+            )
+        counts["deliveries"] = len(pending)
+        if destination.url is not None:
+            db.execute(
+                "SELECT setval(pg_get_serial_sequence('events', 'seq'), "
+                "COALESCE((SELECT MAX(seq) FROM events), 0) + 1, false)"
+            )
+    return counts
 
 
 def _copy(
@@ -145,21 +247,18 @@ def _copy(
         for table, columns in TABLES.items():
             key = "face_id" if table == "face_thumbnails" else "id"
             marks = ", ".join("?" * len(columns.split(",")))
-            last = -1
-            while True:
-                rows = origin.file.read(
-                    f"SELECT {columns} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
-                    (last, CHUNK),
-                )
-                if rows:
-                    db.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
-                if len(rows) < CHUNK:
-                    break
-                last = int(rows[-1][0])
+            for rows in _rows(origin.file.read, table, columns, key):
+                db.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
         _continue_ids(destination, db, next_face)
         destination.file.bump(db)
-    counts = {table: _count(origin, table) for table in TABLES}
-    copied = {table: _count(destination, table) for table in TABLES}
+        keys = 0
+        db.execute(KEYS_TABLE)  # made by the first server otherwise
+        db.execute("DELETE FROM api_keys")
+        for rows in _rows(_keys_reader(origin), "api_keys", KEYS, first=""):
+            db.executemany(f"INSERT INTO api_keys ({KEYS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
+            keys += len(rows)
+    counts = {table: _count(origin, table) for table in TABLES} | {"api_keys": keys}
+    copied = {table: _count(destination, table) for table in (*TABLES, "api_keys")}
     summed = checksum(origin)
     if copied != counts or checksum(destination) != summed:
         raise StorageError(
