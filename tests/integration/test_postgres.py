@@ -544,3 +544,77 @@ def test_a_stream_moves_to_another_server_when_its_server_is_killed(
                 server.stop()
         camera.stop()
         receiver.close()
+
+
+def test_twenty_seconds_without_the_database_under_load_fail_no_recognition_and_lose_no_event(
+    postgres_server: PostgresServer, database_url: str, tmp_path: Path, faces_dir: Path
+) -> None:
+    """A real server recognising without pause and watching a camera; PostgreSQL stopped for
+    20 s: every recognition answers (with the right name), changes answer 503
+    database_unavailable with Retry-After, and once it is back writes work, the camera's events
+    made meanwhile are stored, and every stored event reaches the webhook."""
+    import threading
+    from datetime import UTC, datetime
+
+    from tests.support.mjpeg import MjpegCamera
+    from tests.support.server import Server
+    from tests.support.webhook import Receiver
+
+    camera = MjpegCamera(faces_dir / "video" / "short_hamilton_clip.mp4").start()
+    receiver = Receiver()
+    env = {"FACELENS_DATABASE_URL": database_url, "FACELENS_EVENTS_WEBHOOK": receiver.url}
+    server = Server(tmp_path / "a", "--workers", "1", env=env)
+    answers: list[tuple[int, list[str]]] = []
+    stop = threading.Event()
+    try:
+        c = server.client
+        assert c.post("/v1/people", json={"name": "obama"}).status_code == 201
+        photo = sorted((faces_dir / "people" / "obama").iterdir())[0].read_bytes()
+        assert c.post("/v1/people/obama/faces", files={"images": photo}).status_code in (200, 201)
+        assert c.post("/v1/streams", json={"id": "door", "source": camera.url}).status_code == 201
+        wait_for(lambda: len(receiver.received) >= 1, 180, "the camera's first events")
+
+        def load() -> None:
+            while not stop.is_set():
+                answer = c.post("/v1/recognize", files={"image": photo})
+                names = [f["name"] for f in answer.json().get("faces", [])]
+                answers.append((answer.status_code, names))
+
+        loader = threading.Thread(target=load)
+        loader.start()
+        wait_for(lambda: len(answers) >= 5, 60, "recognitions under way")
+        postgres_server.stop()
+        down = datetime.now(UTC)
+        try:
+            time.sleep(2)
+            refused = c.post("/v1/people", json={"name": "jade"})
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "database_unavailable"
+            assert refused.headers["retry-after"] == "2"
+            time.sleep(18)
+        finally:
+            postgres_server.start()
+        up = datetime.now(UTC)
+        wait_for(
+            lambda: c.post("/v1/people", json={"name": "jade"}).status_code == 201,
+            30,
+            "writes working again",
+        )
+        stop.set()
+        loader.join(60)
+        assert len(answers) > 20
+        assert [a for a in answers if a != (200, ["obama"])] == []  # not one failed or wrong
+        with psycopg.connect(database_url) as db:
+            times = [
+                datetime.fromisoformat(str(row[0])) for row in db.execute("SELECT time FROM events")
+            ]
+            stored = {str(row[0]) for row in db.execute("SELECT id FROM events")}
+        assert any(down < t < up for t in times)  # made while it was down, stored after
+        wait_for(
+            lambda: stored <= {e["id"] for e in receiver.received}, 120, "every event delivered"
+        )
+    finally:
+        stop.set()
+        server.stop()
+        camera.stop()
+        receiver.close()
