@@ -28,16 +28,23 @@ SHELL ["/bin/sh", "-eu", "-c"]
 RUN if [ -n "$CA_BUNDLE" ]; then export PIP_CERT="$CA_BUNDLE"; fi; \
     python3 -m venv /opt/uv; \
     /opt/uv/bin/pip install --quiet "uv==${UV_VERSION}"
+# Debian's libpq for psycopg (FACELENS_DATABASE_URL): 3 MB with its Kerberos and LDAP parts,
+# sharing the OpenSSL Python uses, where psycopg-binary's wheel carries its own copies (10 MB).
+# Debian's current build of its release: pinning a version would break with each security fix.
+# hadolint ignore=DL3008
+RUN apt-get update -qq; \
+    apt-get install -y -qq --no-install-recommends libpq5 >/dev/null; \
+    rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Exactly the versions of uv.lock, without the dev tools; dependencies first, so a change to
 # the code alone does not download them again. Left out: PyAV (104 MB; supervision lists it
 # for video files, facelens reads video with OpenCV) and, unless asked for, matplotlib and what
 # only it needs (supervision lists it for plotting helpers the tracker never imports), the
-# test folders of numpy and scipy, and dlib's 68-point landmark model, which facelens never
-# loads (95 MB; it uses the 5-point one).
+# test folders of numpy and scipy, dlib's 68-point landmark model, which facelens never
+# loads (95 MB; it uses the 5-point one), and psycopg-binary (Debian's libpq is used instead).
 COPY pyproject.toml uv.lock README.md ./
 RUN if [ -n "$CA_BUNDLE" ]; then export SSL_CERT_FILE="$CA_BUNDLE"; fi; \
-    set -- --no-install-package av; \
+    set -- --no-install-package av --no-install-package psycopg-binary; \
     IFS=,; for extra in $EXTRAS; do set -- "$@" --extra "$extra"; done; unset IFS; \
     case ",$EXTRAS," in \
         *,plots,*) ;; \
@@ -72,7 +79,13 @@ LABEL org.opencontainers.image.title="facelens" \
       org.opencontainers.image.licenses="MIT"
 # /data is the user's and group 0's: the image also runs as any uid in group 0 (OpenShift's
 # arbitrary uids), and a new named volume copies that. Not readable by others: biometric data.
-RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home facelens; \
+# Debian's libpq, as in the build stage (psycopg's pure-Python implementation loads it).
+# hadolint ignore=DL3008
+RUN apt-get update -qq; \
+    apt-get install -y -qq --no-install-recommends libpq5 >/dev/null; \
+    apt-get clean; \
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log; \
+    useradd --system --uid 10001 --user-group --home-dir /data --no-create-home facelens; \
     mkdir -p /data; \
     chown facelens:0 /data; \
     chmod 0770 /data

@@ -556,6 +556,8 @@ def test_twenty_seconds_without_the_database_under_load_fail_no_recognition_and_
     import threading
     from datetime import UTC, datetime
 
+    import cv2
+
     from tests.support.mjpeg import MjpegCamera
     from tests.support.server import Server
     from tests.support.webhook import Receiver
@@ -591,7 +593,12 @@ def test_twenty_seconds_without_the_database_under_load_fail_no_recognition_and_
             assert refused.status_code == 503, refused.text
             assert refused.json()["error"]["code"] == "database_unavailable"
             assert refused.headers["retry-after"] == "2"
-            time.sleep(18)
+            # The people leave the camera's view and come back meanwhile: events to hold.
+            seen, blank = camera.frames, cv2.imencode(".jpg", np.zeros((360, 640, 3), np.uint8))
+            camera.frames = [blank[1].tobytes()]
+            time.sleep(9)
+            camera.frames = seen
+            time.sleep(9)
         finally:
             postgres_server.start()
         up = datetime.now(UTC)
@@ -604,12 +611,16 @@ def test_twenty_seconds_without_the_database_under_load_fail_no_recognition_and_
         loader.join(60)
         assert len(answers) > 20
         assert [a for a in answers if a != (200, ["obama"])] == []  # not one failed or wrong
+
+        def stored_times() -> list[datetime]:
+            with psycopg.connect(database_url) as db:
+                rows = db.execute("SELECT time FROM events").fetchall()
+            return [datetime.fromisoformat(str(row[0])) for row in rows]
+
+        # Made while it was down, held by the stream, stored after (tried every 5 s).
+        wait_for(lambda: any(down < t < up for t in stored_times()), 30, "the held events stored")
         with psycopg.connect(database_url) as db:
-            times = [
-                datetime.fromisoformat(str(row[0])) for row in db.execute("SELECT time FROM events")
-            ]
             stored = {str(row[0]) for row in db.execute("SELECT id FROM events")}
-        assert any(down < t < up for t in times)  # made while it was down, stored after
         wait_for(
             lambda: stored <= {e["id"] for e in receiver.received}, 120, "every event delivered"
         )

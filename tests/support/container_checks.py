@@ -2,6 +2,7 @@
 
     python -m tests.support.container_checks before-restart|after-restart|any-uid URL KEY
     python -m tests.support.container_checks names URL KEY OUT.json
+    python -m tests.support.container_checks shared URL KEY OTHER_URL
 
 Not a pytest module: the container script runs it twice, around a restart of the container
 (and once against the image run as an arbitrary uid), and any failed check exits non-zero with
@@ -142,10 +143,36 @@ def names_of_every_probe(url: str, key: str, out: Path) -> None:
     out.write_text(json.dumps(answered, indent=1, sort_keys=True) + "\n")
 
 
+def shared(url: str, key: str, other: str) -> None:
+    """Two containers on one PostgreSQL: a person enrolled on one is known to the other, a
+    rename on the other is seen by the first, and both say where the gallery is."""
+    a, b = keyed(url, key), keyed(other, key)
+    for client in (a, b):
+        database = client.get("/readyz").json()["database"]
+        check(
+            database["reachable"] and database["url"].startswith("postgresql://***@"),
+            f"/readyz names the database, password masked ({database})",
+        )
+    check(a.post("/v1/people", json={"name": PERSON}).status_code == 201, "create on one")
+    photo = sorted((faces_dir() / "people" / PERSON).iterdir())[0]
+    enrolled = a.post(
+        f"/v1/people/{PERSON}/faces", files=[("images", (photo.name, photo.read_bytes()))]
+    )
+    check(enrolled.status_code == 200, "enrol on one")
+    probe = faces_dir() / "probes" / "obama1.jpg"
+    check(names(b, probe) == [PERSON], "recognised on the other")
+    renamed = b.patch(f"/v1/people/{PERSON}", json={"name": "barack"})
+    check(renamed.status_code == 200, "renamed on the other")
+    check(names(a, probe) == ["barack"], "the rename seen on the first")
+
+
 if __name__ == "__main__":
     phase, address, api_key = sys.argv[1], sys.argv[2], sys.argv[3]
     if phase == "names":
         names_of_every_probe(address, api_key, Path(sys.argv[4]))
+        raise SystemExit(0)
+    if phase == "shared":
+        shared(address, api_key, sys.argv[4])
         raise SystemExit(0)
     checks = {"before-restart": before_restart, "after-restart": after_restart, "any-uid": any_uid}
     checks[phase](address, api_key)

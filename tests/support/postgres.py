@@ -109,3 +109,28 @@ class PostgresServer:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+if __name__ == "__main__":  # for scripts/test-container: start, print URL and folder; stop
+    import sys
+
+    if sys.argv[1] == "start":
+        server = PostgresServer()
+        print(server.database(), server.root)
+    else:
+        root = Path(sys.argv[2])
+        subprocess.run(
+            [
+                *_as_owner(),
+                str(BIN / "pg_ctl"),
+                "-D",
+                str(root / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)

@@ -160,12 +160,12 @@ def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.2f}%"
 
 
-def open_gallery(state: State, *, read_only: bool = False) -> StoredGallery:
+def open_gallery(state: State, *, read_only: bool = False, follow: bool = False) -> StoredGallery:
     """The gallery, created on first use and bound to its model (refuses another ``--model``);
     ``read_only`` for commands that only read (they then work on a full or read-only disk)."""
     from facelens.gallery import open_gallery as open_it
 
-    return open_it(state.settings, read_only=read_only)
+    return open_it(state.settings, read_only=read_only, follow=follow)
 
 
 def open_keys(state: State) -> KeyStore:

@@ -95,7 +95,7 @@ def frigate(
             broker = Mqtt(mqtt, subscriptions={f"{topic_prefix}/events": inbox.put})
         except ValueError as exc:
             raise InvalidValue(str(exc)) from None
-        gallery = open_gallery(state)  # Frigate's messages wait in the inbox meanwhile
+        gallery = open_gallery(state, follow=True)  # Frigate's messages wait in the inbox meanwhile
         engine = engine_for_gallery(state, gallery)
         client = httpx.Client(base_url=frigate_url.rstrip("/"), timeout=httpx.Timeout(10.0))
 

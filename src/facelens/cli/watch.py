@@ -129,7 +129,7 @@ def watch(
                 metrics_port,
                 StreamMetrics(lambda: {w.tracker.stream: w.status() for w in streams}),
             )
-        gallery = open_gallery(state)
+        gallery = open_gallery(state, follow=True)  # runs for months: follows other servers
         engine = engine_for_gallery(state, gallery)
         log = EventLog(
             state.settings.events_path, targets=deliveries.names, url=shared_url(state.settings)

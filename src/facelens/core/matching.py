@@ -65,6 +65,14 @@ class GalleryIndex:
         vectors = np.ascontiguousarray(np.concatenate([v for _, v in rows]), dtype=np.float32)
         return cls(tuple(n for n, _ in rows), vectors, starts, metric)
 
+    @classmethod
+    def grouped(cls, people: tuple[str, ...], vectors: Embeddings, metric: Metric) -> GalleryIndex:
+        """From one matrix whose rows are already grouped by person (``people[i]`` is row
+        ``i``'s): no copy of the matrix, where :meth:`build` concatenates one per person."""
+        starts = [i for i in range(len(people)) if i == 0 or people[i] != people[i - 1]]
+        names = tuple(people[i] for i in starts)
+        return cls(names, vectors, np.array(starts, dtype=np.intp), metric)
+
     def __len__(self) -> int:
         return len(self.vectors)
 

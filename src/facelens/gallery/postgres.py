@@ -91,7 +91,7 @@ class PostgresStore:
             with self.db.reading(QUICK_S) as connection:
                 self._revision = max(self._revision, _revision(connection))
         except DatabaseUnavailable:
-            if self._follower is None:
+            if self._revision < 0:  # never read: nothing to answer from
                 raise
         return self._revision
 

@@ -5,8 +5,11 @@ leases run out after LEASE_S and another server takes its streams. Each server t
 until it holds its share (the streams over the live servers, each seen within LEASE_S), and
 hands back what it holds beyond, so streams spread evenly as servers come and go.
 
-A server that cannot renew its leases for longer than they last stops its streams itself: by
-then another may have taken them, and a stream must not run twice."""
+A server that cannot reach the database keeps its streams running (their events wait in the
+stream processes until the database is back: none is lost when the database itself is down,
+and then no other server can take them either). If it was cut off alone and another server
+took its streams meanwhile, it stops them at its first round once it reaches the database
+again: until then, both run them."""
 
 from __future__ import annotations
 
@@ -82,17 +85,9 @@ class Leases:
             try:
                 self._round()
                 self._renewed = time.monotonic()
-            except StorageError as exc:
+            except StorageError as exc:  # its streams go on; checked again when it is back
                 lapsed = time.monotonic() - self._renewed
                 log.warning("stream leases not renewed for %.0f s: %s", lapsed, exc.message)
-                if self.held and lapsed > LEASE_S - RENEW_S:
-                    log.error(
-                        "stream leases may have run out: stopping this server's %d streams "
-                        "(another server takes them)",
-                        len(self.held),
-                    )
-                    self.held = set()
-                    self.run_only(set())
             except Exception:  # never let the thread die: the streams would stop moving
                 log.exception("stream leases: a round failed")
             self._wake.wait(RENEW_S)

@@ -92,7 +92,7 @@ def run_stream(config: StreamConfig, settings: Settings) -> None:
     from facelens.video.session import Session
 
     source = FrameSource(config.source, SourcePolicy.of(settings))  # checked again here
-    gallery = open_gallery(settings)
+    gallery = open_gallery(settings, follow=True)  # runs for months: follows other servers
     engine = engine_for(gallery, settings)
     # Stored here with a pending delivery per target; the server's couriers deliver them.
     events = EventLog(
