@@ -338,6 +338,40 @@ def test_an_unusable_stored_vector_is_left_out_and_reported_not_poisoning_all(
     assert np.isfinite(index.person_distances(face(1).embedding[None])).all()
 
 
+def test_the_vectors_are_read_a_chunk_at_a_time_into_one_index_whatever_the_chunks(
+    gallery: SQLiteGallery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stored vectors are read in chunks (here of 4 rows) into one matrix: each person's faces
+    together, bad ones left out wherever they fall, and faces stored after the count was read
+    (a concurrent enrolment) grow the matrix instead of breaking the load."""
+    monkeypatch.setattr("facelens.storage.sqlite.STREAM_ROWS", 4)
+    for n in range(25):
+        gallery.record_source(f"p{n % 7}", str(n), f"/p{n}.jpg", [face(n)], None)
+    broken = [3, 4, 11]  # face ids, in three different chunks
+    with sqlite3.connect(gallery.path) as db:
+        for face_id in broken:
+            db.execute("UPDATE faces SET embedding = x'00' WHERE id = ?", (face_id,))
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
+    counted = gallery.file.read
+    monkeypatch.setattr(  # the count as it was before 20 of the faces were stored
+        gallery.file,
+        "read",
+        lambda sql, args=(): [(5,)] if sql.startswith("SELECT COUNT") else counted(sql, args),
+    )
+    stored = gallery.face_vectors()
+    expected = [(f.id, f.person) for f in sorted(gallery.faces(), key=lambda f: (f.person, f.id))]
+    assert list(zip(stored.ids, stored.people, strict=True)) == [
+        (i, p) for i, p in expected if i not in broken
+    ]
+    assert gallery.bad_faces == sorted(broken, key=lambda i: dict(expected)[i])
+    for face_id, vector in zip(stored.ids, stored.vectors, strict=True):
+        assert np.array_equal(vector, gallery.face_vector(face_id))
+    index = gallery.index()
+    assert index.names == tuple(sorted({p for _, p in expected}))
+    for name, start in zip(index.names, index.starts, strict=True):
+        assert stored.people[start] == name
+
+
 def damage_file(path: Path) -> None:
     """Overwrite the middle of a gallery file with junk, as a bad disk or a copy cut short."""
     data = bytearray(path.read_bytes())

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from facelens.errors import GalleryDamaged, StorageError
 from facelens.gallery import schema
@@ -135,6 +136,10 @@ class GalleryFile:
                 self.path,
                 reason,
             )
+
+    def stream(self, sql: str, args: Sequence[object] = ()) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of one read, in chunks (the caller holds :attr:`lock`)."""
+        return self._db.stream(sql, args, failure=self._failure)
 
     def read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
         with self.lock:

@@ -70,6 +70,9 @@ class PostgresStore:
         with self.db.transaction() as db:
             yield db
 
+    def stream(self, sql: str, args: Sequence[object] = ()) -> Iterator[list[tuple[Any, ...]]]:
+        return self.db.stream(sql, args)
+
     def read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         return self.db.read(sql, args)
 

@@ -5,7 +5,7 @@ store, one per backend — :class:`~facelens.gallery.file.GalleryFile` (a SQLite
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,6 +37,10 @@ class GalleryStore(Protocol):
     def transaction(self, *, erases: bool = False) -> AbstractContextManager[Connection]: ...
 
     def read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]: ...
+
+    def stream(self, sql: str, args: Sequence[object] = ()) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of one read, a chunk at a time (never all held at once)."""
+        ...
 
     def bump(self, db: Connection) -> None: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -48,33 +49,34 @@ class StoredVectors:
 
     def face_vectors(self) -> FaceVectors:
         """Every stored face's id, person and embedding, in person and id order; faces with
-        unusable vectors are left out (and listed in :attr:`bad_faces`). The vectors are read
-        into one matrix, checked all at once (1e6 faces: one 512 MB matrix, no copy per face)."""
+        unusable vectors are left out (and listed in :attr:`bad_faces`). Read a chunk at a
+        time into one matrix and checked a chunk at once: 1e6 faces take the 512 MB matrix
+        and one chunk, never every row as well."""
         with self.file.lock:
             self.file.check_model()
-            rows = self.file.read(
+            dim = self.profile.dim
+            expected = int(self.file.read("SELECT COUNT(*) FROM faces")[0][0])
+            matrix = np.empty((expected, dim), dtype="<f4")
+            ids: list[int] = []
+            people: list[str] = []
+            bad: list[int] = []
+            kept = 0
+            for rows in self.file.stream(
                 "SELECT f.id, p.name, f.embedding FROM faces f JOIN people p ON "
                 "p.id = f.person_id ORDER BY p.name, f.id"
-            )
-            dim = self.profile.dim
-            size = dim * 4
-            sized = np.fromiter((len(row[2]) == size for row in rows), bool, len(rows))
-            blank = bytes(size)  # a vector of the wrong size: zeros, left out below
-            matrix = np.frombuffer(
-                b"".join(
-                    bytes(row[2]) if ok else blank for row, ok in zip(rows, sized, strict=True)
-                ),
-                dtype="<f4",
-            ).reshape(len(rows), dim)
-            low, high = self.profile.norm_range
-            with np.errstate(all="ignore"):  # NaN and inf: found unusable just below
-                squared = np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64)
-                usable = sized & np.isfinite(matrix).all(1) & (squared >= low * low)
-                usable &= squared <= high * high
-            ids = tuple(int(row[0]) for row, ok in zip(rows, usable, strict=True) if ok)
-            people = tuple(str(row[1]) for row, ok in zip(rows, usable, strict=True) if ok)
-            bad = [int(row[0]) for row, ok in zip(rows, usable, strict=True) if not ok]
-            del rows
+            ):
+                chunk, usable = self._checked(rows)
+                end = kept + int(usable.sum())
+                if end > len(matrix):  # faces added since the count
+                    matrix = np.concatenate([matrix, np.empty((end - len(matrix), dim), "<f4")])
+                matrix[kept:end] = chunk[usable]
+                kept = end
+                for (face_id, name, _), ok in zip(rows, usable, strict=True):
+                    if ok:
+                        ids.append(int(face_id))
+                        people.append(str(name))
+                    else:
+                        bad.append(int(face_id))
             if bad and bad != self.bad_faces:
                 log.warning(
                     "gallery %s: %d stored faces have unusable vectors and are left out of "
@@ -84,9 +86,25 @@ class StoredVectors:
                     ", ".join(map(str, bad[:20])),
                 )
             self.bad_faces = bad
-            if bad:
-                matrix = matrix[usable]
-            return FaceVectors(ids, people, matrix)
+            return FaceVectors(tuple(ids), tuple(people), matrix[:kept])
+
+    def _checked(self, rows: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors of ``rows`` (id, name, blob) as a matrix, and which are usable: the
+        model's size, finite, a plausible length (one NaN would make every distance NaN)."""
+        dim = self.profile.dim
+        size = dim * 4
+        sized = np.fromiter((len(row[2]) == size for row in rows), bool, len(rows))
+        blank = bytes(size)  # a vector of the wrong size: zeros, left out below
+        chunk = np.frombuffer(
+            b"".join(row[2] if ok else blank for row, ok in zip(rows, sized, strict=True)),
+            dtype="<f4",
+        ).reshape(len(rows), dim)
+        low, high = self.profile.norm_range
+        with np.errstate(all="ignore"):  # NaN and inf: found unusable just below
+            squared = np.einsum("ij,ij->i", chunk, chunk, dtype=np.float64)
+            usable = sized & np.isfinite(chunk).all(1) & (squared >= low * low)
+            usable &= squared <= high * high
+        return chunk, usable
 
     def face_vector(self, face_id: int) -> Embeddings:
         """One stored face's embedding (CompreFace's verify by ``image_id``); :class:`NotFound`

@@ -41,6 +41,7 @@ WAIT_S = 5.0  # longest a statement waits for a connection (all busy, or none ca
 # Advisory lock keys (one number space per database): the gallery's writes, schema upgrades.
 WRITE_LOCK = 0x66_6C_00_01
 UPGRADE_LOCK = 0x66_6C_00_02
+STREAM_ROWS = 10_000  # rows a streamed read holds at once
 BACKOFF_CAP_S = 5.0  # longest pause between attempts to reach the database again
 # How a connection notices a server gone quiet (a partition, not a refusal): data unanswered
 # for 5 s, or an idle link whose keepalives go unanswered, drops it instead of waiting for TCP.
@@ -212,6 +213,20 @@ class PostgresDatabase:
     def read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self.reading() as connection:
             return connection.execute(sql, args).fetchall()
+
+    def stream(
+        self, sql: str, args: Sequence[object] = (), size: int | None = None
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of one statement that only reads, ``size`` at a time, through a server-side
+        cursor: neither libpq nor Python holds them all at once (a million stored vectors)."""
+        with (
+            self._connection() as connection,
+            connection.transaction(),
+            connection.cursor(name="facelens_stream") as cursor,
+        ):
+            cursor.execute(dialect(sql), args)
+            while rows := cursor.fetchmany(size or STREAM_ROWS):
+                yield rows
 
     def execute(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """One statement that writes, atomic on its own (not under the gallery's lock)."""

@@ -31,6 +31,9 @@ from facelens.storage.errors import (
 Failure = Callable[[sqlite3.Error], Exception]  # our error for one of SQLite's
 
 
+STREAM_ROWS = 10_000  # rows a streamed read holds at once
+
+
 def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -318,6 +321,21 @@ class Database:
         write (of this process or another)."""
         with self.reading(failure) as db:
             return db.execute(sql, args).fetchall()
+
+    def stream(
+        self,
+        sql: str,
+        args: Sequence[object] = (),
+        size: int | None = None,
+        failure: Failure | None = None,
+    ) -> Iterator[list[tuple[object, ...]]]:
+        """The rows of one statement that only reads, ``size`` at a time (none held all at
+        once: a million stored vectors), read on the reading connection, which no other
+        thread of this process uses meanwhile."""
+        with self.reading(failure) as db:
+            cursor = db.execute(sql, args)
+            while rows := cursor.fetchmany(size or STREAM_ROWS):
+                yield rows
 
     def script(self, sql: str) -> None:
         """Statements that make a store's tables (``CREATE ... IF NOT EXISTS``)."""
