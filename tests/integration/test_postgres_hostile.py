@@ -156,6 +156,24 @@ def test_a_stored_vector_of_a_broken_length_is_left_out(
     assert _names(ruby, BLUE) == ["unknown"]
 
 
+def test_a_file_name_with_a_nul_byte_is_enrolled(ruby: TestClient) -> None:
+    """PostgreSQL's text holds no NUL: a multipart file name with one (any client can send
+    it) answered 503 storage_error, a server fault, where SQLite stores it; the name is a
+    label, its NUL shown as U+FFFD as undecodable bytes already are."""
+    part = (
+        b'--B\r\nContent-Disposition: form-data; name="images"; filename="a\x00b.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + photo((BLUE, LEFT)) + b"\r\n--B--\r\n"
+    )
+    added = ruby.post(
+        "/v1/people/ruby/faces",
+        content=part,
+        headers={"content-type": "multipart/form-data; boundary=B"},
+    )
+    assert added.status_code == 200, added.text
+    assert added.json()["results"][0]["image"] == "a\ufffdb.png"
+    assert added.json()["enrolled"] == 1
+
+
 # -- connections dropped, a database down for long ----------------------------------------------
 
 
