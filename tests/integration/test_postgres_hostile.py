@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,11 +20,11 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from facelens.errors import DatabaseUnavailable, InvalidValue
+from facelens.errors import DatabaseUnavailable, InvalidValue, StorageError
 from facelens.gallery.postgres import PostgresGallery
 from facelens.storage.postgres import BACKOFF_CAP_S, CONNECT_TIMEOUT_S, WRITE_LOCK
 from tests.contract.conftest import served
-from tests.integration.test_postgres import LEFT, RED, wait_for
+from tests.integration.test_postgres import LEFT, RED, _fill, wait_for
 from tests.support.fake_model import photo
 from tests.support.postgres import PASSWORD, USER, PostgresServer
 
@@ -394,3 +395,75 @@ def _waiting_for_lock(db: psycopg.Connection[Any]) -> int:
 
 
 # -- facelens db copy given the wrong places ----------------------------------------------------
+
+
+def _people(url: str) -> int:
+    with psycopg.connect(url) as db:
+        found = db.execute("SELECT count(*) FROM people").fetchone()
+    return int(found[0]) if found else 0
+
+
+def _tables(path: Path) -> list[str]:
+    db = sqlite3.connect(path)
+    try:
+        return sorted(r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+    finally:
+        db.close()
+
+
+def test_db_copy_from_a_place_with_no_gallery_is_refused(
+    postgres_server: PostgresServer, database_url: str, tmp_path: Path
+) -> None:
+    """A folder without a gallery (a wrong data directory), another SQLite database or an
+    empty PostgreSQL database was taken for an empty gallery: one was made there (the
+    source written to) and copied, so 'db copy WRONG_FOLDER FACELENS_DATABASE_URL
+    --replace' emptied the shared gallery ('Copied 0 people')."""
+    from facelens.gallery.sqlite import SQLiteGallery
+    from facelens.jobs.db_copy import copy_gallery
+
+    source = SQLiteGallery(tmp_path / "box" / "gallery.sqlite3", "sface")
+    _fill(source)
+    source.close()
+    copy_gallery(str(tmp_path / "box"), database_url)
+    assert _people(database_url) == 3
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    with pytest.raises(StorageError, match="no gallery"):
+        copy_gallery(str(wrong), database_url, replace=True)
+    assert list(wrong.iterdir()) == []
+    other = tmp_path / "other.sqlite3"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE notes (x)")
+    db.commit()
+    db.close()
+    with pytest.raises(StorageError, match="not a facelens gallery"):
+        copy_gallery(str(other), database_url, replace=True)
+    assert _tables(other) == ["notes"]
+    empty = postgres_server.database()
+    with pytest.raises(StorageError, match="no gallery"):
+        copy_gallery(empty, database_url, replace=True)
+    with psycopg.connect(empty) as db:
+        assert db.execute("SELECT to_regclass('people')").fetchone() == (None,)
+    assert _people(database_url) == 3
+
+
+def test_db_copy_into_another_sqlite_database_is_refused(database_url: str, tmp_path: Path) -> None:
+    """A target file that is another SQLite database (the event log, say) had the gallery's
+    tables written into it beside its own."""
+    from facelens.gallery.sqlite import SQLiteGallery
+    from facelens.jobs.db_copy import copy_gallery
+
+    source = SQLiteGallery(tmp_path / "box" / "gallery.sqlite3", "sface")
+    _fill(source)
+    source.close()
+    events = tmp_path / "events.sqlite3"
+    db = sqlite3.connect(events)
+    db.execute("CREATE TABLE events (x)")
+    db.commit()
+    db.close()
+    with pytest.raises(StorageError, match="not a facelens gallery"):
+        copy_gallery(str(tmp_path / "box"), str(events))
+    assert _tables(events) == ["events"]
+    # A new file, in a folder yet to be made, is fine.
+    made = copy_gallery(str(tmp_path / "box"), str(tmp_path / "new" / "dir" / "g.sqlite3"))
+    assert made.counts["people"] == 3

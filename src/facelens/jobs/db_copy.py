@@ -6,19 +6,22 @@ every face's id, person and vector, and every thumbnail, equal on both sides."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from facelens.errors import Conflict, StorageError
+from facelens.gallery import pg_schema
 from facelens.gallery.postgres import PostgresGallery, PostgresStore
 from facelens.gallery.sqlite import SQLiteGallery
 from facelens.gallery.stored import StoredGallery
 from facelens.settings import GALLERY_FILE, ModelName
 from facelens.storage.connection import Connection
-from facelens.storage.postgres import is_url
-from facelens.system.redact import mask
+from facelens.storage.postgres import PostgresDatabase, is_url, shown
+from facelens.storage.sqlite import connect_read_only
 
 # The gallery's tables, parents first, with the columns copied (ids kept).
 TABLES: dict[str, str] = {
@@ -43,14 +46,56 @@ class CopyReport:
         return asdict(self)
 
 
-def open_place(place: str, model: ModelName | None = None) -> StoredGallery:
-    """The gallery at ``place``: a postgresql:// URL, a data directory (its gallery file) or
-    a gallery file; created, at ``model``, when it does not exist yet."""
-    if is_url(place):
-        return PostgresGallery(place, Path("."), model, follow=False)
+def _file(place: str) -> Path:
+    """The gallery file ``place`` names: itself, or the gallery file of a data directory."""
     path = Path(place).expanduser()
-    if path.is_dir():
-        path = path / GALLERY_FILE
+    return path / GALLERY_FILE if path.is_dir() else path
+
+
+def _require_gallery_file(path: Path) -> None:
+    """Refuse a SQLite file that holds no gallery (the event log, another program's
+    database): neither copied from as an empty gallery nor given a gallery's tables."""
+    try:
+        with contextlib.closing(connect_read_only(path)) as db:
+            found = {
+                str(row[0])
+                for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+    except sqlite3.Error:
+        found = set()
+    if not {"meta", "people", "faces"} <= found:
+        raise StorageError(
+            f"{path} is not a facelens gallery: nothing was copied. Give a data directory, "
+            f"its {GALLERY_FILE}, or a new file."
+        )
+
+
+def _require_gallery_database(url: str) -> None:
+    db = PostgresDatabase.open(url)
+    try:
+        version = pg_schema.plan(db).version
+    finally:
+        db.close()
+    if not version:
+        raise StorageError(f"There is no gallery in the database {shown(url)}: nothing was copied.")
+
+
+def open_place(
+    place: str, model: ModelName | None = None, *, source: bool = False
+) -> StoredGallery:
+    """The gallery at ``place``: a postgresql:// URL, a data directory (its gallery file) or
+    a gallery file; created, at ``model``, when it does not exist yet, unless it is the
+    ``source`` (a wrong folder, an empty database was copied as an empty gallery, and with
+    --replace emptied the target). A file that holds something else is refused."""
+    if is_url(place):
+        if source:
+            _require_gallery_database(place)
+        return PostgresGallery(place, Path("."), model, follow=False)
+    path = _file(place)
+    if path.is_file() and (source or path.stat().st_size):
+        _require_gallery_file(path)
+    elif source:
+        raise StorageError(f"There is no gallery at {place} (no {path}): nothing was copied.")
     return SQLiteGallery(path, model)
 
 
@@ -116,18 +161,19 @@ def copy_gallery(source: str, target: str, *, replace: bool = False) -> CopyRepo
     """Copy the gallery at ``source`` into the one at ``target`` (see :func:`open_place`),
     which must be empty unless ``replace`` (its people and faces are then dropped first, in
     the same transaction). Nothing is written to ``source``."""
-    if not is_url(source) and not Path(source).expanduser().exists():
-        raise StorageError(f"There is no gallery at {source}.")
-    origin = open_place(source)
+    origin = open_place(source, source=True)
     try:
-        shown = mask(target)
         destination = open_place(target, origin.profile.name)
         try:
-            return _copy(origin, destination, mask(source), shown, replace)
+            return _copy(origin, destination, _shown(source), _shown(target), replace)
         finally:
             destination.close()
     finally:
         origin.close()
+
+
+def _shown(place: str) -> str:
+    return shown(place) if is_url(place) else place
 
 
 def _copy(
