@@ -467,3 +467,17 @@ def test_db_copy_into_another_sqlite_database_is_refused(database_url: str, tmp_
     # A new file, in a folder yet to be made, is fine.
     made = copy_gallery(str(tmp_path / "box"), str(tmp_path / "new" / "dir" / "g.sqlite3"))
     assert made.counts["people"] == 3
+
+
+def test_info_names_the_database_the_gallery_is_in(database_url: str, tmp_path: Path) -> None:
+    """'facelens info' named gallery.sqlite3 in the data directory as the gallery when it was
+    in PostgreSQL."""
+    import json
+
+    done = _facelens(
+        "info", "--json", FACELENS_DATABASE_URL=database_url, FACELENS_DATA_DIR=str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)["gallery"]
+    assert shown.startswith("postgresql://***@127.0.0.1:"), shown
+    assert PASSWORD not in done.stdout
