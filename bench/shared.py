@@ -279,9 +279,12 @@ def report(results: dict[str, Any]) -> list[str]:
         "",
         f"**Two replicas** (1 worker each, 4 clients on each, at once): "
         f"{s['two_replicas']['throughput_rps']} req/s, against "
-        f"{pg['one_replica']['throughput_rps']} with one replica of 2 workers: on this 2-core "
-        "box both are bound by the CPU (SFace and YuNet), so a second replica adds no "
-        "throughput here; on two boxes it would add one box's worth.",
+        f"{pg['one_replica']['throughput_rps']} with one replica of 2 workers "
+        f"({s['two_replicas']['throughput_rps'] / pg['one_replica']['throughput_rps']:.0%}). "
+        "On this 2-core box both are bound by the CPU (SFace and YuNet: two workers already "
+        "use both cores), so a second replica cannot add throughput here, and a figure well "
+        "below 100% means the other core was busy with something else during that run; on "
+        "two boxes a second replica adds one box's worth.",
         "",
         f"**A change seen by another replica**: a rename on A, then B's recognition of the "
         f"person polled until it says the new name ({s['propagation']['rounds']} rounds): "

@@ -29,3 +29,26 @@ def test_a_key_or_the_explicit_permission_lets_it_listen_anywhere(tmp_path: Path
     refuse_open_without_keys(Settings(data_dir=tmp_path, host="0.0.0.0"), keyed=True)
     allowed = Settings(data_dir=tmp_path, host="0.0.0.0", allow_no_keys=True)
     refuse_open_without_keys(allowed, keyed=False)
+
+
+def test_the_write_lock_serves_every_event_loop_in_turn() -> None:
+    """The server's write lock waited on in one event loop, then in another (each in-process
+    app of the tests runs its own): a module-level asyncio.Lock failed there ("bound to a
+    different event loop", a 500 on an enrolment)."""
+    import asyncio
+
+    from facelens.api.enrolment import write_lock
+
+    async def contend() -> list[int]:
+        order: list[int] = []
+
+        async def hold(n: int) -> None:
+            async with write_lock:
+                order.append(n)
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(hold(1), hold(2), hold(3))
+        return order
+
+    assert asyncio.run(contend()) == [1, 2, 3]
+    assert asyncio.run(contend()) == [1, 2, 3]  # another loop

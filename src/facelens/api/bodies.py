@@ -133,15 +133,9 @@ class MultipartReader:
 
     def _on_part_end(self) -> None:
         _, disposition = parse_options_header(self._headers.get(b"content-disposition", b""))
-        name = disposition.get(b"name", b"").decode("utf-8", "replace")
+        name = _label(disposition.get(b"name", b""))
         filename = disposition.get(b"filename")
-        self.parts.append(
-            (
-                name,
-                None if filename is None else filename.decode("utf-8", "replace"),
-                bytes(self._data),
-            )
-        )
+        self.parts.append((name, None if filename is None else _label(filename), bytes(self._data)))
         self._headers.clear()
         self._data.clear()
 
@@ -159,6 +153,12 @@ class MultipartReader:
         except ValueError as exc:
             raise InvalidValue(f"The multipart body cannot be parsed: {exc}.") from None
         return self.parts
+
+
+def _label(raw: bytes) -> str:
+    """A part's name or file name as text: bytes that are no UTF-8, and NUL (which
+    PostgreSQL's text cannot hold: a shared gallery answered 503), as U+FFFD."""
+    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
 def _multipart(body: bytes, content_type: str) -> list[Part]:

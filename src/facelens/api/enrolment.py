@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import weakref
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -23,7 +24,31 @@ from facelens.api.services import Services
 from facelens.errors import ImageError, NotFound, NothingEnrolled, Unavailable, WorkTimeout
 from facelens.jobs.enrol import Create, PhotoOutcome, enrol_photo, enrolled_before
 
-write_lock = asyncio.Lock()
+
+class LoopLock:
+    """An asyncio lock per event loop: a server runs one loop, so this is one lock; an
+    ``asyncio.Lock`` made at import binds to the first loop it is waited on in, and then fails
+    ("bound to a different event loop", a 500) in any other, such as the next in-process app
+    of the tests."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _lock(self) -> asyncio.Lock:
+        return self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+
+    async def __aenter__(self) -> None:
+        await self._lock().acquire()
+
+    async def __aexit__(self, *_: object) -> None:
+        self._lock().release()
+
+
+# Changes to people are made one at a time by this server (its own requests queue here, not
+# in the database's lock, so none holds a connection while it waits).
+write_lock = LoopLock()
 
 
 async def enrol_uploads(

@@ -30,7 +30,8 @@ from facelens.storage.sqlite import Database, now_text
 if TYPE_CHECKING:
     from facelens.events.event import Event
     from facelens.events.tail import Tail
-    from facelens.storage.postgres import PostgresDatabase, SessionLocks
+    from facelens.storage.pg_sessions import SessionLocks
+    from facelens.storage.postgres import PostgresDatabase
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ class EventLog:
         every target gets every event in order."""
         if self.url is None:
             return True
-        from facelens.storage.postgres import SessionLocks, lock_key
+        from facelens.storage.pg_sessions import SessionLocks, lock_key
 
         with self._lock:
             if self._claims is None:

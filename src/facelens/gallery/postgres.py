@@ -17,20 +17,33 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from facelens.errors import DatabaseUnavailable, ModelError, StorageError
+from facelens.errors import DatabaseUnavailable, GalleryDamaged, ModelError, StorageError
 from facelens.gallery import pg_schema, schema
 from facelens.gallery.stored import StoredGallery
 from facelens.models.profiles import ModelProfile, profile_for
 from facelens.settings import ModelName
 from facelens.storage.connection import Connection
-from facelens.storage.postgres import Follower, PostgresDatabase
+from facelens.storage.pg_sessions import Follower
+from facelens.storage.postgres import PostgresDatabase
 
 log = logging.getLogger(__name__)
 QUICK_S = 0.5  # longest a recognition waits for a connection to read the revision
 
 
-def _revision(db: Connection) -> int:
-    return int(db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()[0])
+def _revision(db: Connection, where: str) -> int:
+    """The gallery's revision; :class:`GalleryDamaged` if someone else made it no number or
+    deleted it (``int()`` failed, and every recognition with it)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        found = "missing" if row is None else f"{row[0]!r}, not a number"
+        raise GalleryDamaged(
+            f"The gallery's revision in {where} is {found}: someone else wrote to its meta "
+            "table. Recognition goes on with the people held in memory; no change is stored "
+            "until it is a number again (UPDATE meta SET value = '1' WHERE key = 'revision', "
+            "or INSERT the row)."
+        ) from None
 
 
 class PostgresStore:
@@ -53,8 +66,10 @@ class PostgresStore:
     def follow(self) -> None:
         """From now on, follow the changes every server makes (read now, then followed)."""
         with self.db.reading() as connection:
-            self._revision = _revision(connection)
-        self._follower = Follower(self.url, pg_schema.CHANNEL, _revision, self._moved)
+            self._revision = _revision(connection, self.where)
+        self._follower = Follower(
+            self.url, pg_schema.CHANNEL, lambda db: _revision(db, self.where), self._moved
+        )
         self._follower.start()
 
     def _moved(self, revision: int) -> None:
@@ -78,6 +93,9 @@ class PostgresStore:
 
     def bump(self, db: Connection) -> None:
         """Within a write: the gallery changed; every server is told when it is committed."""
+        # Read first: a revision someone made no number is refused in our words (CAST's
+        # "invalid input syntax for type bigint"; a missing row changed nothing, silently).
+        _revision(db, self.where)
         revision = db.execute(
             "UPDATE meta SET value = CAST(value AS BIGINT) + 1 WHERE key = 'revision' "
             "RETURNING value"
@@ -91,8 +109,10 @@ class PostgresStore:
         if self._follower is not None and self._follower.problem is not None:
             return self._revision
         try:
-            with self.db.reading(QUICK_S) as connection:
-                self._revision = max(self._revision, _revision(connection))
+            # Bounded: a worker reads it before each recognition, which waited as long as
+            # another session held the meta table locked (VACUUM FULL, ALTER, LOCK TABLE).
+            with self.db.reading(QUICK_S, timeout_s=QUICK_S) as connection:
+                self._revision = max(self._revision, _revision(connection, self.where))
         except DatabaseUnavailable:
             if self._revision < 0:  # never read: nothing to answer from
                 raise

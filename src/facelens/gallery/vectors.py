@@ -39,6 +39,16 @@ class StoredVectors:
     def profile(self) -> ModelProfile:
         return self.file.profile
 
+    @staticmethod
+    def _vector(blob: bytes) -> np.ndarray:
+        """A stored embedding's floats; none if its bytes are no whole number of them (numpy
+        refuses such a buffer: a shared database someone else wrote to made every
+        recognition fail)."""
+        data = bytes(blob)
+        if len(data) % 4:
+            return np.zeros(0, "<f4")
+        return np.frombuffer(data, dtype="<f4")
+
     def _usable(self, vector: np.ndarray) -> bool:
         """A stored vector that can be matched: the model's size, finite, a plausible length.
         One NaN would otherwise make every distance NaN and every face unknown."""
@@ -114,7 +124,7 @@ class StoredVectors:
             rows = self.file.read("SELECT embedding FROM faces WHERE id = ?", (face_id,))
             if not rows:
                 raise NotFound(f"No stored face has id {face_id}.")
-            vector: Embeddings = np.frombuffer(rows[0][0], dtype="<f4")
+            vector: Embeddings = self._vector(rows[0][0])
             if not self._usable(vector):
                 raise StorageError(
                     f"Stored face {face_id} has an unusable vector: 'facelens gallery check' "

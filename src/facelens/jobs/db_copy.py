@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from facelens.errors import Conflict, StorageError
 from facelens.events.log import EventLog
+from facelens.gallery import pg_schema
 from facelens.gallery.keys import KEY_COLUMNS as KEYS
 from facelens.gallery.keys import KEYS_TABLE
 from facelens.gallery.postgres import PostgresGallery, PostgresStore
@@ -23,8 +25,8 @@ from facelens.gallery.sqlite import SQLiteGallery
 from facelens.gallery.stored import StoredGallery
 from facelens.settings import EVENTS_FILE, GALLERY_FILE, ModelName
 from facelens.storage.connection import Connection
-from facelens.storage.postgres import is_url
-from facelens.system.redact import mask
+from facelens.storage.postgres import PostgresDatabase, is_url, shown
+from facelens.storage.sqlite import connect_read_only
 
 # The gallery's tables, parents first, with the columns copied (ids kept).
 TABLES: dict[str, str] = {
@@ -51,14 +53,56 @@ class CopyReport:
         return asdict(self)
 
 
-def open_place(place: str, model: ModelName | None = None) -> StoredGallery:
-    """The gallery at ``place``: a postgresql:// URL, a data directory (its gallery file) or
-    a gallery file; created, at ``model``, when it does not exist yet."""
-    if is_url(place):
-        return PostgresGallery(place, Path("."), model, follow=False)
+def _file(place: str) -> Path:
+    """The gallery file ``place`` names: itself, or the gallery file of a data directory."""
     path = Path(place).expanduser()
-    if _is_data_dir(path):
-        path = path / GALLERY_FILE
+    return path / GALLERY_FILE if _is_data_dir(path) else path
+
+
+def _require_gallery_file(path: Path) -> None:
+    """Refuse a SQLite file that holds no gallery (the event log, another program's
+    database): neither copied from as an empty gallery nor given a gallery's tables."""
+    try:
+        with contextlib.closing(connect_read_only(path)) as db:
+            found = {
+                str(row[0])
+                for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+    except sqlite3.Error:
+        found = set()
+    if not {"meta", "people", "faces"} <= found:
+        raise StorageError(
+            f"{path} is not a facelens gallery: nothing was copied. Give a data directory, "
+            f"its {GALLERY_FILE}, or a new file."
+        )
+
+
+def _require_gallery_database(url: str) -> None:
+    db = PostgresDatabase.open(url)
+    try:
+        version = pg_schema.plan(db).version
+    finally:
+        db.close()
+    if not version:
+        raise StorageError(f"There is no gallery in the database {shown(url)}: nothing was copied.")
+
+
+def open_place(
+    place: str, model: ModelName | None = None, *, source: bool = False
+) -> StoredGallery:
+    """The gallery at ``place``: a postgresql:// URL, a data directory (its gallery file) or
+    a gallery file; created, at ``model``, when it does not exist yet, unless it is the
+    ``source`` (a wrong folder, an empty database was copied as an empty gallery, and with
+    --replace emptied the target). A file that holds something else is refused."""
+    if is_url(place):
+        if source:
+            _require_gallery_database(place)
+        return PostgresGallery(place, Path("."), model, follow=False)
+    path = _file(place)
+    if path.is_file() and (source or path.stat().st_size):
+        _require_gallery_file(path)
+    elif source:
+        raise StorageError(f"There is no gallery at {place} (no {path}): nothing was copied.")
     return SQLiteGallery(path, model)
 
 
@@ -162,10 +206,8 @@ def copy_gallery(source: str, target: str, *, replace: bool = False) -> CopyRepo
     which must be empty unless ``replace`` (what it holds is then dropped first, in the same
     transaction); with its events when both are a data directory or a database. Nothing is
     written to ``source``."""
-    if not is_url(source) and not Path(source).expanduser().exists():
-        raise StorageError(f"There is no gallery at {source}.")
     with contextlib.ExitStack() as stack:
-        origin = stack.enter_context(contextlib.closing(open_place(source)))
+        origin = stack.enter_context(contextlib.closing(open_place(source, source=True)))
         destination = stack.enter_context(
             contextlib.closing(open_place(target, origin.profile.name))
         )
@@ -176,16 +218,16 @@ def copy_gallery(source: str, target: str, *, replace: bool = False) -> CopyRepo
                 stack.callback(log.close)
         if into is not None and into.last_seq() and not replace:
             raise Conflict(
-                f"The event log at {mask(target)} holds events: nothing was copied. Give "
+                f"The event log at {_shown(target)} holds events: nothing was copied. Give "
                 "--replace to drop what it holds first."
             )
-        report = _copy(origin, destination, mask(source), mask(target), replace)
+        report = _copy(origin, destination, _shown(source), _shown(target), replace)
         if events is not None and into is not None:
             report.counts.update(_copy_events(events, into))
             copied = into.read_rows("SELECT COUNT(*) FROM events")[0][0]
             if int(copied) != report.counts["events"]:
                 raise StorageError(
-                    f"The events copied to {mask(target)} do not match ({copied} for "
+                    f"The events copied to {_shown(target)} do not match ({copied} for "
                     f"{report.counts['events']}): the source changed during the copy? Run it "
                     "again with --replace."
                 )
@@ -230,6 +272,10 @@ def _copy_events(origin: EventLog, destination: EventLog) -> dict[str, int]:
                 "COALESCE((SELECT MAX(seq) FROM events), 0) + 1, false)"
             )
     return counts
+
+
+def _shown(place: str) -> str:
+    return shown(place) if is_url(place) else place
 
 
 def _copy(

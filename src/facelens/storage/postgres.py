@@ -10,26 +10,24 @@ once with ``?`` placeholders and the syntax both backends speak; this module han
 change counter read every second, so a missed notification costs at most a second).
 
 Every failure is ours: :class:`DatabaseUnavailable` (503, Retry-After) when the server cannot be
-reached, :class:`StorageError` otherwise; the URL is shown with its password masked."""
+reached, :class:`StorageError` otherwise; the URL is shown without its user and password."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import logging
-import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
 import psycopg.conninfo
 import psycopg_pool
 
-from facelens.errors import DatabaseUnavailable, StorageError
+from facelens.errors import DatabaseUnavailable, InvalidValue, StorageError
 from facelens.storage.connection import Connection, Cursor
 from facelens.system.redact import mask
 
@@ -43,6 +41,10 @@ WRITE_LOCK = 0x66_6C_00_01
 UPGRADE_LOCK = 0x66_6C_00_02
 STREAM_ROWS = 10_000  # rows a streamed read holds at once
 BACKOFF_CAP_S = 5.0  # longest pause between attempts to reach the database again
+# psycopg's pool tries to connect again after 1, 2, 4, 8 ... s, uncapped: a chain of attempts
+# given up after this long is started afresh by the next statement (at once), so writes come
+# back within seconds of the database, however long it was away.
+RECONNECT_S = BACKOFF_CAP_S
 # How a connection notices a server gone quiet (a partition, not a refusal): data unanswered
 # for 5 s, or an idle link whose keepalives go unanswered, drops it instead of waiting for TCP.
 LINK: dict[str, Any] = {
@@ -57,6 +59,41 @@ LINK: dict[str, Any] = {
 
 def is_url(value: str) -> bool:
     return value.startswith(SCHEMES)
+
+
+# Query parameters of a URL shown with their values; any other's value is hidden.
+_PLAIN = frozenset(("sslmode", "connect_timeout", "target_session_attrs", "application_name"))
+
+
+def shown(url: str) -> str:
+    """``url`` as messages show it: where it goes (host, port, database), whatever the user
+    and password hold (a quote, '@', '/' or a space, where masking by pattern stopped and
+    showed the rest), and query values hidden but a few harmless ones (``sslmode``)."""
+    scheme, found, rest = url.partition("://")
+    if not found:
+        return "***"
+    if "@" in rest:  # the last '@' ends the credentials, whatever they hold
+        rest = "***@" + rest.rpartition("@")[2]
+    where, _, query = rest.partition("?")
+    if query:
+        where += "?" + "&".join(
+            item if item.partition("=")[0] in _PLAIN else f"{item.partition('=')[0]}=***"
+            for item in query.split("&")
+        )
+    return f"{scheme}://{where}"
+
+
+def _readable(url: str) -> None:
+    """Refuse a URL libpq cannot read, without its words: they quote the part it could not
+    read, the password itself when that holds a space or a stray '%'."""
+    try:
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        raise InvalidValue(
+            f"The database URL {shown(url)} cannot be read as a PostgreSQL URL: "
+            "percent-encode every character of the user name and password but letters, digits "
+            "and -._~ (a space as %20, '%' as %25, '@' as %40, '/' as %2F, ':' as %3A)."
+        ) from None
 
 
 @functools.lru_cache(maxsize=512)
@@ -86,14 +123,21 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _said(exc: BaseException) -> str:
+    return mask(_first_line(exc))
+
+
 _pools: dict[str, tuple[psycopg_pool.ConnectionPool[psycopg.Connection[Any]], list[int]]] = {}
 _opening = threading.Lock()
 # The databases found out of reach, each with when to try it again: meanwhile a statement
 # fails at once (a recognition checking a key never waits for a dead server), then one probe
-# waits at most PROBE_S. Set by any failure to connect (a statement's, or a Follower's).
+# waits at most PROBE_S. Set by any failure to connect (a statement's, or a Follower's), not by
+# a connection lost once made (killed, say): the next attempt to connect tells.
 _down: dict[str, float] = {}
 RETRY_S = 1.0
 PROBE_S = 0.5
+WAIT_SLICE_S = 0.1  # how often a statement waiting for a connection looks if the database was
+# found out of reach meanwhile (then it gives up)
 
 
 def _mark(url: str, reachable: bool) -> None:
@@ -110,8 +154,8 @@ def _pool(url: str, wait_s: float) -> psycopg_pool.ConnectionPool[psycopg.Connec
         max_size=4,
         open=False,
         kwargs={"autocommit": True, **LINK},
-        check=psycopg_pool.ConnectionPool.check_connection,
         timeout=wait_s,
+        reconnect_timeout=RECONNECT_S,
         name="facelens",
     )
 
@@ -133,7 +177,7 @@ class PostgresDatabase:
         wait_s: float,
     ) -> None:
         self.url = url
-        self.shown = mask(url)
+        self.shown = shown(url)
         self.what = what
         self.wait_s = wait_s
         self._pool = pool
@@ -141,6 +185,7 @@ class PostgresDatabase:
 
     @classmethod
     def open(cls, url: str, what: str = "Gallery", *, wait_s: float = WAIT_S) -> PostgresDatabase:
+        _readable(url)
         with _opening:
             found = _pools.get(url)
             if found is not None:
@@ -186,14 +231,45 @@ class PostgresDatabase:
                 raise self.failure(psycopg.OperationalError("out of reach a moment ago"))
             wait_s = min(wait_s, PROBE_S)
         try:
-            with self._pool.connection(timeout=wait_s) as connection:
-                _mark(self.url, True)
-                yield connection
-        except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
+            connection = self._answering(time.monotonic() + wait_s, retry_at)
+        except psycopg_pool.PoolTimeout as exc:
             _mark(self.url, False)
             raise self.failure(exc) from None
+        _mark(self.url, True)
+        try:
+            yield connection
         except psycopg.Error as exc:
+            # Not marked out of reach: a connection lost during a statement (killed, the
+            # server restarting) says nothing of the next; one that cannot be had does.
             raise self.failure(exc) from None
+        finally:
+            self._pool.putconn(connection)
+
+    def _answering(self, deadline: float, marked: float | None) -> psycopg.Connection[Any]:
+        """A pooled connection that answers (by ``deadline``, else PoolTimeout). One the server
+        dropped while it was idle (a restart, a failover, a connection killed) is given back,
+        to be replaced, and the next tried at once: psycopg's pool's own check sleeps 1, 2,
+        4 s between such connections, so after a restart a statement waited its whole 5 s
+        and failed, the database up. Waiting, it gives up once the database is found out of
+        reach meanwhile (marked anew since ``marked``): a request that came as it went away
+        waited the whole 5 s, though every one after it failed at once."""
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                connection = self._pool.getconn(timeout=max(0.0, min(left, WAIT_SLICE_S)))
+            except psycopg_pool.PoolTimeout:
+                if left <= WAIT_SLICE_S or _down.get(self.url, marked) != marked:
+                    raise
+                continue
+            try:
+                connection.execute("")
+            except psycopg.Error:
+                self._pool.putconn(connection)  # broken: the pool closes and replaces it
+                continue
+            except BaseException:
+                self._pool.putconn(connection)
+                raise
+            return connection
 
     @contextlib.contextmanager
     def transaction(self, lock: int | None = WRITE_LOCK) -> Iterator[Connection]:
@@ -205,10 +281,22 @@ class PostgresDatabase:
             yield _Connection(connection)
 
     @contextlib.contextmanager
-    def reading(self, wait_s: float | None = None) -> Iterator[Connection]:
-        """A connection for several reads in a row (waited for at most ``wait_s``)."""
+    def reading(
+        self, wait_s: float | None = None, *, timeout_s: float | None = None
+    ) -> Iterator[Connection]:
+        """A connection for several reads in a row (waited for at most ``wait_s``), each
+        given up after ``timeout_s`` if set (a table another session locked makes a read
+        wait as long as the lock is held)."""
         with self._connection(wait_s) as connection:
-            yield _Connection(connection)
+            if timeout_s is None:
+                yield _Connection(connection)
+                return
+            with connection.transaction():
+                connection.execute(
+                    "SELECT set_config('statement_timeout', %s, true)",
+                    (str(max(1, round(timeout_s * 1000))),),
+                )
+                yield _Connection(connection)
 
     def read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self.reading() as connection:
@@ -257,118 +345,3 @@ class PostgresDatabase:
                 return
             del _pools[self.url]
         self._pool.close(timeout=5)
-
-
-class Follower:
-    """A thread that keeps ``on_change`` told of a change counter: read at once, again on each
-    NOTIFY on ``channel``, and at least every ``every_s`` seconds (a notification missed while
-    the connection was down, or never sent, costs at most that). While the database cannot be
-    reached it tries again with capped, jittered back-off; :attr:`problem` says why meanwhile."""
-
-    def __init__(
-        self,
-        url: str,
-        channel: str,
-        read: Callable[[Connection], int],
-        on_change: Callable[[int], None],
-        every_s: float = 1.0,
-    ) -> None:
-        self.url, self.channel, self.every_s = url, channel, every_s
-        self._read, self._on_change = read, on_change
-        self.problem: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"follow-{channel}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        pause = 0.25
-        while not self._stop.is_set():
-            try:
-                address = psycopg.conninfo.make_conninfo(self.url, **LINK)
-                with psycopg.connect(address, autocommit=True) as connection:
-                    connection.execute(f"LISTEN {self.channel}")
-                    while not self._stop.is_set():
-                        self._on_change(self._read(_Connection(connection)))
-                        _mark(self.url, True)
-                        if self.problem is not None:
-                            log.warning("the database %s is reachable again", mask(self.url))
-                        self.problem, pause = None, 0.25
-                        for _ in connection.notifies(timeout=self.every_s, stop_after=1):
-                            pass  # woken: read the counter again
-            except psycopg.Error as exc:
-                _mark(self.url, False)
-                if self.problem is None:
-                    log.warning(
-                        "the database %s cannot be reached (%s): recognition goes on from "
-                        "memory, changes wait; trying again",
-                        mask(self.url),
-                        mask(_first_line(exc)),
-                    )
-                self.problem = f"The database {mask(self.url)} cannot be reached: " + mask(
-                    _first_line(exc)
-                )
-            except Exception:  # never let the thread die: the replica would drift for good
-                log.exception("following %s failed; trying again", self.channel)
-            pause = min(BACKOFF_CAP_S, pause * 2)
-            self._stop.wait(pause * random.uniform(0.5, 1.0))
-
-    def close(self, wake: Callable[[], object] | None = None) -> None:
-        """Stop following; ``wake`` (a NOTIFY on the channel) spares the wait for the next
-        read of the counter."""
-        self._stop.set()
-        if wake is not None and self._thread.is_alive():
-            with contextlib.suppress(StorageError):
-                wake()
-        self._thread.join(timeout=self.every_s + CONNECT_TIMEOUT_S + 1)
-
-
-def lock_key(name: str) -> int:
-    """A stable advisory lock key for ``name`` (a signed 64-bit number)."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
-class SessionLocks:
-    """Advisory locks this process holds for as long as its own connection to the database
-    lives: a process that dies or loses the network loses them, and another takes them. For
-    work that one server of several must do at a time (delivering one target's events)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._connection: psycopg.Connection[Any] | None = None
-        self._held: set[int] = set()
-        self._lock = threading.Lock()
-
-    def hold(self, key: int) -> bool:
-        """Whether this process holds ``key`` now (taken if free; checked alive if held)."""
-        with self._lock:
-            try:
-                if self._connection is None or self._connection.closed:
-                    self._held.clear()
-                    address = psycopg.conninfo.make_conninfo(self.url, **LINK)
-                    self._connection = psycopg.connect(address, autocommit=True)
-                if key in self._held:
-                    self._connection.execute("SELECT 1")  # alive: the lock is still ours
-                    return True
-                taken = self._connection.execute(
-                    "SELECT pg_try_advisory_lock(%s)", (key,)
-                ).fetchone()
-                if taken and taken[0]:
-                    self._held.add(key)
-                    return True
-                return False
-            except psycopg.Error:
-                self._drop()
-                return False
-
-    def _drop(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._connection.close()
-        self._connection = None
-        self._held.clear()
-
-    def close(self) -> None:
-        with self._lock:
-            self._drop()
