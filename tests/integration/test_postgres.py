@@ -374,14 +374,14 @@ def test_three_servers_on_one_database_share_people_and_follow_each_other(
         assert b.client.delete("/v1/people/Barack").status_code in (200, 204)
         assert wait_for(lambda: names(a) == ["unknown"], 5, "the delete on a") < 1.0
         assert names(c) == ["unknown"]
-        # The same person created on A and B at once, 50 times: one person each time.
-        for i in range(50):
+        # The same person created on A and B at once, 100 times: one person each time.
+        for i in range(100):
             body = {"name": f"Twin {i}"}
             with concurrent.futures.ThreadPoolExecutor(2) as both:
                 calls = [both.submit(s.client.post, "/v1/people", json=body) for s in (a, b)]
                 codes = sorted(call.result().status_code for call in calls)
             assert codes == [201, 409], (i, codes)
-        assert len(c.client.get("/v1/people", params={"limit": 500}).json()["people"]) == 50
+        assert len(c.client.get("/v1/people", params={"limit": 500}).json()["people"]) == 100
     finally:
         for server in servers:
             server.stop()
@@ -629,3 +629,47 @@ def test_twenty_seconds_without_the_database_under_load_fail_no_recognition_and_
         server.stop()
         camera.stop()
         receiver.close()
+
+
+def test_streams_spread_evenly_over_the_servers_and_follow_those_that_stay(
+    database_url: str,
+) -> None:
+    """Leases on the real database, three servers' worth: six streams spread two each; one
+    server leaves (its leases handed back): the other two take them, three each; a new one
+    joins: two each again. Each stream is held by one server at every look."""
+    from facelens.storage.postgres import PostgresDatabase
+    from facelens.video import leases as leasing
+
+    db = PostgresDatabase.open(database_url)
+    db.script(leasing.TABLES)
+    for n in range(6):
+        db.execute(
+            "INSERT INTO streams (id, source, created_at) VALUES (?, 'rtsp://x', 'now')",
+            (f"s{n}",),
+        )
+    running: dict[str, set[str]] = {}  # by server: the streams it was told to run
+
+    def server() -> leasing.Leases:
+        lease = leasing.Leases(PostgresDatabase.open(database_url), lambda held: None, limit=10)
+        lease.run_only = lambda held: running.__setitem__(lease.me, set(held))
+        return lease
+
+    def spread(*servers: leasing.Leases) -> list[int]:
+        for _ in range(3):  # a few looks: each hands back beyond its share, the others take
+            for lease in servers:
+                lease._round()  # one look now (the thread's every 3 s)
+        held = [running.get(lease.me, set()) for lease in servers]
+        everyone = [stream for streams in held for stream in streams]
+        assert len(everyone) == len(set(everyone)) == 6  # each stream on one server
+        return sorted(len(streams) for streams in held)
+
+    a, b, c = server(), server(), server()
+    assert spread(a, b, c) == [2, 2, 2]
+    c.stop()
+    c.release()  # a server stopping: its leases handed back
+    assert spread(a, b) == [3, 3]
+    d = server()  # a server joining
+    assert spread(a, b, d) == [2, 2, 2]
+    for lease in (a, b, d):
+        lease.release()
+    db.close()
