@@ -341,7 +341,7 @@ def test_three_servers_on_one_database_share_people_and_follow_each_other(
 ) -> None:
     """Three real 'facelens serve' on one PostgreSQL, started together on an empty database:
     one upgrade; a person enrolled on A is recognised on B and C; renamed and deleted on B,
-    A follows within a second; one key made once works on all three."""
+    A follows within a second; the same person created on two at once is one person."""
     import concurrent.futures
 
     from tests.support.server import Server
