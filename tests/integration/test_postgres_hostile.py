@@ -178,11 +178,14 @@ def test_a_file_name_with_a_nul_byte_is_enrolled(ruby: TestClient) -> None:
 # -- connections dropped, a database down for long ----------------------------------------------
 
 
-def _terminate(server: PostgresServer) -> int:
+def _terminate(server: PostgresServer, url: str) -> int:
+    """Kill every connection to the test's own database (others' tests may hold some to
+    theirs); how many there were."""
     with server.admin() as db:
         found = db.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = %s",
-            (USER,),
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE usename = %s AND datname = %s",
+            (USER, url.rsplit("/", 1)[1]),
         ).fetchone()
     return int(found[0]) if found else 0
 
@@ -207,7 +210,7 @@ def test_connections_dropped_by_the_server_are_replaced_at_once(
                     return int(db.execute("SELECT COUNT(*) FROM people").fetchone()[0])
 
             assert list(readers.map(read, range(4))) == [1, 1, 1, 1]
-        assert _terminate(postgres_server) == 4
+        assert _terminate(postgres_server, database_url) == 4
         assert gallery.count_people() == 1
         gallery.add_person("Bo")
     finally:
@@ -244,12 +247,14 @@ def test_a_dropped_connection_is_not_taken_for_the_database_out_of_reach(
 
 
 def _others(server: PostgresServer, pooled: int, *, kill: bool = False) -> int:
-    """How many connections of ``facelens`` there are but ``pooled`` (killed if ``kill``)."""
+    """How many connections of ``facelens`` to the database of ``pooled`` there are but
+    ``pooled`` (killed if ``kill``)."""
     what = "pg_terminate_backend(pid)" if kill else "*"
     with server.admin() as db:
         found = db.execute(
-            f"SELECT count({what}) FROM pg_stat_activity WHERE usename = %s AND pid <> %s",
-            (USER, pooled),
+            f"SELECT count({what}) FROM pg_stat_activity WHERE usename = %s AND pid <> %s "
+            "AND datname = (SELECT datname FROM pg_stat_activity WHERE pid = %s)",
+            (USER, pooled, pooled),
         ).fetchone()
     return int(found[0]) if found else 0
 
