@@ -4,8 +4,7 @@ the gallery changes), and the small JPEG kept of each face."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -39,24 +38,6 @@ class StoredVectors:
     def profile(self) -> ModelProfile:
         return self.file.profile
 
-    @staticmethod
-    def _vector(blob: bytes) -> np.ndarray:
-        """A stored embedding's floats; none if its bytes are no whole number of them (numpy
-        refuses such a buffer: a shared database someone else wrote to made every
-        recognition fail)."""
-        data = bytes(blob)
-        if len(data) % 4:
-            return np.zeros(0, "<f4")
-        return np.frombuffer(data, dtype="<f4")
-
-    def _usable(self, vector: np.ndarray) -> bool:
-        """A stored vector that can be matched: the model's size, finite, a plausible length.
-        One NaN would otherwise make every distance NaN and every face unknown."""
-        if vector.shape != (self.profile.dim,) or not np.isfinite(vector).all():
-            return False
-        low, high = self.profile.norm_range
-        return bool(low <= float(np.linalg.norm(vector)) <= high)
-
     def face_vectors(self) -> FaceVectors:
         """Every stored face's id, person and embedding, in person and id order; faces with
         unusable vectors are left out (and listed in :attr:`bad_faces`). Read a chunk at a
@@ -75,7 +56,7 @@ class StoredVectors:
                 "SELECT f.id, p.name, f.embedding FROM faces f JOIN people p ON "
                 "p.id = f.person_id ORDER BY p.name, f.id"
             ):
-                chunk, usable = self._checked(rows)
+                chunk, usable = self._checked([row[2] for row in rows])
                 end = kept + int(usable.sum())
                 if end > len(matrix):  # faces added since the count
                     matrix = np.concatenate([matrix, np.empty((end - len(matrix), dim), "<f4")])
@@ -98,17 +79,18 @@ class StoredVectors:
             self.bad_faces = bad
             return FaceVectors(tuple(ids), tuple(people), matrix[:kept])
 
-    def _checked(self, rows: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray]:
-        """The vectors of ``rows`` (id, name, blob) as a matrix, and which are usable: the
-        model's size, finite, a plausible length (one NaN would make every distance NaN)."""
+    def _checked(self, blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """Stored vectors as a matrix, and which are usable: the model's size (a blob of any
+        other length, no whole number of floats included, is left out), finite, a plausible
+        length (one NaN would make every distance NaN)."""
         dim = self.profile.dim
         size = dim * 4
-        sized = np.fromiter((len(row[2]) == size for row in rows), bool, len(rows))
+        sized = np.fromiter((len(blob) == size for blob in blobs), bool, len(blobs))
         blank = bytes(size)  # a vector of the wrong size: zeros, left out below
         chunk = np.frombuffer(
-            b"".join(row[2] if ok else blank for row, ok in zip(rows, sized, strict=True)),
+            b"".join(blob if ok else blank for blob, ok in zip(blobs, sized, strict=True)),
             dtype="<f4",
-        ).reshape(len(rows), dim)
+        ).reshape(len(blobs), dim)
         low, high = self.profile.norm_range
         with np.errstate(all="ignore"):  # NaN and inf: found unusable just below
             squared = np.einsum("ij,ij->i", chunk, chunk, dtype=np.float64)
@@ -124,13 +106,14 @@ class StoredVectors:
             rows = self.file.read("SELECT embedding FROM faces WHERE id = ?", (face_id,))
             if not rows:
                 raise NotFound(f"No stored face has id {face_id}.")
-            vector: Embeddings = self._vector(rows[0][0])
-            if not self._usable(vector):
+            vectors, usable = self._checked([rows[0][0]])
+            if not usable[0]:
                 raise StorageError(
                     f"Stored face {face_id} has an unusable vector: 'facelens gallery check' "
                     "lists such faces."
                 )
-            return vector.copy()
+            found: Embeddings = vectors[0].copy()
+            return found
 
     def index(self) -> GalleryIndex:
         """All embeddings for matching, cached until the gallery changes. Once the file is

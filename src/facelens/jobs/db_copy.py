@@ -149,31 +149,15 @@ def _rows(
 
 def checksum(gallery: StoredGallery) -> str:
     digest = hashlib.sha256()
-    last = -1
-    while True:
-        rows = gallery.file.read(
-            "SELECT f.id, p.name, f.embedding FROM faces f JOIN people p ON p.id = f.person_id "
-            "WHERE f.id > ? ORDER BY f.id LIMIT ?",
-            (last, CHUNK),
-        )
+    faces = "faces f JOIN people p ON p.id = f.person_id"
+    for rows in _rows(gallery.file.read, faces, "f.id, p.name, f.embedding", "f.id"):
         for face_id, name, vector in rows:
             digest.update(f"{face_id}\0{name}\0".encode())
             digest.update(bytes(vector))
-        if len(rows) < CHUNK:
-            break
-        last = int(rows[-1][0])
-    last = -1
-    while True:
-        rows = gallery.file.read(
-            "SELECT face_id, jpeg FROM face_thumbnails WHERE face_id > ? ORDER BY face_id LIMIT ?",
-            (last, CHUNK),
-        )
+    for rows in _rows(gallery.file.read, "face_thumbnails", "face_id, jpeg", "face_id"):
         for face_id, jpeg in rows:
             digest.update(f"t{face_id}\0".encode())
             digest.update(bytes(jpeg))
-        if len(rows) < CHUNK:
-            break
-        last = int(rows[-1][0])
     return digest.hexdigest()
 
 
